@@ -1,0 +1,313 @@
+#!/usr/bin/env bash
+# The local service stack that tests, CI, the demo and newcomers share.
+#
+#   scripts/services.sh up     [postgres redis spark storage]   install what is missing, start, wait healthy
+#   scripts/services.sh down   [postgres redis spark storage]   stop what this script started
+#   scripts/services.sh status [postgres redis spark storage]
+#   scripts/services.sh env                                     export lines for DATABASE_URL, REDIS_URL, …
+#
+# Idempotent: a service that already answers is left alone. Downloads are cached in .cache/ (git-ignored),
+# state and logs live in .services/ (git-ignored). Everything binds to 127.0.0.1.
+#
+# Environment overrides: LAKEFERRY_PG_PORT (55432), LAKEFERRY_REDIS_PORT (56379), LAKEFERRY_SPARK_PORT (15002),
+# LAKEFERRY_SPARK_NAME (lakeferry-spark: a second Spark server needs its own name and port),
+# LAKEFERRY_SPARK_MEMORY (2g), LAKEFERRY_SPARK_MASTER (local[2]), LAKEFERRY_SERVICES_DIR, LAKEFERRY_CACHE_DIR.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SERVICES_DIR=${LAKEFERRY_SERVICES_DIR:-$ROOT/.services}
+CACHE_DIR=${LAKEFERRY_CACHE_DIR:-$ROOT/.cache}
+PG_PORT=${LAKEFERRY_PG_PORT:-55432}
+REDIS_PORT=${LAKEFERRY_REDIS_PORT:-56379}
+SPARK_PORT=${LAKEFERRY_SPARK_PORT:-15002}
+SPARK_NAME=${LAKEFERRY_SPARK_NAME:-lakeferry-spark}
+SPARK_MEMORY=${LAKEFERRY_SPARK_MEMORY:-2g}
+SPARK_MASTER=${LAKEFERRY_SPARK_MASTER:-local[2]}
+
+PG_BIN=${LAKEFERRY_PG_BIN:-/usr/lib/postgresql/15/bin}
+PG_USER=lakeferry
+PG_PASSWORD=lakeferry
+PG_DATA=$SERVICES_DIR/postgres
+
+SPARK_VERSION=4.0.1
+SPARK_HOME_DIR=$CACHE_DIR/spark-$SPARK_VERSION
+JARS_DIR=$CACHE_DIR/jars
+# Known to work together with Spark 4.0.1 (Scala 2.13, Hadoop 3.4.1).
+JARS=(
+  org.apache.iceberg:iceberg-spark-runtime-4.0_2.13:1.10.0
+  org.postgresql:postgresql:42.7.8
+  org.apache.hadoop:hadoop-aws:3.4.1
+  software.amazon.awssdk:bundle:2.24.6
+)
+
+log() { printf '[services] %s\n' "$*" >&2; }
+die() {
+  printf '[services] error: %s\n' "$*" >&2
+  exit 1
+}
+
+# A pid is alive when its process exists and is not a zombie (PID 1 here may not reap SIGKILLed children).
+alive() {
+  local pid=$1
+  [ -n "$pid" ] && [ -r "/proc/$pid/status" ] && ! grep -q '^State:.*Z' "/proc/$pid/status"
+}
+
+wait_for() {
+  local what=$1 seconds=$2
+  shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.5
+  done
+  log "$what is up"
+}
+
+apt_install() {
+  log "installing $* from Debian packages"
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null 2>&1 || true
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$@" >/dev/null
+}
+
+# ---------------------------------------------------------------- postgres
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+pg_ready() { "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; }
+
+psql_admin() { as_pg "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -qtA "$@"; }
+
+postgres_up() {
+  [ -x "$PG_BIN/postgres" ] || apt_install postgresql-15
+  if ! pg_ready; then
+    mkdir -p "$PG_DATA"
+    [ "$(id -u)" = 0 ] && chown -R postgres "$PG_DATA" && chmod 700 "$PG_DATA"
+    if [ ! -f "$PG_DATA/PG_VERSION" ]; then
+      log "initialising postgres in $PG_DATA"
+      as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+    fi
+    log "starting postgres on 127.0.0.1:$PG_PORT"
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_DATA/server.log" -w -t 60 \
+      -o "-h 127.0.0.1 -p $PG_PORT -k $PG_DATA -c max_connections=400 -c shared_buffers=256MB -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+      start >/dev/null || die "postgres did not start; see $PG_DATA/server.log"
+  fi
+  wait_for postgres 60 pg_ready || die "postgres does not answer on port $PG_PORT"
+  if [ "$(psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname = '$PG_USER'")" != 1 ]; then
+    psql_admin -c "CREATE ROLE $PG_USER LOGIN SUPERUSER PASSWORD '$PG_PASSWORD'"
+  fi
+  local db
+  for db in lakeferry lakeferry_catalog; do
+    if [ "$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = '$db'")" != 1 ]; then
+      psql_admin -c "CREATE DATABASE $db OWNER $PG_USER"
+    fi
+  done
+}
+
+postgres_down() {
+  [ -f "$PG_DATA/postmaster.pid" ] || return 0
+  as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null 2>&1 || true
+  log "postgres stopped"
+}
+
+postgres_status() { pg_ready && echo "postgres: up on 127.0.0.1:$PG_PORT" || echo "postgres: down"; }
+
+# ---------------------------------------------------------------- redis
+REDIS_DIR=$SERVICES_DIR/redis
+redis_ready() { [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
+
+redis_up() {
+  command -v redis-server >/dev/null || apt_install redis-server
+  # The Debian package starts its own server on 6379 when a service manager runs; ours is separate.
+  if ! redis_ready; then
+    mkdir -p "$REDIS_DIR"
+    log "starting redis on 127.0.0.1:$REDIS_PORT"
+    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no --dir "$REDIS_DIR" \
+      --daemonize yes --pidfile "$REDIS_DIR/redis.pid" --logfile "$REDIS_DIR/redis.log" \
+      --maxmemory-policy noeviction >/dev/null
+  fi
+  wait_for redis 30 redis_ready || die "redis does not answer on port $REDIS_PORT"
+}
+
+redis_down() {
+  local pid
+  pid=$(cat "$REDIS_DIR/redis.pid" 2>/dev/null || true)
+  if alive "$pid"; then
+    kill "$pid" 2>/dev/null || true
+    log "redis stopped"
+  fi
+  rm -f "$REDIS_DIR/redis.pid"
+}
+
+redis_status() { redis_ready && echo "redis: up on 127.0.0.1:$REDIS_PORT" || echo "redis: down"; }
+
+# ---------------------------------------------------------------- spark connect
+SPARK_DIR=$SERVICES_DIR/$SPARK_NAME
+
+spark_install() {
+  if [ ! -x "$SPARK_HOME_DIR/bin/spark-submit" ]; then
+    # The pyspark source distribution carries Spark's jars and launch scripts (deps/), connect server included.
+    local dl=$CACHE_DIR/dl
+    mkdir -p "$dl"
+    if ! ls "$dl"/pyspark-$SPARK_VERSION.tar.gz >/dev/null 2>&1; then
+      log "downloading pyspark $SPARK_VERSION (Spark's jars, ~450 MB) from PyPI"
+      python3 -m pip download --quiet --no-deps --no-binary :all: --no-build-isolation -d "$dl" "pyspark==$SPARK_VERSION" ||
+        die "could not download pyspark $SPARK_VERSION"
+    fi
+    log "unpacking Spark $SPARK_VERSION"
+    rm -rf "$SPARK_HOME_DIR.part"
+    mkdir -p "$SPARK_HOME_DIR.part"
+    tar -xzf "$dl/pyspark-$SPARK_VERSION.tar.gz" -C "$SPARK_HOME_DIR.part" --strip-components=1
+    local deps=$SPARK_HOME_DIR.part/deps
+    [ -d "$deps/jars" ] || die "the pyspark sdist has no deps/jars"
+    mkdir -p "$SPARK_HOME_DIR.part/spark"
+    mv "$deps/jars" "$deps/bin" "$SPARK_HOME_DIR.part/spark/"
+    [ -d "$deps/sbin" ] && mv "$deps/sbin" "$SPARK_HOME_DIR.part/spark/"
+    rm -rf "$SPARK_HOME_DIR"
+    mv "$SPARK_HOME_DIR.part/spark" "$SPARK_HOME_DIR"
+    rm -rf "$SPARK_HOME_DIR.part"
+    chmod +x "$SPARK_HOME_DIR"/bin/*
+    ls "$SPARK_HOME_DIR"/jars/spark-connect_*.jar >/dev/null 2>&1 || die "Spark has no connect server jar"
+  fi
+  mkdir -p "$JARS_DIR"
+  local coordinate artifact version
+  for coordinate in "${JARS[@]}"; do
+    IFS=: read -r _ artifact version <<<"$coordinate"
+    if [ ! -f "$JARS_DIR/$artifact-$version.jar" ]; then
+      log "fetching $coordinate from Maven Central"
+      mvn -q -B dependency:copy -Dartifact="$coordinate" -DoutputDirectory="$JARS_DIR" -Dmdep.useBaseVersion=true \
+        >"$CACHE_DIR/mvn.log" 2>&1 || die "could not fetch $coordinate; see $CACHE_DIR/mvn.log"
+    fi
+  done
+}
+
+spark_ready() {
+  # The connect server logs this once its gRPC port listens.
+  alive "$(cat "$SPARK_DIR/spark.pid" 2>/dev/null || true)" &&
+    (exec 3<>"/dev/tcp/127.0.0.1/$SPARK_PORT") 2>/dev/null
+}
+
+spark_up() {
+  spark_install
+  if spark_ready; then return 0; fi
+  local old
+  old=$(cat "$SPARK_DIR/spark.pid" 2>/dev/null || true)
+  if alive "$old"; then kill "$old" 2>/dev/null || true; fi
+  mkdir -p "$SPARK_DIR/tmp" "${LAKEFERRY_WAREHOUSE:-$SERVICES_DIR/warehouse}"
+  local warehouse=${LAKEFERRY_WAREHOUSE:-$SERVICES_DIR/warehouse}
+  local jars
+  jars=$(printf '%s,' "$JARS_DIR"/*.jar)
+  log "starting Spark Connect $SPARK_VERSION ($SPARK_NAME) on 127.0.0.1:$SPARK_PORT"
+  (
+    cd "$SPARK_DIR"
+    unset SPARK_REMOTE SPARK_CONNECT_MODE_ENABLED
+    export SPARK_HOME=$SPARK_HOME_DIR SPARK_LOCAL_IP=127.0.0.1 SPARK_LOCAL_DIRS=$SPARK_DIR/tmp
+    export JAVA_HOME=${JAVA_HOME:-$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")}
+    nohup "$SPARK_HOME_DIR/bin/spark-submit" \
+      --class org.apache.spark.sql.connect.service.SparkConnectServer \
+      --name "$SPARK_NAME" \
+      --master "$SPARK_MASTER" \
+      --driver-memory "$SPARK_MEMORY" \
+      --jars "${jars%,}" \
+      --conf spark.connect.grpc.binding.address=127.0.0.1 \
+      --conf spark.connect.grpc.binding.port="$SPARK_PORT" \
+      --conf spark.driver.host=127.0.0.1 \
+      --conf spark.driver.bindAddress=127.0.0.1 \
+      --conf spark.ui.enabled=false \
+      --conf spark.sql.shuffle.partitions=4 \
+      --conf spark.sql.session.timeZone=UTC \
+      --conf spark.sql.extensions=org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions \
+      --conf spark.sql.catalog.lake=org.apache.iceberg.spark.SparkCatalog \
+      --conf spark.sql.catalog.lake.type=jdbc \
+      --conf spark.sql.catalog.lake.uri="jdbc:postgresql://127.0.0.1:$PG_PORT/lakeferry_catalog" \
+      --conf spark.sql.catalog.lake.jdbc.user=$PG_USER \
+      --conf spark.sql.catalog.lake.jdbc.password=$PG_PASSWORD \
+      --conf spark.sql.catalog.lake.jdbc.schema-version=V1 \
+      --conf spark.sql.catalog.lake.warehouse="file://$warehouse" \
+      --conf spark.hadoop.fs.s3a.endpoint="${LAKEFERRY_S3A_ENDPOINT:-http://127.0.0.1:${LAKEFERRY_S3_PORT:-55000}}" \
+      --conf spark.hadoop.fs.s3a.path.style.access=true \
+      --conf spark.hadoop.fs.s3a.connection.ssl.enabled=false \
+      --conf spark.hadoop.fs.s3a.access.key="${LAKEFERRY_S3A_ACCESS_KEY:-testing}" \
+      --conf spark.hadoop.fs.s3a.secret.key="${LAKEFERRY_S3A_SECRET_KEY:-testing}" \
+      --conf spark.hadoop.fs.s3a.endpoint.region=us-east-1 \
+      --conf spark.hadoop.fs.s3a.change.detection.mode=none \
+      --conf spark.hadoop.fs.s3a.aws.credentials.provider=org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider \
+      >"$SPARK_DIR/spark.log" 2>&1 &
+    echo $! >"$SPARK_DIR/spark.pid"
+  )
+  wait_for "spark connect ($SPARK_NAME)" 240 spark_ready || {
+    tail -30 "$SPARK_DIR/spark.log" >&2 || true
+    die "spark connect did not start; see $SPARK_DIR/spark.log"
+  }
+}
+
+spark_down() {
+  local pid
+  pid=$(cat "$SPARK_DIR/spark.pid" 2>/dev/null || true)
+  if alive "$pid"; then
+    kill "$pid" 2>/dev/null || true
+    local deadline=$((SECONDS + 30))
+    while alive "$pid" && [ $SECONDS -lt $deadline ]; do sleep 0.5; done
+    alive "$pid" && kill -9 "$pid" 2>/dev/null || true
+    log "spark connect ($SPARK_NAME) stopped"
+  fi
+  rm -f "$SPARK_DIR/spark.pid"
+}
+
+spark_status() { spark_ready && echo "spark ($SPARK_NAME): up on sc://127.0.0.1:$SPARK_PORT" || echo "spark ($SPARK_NAME): down"; }
+
+# ---------------------------------------------------------------- storage emulators
+storage_up() { bash "$ROOT/scripts/emulators.sh" up; }
+storage_down() { bash "$ROOT/scripts/emulators.sh" down; }
+storage_status() { bash "$ROOT/scripts/emulators.sh" status; }
+
+# ---------------------------------------------------------------- env
+print_env() {
+  cat <<EOF
+export DATABASE_URL='postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/lakeferry'
+export LAKEFERRY_CATALOG_DATABASE_URL='postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/lakeferry_catalog'
+export REDIS_URL='redis://127.0.0.1:$REDIS_PORT'
+export SPARK_REMOTE='sc://127.0.0.1:$SPARK_PORT'
+export LAKEFERRY_WAREHOUSE='${LAKEFERRY_WAREHOUSE:-$SERVICES_DIR/warehouse}'
+export LAKEFERRY_SERVICES_DIR='$SERVICES_DIR'
+export LAKEFERRY_SERVICES_SCRIPT='$ROOT/scripts/services.sh'
+EOF
+  if [ -f "$ROOT/scripts/emulators.sh" ]; then bash "$ROOT/scripts/emulators.sh" env; fi
+}
+
+# ---------------------------------------------------------------- main
+command=${1:-}
+[ $# -gt 0 ] && shift
+services=("$@")
+if [ ${#services[@]} -eq 0 ]; then
+  services=(postgres redis spark)
+  [ -f "$ROOT/scripts/emulators.sh" ] && services+=(storage)
+fi
+
+case "$command" in
+  up)
+    mkdir -p "$SERVICES_DIR" "$CACHE_DIR"
+    for s in "${services[@]}"; do
+      # Spark's catalog lives in Postgres.
+      [ "$s" = spark ] && postgres_up
+      "${s}_up"
+    done
+    ;;
+  down)
+    for s in "${services[@]}"; do "${s}_down"; done
+    ;;
+  status)
+    for s in "${services[@]}"; do "${s}_status"; done
+    ;;
+  env) print_env ;;
+  *)
+    echo "usage: scripts/services.sh up|down|status|env [postgres redis spark storage]" >&2
+    exit 2
+    ;;
+esac
