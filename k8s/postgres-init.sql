@@ -1,0 +1,1 @@
+CREATE DATABASE lakeferry_catalog OWNER lakeferry;
