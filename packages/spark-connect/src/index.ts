@@ -1,0 +1,16 @@
+export { SparkConnectClient, type SparkConnectOptions } from "./client.ts";
+export { DataFrame, DataFrameWriterV2 } from "./data-frame.ts";
+export { Column, col, lit, expr, fn } from "./column.ts";
+export {
+  SparkConnectError,
+  SparkUnavailableError,
+  SparkSessionChangedError,
+  SparkAnalysisError,
+  SparkExecutionError,
+  isRetryableSparkError,
+  type SparkErrorCause,
+  type SparkErrorFields,
+} from "./errors.ts";
+export { escapeGlob } from "./escape-glob.ts";
+export { parseSparkRemote, type SparkRemote } from "./spark-remote.ts";
+export type { ExecutionOptions, Row, SqlArg } from "./types.ts";

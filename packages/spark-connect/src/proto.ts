@@ -1,0 +1,234 @@
+import { readFileSync } from "node:fs";
+import protobuf from "protobufjs";
+
+/*
+ * Our protocol subset, loaded from ../proto at import time, plus plain-object shapes of the messages we
+ * build and read. Objects use protobufjs' camelCase names; int64 fields travel as decimal strings.
+ */
+
+const root = new protobuf.Root();
+for (const file of ["spark-connect.proto", "google-rpc.proto"]) {
+  protobuf.parse(readFileSync(new URL(`../proto/${file}`, import.meta.url), "utf8"), root);
+}
+root.resolveAll();
+
+/** Encodes plain objects to protobuf bytes and decodes bytes back to plain objects. */
+export interface Codec<T> {
+  encode(message: T): Buffer;
+  decode(bytes: Uint8Array): T;
+}
+
+function codec<T>(name: string): Codec<T> {
+  const type = root.lookupType(name);
+  return {
+    encode: (message) =>
+      Buffer.from(type.encode(type.fromObject(message as Record<string, unknown>)).finish()),
+    // defaults: false leaves absent fields undefined, so optional fields read as optional.
+    decode: (bytes) =>
+      type.toObject(type.decode(bytes), { longs: String, enums: Number, defaults: false }) as T,
+  };
+}
+
+// ---------------------------------------------------------------- plans
+
+export interface LiteralMessage {
+  null?: { null: Record<string, never> };
+  binary?: Uint8Array;
+  boolean?: boolean;
+  integer?: number;
+  long?: string;
+  double?: number;
+  string?: string;
+  date?: number;
+  timestamp?: string;
+}
+
+export interface AliasMessage {
+  expr: ExpressionMessage;
+  name: string[];
+}
+
+export interface ExpressionMessage {
+  literal?: LiteralMessage;
+  unresolvedAttribute?: { unparsedIdentifier: string };
+  unresolvedFunction?: { functionName: string; arguments: ExpressionMessage[]; isDistinct?: boolean };
+  expressionString?: { expression: string };
+  alias?: AliasMessage;
+}
+
+export interface RelationMessage {
+  read?: {
+    namedTable?: { unparsedIdentifier: string; options?: Record<string, string> };
+    dataSource?: { format?: string; schema?: string; options?: Record<string, string>; paths?: string[] };
+  };
+  project?: { input?: RelationMessage; expressions: ExpressionMessage[] };
+  filter?: { input: RelationMessage; condition: ExpressionMessage };
+  limit?: { input: RelationMessage; limit: number };
+  aggregate?: {
+    input: RelationMessage;
+    groupType: number;
+    groupingExpressions: ExpressionMessage[];
+    aggregateExpressions: ExpressionMessage[];
+  };
+  sql?: { query: string; namedArguments?: Record<string, ExpressionMessage> };
+  localRelation?: { data?: Uint8Array; schema?: string };
+  withColumns?: { input: RelationMessage; aliases: AliasMessage[] };
+}
+
+/** Aggregate.GroupType */
+export const GROUP_TYPE_GROUPBY = 1;
+
+/** WriteOperationV2.Mode */
+export const WriteMode = {
+  CREATE: 1,
+  OVERWRITE: 2,
+  APPEND: 4,
+  CREATE_OR_REPLACE: 6,
+} as const;
+
+export interface WriteOperationV2Message {
+  input: RelationMessage;
+  tableName: string;
+  provider?: string;
+  options?: Record<string, string>;
+  tableProperties?: Record<string, string>;
+  mode: number;
+  overwriteCondition?: ExpressionMessage;
+}
+
+export interface CommandMessage {
+  writeOperationV2?: WriteOperationV2Message;
+  sqlCommand?: { input: RelationMessage };
+}
+
+export interface PlanMessage {
+  root?: RelationMessage;
+  command?: CommandMessage;
+}
+
+// ---------------------------------------------------------------- requests and responses
+
+export interface UserContextMessage {
+  userId: string;
+  userName?: string;
+}
+
+/** Fields every session-scoped request carries. */
+export interface SessionFields {
+  sessionId: string;
+  userContext: UserContextMessage;
+  clientType: string;
+  clientObservedServerSideSessionId?: string;
+}
+
+export interface ExecutePlanRequest extends SessionFields {
+  plan: PlanMessage;
+  operationId: string;
+  tags?: string[];
+}
+
+export interface ExecutePlanResponse {
+  sessionId?: string;
+  serverSideSessionId?: string;
+  operationId?: string;
+  arrowBatch?: { rowCount?: string; data?: Uint8Array };
+  sqlCommandResult?: { relation?: RelationMessage };
+  resultComplete?: Record<string, never>;
+}
+
+export interface AnalyzePlanRequest extends SessionFields {
+  sparkVersion: Record<string, never>;
+}
+
+export interface AnalyzePlanResponse {
+  sessionId?: string;
+  serverSideSessionId?: string;
+  sparkVersion?: { version?: string };
+}
+
+export interface KeyValueMessage {
+  key: string;
+  value?: string;
+}
+
+export interface ConfigRequest extends SessionFields {
+  operation: { set?: { pairs: KeyValueMessage[] }; getOption?: { keys: string[] } };
+}
+
+export interface ConfigResponse {
+  sessionId?: string;
+  serverSideSessionId?: string;
+  pairs?: KeyValueMessage[];
+  warnings?: string[];
+}
+
+/** InterruptRequest.InterruptType */
+export const INTERRUPT_TYPE_OPERATION_ID = 3;
+
+export interface InterruptRequest extends SessionFields {
+  interruptType: number;
+  operationId: string;
+}
+
+export interface InterruptResponse {
+  sessionId?: string;
+  serverSideSessionId?: string;
+  interruptedIds?: string[];
+}
+
+export type ReleaseSessionRequest = Omit<SessionFields, "clientObservedServerSideSessionId">;
+
+export interface ReleaseSessionResponse {
+  sessionId?: string;
+  serverSideSessionId?: string;
+}
+
+export interface FetchErrorDetailsRequest extends SessionFields {
+  errorId: string;
+}
+
+export interface ErrorDetailsMessage {
+  errorTypeHierarchy?: string[];
+  message?: string;
+  causeIdx?: number;
+  sparkThrowable?: { errorClass?: string; messageParameters?: Record<string, string>; sqlState?: string };
+}
+
+export interface FetchErrorDetailsResponse {
+  sessionId?: string;
+  serverSideSessionId?: string;
+  rootErrorIdx?: number;
+  errors?: ErrorDetailsMessage[];
+}
+
+// ---------------------------------------------------------------- google.rpc
+
+export interface StatusMessage {
+  code?: number;
+  message?: string;
+  details?: { typeUrl?: string; value?: Uint8Array }[];
+}
+
+export interface ErrorInfoMessage {
+  reason?: string;
+  domain?: string;
+  metadata?: Record<string, string>;
+}
+
+export const codecs = {
+  executePlanRequest: codec<ExecutePlanRequest>("spark.connect.ExecutePlanRequest"),
+  executePlanResponse: codec<ExecutePlanResponse>("spark.connect.ExecutePlanResponse"),
+  analyzePlanRequest: codec<AnalyzePlanRequest>("spark.connect.AnalyzePlanRequest"),
+  analyzePlanResponse: codec<AnalyzePlanResponse>("spark.connect.AnalyzePlanResponse"),
+  configRequest: codec<ConfigRequest>("spark.connect.ConfigRequest"),
+  configResponse: codec<ConfigResponse>("spark.connect.ConfigResponse"),
+  interruptRequest: codec<InterruptRequest>("spark.connect.InterruptRequest"),
+  interruptResponse: codec<InterruptResponse>("spark.connect.InterruptResponse"),
+  releaseSessionRequest: codec<ReleaseSessionRequest>("spark.connect.ReleaseSessionRequest"),
+  releaseSessionResponse: codec<ReleaseSessionResponse>("spark.connect.ReleaseSessionResponse"),
+  fetchErrorDetailsRequest: codec<FetchErrorDetailsRequest>("spark.connect.FetchErrorDetailsRequest"),
+  fetchErrorDetailsResponse: codec<FetchErrorDetailsResponse>("spark.connect.FetchErrorDetailsResponse"),
+  status: codec<StatusMessage>("google.rpc.Status"),
+  errorInfo: codec<ErrorInfoMessage>("google.rpc.ErrorInfo"),
+  relation: codec<RelationMessage>("spark.connect.Relation"),
+};

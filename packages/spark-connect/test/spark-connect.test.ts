@@ -1,0 +1,325 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  SparkAnalysisError,
+  SparkConnectClient,
+  SparkConnectError,
+  SparkExecutionError,
+  SparkSessionChangedError,
+  SparkUnavailableError,
+  col,
+  escapeGlob,
+  expr,
+  fn,
+  isRetryableSparkError,
+  lit,
+} from "../src/index.ts";
+
+// Against the real Spark Connect server: `bash scripts/services.sh up spark`, then
+// `eval "$(bash scripts/services.sh env)"`.
+const remote = process.env.SPARK_REMOTE;
+if (!remote) throw new Error('SPARK_REMOTE is not set; run: eval "$(bash scripts/services.sh env)"');
+
+/** A slow query that barely uses CPU: one task sleeping 100 ms per row. */
+const SLOW_QUERY =
+  "SELECT reflect('java.lang.Thread', 'sleep', CAST(100 AS BIGINT)) AS slept FROM range(0, 300, 1, 1)";
+
+let client: SparkConnectClient;
+const namespace = `lake.sc_${randomBytes(4).toString("hex")}`;
+let dir: string;
+
+/** The error a promise rejects with (fails the test if it resolves). */
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected the call to fail, it succeeded");
+}
+
+beforeAll(async () => {
+  client = new SparkConnectClient({ remote, deadlineMs: 60_000 });
+  dir = mkdtempSync(join(tmpdir(), "lakeferry-spark-connect-"));
+  await client.sqlCommand(`CREATE NAMESPACE IF NOT EXISTS ${namespace}`);
+});
+
+afterAll(async () => {
+  await client?.close();
+});
+
+describe("queries", () => {
+  it("returns SELECT 1 as a typed row", async () => {
+    expect(await client.sql("SELECT 1 AS one")).toEqual([{ one: 1 }]);
+  });
+
+  it("converts Arrow values to JS values", async () => {
+    const [row] = await client.sql(`
+      SELECT 7 AS int_col, CAST(42 AS BIGINT) AS long_safe, CAST(9007199254740993 AS BIGINT) AS long_big,
+             2.5D AS double_col, 'text' AS string_col, true AS bool_col,
+             TIMESTAMP'2024-01-02 03:04:05.123' AS ts_col, DATE'2024-05-06' AS date_col,
+             CAST(NULL AS STRING) AS null_col, array(1, 2, 3) AS array_col,
+             named_struct('a', 1, 'b', named_struct('c', 'deep')) AS struct_col,
+             map('k1', 1, 'k2', 2) AS map_col, map(1, 'one') AS int_map_col,
+             CAST(-12.345 AS DECIMAL(10, 3)) AS decimal_col, array(named_struct('x', 1)) AS array_of_struct`);
+    expect(row).toEqual({
+      int_col: 7,
+      long_safe: 42,
+      long_big: 9007199254740993n,
+      double_col: 2.5,
+      string_col: "text",
+      bool_col: true,
+      ts_col: new Date("2024-01-02T03:04:05.123Z"),
+      date_col: new Date("2024-05-06T00:00:00Z"),
+      null_col: null,
+      array_col: [1, 2, 3],
+      struct_col: { a: 1, b: { c: "deep" } },
+      map_col: { k1: 1, k2: 2 },
+      int_map_col: new Map([[1, "one"]]),
+      decimal_col: "-12.345",
+      array_of_struct: [{ x: 1 }],
+    });
+  });
+
+  it("binds named arguments of every SqlArg type", async () => {
+    const at = new Date("2025-03-04T05:06:07.890Z");
+    const [row] = await client.sql(
+      `SELECT :s AS s, :i AS i, :l AS l, :big AS big, :d AS d, :b AS b, :t AS t, :n IS NULL AS n_is_null,
+              typeof(:i) AS i_type, typeof(:l) AS l_type`,
+      { s: "it's", i: 5, l: 2 ** 40, big: 2n ** 62n, d: 0.25, b: false, t: at, n: null },
+    );
+    expect(row).toEqual({
+      s: "it's",
+      i: 5,
+      l: 2 ** 40,
+      big: 2n ** 62n,
+      d: 0.25,
+      b: false,
+      t: at,
+      n_is_null: true,
+      i_type: "int",
+      l_type: "bigint",
+    });
+  });
+
+  it("reports the server version and sets and reads config", async () => {
+    expect(await client.version()).toMatch(/^4\.\d+\.\d+/);
+    await client.setConfig({ "spark.sql.shuffle.partitions": "3", "lakeferry.test.key": "v1" });
+    expect(
+      await client.getConfig(["spark.sql.shuffle.partitions", "lakeferry.test.key", "lakeferry.unset"]),
+    ).toEqual({
+      "spark.sql.shuffle.partitions": "3",
+      "lakeferry.test.key": "v1",
+      "lakeferry.unset": undefined,
+    });
+  });
+});
+
+describe("SQL commands on Iceberg", () => {
+  it("creates a table, inserts with arguments and reads it back", async () => {
+    const table = `${namespace}.ddl`;
+    expect(await client.sqlCommand(`CREATE TABLE ${table} (id BIGINT, name STRING) USING iceberg`)).toEqual(
+      [],
+    );
+    await client.sqlCommand(`INSERT INTO ${table} VALUES (:id, :name), (2, 'b')`, { id: 1, name: "a" });
+    expect(await client.sql(`SELECT id, name FROM ${table} ORDER BY id`)).toEqual([
+      { id: 1, name: "a" },
+      { id: 2, name: "b" },
+    ]);
+    const shown = await client.sqlCommand(`SHOW TABLES IN ${namespace}`);
+    expect(shown.map((r) => r.tableName)).toContain("ddl");
+    // A plain query through sqlCommand is run too.
+    expect(await client.sqlCommand(`SELECT count(*) AS n FROM ${table}`)).toEqual([{ n: 2 }]);
+  });
+});
+
+describe("DataFrames", () => {
+  it("reads JSON and CSV files with the source path column, literals and aggregates", async () => {
+    // Glob characters and a space in the name: escapeGlob makes Spark read exactly this file.
+    const jsonPath = join(dir, "events [1] a.json");
+    writeFileSync(jsonPath, '{"id":1,"kind":"x"}\n{"id":2,"kind":"y"}\n{"id":3,"kind":"x"}\n');
+    const csvPath = join(dir, "events.csv");
+    writeFileSync(csvPath, "id,kind\n10,x\n11,y\n");
+
+    const json = client
+      .read({
+        format: "json",
+        schema: "id INT, kind STRING",
+        options: { mode: "FAILFAST" },
+        paths: [escapeGlob(jsonPath)],
+      })
+      .withColumns({ _source_file: col("_metadata.file_path"), batch: lit("b-1") });
+    const rows = await json.collect();
+    expect(rows).toHaveLength(3);
+    // Spark reports the path as a URI, percent-encoded.
+    expect(rows[0]).toEqual({
+      id: 1,
+      kind: "x",
+      _source_file: `file:${encodeURI(jsonPath).replace(/\[/g, "%5B").replace(/\]/g, "%5D")}`,
+      batch: "b-1",
+    });
+    expect(await json.count()).toBe(3);
+    expect(await json.filter(expr("kind = 'x'")).select(col("id")).limit(1).collect()).toEqual([{ id: 1 }]);
+
+    const csv = client.read({
+      format: "csv",
+      options: { header: "true" },
+      schema: "id INT, kind STRING",
+      paths: [csvPath],
+    });
+    const counts = await csv
+      .groupBy(col("kind"))
+      .agg(fn("count", lit(1)).alias("n"), fn("max", col("id")).alias("max_id"))
+      .collect();
+    expect(counts.sort((a, b) => String(a.kind).localeCompare(String(b.kind)))).toEqual([
+      { kind: "x", n: 1, max_id: 10 },
+      { kind: "y", n: 1, max_id: 11 },
+    ]);
+  });
+
+  it("writes to Iceberg: create, append with a snapshot marker, overwrite by condition", async () => {
+    const table = `${namespace}.written`;
+    const rowsOf = (sql: string) => client.sql(sql);
+    const files = (values: string) =>
+      client
+        .read({ format: "json", schema: "id BIGINT, _source_file STRING", paths: [writeJson(values)] })
+        .select(col("id"), col("_source_file"));
+
+    await files('{"id":1,"_source_file":"f1"}')
+      .writeTo(table)
+      .using("iceberg")
+      .tableProperty("write.metadata.metrics.column._source_file", "full")
+      .create();
+    await files('{"id":2,"_source_file":"f2"}\n{"id":3,"_source_file":"f2"}')
+      .writeTo(table)
+      .option("snapshot-property.lakeferry.batch", "batch-42")
+      .append();
+    await files('{"id":20,"_source_file":"f2"}').writeTo(table).overwrite(expr("_source_file = 'f2'"));
+
+    expect(await rowsOf(`SELECT id, _source_file FROM ${table} ORDER BY id`)).toEqual([
+      { id: 1, _source_file: "f1" },
+      { id: 20, _source_file: "f2" },
+    ]);
+    const marked = await rowsOf(
+      `SELECT snapshot_id FROM ${table}.snapshots WHERE summary['lakeferry.batch'] = 'batch-42'`,
+    );
+    expect(marked).toHaveLength(1);
+    const props = await rowsOf(`SHOW TBLPROPERTIES ${table}`);
+    expect(props).toContainEqual({ key: "write.metadata.metrics.column._source_file", value: "full" });
+
+    // create() refuses an existing table.
+    const error = await rejection(files('{"id":9,"_source_file":"f9"}').writeTo(table).create());
+    expect(error).toBeInstanceOf(SparkAnalysisError);
+  });
+});
+
+let jsonFiles = 0;
+function writeJson(lines: string): string {
+  const path = join(dir, `write-${jsonFiles++}.json`);
+  writeFileSync(path, lines + "\n");
+  return path;
+}
+
+describe("typed errors", () => {
+  it("bad SQL is a non-retryable SparkAnalysisError with its error class", async () => {
+    const error = await rejection(client.sql("SELEC 1"));
+    expect(error).toBeInstanceOf(SparkAnalysisError);
+    expect(error).toMatchObject({ errorClass: "PARSE_SYNTAX_ERROR", sqlState: "42601", retryable: false });
+    expect(isRetryableSparkError(error)).toBe(false);
+    expect((error as Error).message).toMatch(/^\[PARSE_SYNTAX_ERROR\]/);
+
+    const missing = await rejection(client.sql(`SELECT * FROM ${namespace}.no_such_table`));
+    expect(missing).toBeInstanceOf(SparkAnalysisError);
+    expect(missing).toMatchObject({ errorClass: "TABLE_OR_VIEW_NOT_FOUND", retryable: false });
+  });
+
+  it("a missing path is not retryable", async () => {
+    const error = await rejection(
+      client.read({ format: "json", paths: [join(dir, "missing.json")] }).collect(),
+    );
+    expect(error).toBeInstanceOf(SparkAnalysisError);
+    expect(error).toMatchObject({ errorClass: "PATH_NOT_FOUND", retryable: false });
+  });
+
+  it("malformed JSON under FAILFAST is a non-retryable SparkExecutionError with its cause chain", async () => {
+    const path = join(dir, "malformed.json");
+    writeFileSync(path, '{"id":1}\n{"id":2,"kin\n');
+    const error = await rejection(
+      client
+        .read({ format: "json", schema: "id INT, kind STRING", options: { mode: "FAILFAST" }, paths: [path] })
+        .collect(),
+    );
+    expect(error).toBeInstanceOf(SparkExecutionError);
+    expect(error).toMatchObject({ code: "SPARK_BAD_INPUT", retryable: false });
+    const causes = (error as SparkExecutionError).causes;
+    expect(causes.some((c) => c.errorClass?.startsWith("MALFORMED_RECORD_IN_PARSING"))).toBe(true);
+    expect((error as Error).message).toContain("Malformed records");
+  });
+
+  it("an unreachable server is a retryable SparkUnavailableError, quickly", async () => {
+    const down = new SparkConnectClient({ remote: "sc://127.0.0.1:1", deadlineMs: 3_000 });
+    try {
+      const started = Date.now();
+      const error = await rejection(down.sql("SELECT 1"));
+      expect(error).toBeInstanceOf(SparkUnavailableError);
+      expect(error).toMatchObject({ code: "SPARK_UNAVAILABLE", retryable: true });
+      expect(Date.now() - started).toBeLessThan(3_500);
+      // A second call, with the channel in backoff, fails the same way.
+      expect(await rejection(down.version())).toBeInstanceOf(SparkUnavailableError);
+    } finally {
+      await down.close();
+    }
+  });
+
+  it("a passed deadline is retryable and the session stays usable", async () => {
+    const started = Date.now();
+    const error = await rejection(client.sql(SLOW_QUERY, {}, { deadlineMs: 1_500 }));
+    expect(error).toBeInstanceOf(SparkUnavailableError);
+    expect(error).toMatchObject({ code: "SPARK_DEADLINE_EXCEEDED", retryable: true });
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(await client.sql("SELECT 2 AS two")).toEqual([{ two: 2 }]);
+  });
+
+  it("an abort signal cancels the call", async () => {
+    const controller = new AbortController();
+    const started = Date.now();
+    const pending = client.sql(SLOW_QUERY, {}, { signal: controller.signal, tags: ["lakeferry-abort-test"] });
+    setTimeout(() => controller.abort(new Error("worker shutting down")), 500);
+    const error = await rejection(pending);
+    expect(error).toBeInstanceOf(SparkConnectError);
+    expect(error).toMatchObject({ code: "SPARK_ABORTED", retryable: true });
+    expect((error as Error).message).toContain("worker shutting down");
+    expect(Date.now() - started).toBeLessThan(5_000);
+    // An already aborted signal fails before calling.
+    expect(await rejection(client.sql("SELECT 1", {}, { signal: AbortSignal.abort() }))).toMatchObject({
+      code: "SPARK_ABORTED",
+    });
+  });
+
+  it("a lost session moves the client to a fresh session that keeps its config", async () => {
+    const sessionId = "5a3c2e10-0000-4000-8000-" + randomBytes(6).toString("hex");
+    const victim = new SparkConnectClient({ remote: `${remote}/;session_id=${sessionId}` });
+    try {
+      await victim.setConfig({ "lakeferry.test.replayed": "yes" });
+      expect(victim.sessionId).toBe(sessionId);
+      // Another client releasing the same session stands in for a server that lost it.
+      await new SparkConnectClient({ remote: `${remote}/;session_id=${sessionId}` }).close();
+
+      const error = await rejection(victim.sql("SELECT 1"));
+      expect(error).toBeInstanceOf(SparkSessionChangedError);
+      expect(error).toMatchObject({ retryable: true });
+      expect((error as SparkSessionChangedError).errorClass).toMatch(/^INVALID_HANDLE\.SESSION_/);
+      expect(victim.sessionId).not.toBe(sessionId);
+
+      expect(await victim.sql("SELECT 1 AS one")).toEqual([{ one: 1 }]);
+      expect(await victim.getConfig(["lakeferry.test.replayed"])).toEqual({
+        "lakeferry.test.replayed": "yes",
+      });
+    } finally {
+      await victim.close();
+    }
+  });
+});
