@@ -1,0 +1,18 @@
+export {
+  DEFAULT_PREFIX,
+  DISCOVER_QUEUE,
+  DISCOVER_RETRY,
+  DiscoverJobData,
+  INGEST_QUEUE,
+  IngestJobData,
+  ingestJobId,
+  type QueueConnectionOptions,
+  type RetryPolicy,
+} from "./job-catalog.ts";
+export { JobLockLostError, PermanentJobError, WorkerClosingError } from "./job-errors.ts";
+export { IngestQueue } from "./ingest-queue.ts";
+export { IngestWorker, type IngestJobContext, type IngestWorkerOptions } from "./ingest-worker.ts";
+export { DiscoveryQueue, type DiscoverySchedule } from "./discovery-queue.ts";
+export { DiscoveryWorker, type DiscoverJobContext, type DiscoveryWorkerOptions } from "./discovery-worker.ts";
+export type { CloseOptions } from "./job-runner.ts";
+export { redisConnection } from "./redis-connection.ts";

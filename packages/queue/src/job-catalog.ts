@@ -1,0 +1,72 @@
+import { z } from "zod";
+
+/** How to reach the Redis that carries lakeferry's queues. */
+export interface QueueConnectionOptions {
+  /** A `redis://` or `rediss://` URL, e.g. `REDIS_URL`. */
+  redisUrl: string;
+  /**
+   * BullMQ key prefix: every key of every queue starts with `<prefix>:`. Default `"lakeferry"`. Tests use a
+   * random prefix each, so they never see one another's jobs.
+   */
+  prefix?: string;
+}
+
+/** The default BullMQ key prefix. */
+export const DEFAULT_PREFIX = "lakeferry";
+
+/** Queue of file ingestion jobs: one job per file version. */
+export const INGEST_QUEUE = "lakeferry-ingest";
+
+/** Queue of discovery jobs: list an ingestion's source and register the files that are new. */
+export const DISCOVER_QUEUE = "lakeferry-discover";
+
+/** The payload of an ingest job. Everything else about the file lives in its Postgres row. */
+export const IngestJobData = z.object({
+  /** `processed_files.id`. */
+  fileId: z.number().int().positive(),
+  /** The file's version (a changed object at the same path is a new version). */
+  version: z.number().int().positive(),
+  /** The ingestion the file belongs to. */
+  ingestionId: z.number().int().positive(),
+});
+export type IngestJobData = z.infer<typeof IngestJobData>;
+
+/**
+ * The id of the one BullMQ job that may exist for a file version. Deriving it from the file row makes
+ * enqueueing the same file twice a no-op.
+ */
+export function ingestJobId(data: { fileId: number; version: number }): string {
+  return `file-${data.fileId}-v${data.version}`;
+}
+
+/** The payload of a discovery job. */
+export const DiscoverJobData = z.object({
+  ingestionId: z.number().int().positive(),
+  /** `schedule` when fired by the ingestion's cron, `manual` when asked for (API, CLI). */
+  trigger: z.enum(["schedule", "manual"]),
+});
+export type DiscoverJobData = z.infer<typeof DiscoverJobData>;
+
+/** How often and how patiently a job is retried after a retryable failure. */
+export interface RetryPolicy {
+  /** Total attempts including the first; 1 means never retry. */
+  attempts: number;
+  /** Delay before the first retry in milliseconds; each later retry waits twice as long as the one before. */
+  backoffMs: number;
+}
+
+/** Retry policy of discovery jobs (the next scheduled firing retries anyway, so it stays short). */
+export const DISCOVER_RETRY: RetryPolicy = { attempts: 3, backoffMs: 5_000 };
+
+/** The BullMQ job name of ingest jobs (shown in Bull Board). */
+export const INGEST_JOB_NAME = "ingest-file";
+
+/** The BullMQ job name of discovery jobs (shown in Bull Board). */
+export const DISCOVER_JOB_NAME = "discover";
+
+/**
+ * Finished jobs kept in Redis for Bull Board. Postgres keeps every file's full history, so Redis only
+ * keeps a recent window.
+ */
+export const KEEP_COMPLETED = { count: 1_000 } as const;
+export const KEEP_FAILED = { count: 10_000 } as const;

@@ -1,0 +1,200 @@
+import {
+  InvalidInputError,
+  LakeferryError,
+  createLogger,
+  errorMessage,
+  errorType,
+  isRetryable,
+} from "@lakeferry/core";
+import { UnrecoverableError, WaitingError, Worker, type Job } from "bullmq";
+import type { Redis } from "ioredis";
+import type { z } from "zod";
+import { DEFAULT_PREFIX, type QueueConnectionOptions } from "./job-catalog.ts";
+import { JobLockLostError, WorkerClosingError } from "./job-errors.ts";
+import { redisConnection } from "./redis-connection.ts";
+
+/** What a processor is told about the job it runs. */
+export interface JobContext<T> {
+  /** The validated payload. */
+  data: T;
+  /** This attempt, 1-based. */
+  attempt: number;
+  /** The most attempts the job gets. */
+  maxAttempts: number;
+  /** The BullMQ job id. */
+  jobId: string;
+  /**
+   * Aborted when the worker's close timeout runs out (reason {@link WorkerClosingError}) or the job's lock
+   * could not be renewed (reason {@link JobLockLostError}).
+   */
+  signal: AbortSignal;
+}
+
+export interface JobRunnerOptions<T> extends QueueConnectionOptions {
+  queueName: string;
+  schema: z.ZodType<T>;
+  concurrency: number;
+  lockDurationMs?: number;
+  process: (job: JobContext<T>) => Promise<void>;
+  onError?: (err: unknown) => void;
+}
+
+export interface CloseOptions {
+  /** How long to wait for running jobs before aborting their signals. Default 30 000 ms. */
+  timeoutMs?: number;
+  /**
+   * How long processors get to stop after their signal is aborted. A processor still running then is
+   * abandoned: its job goes back to waiting while the processor's promise is ignored. Default 2 000 ms.
+   */
+  abortGraceMs?: number;
+}
+
+const DEFAULT_CLOSE_TIMEOUT_MS = 30_000;
+const DEFAULT_ABORT_GRACE_MS = 2_000;
+
+interface RunningJob {
+  controller: AbortController;
+  abandon: () => void;
+}
+
+/**
+ * A BullMQ worker with lakeferry's conventions: validated payloads, errors that say `retryable: false`
+ * stop retries (BullMQ's UnrecoverableError), and a bounded shutdown that puts interrupted jobs back to
+ * waiting without spending an attempt.
+ */
+export class JobRunner<T> {
+  private readonly options: JobRunnerOptions<T>;
+  private readonly onError: (err: unknown) => void;
+  private readonly running = new Map<string, RunningJob>();
+  private redis: Redis | undefined;
+  private worker: Worker | undefined;
+  private closing: Promise<void> | undefined;
+
+  constructor(options: JobRunnerOptions<T>) {
+    if (!Number.isInteger(options.concurrency) || options.concurrency < 1) {
+      throw new InvalidInputError("concurrency", `must be an integer ≥ 1, got ${options.concurrency}`);
+    }
+    this.options = options;
+    this.onError = options.onError ?? defaultOnError(options.queueName);
+  }
+
+  async start(): Promise<void> {
+    if (this.closing) {
+      const message = `the ${this.options.queueName} worker was closed; create a new one`;
+      throw new LakeferryError("WORKER_CLOSED", message, { retryable: false });
+    }
+    if (this.worker) return;
+    this.redis = redisConnection(this.options.redisUrl);
+    const worker = new Worker(this.options.queueName, (job, token) => this.runJob(job, token), {
+      connection: this.redis,
+      prefix: this.options.prefix ?? DEFAULT_PREFIX,
+      concurrency: this.options.concurrency,
+      autorun: false,
+      ...(this.options.lockDurationMs === undefined ? {} : { lockDuration: this.options.lockDurationMs }),
+    });
+    worker.on("error", (err) => this.onError(err));
+    worker.on("lockRenewalFailed", (jobIds: string[]) => {
+      for (const jobId of jobIds) this.running.get(jobId)?.controller.abort(new JobLockLostError(jobId));
+    });
+    this.worker = worker;
+    worker.run().catch((err: unknown) => this.onError(err));
+    await worker.waitUntilReady();
+  }
+
+  /**
+   * Stops taking jobs and waits for running ones up to `timeoutMs`; then aborts their signals, waits up to
+   * `abortGraceMs` more, abandons what still runs, and closes the connections. Interrupted jobs return to
+   * waiting for another worker. Calling it again returns the same promise.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    this.closing ??= this.shutDown(
+      options.timeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS,
+      options.abortGraceMs ?? DEFAULT_ABORT_GRACE_MS,
+    );
+    return this.closing;
+  }
+
+  private async shutDown(timeoutMs: number, abortGraceMs: number): Promise<void> {
+    const worker = this.worker;
+    if (worker) {
+      // A non-forced close stops fetching at once and settles when the running jobs have settled.
+      const closed = worker.close();
+      if (!(await settlesWithin(closed, timeoutMs))) {
+        const reason = new WorkerClosingError(timeoutMs);
+        for (const job of this.running.values()) job.controller.abort(reason);
+        if (!(await settlesWithin(closed, abortGraceMs))) {
+          for (const job of this.running.values()) job.abandon();
+        }
+      }
+      await closed;
+    }
+    await this.redis?.quit().catch(() => this.redis?.disconnect());
+  }
+
+  private async runJob(job: Job, token: string | undefined): Promise<void> {
+    const jobId = job.id ?? "";
+    const parsed = this.options.schema.safeParse(job.data);
+    if (!parsed.success) {
+      throw new UnrecoverableError(`invalid job data: ${parsed.error.message}`);
+    }
+    const controller = new AbortController();
+    let abandon = (): void => {};
+    const abandoned = new Promise<never>((_, reject) => {
+      abandon = () => reject(controller.signal.reason as Error);
+    });
+    abandoned.catch(() => {});
+    this.running.set(jobId, { controller, abandon });
+    const work = this.options.process({
+      data: parsed.data,
+      attempt: job.attemptsMade + 1,
+      maxAttempts: job.opts.attempts ?? 1,
+      jobId,
+      signal: controller.signal,
+    });
+    try {
+      await Promise.race([work, abandoned]);
+    } catch (err) {
+      if (controller.signal.reason instanceof WorkerClosingError) {
+        // Interrupted by shutdown, not failed: hand the job back without spending an attempt.
+        work.catch(() => {});
+        await job.moveToWait(token);
+        throw new WaitingError();
+      }
+      throw isRetryable(err) ? err : unrecoverable(err);
+    } finally {
+      this.running.delete(jobId);
+    }
+  }
+}
+
+/** Resolves whether `promise` settled within `ms`. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([
+      promise.then(
+        () => true,
+        () => true,
+      ),
+      timeout,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Wraps a permanent error so BullMQ fails the job at once; the message keeps the error's type. */
+function unrecoverable(err: unknown): UnrecoverableError {
+  const wrapped = new UnrecoverableError(`${errorType(err)}: ${errorMessage(err)}`);
+  wrapped.cause = err;
+  if (err instanceof Error && err.stack) wrapped.stack = err.stack;
+  return wrapped;
+}
+
+function defaultOnError(queueName: string): (err: unknown) => void {
+  const logger = createLogger({ name: queueName });
+  return (err) => logger.error({ err, errorType: errorType(err) }, "queue worker error");
+}
