@@ -1,0 +1,17 @@
+export {
+  IcebergWriter,
+  BATCH_ID_PROPERTY,
+  INGESTED_AT_PROPERTY,
+  type IcebergWriterOptions,
+  type WriteResult,
+} from "./iceberg-writer.ts";
+export {
+  FILE_FORMATS,
+  parseTableName,
+  validateWriteBatch,
+  type FileFormat,
+  type TableName,
+  type ValidatedBatch,
+  type WriteBatch,
+} from "./write-batch.ts";
+export { sourceFileKey } from "./source-file-column.ts";

@@ -1,0 +1,145 @@
+import { InvalidInputError } from "@lakeferry/core";
+
+/** The file formats Spark reads for a batch (Spark DataSource names). */
+export const FILE_FORMATS = ["json", "csv", "parquet", "orc", "avro", "text"] as const;
+export type FileFormat = (typeof FILE_FORMATS)[number];
+
+/** Files claimed together for one table: read by ONE Spark job and committed as ONE Iceberg snapshot. */
+export interface WriteBatch {
+  /** Unique id of this batch (a UUID); marks the snapshot summary so a retry can find the commit. */
+  batchId: string;
+  /** `catalog.namespace.table`, each part `[A-Za-z_][A-Za-z0-9_]*`. */
+  table: string;
+  /** How Spark reads the files. */
+  format: FileFormat;
+  /** Spark DDL of the files' columns (`id BIGINT, name STRING`); inferred by Spark when absent. */
+  schema?: string;
+  /**
+   * Spark reader options (keys `[A-Za-z0-9_.-]+`). For json and csv `mode` defaults to `FAILFAST`, so a
+   * malformed record fails the batch instead of becoming nulls.
+   */
+  options?: Record<string, string>;
+  /** File URIs exactly as the caller has them (`file:///…`, `s3://…`); `_source_file` carries them. */
+  files: string[];
+  /**
+   * `append` (default) adds the files' rows. `replace` removes the rows whose `_source_file` is one of
+   * `files` and adds the new ones in the same commit: used when a file was modified after it was ingested.
+   */
+  mode?: "append" | "replace";
+}
+
+/** A table name split into its parts, with the backtick-quoted form used in SQL and plans. */
+export interface TableName {
+  catalog: string;
+  namespace: string;
+  table: string;
+  /** `` `catalog`.`namespace`.`table` `` */
+  quoted: string;
+}
+
+/** A batch after validation, with defaults applied. */
+export interface ValidatedBatch {
+  batchId: string;
+  tableName: TableName;
+  format: FileFormat;
+  schema: string | undefined;
+  /** Reader options, `mode=FAILFAST` added for json/csv unless the caller chose a mode. */
+  options: Record<string, string>;
+  files: string[];
+  mode: "append" | "replace";
+}
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const OPTION_KEY = /^[A-Za-z0-9_.-]+$/;
+const BATCH_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+// Characters Hadoop paths cannot carry faithfully (and that no listing of real objects should yield).
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+/** Reader options that would change which files are read. */
+const FORBIDDEN_OPTIONS = new Set(["path", "paths"]);
+
+/** Parses and validates `catalog.namespace.table`; throws InvalidInputError naming `field`. */
+export function parseTableName(name: unknown, field = "table"): TableName {
+  if (typeof name !== "string") throw new InvalidInputError(field, "must be a string");
+  const parts = name.split(".");
+  if (parts.length !== 3 || !parts.every((part) => IDENTIFIER.test(part))) {
+    throw new InvalidInputError(
+      field,
+      `${JSON.stringify(name)} is not catalog.namespace.table with each part matching [A-Za-z_][A-Za-z0-9_]*`,
+    );
+  }
+  const [catalog, namespace, table] = parts as [string, string, string];
+  return { catalog, namespace, table, quoted: parts.map((part) => `\`${part}\``).join(".") };
+}
+
+/** Validates a batch id; throws InvalidInputError. */
+export function validateBatchId(batchId: unknown, field = "batchId"): string {
+  if (typeof batchId !== "string" || !BATCH_ID.test(batchId)) {
+    throw new InvalidInputError(field, "must be 1-128 characters of [A-Za-z0-9_.:-] (a UUID)");
+  }
+  return batchId;
+}
+
+/**
+ * Validates everything about a batch that can be checked without Spark, so bad input is refused before
+ * any job runs. Returns the batch with defaults applied (mode, FAILFAST).
+ */
+export function validateWriteBatch(batch: WriteBatch): ValidatedBatch {
+  if (batch === null || typeof batch !== "object") throw new InvalidInputError("batch", "must be an object");
+  const batchId = validateBatchId(batch.batchId);
+  const tableName = parseTableName(batch.table);
+  if (!(FILE_FORMATS as readonly string[]).includes(batch.format)) {
+    throw new InvalidInputError("format", `must be one of ${FILE_FORMATS.join(", ")}`);
+  }
+  const mode = batch.mode ?? "append";
+  if (mode !== "append" && mode !== "replace") {
+    throw new InvalidInputError("mode", 'must be "append" or "replace"');
+  }
+  if (batch.schema !== undefined && (typeof batch.schema !== "string" || batch.schema.trim() === "")) {
+    throw new InvalidInputError("schema", "must be a non-empty DDL string when given");
+  }
+  const options: Record<string, string> = {};
+  for (const [key, value] of Object.entries(batch.options ?? {})) {
+    if (!OPTION_KEY.test(key))
+      throw new InvalidInputError(`options.${key}`, "key must match [A-Za-z0-9_.-]+");
+    if (FORBIDDEN_OPTIONS.has(key.toLowerCase())) {
+      throw new InvalidInputError(`options.${key}`, "paths are given by `files`, not by reader options");
+    }
+    if (typeof value !== "string") throw new InvalidInputError(`options.${key}`, "value must be a string");
+    options[key] = value;
+  }
+  if ((batch.format === "json" || batch.format === "csv") && !hasKey(options, "mode")) {
+    options.mode = "FAILFAST";
+  }
+  if (!Array.isArray(batch.files) || batch.files.length === 0) {
+    throw new InvalidInputError("files", "must be a non-empty array of file URIs");
+  }
+  batch.files.forEach((file, index) => validateFileUri(file, `files[${index}]`));
+  return {
+    batchId,
+    tableName,
+    format: batch.format,
+    schema: batch.schema,
+    options,
+    files: [...batch.files],
+    mode,
+  };
+}
+
+function validateFileUri(file: unknown, field: string): void {
+  if (typeof file !== "string" || file === "")
+    throw new InvalidInputError(field, "must be a non-empty string");
+  if (CONTROL_CHARACTERS.test(file))
+    throw new InvalidInputError(field, "must not contain control characters");
+  if (file.endsWith("/"))
+    throw new InvalidInputError(field, `${JSON.stringify(file)} names a folder, not a file`);
+  // Hadoop normalises `.` and `..` segments away, so such a path would read another object than the one named.
+  const path = file.replace(/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/]*/, "");
+  if (path.split("/").some((segment) => segment === "." || segment === "..")) {
+    throw new InvalidInputError(field, `${JSON.stringify(file)} has a "." or ".." segment`);
+  }
+}
+
+function hasKey(record: Record<string, string>, key: string): boolean {
+  return Object.keys(record).some((candidate) => candidate.toLowerCase() === key);
+}

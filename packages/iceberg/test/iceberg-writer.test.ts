@@ -1,0 +1,380 @@
+import { randomUUID } from "node:crypto";
+import { mkdir, mkdtemp, readdir, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { InvalidInputError } from "@lakeferry/core";
+import { SparkConnectClient, SparkConnectError, type Row } from "@lakeferry/spark-connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { IcebergWriter, type WriteBatch } from "../src/index.ts";
+
+const remote = process.env.SPARK_REMOTE;
+if (!remote) throw new Error('SPARK_REMOTE is not set: eval "$(bash scripts/services.sh env)" first');
+
+let spark: SparkConnectClient;
+let writer: IcebergWriter;
+let dir: string;
+
+beforeAll(async () => {
+  spark = new SparkConnectClient({ remote });
+  writer = new IcebergWriter({ spark });
+  dir = await mkdtemp(join(tmpdir(), "lakeferry-iceberg-"));
+});
+
+afterAll(async () => {
+  await spark?.close();
+});
+
+/** A table of its own in a namespace of its own. */
+const newTable = (): string => `lake.t_${randomUUID().replaceAll("-", "").slice(0, 16)}.events`;
+
+/** Writes a file under this run's temp dir; returns its URI as a caller would have it (unencoded). */
+async function file(name: string, content: string): Promise<string> {
+  const path = join(dir, name);
+  await mkdir(join(path, ".."), { recursive: true });
+  await writeFile(path, content);
+  return `file://${path}`;
+}
+
+const jsonLines = (rows: object[]): string => rows.map((row) => JSON.stringify(row) + "\n").join("");
+
+const batchOf = (table: string, files: string[], extra: Partial<WriteBatch> = {}): WriteBatch => ({
+  batchId: randomUUID(),
+  table,
+  format: "json",
+  schema: "id BIGINT, v STRING",
+  files,
+  ...extra,
+});
+
+const quote = (table: string): string =>
+  table
+    .split(".")
+    .map((part) => `\`${part}\``)
+    .join(".");
+
+async function snapshots(table: string): Promise<Row[]> {
+  return spark.sql(
+    `SELECT snapshot_id, operation, summary['lakeferry.batch-id'] AS batch_id FROM ${quote(table)}.snapshots ORDER BY committed_at`,
+  );
+}
+
+async function countsByFile(table: string): Promise<Record<string, number>> {
+  const rows = await spark.sql(
+    `SELECT _source_file, count(*) AS n FROM ${quote(table)} GROUP BY _source_file`,
+  );
+  return Object.fromEntries(rows.map((row) => [String(row._source_file), Number(row.n)]));
+}
+
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected the promise to reject");
+}
+
+describe("IcebergWriter", () => {
+  it("creates the table from JSON lines, tags rows, marks the snapshot and counts per file", async () => {
+    const table = newTable();
+    const a = await file(
+      "json/a.json",
+      jsonLines([
+        { id: 1, v: "a" },
+        { id: 2, v: "a" },
+      ]),
+    );
+    const b = await file(
+      "json/b.json",
+      jsonLines([
+        { id: 3, v: "b" },
+        { id: 4, v: "b" },
+        { id: 5, v: "b" },
+      ]),
+    );
+    const empty = await file("json/empty.json", "");
+    const first = batchOf(table, [a, b, empty]);
+
+    const result = await writer.write(first);
+    expect(result.alreadyCommitted).toBe(false);
+    expect(Object.fromEntries(result.records)).toEqual({ [a]: 2, [b]: 3, [empty]: 0 });
+    expect(await countsByFile(table)).toEqual({ [a]: 2, [b]: 3 });
+
+    const [snapshot] = await snapshots(table);
+    expect(String(snapshot?.snapshot_id)).toBe(result.snapshotId);
+    expect(snapshot?.batch_id).toBe(first.batchId);
+    expect(Math.abs(result.committedAt.getTime() - Date.now())).toBeLessThan(10 * 60_000);
+
+    // One _ingested_at literal per batch, equal to the summary mark.
+    const marks = await spark.sql(
+      `SELECT DISTINCT t._ingested_at AS at, s.summary['lakeferry.ingested-at'] AS mark
+         FROM ${quote(table)} t CROSS JOIN ${quote(table)}.snapshots s`,
+    );
+    expect(marks).toHaveLength(1);
+    expect(marks[0]?.at).toBeInstanceOf(Date);
+    expect(String(marks[0]?.mark).slice(0, 23)).toBe((marks[0]?.at as Date).toISOString().slice(0, 23));
+
+    const props = await spark.sql(`SHOW TBLPROPERTIES ${quote(table)}`);
+    const property = (key: string): unknown => props.find((row) => row.key === key)?.value;
+    expect(property("format-version")).toBe("2");
+    expect(property("write.metadata.metrics.column._source_file")).toBe("full");
+
+    // A later append is counted from its own snapshot only (incremental read from the parent).
+    const c = await file("json/c.json", jsonLines([{ id: 6, v: "c" }]));
+    const second = await writer.write(batchOf(table, [c]));
+    expect(Object.fromEntries(second.records)).toEqual({ [c]: 1 });
+    expect(second.snapshotId).not.toBe(result.snapshotId);
+    expect(await snapshots(table)).toHaveLength(2);
+  });
+
+  it("reads CSV with a header", async () => {
+    const table = newTable();
+    const x = await file("csv/x.csv", "id,v\n1,one\n2,two\n");
+    const y = await file("csv/y.csv", "id,v\n3,three\n");
+    const result = await writer.write(batchOf(table, [x, y], { format: "csv", options: { header: "true" } }));
+    expect(Object.fromEntries(result.records)).toEqual({ [x]: 2, [y]: 1 });
+    const rows = await spark.sql(`SELECT id, v FROM ${quote(table)} ORDER BY id`);
+    expect(rows).toEqual([
+      { id: 1, v: "one" },
+      { id: 2, v: "two" },
+      { id: 3, v: "three" },
+    ]);
+  });
+
+  it("reads Parquet written by Spark, with its own schema", async () => {
+    const table = newTable();
+    const parts: string[] = [];
+    for (const [name, n] of [
+      ["p1", 3],
+      ["p2", 5],
+    ] as const) {
+      const out = join(dir, "parquet", name);
+      // Test-owned literal path; one part file per folder.
+      await spark.sqlCommand(
+        `INSERT OVERWRITE DIRECTORY 'file://${out}' USING parquet
+         SELECT /*+ COALESCE(1) */ id, concat('row-', id) AS label FROM range(${n})`,
+      );
+      const part = (await readdir(out)).find(
+        (entry) => entry.startsWith("part-") && entry.endsWith(".parquet"),
+      );
+      if (!part) throw new Error(`no parquet part file in ${out}`);
+      parts.push(`file://${join(out, part)}`);
+    }
+    const result = await writer.write(batchOf(table, parts, { format: "parquet", schema: undefined }));
+    expect(Object.fromEntries(result.records)).toEqual({ [parts[0]!]: 3, [parts[1]!]: 5 });
+    const columns = (await spark.sql(`DESCRIBE TABLE ${quote(table)}`)).map((row) => row.col_name);
+    expect(columns.slice(0, 4)).toEqual(["id", "label", "_source_file", "_ingested_at"]);
+  });
+
+  it("commits 50 files as ONE snapshot with the exact URI of each row's file, awkward names included", async () => {
+    const table = newTable();
+    const names = [
+      ...Array.from({ length: 45 }, (_, i) => `f-${i}.json`),
+      "with space.json",
+      "plus+sign.json",
+      "glob[1].json",
+      "percent%41 #hash.json",
+      "ünïcödé {x}.json",
+    ];
+    const files: string[] = [];
+    const expected: Record<string, number> = {};
+    for (const [index, name] of names.entries()) {
+      const rows = Array.from({ length: (index % 3) + 1 }, (_, j) => ({
+        id: index * 10 + j,
+        v: String(index),
+      }));
+      const uri = await file(`many/${name}`, jsonLines(rows));
+      files.push(uri);
+      expected[uri] = rows.length;
+    }
+
+    const result = await writer.write(batchOf(table, files));
+    expect(Object.fromEntries(result.records)).toEqual(expected);
+    expect(await snapshots(table)).toHaveLength(1);
+
+    // Every row carries the URI of the very file it was read from.
+    const pairs = await spark.sql(`SELECT DISTINCT _source_file, v FROM ${quote(table)}`);
+    expect(pairs).toHaveLength(names.length);
+    for (const pair of pairs) expect(pair._source_file).toBe(files[Number(pair.v)]);
+  });
+
+  it("writeOnce finds an earlier commit by batch id and appends nothing", async () => {
+    const table = newTable();
+    const a = await file(
+      "once/a.json",
+      jsonLines([
+        { id: 1, v: "a" },
+        { id: 2, v: "a" },
+      ]),
+    );
+    const batch = batchOf(table, [a]);
+
+    expect(await writer.findCommittedBatch(table, batch.batchId)).toBeUndefined(); // no table yet
+    const first = await writer.writeOnce(batch);
+    expect(first.alreadyCommitted).toBe(false);
+
+    const again = await writer.writeOnce(batch);
+    expect(again).toEqual({ ...first, alreadyCommitted: true });
+    expect(await snapshots(table)).toHaveLength(1);
+    expect(await countsByFile(table)).toEqual({ [a]: 2 });
+
+    const found = await writer.findCommittedBatch(table, batch.batchId);
+    expect(found?.snapshotId).toBe(first.snapshotId);
+    expect(Object.fromEntries(found?.records ?? [])).toEqual({ [a]: 2 });
+    expect(await writer.findCommittedBatch(table, randomUUID())).toBeUndefined();
+  });
+
+  it("writeOnce sees a commit made through another session, even with the table cached here", async () => {
+    const table = newTable();
+    const other = new SparkConnectClient({ remote });
+    try {
+      const crashed = new IcebergWriter({ spark: other });
+      await crashed.write(batchOf(table, [await file("session/a.json", jsonLines([{ id: 1, v: "a" }]))]));
+      expect(await countsByFile(table)).toHaveProperty([`file://${dir}/session/a.json`], 1); // cached here now
+      // The other session commits and "crashes" before anyone records it; this session retries the batch.
+      const b = await file("session/b.json", jsonLines([{ id: 2, v: "b" }]));
+      const batch = batchOf(table, [b]);
+      const committed = await crashed.write(batch);
+      const retried = await writer.writeOnce(batch);
+      expect(retried).toEqual({ ...committed, alreadyCommitted: true });
+      expect(await snapshots(table)).toHaveLength(2);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it("replace swaps one file's rows atomically, in one overwrite snapshot", async () => {
+    const table = newTable();
+    const a = await file(
+      "replace/a.json",
+      jsonLines([
+        { id: 1, v: "old" },
+        { id: 2, v: "old" },
+      ]),
+    );
+    const b = await file(
+      "replace/b.json",
+      jsonLines([
+        { id: 3, v: "b" },
+        { id: 4, v: "b" },
+      ]),
+    );
+    const c = await file("replace/c.json", jsonLines([{ id: 6, v: "c" }]));
+    // Three files: without isolation Spark packs two of them into one read task, so one data file.
+    await writer.write(batchOf(table, [a, b, c]));
+
+    await file(
+      "replace/a.json",
+      jsonLines([
+        { id: 1, v: "new" },
+        { id: 2, v: "new" },
+        { id: 5, v: "new" },
+      ]),
+    );
+    const replace = batchOf(table, [a], { mode: "replace" });
+    const result = await writer.write(replace);
+    expect(Object.fromEntries(result.records)).toEqual({ [a]: 3 });
+
+    const history = await snapshots(table);
+    expect(history.map((row) => row.operation)).toEqual(["append", "overwrite"]);
+    expect(String(history[1]?.snapshot_id)).toBe(result.snapshotId);
+    const rows = await spark.sql(`SELECT _source_file, v, count(*) AS n FROM ${quote(table)} GROUP BY 1, 2`);
+    expect(rows.map((row) => [row._source_file, row.v, Number(row.n)]).sort()).toEqual(
+      [
+        [a, "new", 3],
+        [b, "b", 2],
+        [c, "c", 1],
+      ].sort(),
+    );
+
+    // The overwrite snapshot is found and counted again from the table.
+    const again = await writer.writeOnce(replace);
+    expect(again.alreadyCommitted).toBe(true);
+    expect(again.snapshotId).toBe(result.snapshotId);
+    expect(Object.fromEntries(again.records)).toEqual({ [a]: 3 });
+  });
+
+  it("a replace Iceberg cannot do by whole data files fails clearly and for good", async () => {
+    const table = newTable();
+    const other = new SparkConnectClient({ remote }); // a session without the isolating setting
+    try {
+      const mixing = new IcebergWriter({ spark: other, isolateSourceFiles: false });
+      const files = await Promise.all(
+        ["a", "b", "c"].map((name) => file(`unaligned/${name}.json`, jsonLines([{ id: 1, v: name }]))),
+      );
+      await mixing.write(batchOf(table, files));
+      const error = await rejection(mixing.write(batchOf(table, [files[0]!], { mode: "replace" })));
+      expect(error).toMatchObject({ code: "ICEBERG_REPLACE_UNALIGNED", retryable: false });
+      expect(await snapshots(table)).toHaveLength(1);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it("refuses bad input with typed, non-retryable errors and writes nothing", async () => {
+    const table = newTable();
+    const good = await file("errors/good.json", jsonLines([{ id: 1, v: "x" }]));
+    await writer.write(batchOf(table, [good]));
+
+    // A malformed record under the default FAILFAST.
+    const corrupt = await file("errors/corrupt.json", '{"id": 2, "v": "y"}\n{"id": 3, "v": \n');
+    const malformed = await rejection(writer.write(batchOf(table, [good, corrupt])));
+    expect(malformed).toBeInstanceOf(SparkConnectError);
+    expect((malformed as SparkConnectError).retryable).toBe(false);
+
+    // A path that does not exist.
+    const missing = await rejection(writer.write(batchOf(table, [`file://${dir}/errors/absent.json`])));
+    expect(missing).toBeInstanceOf(SparkConnectError);
+    expect((missing as SparkConnectError).retryable).toBe(false);
+
+    // Rows that do not fit the table: v is STRING in the table, an array here.
+    const other = await file("errors/other.json", jsonLines([{ id: 7, v: ["p", "q"] }]));
+    const mismatch = await rejection(
+      writer.write(batchOf(table, [other], { schema: "id BIGINT, v ARRAY<STRING>" })),
+    );
+    expect(mismatch).toBeInstanceOf(SparkConnectError);
+    expect((mismatch as SparkConnectError).retryable).toBe(false);
+
+    // A bad table name never reaches Spark.
+    const badName = await rejection(writer.write(batchOf("lake.ns.t; DROP TABLE x", [good])));
+    expect(badName).toBeInstanceOf(InvalidInputError);
+    expect((badName as InvalidInputError).retryable).toBe(false);
+
+    // A file Spark reads that is not in the batch (here: a folder's contents) fails the job rather than
+    // writing a wrong _source_file.
+    await file("errors/folder/inner.json", jsonLines([{ id: 8, v: "z" }]));
+    const unmatched = await rejection(writer.write(batchOf(table, [`file://${dir}/errors/folder`])));
+    expect(unmatched).toBeInstanceOf(SparkConnectError);
+    expect(String((unmatched as Error).message)).toContain("not in the batch");
+
+    expect(await snapshots(table)).toHaveLength(1);
+    expect(await countsByFile(table)).toEqual({ [good]: 1 });
+  });
+
+  it("two concurrent first writers to a new table both land", async () => {
+    const table = newTable();
+    const other = new SparkConnectClient({ remote });
+    try {
+      const writers = [writer, new IcebergWriter({ spark: other })];
+      const files = await Promise.all(
+        [0, 1].map((i) =>
+          file(
+            `race/${i}.json`,
+            jsonLines([
+              { id: i, v: `w${i}` },
+              { id: i + 10, v: `w${i}` },
+            ]),
+          ),
+        ),
+      );
+      const results = await Promise.all(writers.map((w, i) => w.write(batchOf(table, [files[i]!]))));
+      results.forEach((result, i) => expect(Object.fromEntries(result.records)).toEqual({ [files[i]!]: 2 }));
+      // This session may have cached the table before the other session's commit (Iceberg's catalog cache).
+      await spark.sqlCommand(`REFRESH TABLE ${quote(table)}`);
+      expect(await countsByFile(table)).toEqual({ [files[0]!]: 2, [files[1]!]: 2 });
+      expect(await snapshots(table)).toHaveLength(2);
+    } finally {
+      await other.close();
+    }
+  });
+});
