@@ -1,0 +1,113 @@
+import type { Database } from "./database.ts";
+import { runOperation } from "./errors.ts";
+import type { ClaimedFile } from "./types.ts";
+import { requireCount, requireId, requireRefs, requireText, toNumber } from "./values.ts";
+
+/** error_type of an attempt that ended because its lease ran out. */
+export const LEASE_EXPIRED = "LEASE_EXPIRED";
+
+/*
+ * Locks the claimable rows in id order (so concurrent claimers queue rather than deadlock); a row another
+ * transaction changed meanwhile is re-checked against its committed state, so a file is claimed by one
+ * caller only. Taking over an expired lease closes the earlier attempt as LOST.
+ */
+const CLAIM_FILES_SQL = `
+WITH requested AS (
+  SELECT * FROM unnest($1::bigint[], $2::int[]) AS r(id, version)
+),
+claimable AS MATERIALIZED (
+  SELECT pf.id, pf.status AS previous_status
+  FROM processed_files pf JOIN requested r ON r.id = pf.id AND r.version = pf.version
+  WHERE pf.status = 'PENDING' OR (pf.status = 'PROCESSING' AND pf.lease_expires_at < now())
+  ORDER BY pf.id
+  FOR UPDATE OF pf
+),
+claimed AS (
+  UPDATE processed_files pf SET status = 'PROCESSING', lease_owner = $3,
+    lease_expires_at = now() + $4::float8 * interval '1 millisecond', processing_started_at = now(),
+    attempts = pf.attempts + 1, updated_at = now()
+  FROM claimable c WHERE pf.id = c.id
+  RETURNING pf.id, pf.ingestion_id, pf.version, pf.file_path, pf.file_size, pf.attempts, pf.batch_id,
+            c.previous_status
+),
+taken_over AS (
+  UPDATE file_attempts fa SET finished_at = now(), outcome = 'LOST', error_type = '${LEASE_EXPIRED}',
+    error_message = 'the lease expired; the file was claimed again by ' || $3,
+    duration_ms = (extract(epoch FROM now() - fa.started_at) * 1000)::int
+  FROM claimed c
+  WHERE c.previous_status = 'PROCESSING' AND fa.file_id = c.id AND fa.version = c.version
+    AND fa.finished_at IS NULL
+),
+opened AS (
+  INSERT INTO file_attempts (file_id, version, attempt, worker, started_at)
+  SELECT id, version, attempts, $3, now() FROM claimed
+)
+SELECT c.id, c.ingestion_id, c.version, c.file_path, c.file_size, c.attempts,
+       CASE WHEN wb.state IN ('OPEN', 'COMMITTED') THEN c.batch_id END AS previous_batch_id
+FROM claimed c LEFT JOIN write_batches wb ON wb.id = c.batch_id
+ORDER BY c.id`;
+
+/**
+ * Takes leases on the given file versions for `worker`: each one that is PENDING, or PROCESSING under an
+ * expired lease, at exactly that version becomes PROCESSING until now + `leaseMs`, with a new attempt.
+ * Others (already claimed, settled, or at another version) are left out of the result. Atomic; concurrent
+ * callers never both get the same file.
+ */
+export async function claimFiles(
+  db: Database,
+  input: { refs: { id: number; version: number }[]; worker: string; leaseMs: number },
+): Promise<ClaimedFile[]> {
+  const { ids, versions } = requireRefs("refs", input.refs);
+  requireText("worker", input.worker);
+  requireCount("leaseMs", input.leaseMs, 1);
+  if (ids.length === 0) return [];
+  return runOperation("claimFiles", async () => {
+    const { rows } = await db.pool.query<{
+      id: string;
+      ingestion_id: string;
+      version: number;
+      file_path: string;
+      file_size: string;
+      attempts: number;
+      previous_batch_id: string | null;
+    }>(CLAIM_FILES_SQL, [ids, versions, input.worker, input.leaseMs]);
+    return rows.map((row) => ({
+      id: toNumber(row.id),
+      ingestionId: toNumber(row.ingestion_id),
+      version: row.version,
+      path: row.file_path,
+      size: toNumber(row.file_size),
+      attempt: row.attempts,
+      previousBatchId: row.previous_batch_id,
+    }));
+  });
+}
+
+/**
+ * Extends `worker`'s leases on these files to now + `leaseMs` and returns the ids it still holds; a
+ * missing id means the lease was lost (taken over, or the file changed) and the work must not be recorded.
+ */
+export async function renewLeases(
+  db: Database,
+  input: { worker: string; fileIds: number[]; leaseMs: number },
+): Promise<number[]> {
+  input.fileIds.forEach((id, i) => requireId(`fileIds[${i}]`, id));
+  requireText("worker", input.worker);
+  requireCount("leaseMs", input.leaseMs, 1);
+  if (input.fileIds.length === 0) return [];
+  return runOperation("renewLeases", async () => {
+    const { rows } = await db.pool.query<{ id: string }>(
+      `WITH held AS MATERIALIZED (
+         SELECT id FROM processed_files
+         WHERE id = ANY($1::bigint[]) AND status = 'PROCESSING' AND lease_owner = $2
+         ORDER BY id
+         FOR UPDATE
+       )
+       UPDATE processed_files pf SET lease_expires_at = now() + $3::float8 * interval '1 millisecond', updated_at = now()
+       FROM held WHERE pf.id = held.id
+       RETURNING pf.id`,
+      [input.fileIds, input.worker, input.leaseMs],
+    );
+    return rows.map((row) => toNumber(row.id)).sort((a, b) => a - b);
+  });
+}

@@ -1,0 +1,76 @@
+import pg from "pg";
+import { PrismaPg } from "@prisma/adapter-pg";
+import { InvalidInputError } from "@lakeferry/core";
+import { PrismaClient } from "./generated/prisma/client.ts";
+
+export type { PrismaClient };
+
+/** A connection to lakeferry's tracking database: one pg pool, shared by the Prisma client. */
+export interface Database {
+  /** The pg pool every hot-path statement runs on. Its connections use `schema` as search_path. */
+  pool: pg.Pool;
+  /** Prisma client over the same pool, for the cold paths and for apps' ad-hoc reads. */
+  prisma: PrismaClient;
+  /** The Postgres schema holding lakeferry's tables. */
+  schema: string;
+  /** Disconnects Prisma and ends the pool. */
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  /** A postgres:// connection string. */
+  connectionString: string;
+  /**
+   * Postgres schema holding the tables (created by `migrate`). Default `public`. Tests give each test its
+   * own schema for isolation. Letters, digits and underscores only.
+   */
+  schema?: string;
+  /** Pool size. Default 10. */
+  maxConnections?: number;
+}
+
+const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+/** Opens a pool (lazily connecting) and a Prisma client bound to `schema`. */
+export function createDatabase(options: DatabaseOptions): Database {
+  const schema = options.schema ?? "public";
+  if (!SCHEMA_NAME.test(schema)) {
+    throw new InvalidInputError("schema", `"${schema}" must be letters, digits and underscores (at most 63)`);
+  }
+  if (!options.connectionString) {
+    throw new InvalidInputError("connectionString", "a postgres:// connection string is required");
+  }
+  const maxConnections = options.maxConnections ?? 10;
+  if (!Number.isInteger(maxConnections) || maxConnections < 1) {
+    throw new InvalidInputError("maxConnections", `must be a positive integer, got ${maxConnections}`);
+  }
+  const pool = new pg.Pool({
+    connectionString: options.connectionString,
+    max: maxConnections,
+    // Every connection resolves unqualified table names in the chosen schema.
+    options: `-c search_path="${schema}"`,
+    application_name: "lakeferry",
+  });
+  // An idle client losing its connection emits on the pool; without a listener that crashes the process.
+  // The next query on the pool reconnects and reports its own (classified) error.
+  pool.on("error", () => {});
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool, { schema }) });
+  let closing: Promise<void> | undefined;
+  return {
+    pool,
+    prisma,
+    schema,
+    close() {
+      closing ??= (async () => {
+        await prisma.$disconnect();
+        await pool.end();
+      })();
+      return closing;
+    },
+  };
+}
+
+/** Double-quotes an SQL identifier. */
+export function quoteIdentifier(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}

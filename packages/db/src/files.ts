@@ -1,0 +1,117 @@
+import type { Database } from "./database.ts";
+import { runOperation } from "./errors.ts";
+import type { FileAttemptRecord, FileRecord, FileStatus, FileVersionRecord } from "./types.ts";
+import { FILE_STATUSES } from "./types.ts";
+import type { FileAttempt, FileVersion, ProcessedFile } from "./generated/prisma/client.ts";
+import {
+  requireCount,
+  requireId,
+  requireOneOf,
+  toDecimalOrNull,
+  toNumber,
+  toNumberOrNull,
+} from "./values.ts";
+
+function toFileRecord(row: ProcessedFile): FileRecord {
+  return {
+    ...row,
+    id: toNumber(row.id),
+    ingestionId: toNumber(row.ingestionId),
+    fileSize: toNumber(row.fileSize),
+    recordsIngested: toNumberOrNull(row.recordsIngested),
+    bytesRead: toNumberOrNull(row.bytesRead),
+    runId: toNumberOrNull(row.runId),
+    snapshotId: toDecimalOrNull(row.snapshotId),
+  };
+}
+
+function toVersionRecord(row: FileVersion): FileVersionRecord {
+  return {
+    ...row,
+    fileId: toNumber(row.fileId),
+    fileSize: toNumber(row.fileSize),
+    runId: toNumberOrNull(row.runId),
+    recordsIngested: toNumberOrNull(row.recordsIngested),
+    snapshotId: toDecimalOrNull(row.snapshotId),
+  };
+}
+
+function toAttemptRecord(row: FileAttempt): FileAttemptRecord {
+  return {
+    ...row,
+    id: toNumber(row.id),
+    fileId: toNumber(row.fileId),
+    recordsIngested: toNumberOrNull(row.recordsIngested),
+  };
+}
+
+/** How many of an ingestion's files are in each status (every status present, zero when none). */
+export async function statusCounts(db: Database, ingestionId: number): Promise<Record<FileStatus, number>> {
+  requireId("ingestionId", ingestionId);
+  return runOperation("statusCounts", async () => {
+    const { rows } = await db.pool.query<{ status: FileStatus; count: number }>(
+      `SELECT status, count(*)::int AS count FROM processed_files WHERE ingestion_id = $1 GROUP BY status`,
+      [ingestionId],
+    );
+    const counts = Object.fromEntries(FILE_STATUSES.map((s) => [s, 0])) as Record<FileStatus, number>;
+    for (const row of rows) counts[row.status] = row.count;
+    return counts;
+  });
+}
+
+/** An ingestion's files in id order, optionally of one status; page with `afterId` (default limit 100). */
+export async function listFiles(
+  db: Database,
+  ingestionId: number,
+  options: { status?: FileStatus; limit?: number; afterId?: number } = {},
+): Promise<FileRecord[]> {
+  requireId("ingestionId", ingestionId);
+  if (options.status !== undefined) requireOneOf("status", options.status, FILE_STATUSES);
+  const limit = requireCount("limit", options.limit ?? 100, 1);
+  if (options.afterId !== undefined) requireCount("afterId", options.afterId);
+  return runOperation("listFiles", async () => {
+    const rows = await db.prisma.processedFile.findMany({
+      where: {
+        ingestionId: BigInt(ingestionId),
+        ...(options.status === undefined ? {} : { status: options.status }),
+        ...(options.afterId === undefined ? {} : { id: { gt: BigInt(options.afterId) } }),
+      },
+      orderBy: { id: "asc" },
+      take: limit,
+    });
+    return rows.map(toFileRecord);
+  });
+}
+
+/** The file tracked at this path (a full URI, as listed) for this ingestion, if any. */
+export async function getFile(
+  db: Database,
+  ingestionId: number,
+  path: string,
+): Promise<FileRecord | undefined> {
+  requireId("ingestionId", ingestionId);
+  return runOperation("getFile", async () => {
+    const row = await db.prisma.processedFile.findUnique({
+      where: { ingestionId_filePath: { ingestionId: BigInt(ingestionId), filePath: path } },
+    });
+    return row ? toFileRecord(row) : undefined;
+  });
+}
+
+/** Every version of a file seen and every attempt at it, oldest first. */
+export async function fileHistory(
+  db: Database,
+  fileId: number,
+): Promise<{ versions: FileVersionRecord[]; attempts: FileAttemptRecord[] }> {
+  requireId("fileId", fileId);
+  return runOperation("fileHistory", async () => {
+    const [versions, attempts] = await Promise.all([
+      db.prisma.fileVersion.findMany({ where: { fileId: BigInt(fileId) }, orderBy: { version: "asc" } }),
+      db.prisma.fileAttempt.findMany({
+        where: { fileId: BigInt(fileId) },
+        orderBy: [{ version: "asc" }, { attempt: "asc" }],
+      }),
+    ]);
+    return { versions: versions.map(toVersionRecord), attempts: attempts.map(toAttemptRecord) };
+  });
+}

@@ -1,0 +1,166 @@
+import { InvalidInputError } from "@lakeferry/core";
+import type { Database } from "./database.ts";
+import { runOperation } from "./errors.ts";
+import type { Ingestion, IngestionInput, ModifiedPolicy } from "./types.ts";
+import { MODIFIED_POLICIES } from "./types.ts";
+import { requireCount, requireId, requireOneOf, requireText, toNumber } from "./values.ts";
+
+/** An ingestions row with camelCase keys, as pg (bigint as string) or Prisma (bigint) returns it. */
+interface IngestionRow {
+  id: bigint | string;
+  name: string;
+  sourceUri: string;
+  format: string;
+  readerOptions: unknown;
+  schemaDdl: string | null;
+  glob: string | null;
+  targetTable: string;
+  schedule: string | null;
+  maxAttempts: number;
+  backoffMs: number;
+  modifiedPolicy: string;
+  listing: unknown;
+  listingCursor: unknown;
+  enabled: boolean;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+function toIngestion(row: IngestionRow): Ingestion {
+  return {
+    id: toNumber(row.id),
+    name: row.name,
+    sourceUri: row.sourceUri,
+    format: row.format,
+    readerOptions: (row.readerOptions ?? {}) as Record<string, string>,
+    schemaDdl: row.schemaDdl,
+    glob: row.glob,
+    targetTable: row.targetTable,
+    schedule: row.schedule,
+    maxAttempts: row.maxAttempts,
+    backoffMs: row.backoffMs,
+    modifiedPolicy: row.modifiedPolicy as ModifiedPolicy,
+    listing: row.listing ?? null,
+    listingCursor: row.listingCursor ?? null,
+    enabled: row.enabled,
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+  };
+}
+
+const INGESTION_COLUMNS = `id, name, source_uri AS "sourceUri", format, reader_options AS "readerOptions",
+  schema_ddl AS "schemaDdl", glob, target_table AS "targetTable", schedule, max_attempts AS "maxAttempts",
+  backoff_ms AS "backoffMs", modified_policy AS "modifiedPolicy", listing, listing_cursor AS "listingCursor",
+  enabled, created_at AS "createdAt", updated_at AS "updatedAt"`;
+
+/** JSON for a jsonb parameter; undefined and null become SQL NULL. */
+function jsonParam(value: unknown): string | null {
+  return value === undefined || value === null ? null : JSON.stringify(value);
+}
+
+function validateIngestion(input: IngestionInput): void {
+  requireText("name", input.name);
+  requireText("sourceUri", input.sourceUri);
+  requireText("format", input.format);
+  requireText("targetTable", input.targetTable);
+  requireCount("maxAttempts", input.maxAttempts, 1);
+  requireCount("backoffMs", input.backoffMs, 0);
+  requireOneOf("modifiedPolicy", input.modifiedPolicy, MODIFIED_POLICIES);
+  if (
+    input.readerOptions === null ||
+    typeof input.readerOptions !== "object" ||
+    Array.isArray(input.readerOptions)
+  ) {
+    throw new InvalidInputError("readerOptions", "must be an object of string values");
+  }
+  for (const [key, value] of Object.entries(input.readerOptions)) {
+    if (typeof value !== "string") {
+      throw new InvalidInputError(`readerOptions.${key}`, `must be a string, got ${typeof value}`);
+    }
+  }
+  if (typeof input.enabled !== "boolean") throw new InvalidInputError("enabled", "must be true or false");
+}
+
+/**
+ * Creates the ingestion named `input.name`, or replaces its definition. The listing cursor survives an
+ * update unless the source, glob or listing settings changed (a cursor into another listing is meaningless).
+ *
+ * @throws InvalidInputError when a field is out of range.
+ */
+export async function upsertIngestion(
+  db: Database,
+  input: IngestionInput,
+): Promise<{ ingestion: Ingestion; created: boolean }> {
+  validateIngestion(input);
+  return runOperation("upsertIngestion", async () => {
+    const { rows } = await db.pool.query<IngestionRow & { created: boolean }>(
+      `INSERT INTO ingestions AS i (name, source_uri, format, reader_options, schema_ddl, glob, target_table,
+         schedule, max_attempts, backoff_ms, modified_policy, listing, enabled)
+       VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11::modified_policy, $12::jsonb, $13)
+       ON CONFLICT (name) DO UPDATE SET
+         source_uri = EXCLUDED.source_uri, format = EXCLUDED.format, reader_options = EXCLUDED.reader_options,
+         schema_ddl = EXCLUDED.schema_ddl, glob = EXCLUDED.glob, target_table = EXCLUDED.target_table,
+         schedule = EXCLUDED.schedule, max_attempts = EXCLUDED.max_attempts, backoff_ms = EXCLUDED.backoff_ms,
+         modified_policy = EXCLUDED.modified_policy, listing = EXCLUDED.listing, enabled = EXCLUDED.enabled,
+         listing_cursor = CASE
+           WHEN i.source_uri IS DISTINCT FROM EXCLUDED.source_uri OR i.glob IS DISTINCT FROM EXCLUDED.glob
+             OR i.listing IS DISTINCT FROM EXCLUDED.listing THEN NULL
+           ELSE i.listing_cursor END,
+         updated_at = now()
+       RETURNING ${INGESTION_COLUMNS}, (xmax = 0) AS created`,
+      [
+        input.name,
+        input.sourceUri,
+        input.format,
+        JSON.stringify(input.readerOptions),
+        input.schemaDdl,
+        input.glob,
+        input.targetTable,
+        input.schedule,
+        input.maxAttempts,
+        input.backoffMs,
+        input.modifiedPolicy,
+        jsonParam(input.listing),
+        input.enabled,
+      ],
+    );
+    const row = rows[0]!;
+    return { ingestion: toIngestion(row), created: row.created };
+  });
+}
+
+/** The ingestion with this name, if any. */
+export async function getIngestion(db: Database, name: string): Promise<Ingestion | undefined> {
+  return runOperation("getIngestion", async () => {
+    const row = await db.prisma.ingestion.findUnique({ where: { name } });
+    return row ? toIngestion(row) : undefined;
+  });
+}
+
+export async function getIngestionById(db: Database, id: number): Promise<Ingestion | undefined> {
+  requireId("id", id);
+  return runOperation("getIngestionById", async () => {
+    const row = await db.prisma.ingestion.findUnique({ where: { id: BigInt(id) } });
+    return row ? toIngestion(row) : undefined;
+  });
+}
+
+/** Every ingestion, by name. */
+export async function listIngestions(db: Database): Promise<Ingestion[]> {
+  return runOperation("listIngestions", async () => {
+    const rows = await db.prisma.ingestion.findMany({ orderBy: { name: "asc" } });
+    return rows.map(toIngestion);
+  });
+}
+
+/** Stores where the next incremental listing resumes (any JSON value; null clears it). */
+export async function saveListingCursor(db: Database, ingestionId: number, cursor: unknown): Promise<void> {
+  requireId("ingestionId", ingestionId);
+  await runOperation("saveListingCursor", async () => {
+    const { rowCount } = await db.pool.query(
+      `UPDATE ingestions SET listing_cursor = $2::jsonb, updated_at = now() WHERE id = $1`,
+      [ingestionId, jsonParam(cursor)],
+    );
+    if (rowCount === 0) throw new InvalidInputError("ingestionId", `no ingestion with id ${ingestionId}`);
+  });
+}

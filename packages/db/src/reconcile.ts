@@ -1,0 +1,131 @@
+import type { Database } from "./database.ts";
+import { runOperation } from "./errors.ts";
+import type { FileRef } from "./types.ts";
+import { LEASE_EXPIRED } from "./claim-files.ts";
+import { requireCount, requireId, toNumber } from "./values.ts";
+
+interface FileRefRow {
+  id: string;
+  version: number;
+  file_path: string;
+  ingestion_id: string;
+}
+
+function toRef(row: FileRefRow): FileRef & { ingestionId: number } {
+  return {
+    id: toNumber(row.id),
+    version: row.version,
+    path: row.file_path,
+    ingestionId: toNumber(row.ingestion_id),
+  };
+}
+
+/**
+ * Hands files whose lease expired back to the queue: PROCESSING past `lease_expires_at` and not in an OPEN
+ * write batch (those wait for the batch to be resolved, since their commit may have landed) become
+ * PENDING, and the attempt is closed as LOST. Rows locked by someone else are skipped this round.
+ * Returns the reclaimed versions to re-enqueue (at most `limit`, default 1000).
+ */
+export async function reclaimExpiredLeases(
+  db: Database,
+  input: { limit?: number } = {},
+): Promise<(FileRef & { ingestionId: number })[]> {
+  const limit = requireCount("limit", input.limit ?? 1000, 1);
+  return runOperation("reclaimExpiredLeases", async () => {
+    const { rows } = await db.pool.query<FileRefRow>(
+      `WITH expired AS MATERIALIZED (
+         SELECT pf.id FROM processed_files pf
+         WHERE pf.status = 'PROCESSING' AND pf.lease_expires_at < now()
+           AND NOT EXISTS (
+             SELECT 1 FROM write_batch_files wbf JOIN write_batches wb ON wb.id = wbf.batch_id
+             WHERE wbf.file_id = pf.id AND wbf.version = pf.version AND wb.state = 'OPEN')
+         ORDER BY pf.id
+         LIMIT $1
+         FOR UPDATE OF pf SKIP LOCKED
+       ),
+       reclaimed AS (
+         UPDATE processed_files pf SET status = 'PENDING', lease_owner = NULL, lease_expires_at = NULL,
+           updated_at = now()
+         FROM expired WHERE pf.id = expired.id
+         RETURNING pf.id, pf.version, pf.file_path, pf.ingestion_id
+       ),
+       lost AS (
+         UPDATE file_attempts fa SET finished_at = now(), outcome = 'LOST', error_type = '${LEASE_EXPIRED}',
+           error_message = 'the lease expired before an outcome was recorded',
+           duration_ms = (extract(epoch FROM now() - fa.started_at) * 1000)::int
+         FROM reclaimed r
+         WHERE fa.file_id = r.id AND fa.version = r.version AND fa.finished_at IS NULL
+       )
+       SELECT id, version, file_path, ingestion_id FROM reclaimed ORDER BY id`,
+      [limit],
+    );
+    return rows.map(toRef);
+  });
+}
+
+/**
+ * PENDING files in id order, for the reconciler to re-enqueue (enqueueing is idempotent per file version).
+ * `afterId` pages; `olderThanMs` leaves out files that changed state more recently than that (their jobs
+ * are probably on their way).
+ */
+export async function pendingFiles(
+  db: Database,
+  input: { limit: number; afterId?: number; olderThanMs?: number },
+): Promise<(FileRef & { ingestionId: number })[]> {
+  requireCount("limit", input.limit, 1);
+  if (input.afterId !== undefined) requireCount("afterId", input.afterId);
+  if (input.olderThanMs !== undefined) requireCount("olderThanMs", input.olderThanMs);
+  return runOperation("pendingFiles", async () => {
+    const { rows } = await db.pool.query<FileRefRow>(
+      `SELECT id, version, file_path, ingestion_id FROM processed_files
+       WHERE status = 'PENDING' AND id > $1
+         AND ($2::float8 IS NULL OR updated_at < now() - $2::float8 * interval '1 millisecond')
+       ORDER BY id
+       LIMIT $3`,
+      [input.afterId ?? 0, input.olderThanMs ?? null, input.limit],
+    );
+    return rows.map(toRef);
+  });
+}
+
+/**
+ * Puts files back to PENDING for another try, at the same version, keeping their attempt and retry
+ * counts and last error: with `path`, that file if it is settled (SUCCESS, FAILED or SKIPPED; only FAILED
+ * with `failedOnly`); without, every FAILED file of the ingestion. The file's batch id is cleared, so the
+ * next attempt writes again instead of trusting an earlier commit. Returns the files reset.
+ */
+export async function resetFilesForRetry(
+  db: Database,
+  ingestionId: number,
+  options: { failedOnly?: boolean; path?: string },
+): Promise<FileRef[]> {
+  requireId("ingestionId", ingestionId);
+  const statuses =
+    options.path === undefined || options.failedOnly ? ["FAILED"] : ["SUCCESS", "FAILED", "SKIPPED"];
+  return runOperation("resetFilesForRetry", async () => {
+    const { rows } = await db.pool.query<FileRefRow>(
+      `WITH target AS MATERIALIZED (
+         SELECT id FROM processed_files
+         WHERE ingestion_id = $1 AND status = ANY($2::file_status[]) AND ($3::text IS NULL OR file_path = $3::text)
+         ORDER BY id
+         FOR UPDATE
+       ),
+       reset AS (
+         UPDATE processed_files pf SET status = 'PENDING', batch_id = NULL, lease_owner = NULL,
+           lease_expires_at = NULL, updated_at = now()
+         FROM target WHERE pf.id = target.id
+         RETURNING pf.id, pf.version, pf.file_path, pf.ingestion_id
+       ),
+       history AS (
+         UPDATE file_versions fv SET status = 'PENDING'
+         FROM reset r WHERE fv.file_id = r.id AND fv.version = r.version
+       )
+       SELECT id, version, file_path, ingestion_id FROM reset ORDER BY id`,
+      [ingestionId, statuses, options.path ?? null],
+    );
+    return rows.map((row) => {
+      const { ingestionId: _ingestion, ...ref } = toRef(row);
+      return ref;
+    });
+  });
+}

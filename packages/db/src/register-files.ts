@@ -1,0 +1,153 @@
+import { InvalidInputError } from "@lakeferry/core";
+import type { Database } from "./database.ts";
+import { runOperation } from "./errors.ts";
+import type { FileRef, ListedFile, ModifiedPolicy } from "./types.ts";
+import { MODIFIED_POLICIES } from "./types.ts";
+import { requireCount, requireId, requireOneOf, requireText, toNumber } from "./values.ts";
+
+/** error_type of a file_versions row recording a change the `ignore` policy did not act on. */
+export const IGNORED_CHANGE = "MODIFIED_IGNORED";
+/** error_type of a version replaced by a newer one before it settled, and of the attempt it cut short. */
+export const SUPERSEDED = "SUPERSEDED";
+
+/*
+ * One statement, so one round trip and one snapshot. Concurrent callers stay idempotent because every
+ * write is guarded: new paths by ON CONFLICT DO NOTHING (the loser waits for the winner, then skips), new
+ * versions by re-checking, after the row lock, that the file is still at the version this statement saw
+ * (READ COMMITTED re-evaluates that condition against the committed row), ignored changes by the
+ * (file_id, version) primary key. Rows are inserted in path order and locked in id order, as every other
+ * writer does, so concurrent writers queue instead of deadlocking.
+ *
+ * A change is an etag or size that differs from the file's latest seen version (for `ignore`, that may be
+ * a SKIPPED history row newer than the current version), so re-listing the same objects does nothing.
+ */
+const REGISTER_FILES_SQL = `
+WITH listed AS (
+  SELECT * FROM unnest($3::text[], $4::bigint[], $5::text[], $6::timestamptz[])
+    AS l(file_path, file_size, etag, modified_at)
+),
+inserted AS (
+  INSERT INTO processed_files (ingestion_id, file_path, file_size, etag, modified_at, run_id)
+  SELECT $1, file_path, file_size, etag, modified_at, $2 FROM listed ORDER BY file_path
+  ON CONFLICT (ingestion_id, file_path) DO NOTHING
+  RETURNING id, file_path, file_size, etag, modified_at
+),
+inserted_versions AS (
+  INSERT INTO file_versions (file_id, version, etag, file_size, modified_at, run_id)
+  SELECT id, 1, etag, file_size, modified_at, $2 FROM inserted
+),
+changed AS MATERIALIZED (
+  SELECT pf.id, pf.version AS current_version, COALESCE(latest.version, pf.version) AS latest_version,
+         l.file_path, l.file_size, l.etag, l.modified_at
+  FROM listed l
+  JOIN processed_files pf ON pf.ingestion_id = $1 AND pf.file_path = l.file_path
+  LEFT JOIN LATERAL (
+    SELECT fv.version, fv.etag, fv.file_size FROM file_versions fv
+    WHERE fv.file_id = pf.id ORDER BY fv.version DESC LIMIT 1
+  ) latest ON true
+  WHERE COALESCE(latest.etag, pf.etag) IS DISTINCT FROM l.etag
+     OR COALESCE(latest.file_size, pf.file_size) IS DISTINCT FROM l.file_size
+),
+ignored AS (
+  INSERT INTO file_versions (file_id, version, etag, file_size, modified_at, run_id, status, error_type, error_message)
+  SELECT id, latest_version + 1, etag, file_size, modified_at, $2, 'SKIPPED'::file_status, '${IGNORED_CHANGE}',
+         'the object changed after it was registered; the ingestion ignores modified files'
+  FROM changed WHERE $7 = 'ignore' ORDER BY id
+  ON CONFLICT (file_id, version) DO NOTHING
+),
+locked AS MATERIALIZED (
+  SELECT pf.id FROM processed_files pf JOIN changed c ON c.id = pf.id
+  WHERE $7 <> 'ignore' AND pf.version = c.current_version
+  ORDER BY pf.id
+  FOR UPDATE OF pf
+),
+bumped AS (
+  UPDATE processed_files pf SET
+    version = c.latest_version + 1, file_size = c.file_size, etag = c.etag, modified_at = c.modified_at,
+    status = 'PENDING', run_id = $2, processing_started_at = NULL, processed_at = NULL,
+    records_ingested = NULL, bytes_read = NULL, processing_duration_ms = NULL, error_message = NULL,
+    error_type = NULL, retry_count = 0, attempts = 0, lease_owner = NULL, lease_expires_at = NULL,
+    batch_id = NULL, snapshot_id = NULL, updated_at = now()
+  FROM locked JOIN changed c ON c.id = locked.id
+  WHERE pf.id = locked.id
+  RETURNING pf.id, pf.version, pf.file_path, pf.file_size, pf.etag, pf.modified_at,
+            c.current_version AS previous_version
+),
+bumped_versions AS (
+  INSERT INTO file_versions (file_id, version, etag, file_size, modified_at, run_id)
+  SELECT id, version, etag, file_size, modified_at, $2 FROM bumped
+),
+superseded AS (
+  UPDATE file_versions fv SET status = 'SKIPPED', error_type = '${SUPERSEDED}',
+    error_message = 'replaced by version ' || b.version || ' before it was processed'
+  FROM bumped b
+  WHERE fv.file_id = b.id AND fv.version = b.previous_version AND fv.status IN ('PENDING', 'PROCESSING')
+),
+cut_short AS (
+  UPDATE file_attempts fa SET finished_at = now(), outcome = 'LOST', error_type = '${SUPERSEDED}',
+    error_message = 'the object changed while it was being processed (now version ' || b.version || ')',
+    duration_ms = (extract(epoch FROM now() - fa.started_at) * 1000)::int
+  FROM bumped b
+  WHERE fa.file_id = b.id AND fa.version = b.previous_version AND fa.finished_at IS NULL
+)
+SELECT 'created' AS kind, id, 1 AS version, file_path FROM inserted
+UNION ALL
+SELECT 'modified' AS kind, id, version, file_path FROM bumped
+ORDER BY id`;
+
+/**
+ * Registers one page of a listing: new paths become PENDING version 1; paths whose etag or size changed
+ * follow `modifiedPolicy` (`ignore`: a SKIPPED history row only; `append`/`replace`: the next version,
+ * PENDING, its counters reset; a version still PENDING or PROCESSING is superseded and an in-flight attempt's
+ * outcome will be ignored). Returns the file versions to enqueue. Identical re-listing registers nothing;
+ * safe under concurrent callers (each new path or version is returned to exactly one of them).
+ *
+ * @throws InvalidInputError on a malformed listing entry.
+ */
+export async function registerFiles(
+  db: Database,
+  input: { ingestionId: number; runId: number; files: ListedFile[]; modifiedPolicy: ModifiedPolicy },
+): Promise<{ created: FileRef[]; modified: FileRef[] }> {
+  requireId("ingestionId", input.ingestionId);
+  requireId("runId", input.runId);
+  requireOneOf("modifiedPolicy", input.modifiedPolicy, MODIFIED_POLICIES);
+  // One entry per path (the last wins), in path order so concurrent callers insert in the same order.
+  const byPath = new Map<string, ListedFile>();
+  input.files.forEach((file, i) => {
+    requireText(`files[${i}].uri`, file.uri);
+    requireCount(`files[${i}].size`, file.size);
+    if (typeof file.etag !== "string") throw new InvalidInputError(`files[${i}].etag`, "must be a string");
+    if (!(file.modifiedAt instanceof Date) || Number.isNaN(file.modifiedAt.getTime())) {
+      throw new InvalidInputError(`files[${i}].modifiedAt`, "must be a valid Date");
+    }
+    byPath.set(file.uri, file);
+  });
+  if (byPath.size === 0) return { created: [], modified: [] };
+  const files = [...byPath.values()].sort((a, b) => (a.uri < b.uri ? -1 : a.uri > b.uri ? 1 : 0));
+  return runOperation("registerFiles", async () => {
+    const { rows } = await db.pool.query<{
+      kind: "created" | "modified";
+      id: string;
+      version: number;
+      file_path: string;
+    }>(REGISTER_FILES_SQL, [
+      input.ingestionId,
+      input.runId,
+      files.map((f) => f.uri),
+      files.map((f) => f.size),
+      files.map((f) => f.etag),
+      files.map((f) => f.modifiedAt),
+      input.modifiedPolicy,
+    ]);
+    const created: FileRef[] = [];
+    const modified: FileRef[] = [];
+    for (const row of rows) {
+      (row.kind === "created" ? created : modified).push({
+        id: toNumber(row.id),
+        version: row.version,
+        path: row.file_path,
+      });
+    }
+    return { created, modified };
+  });
+}

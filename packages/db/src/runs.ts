@@ -1,0 +1,136 @@
+import { InvalidInputError } from "@lakeferry/core";
+import type { Database } from "./database.ts";
+import { runOperation } from "./errors.ts";
+import { IGNORED_CHANGE } from "./register-files.ts";
+import type { Run, RunStatus, RunTrigger } from "./types.ts";
+import { RUN_TRIGGERS } from "./types.ts";
+import { requireCount, requireId, requireOneOf, requireText, toNumber } from "./values.ts";
+
+interface RunRow {
+  id: bigint | string;
+  ingestionId: bigint | string;
+  trigger: string;
+  status: string;
+  startedAt: Date;
+  finishedAt: Date | null;
+  filesFound: number;
+  filesNew: number;
+  filesModified: number;
+  errorType: string | null;
+  errorMessage: string | null;
+}
+
+function toRun(row: RunRow): Run {
+  return {
+    id: toNumber(row.id),
+    ingestionId: toNumber(row.ingestionId),
+    trigger: row.trigger as RunTrigger,
+    status: row.status as RunStatus,
+    startedAt: row.startedAt,
+    finishedAt: row.finishedAt,
+    filesFound: row.filesFound,
+    filesNew: row.filesNew,
+    filesModified: row.filesModified,
+    errorType: row.errorType,
+    errorMessage: row.errorMessage,
+  };
+}
+
+const RUN_COLUMNS = `id, ingestion_id AS "ingestionId", trigger, status, started_at AS "startedAt",
+  finished_at AS "finishedAt", files_found AS "filesFound", files_new AS "filesNew",
+  files_modified AS "filesModified", error_type AS "errorType", error_message AS "errorMessage"`;
+
+/** Records the start of a discovery run (status `running`). */
+export async function startRun(
+  db: Database,
+  input: { ingestionId: number; trigger: RunTrigger },
+): Promise<Run> {
+  requireId("ingestionId", input.ingestionId);
+  requireOneOf("trigger", input.trigger, RUN_TRIGGERS);
+  return runOperation("startRun", async () => {
+    const { rows } = await db.pool.query<RunRow>(
+      `INSERT INTO runs (ingestion_id, trigger) VALUES ($1, $2::run_trigger) RETURNING ${RUN_COLUMNS}`,
+      [input.ingestionId, input.trigger],
+    );
+    return toRun(rows[0]!);
+  });
+}
+
+/**
+ * Records a run's end: `succeeded`, or `failed` with the error's type and message.
+ *
+ * @throws InvalidInputError when no run has this id.
+ */
+export async function finishRun(
+  db: Database,
+  runId: number,
+  result: {
+    filesFound: number;
+    filesNew: number;
+    filesModified: number;
+    error?: { type: string; message: string };
+  },
+): Promise<Run> {
+  requireId("runId", runId);
+  requireCount("filesFound", result.filesFound);
+  requireCount("filesNew", result.filesNew);
+  requireCount("filesModified", result.filesModified);
+  if (result.error) requireText("error.type", result.error.type);
+  return runOperation("finishRun", async () => {
+    const { rows } = await db.pool.query<RunRow>(
+      `UPDATE runs SET status = $2::run_status, finished_at = now(), files_found = $3, files_new = $4,
+         files_modified = $5, error_type = $6, error_message = $7
+       WHERE id = $1 RETURNING ${RUN_COLUMNS}`,
+      [
+        runId,
+        result.error ? "failed" : "succeeded",
+        result.filesFound,
+        result.filesNew,
+        result.filesModified,
+        result.error?.type ?? null,
+        result.error?.message ?? null,
+      ],
+    );
+    const row = rows[0];
+    if (!row) throw new InvalidInputError("runId", `no run with id ${runId}`);
+    return toRun(row);
+  });
+}
+
+/** An ingestion's runs, newest first (default 20). */
+export async function listRuns(db: Database, ingestionId: number, limit = 20): Promise<Run[]> {
+  requireId("ingestionId", ingestionId);
+  requireCount("limit", limit, 1);
+  return runOperation("listRuns", async () => {
+    const rows = await db.prisma.run.findMany({
+      where: { ingestionId: BigInt(ingestionId) },
+      orderBy: { id: "desc" },
+      take: limit,
+    });
+    return rows.map(toRun);
+  });
+}
+
+/**
+ * How far the files a run registered (new files and new versions of modified ones) have got: `settled`
+ * counts versions that reached SUCCESS, FAILED or SKIPPED (a version superseded before processing is
+ * SKIPPED); `failed` counts FAILED ones. Changes recorded only as history under the `ignore` policy do
+ * not count. The run is done when `settled === total`.
+ */
+export async function runSettled(
+  db: Database,
+  runId: number,
+): Promise<{ total: number; settled: number; failed: number }> {
+  requireId("runId", runId);
+  return runOperation("runSettled", async () => {
+    const { rows } = await db.pool.query<{ total: number; settled: number; failed: number }>(
+      `SELECT count(*)::int AS total,
+              count(*) FILTER (WHERE status IN ('SUCCESS', 'FAILED', 'SKIPPED'))::int AS settled,
+              count(*) FILTER (WHERE status = 'FAILED')::int AS failed
+       FROM file_versions
+       WHERE run_id = $1 AND error_type IS DISTINCT FROM '${IGNORED_CHANGE}'`,
+      [runId],
+    );
+    return rows[0]!;
+  });
+}

@@ -1,0 +1,200 @@
+/** Where a tracked file stands; see the FileStatus enum in prisma/schema.prisma. */
+export type FileStatus = "PENDING" | "PROCESSING" | "SUCCESS" | "FAILED" | "SKIPPED";
+
+/** Every file status, in lifecycle order. */
+export const FILE_STATUSES: readonly FileStatus[] = ["PENDING", "PROCESSING", "SUCCESS", "FAILED", "SKIPPED"];
+
+/**
+ * What registering a file whose etag or size changed does: `ignore` records the new version as SKIPPED
+ * (history only); `append` and `replace` make it a new PENDING version (how its rows reach the table is
+ * the pipeline's business).
+ */
+export type ModifiedPolicy = "ignore" | "append" | "replace";
+
+export const MODIFIED_POLICIES: readonly ModifiedPolicy[] = ["ignore", "append", "replace"];
+
+export type RunTrigger = "schedule" | "manual" | "upstream";
+
+export const RUN_TRIGGERS: readonly RunTrigger[] = ["schedule", "manual", "upstream"];
+
+export type RunStatus = "running" | "succeeded" | "failed";
+
+export type AttemptOutcome = "SUCCESS" | "FAILED" | "RETRY" | "LOST" | "SKIPPED";
+
+export type BatchState = "OPEN" | "COMMITTED" | "FAILED" | "ABANDONED";
+
+/** An ingestion's definition, as created or replaced by {@link upsertIngestion}. */
+export interface IngestionInput {
+  /** Unique, stable name (the API and CLI address ingestions by it). */
+  name: string;
+  /** Where files land, e.g. `s3://bucket/prefix/`. */
+  sourceUri: string;
+  /** Spark data source format: `csv`, `json`, `parquet`, … */
+  format: string;
+  /** Spark reader options. */
+  readerOptions: Record<string, string>;
+  /** Spark DDL schema (`id INT, name STRING`); null = infer. */
+  schemaDdl: string | null;
+  /** Glob matched against paths under `sourceUri`; null = every file. */
+  glob: string | null;
+  /** Iceberg table, e.g. `lake.db.events`. */
+  targetTable: string;
+  /** Cron expression; null = runs only when triggered manually or by upstream. */
+  schedule: string | null;
+  /** Attempts a file gets before it is FAILED for good (≥ 1). */
+  maxAttempts: number;
+  /** Base delay between attempts, in milliseconds (≥ 0). */
+  backoffMs: number;
+  modifiedPolicy: ModifiedPolicy;
+  /** Incremental listing settings; stored as JSON, opaque to the database. */
+  listing: unknown;
+  enabled: boolean;
+}
+
+export interface Ingestion extends IngestionInput {
+  id: number;
+  /** Where incremental listing resumes; opaque JSON, null until first saved. */
+  listingCursor: unknown;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** One discovery pass over an ingestion's source. */
+export interface Run {
+  id: number;
+  ingestionId: number;
+  trigger: RunTrigger;
+  status: RunStatus;
+  startedAt: Date;
+  finishedAt: Date | null;
+  filesFound: number;
+  filesNew: number;
+  filesModified: number;
+  errorType: string | null;
+  errorMessage: string | null;
+}
+
+/** An object as a storage listing reports it. */
+export interface ListedFile {
+  /** Full URI; becomes the file's path (unique per ingestion). */
+  uri: string;
+  /** Bytes. */
+  size: number;
+  etag: string;
+  modifiedAt: Date;
+}
+
+/** Names one version of a tracked file. */
+export interface FileRef {
+  id: number;
+  version: number;
+  path: string;
+}
+
+/** A file version this worker now holds a lease on. */
+export interface ClaimedFile {
+  id: number;
+  ingestionId: number;
+  version: number;
+  path: string;
+  size: number;
+  /** 1-based number of this claim of this version. */
+  attempt: number;
+  /**
+   * The batch an earlier attempt of this version was written in, if that batch is still OPEN or
+   * COMMITTED: its commit may have landed, so look for its id in the table's snapshot summaries before
+   * writing again. Null when no earlier attempt can have written the file.
+   */
+  previousBatchId: string | null;
+}
+
+/** How a claimed file version's attempt ended. */
+export interface Outcome {
+  id: number;
+  version: number;
+  /** SUCCESS and FAILED settle the version; PENDING hands it back for a later retry. */
+  status: "SUCCESS" | "FAILED" | "PENDING";
+  recordsIngested?: number;
+  bytesRead?: number;
+  /** Iceberg snapshot id (a 64-bit integer, as a decimal string). Defaults to the batch's. */
+  snapshotId?: string;
+  /** The write batch the file went out in. Defaults to the resolved batch's id. */
+  batchId?: string;
+  errorType?: string;
+  errorMessage?: string;
+}
+
+/** A processed_files row: every column, camelCased; bigints as numbers except the snapshot id. */
+export interface FileRecord {
+  id: number;
+  ingestionId: number;
+  filePath: string;
+  fileSize: number;
+  modifiedAt: Date;
+  etag: string;
+  version: number;
+  status: FileStatus;
+  discoveredAt: Date;
+  processingStartedAt: Date | null;
+  processedAt: Date | null;
+  recordsIngested: number | null;
+  bytesRead: number | null;
+  processingDurationMs: number | null;
+  errorMessage: string | null;
+  errorType: string | null;
+  retryCount: number;
+  attempts: number;
+  runId: number | null;
+  leaseOwner: string | null;
+  leaseExpiresAt: Date | null;
+  batchId: string | null;
+  /** Iceberg snapshot ids use all 64 bits, so this one stays a decimal string. */
+  snapshotId: string | null;
+  updatedAt: Date;
+}
+
+/** A file_versions row. */
+export interface FileVersionRecord {
+  fileId: number;
+  version: number;
+  etag: string;
+  fileSize: number;
+  modifiedAt: Date;
+  seenAt: Date;
+  runId: number | null;
+  status: FileStatus;
+  recordsIngested: number | null;
+  snapshotId: string | null;
+  batchId: string | null;
+  processedAt: Date | null;
+  errorType: string | null;
+  errorMessage: string | null;
+}
+
+/** A file_attempts row. */
+export interface FileAttemptRecord {
+  id: number;
+  fileId: number;
+  version: number;
+  attempt: number;
+  worker: string;
+  batchId: string | null;
+  startedAt: Date;
+  finishedAt: Date | null;
+  /** Null while the attempt is in flight. */
+  outcome: AttemptOutcome | null;
+  errorType: string | null;
+  errorMessage: string | null;
+  recordsIngested: number | null;
+  durationMs: number | null;
+}
+
+/** A write batch not yet known to have committed or failed. */
+export interface UnresolvedBatch {
+  id: string;
+  ingestionId: number;
+  table: string;
+  worker: string;
+  createdAt: Date;
+  files: { id: number; version: number }[];
+}

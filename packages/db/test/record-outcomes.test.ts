@@ -1,0 +1,238 @@
+import { randomUUID } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import {
+  claimFiles,
+  fileHistory,
+  getFile,
+  openBatch,
+  recordOutcomes,
+  registerFiles,
+  type Database,
+  type FileRef,
+} from "../src/index.ts";
+import { freshDatabase, listing, newIngestion } from "./helpers.ts";
+
+async function claimedFiles(
+  db: Database,
+  count: number,
+  worker = "w1",
+): Promise<{ ingestionId: number; refs: FileRef[] }> {
+  const { ingestion, run } = await newIngestion(db);
+  const { created } = await registerFiles(db, {
+    ingestionId: ingestion.id,
+    runId: run.id,
+    files: listing(0, count),
+    modifiedPolicy: "ignore",
+  });
+  await claimFiles(db, { refs: created, worker, leaseMs: 60_000 });
+  return { ingestionId: ingestion.id, refs: created };
+}
+
+async function batchState(
+  db: Database,
+  id: string,
+): Promise<{ state: string; snapshot_id: string | null; error_message: string | null }> {
+  const { rows } = await db.pool.query<{
+    state: string;
+    snapshot_id: string | null;
+    error_message: string | null;
+  }>(`SELECT state, snapshot_id, error_message, resolved_at FROM write_batches WHERE id = $1`, [id]);
+  return rows[0]!;
+}
+
+describe("recordOutcomes", () => {
+  it("settles a committed batch's files, each with its own fate, in one transaction", async () => {
+    const db = await freshDatabase();
+    const { ingestionId, refs } = await claimedFiles(db, 3);
+    const [good, corrupt, flaky] = refs as [FileRef, FileRef, FileRef];
+    const batchId = randomUUID();
+    await openBatch(db, { batchId, ingestionId, table: "lake.db.orders", worker: "w1", files: refs });
+    const snapshotId = "8219872364523019876"; // beyond 2^53: must survive exactly
+    const result = await recordOutcomes(db, {
+      worker: "w1",
+      outcomes: [
+        { id: good.id, version: 1, status: "SUCCESS", recordsIngested: 42, bytesRead: 1000 },
+        {
+          id: corrupt.id,
+          version: 1,
+          status: "FAILED",
+          errorType: "MALFORMED_FILE",
+          errorMessage: "line 3: bad quote",
+        },
+        {
+          id: flaky.id,
+          version: 1,
+          status: "PENDING",
+          errorType: "SPARK_UNAVAILABLE",
+          errorMessage: "connection refused",
+        },
+      ],
+      batch: { id: batchId, state: "COMMITTED", snapshotId },
+    });
+    expect(result.applied).toEqual([good.id, corrupt.id, flaky.id].sort((a, b) => a - b));
+
+    expect(await getFile(db, ingestionId, good.path)).toMatchObject({
+      status: "SUCCESS",
+      recordsIngested: 42,
+      bytesRead: 1000,
+      snapshotId,
+      batchId,
+      retryCount: 0,
+      leaseOwner: null,
+      leaseExpiresAt: null,
+      errorType: null,
+    });
+    const goodFile = (await getFile(db, ingestionId, good.path))!;
+    expect(goodFile.processedAt).toBeInstanceOf(Date);
+    expect(goodFile.processingDurationMs).toBeGreaterThanOrEqual(0);
+    expect(await getFile(db, ingestionId, corrupt.path)).toMatchObject({
+      status: "FAILED",
+      errorType: "MALFORMED_FILE",
+      errorMessage: "line 3: bad quote",
+      retryCount: 1,
+      snapshotId: null,
+    });
+    expect(await getFile(db, ingestionId, flaky.path)).toMatchObject({
+      status: "PENDING",
+      retryCount: 1,
+      errorType: "SPARK_UNAVAILABLE",
+      processedAt: null,
+    });
+
+    const history = await fileHistory(db, good.id);
+    expect(history.versions).toMatchObject([
+      { version: 1, status: "SUCCESS", recordsIngested: 42, snapshotId, batchId },
+    ]);
+    expect(history.attempts).toMatchObject([
+      { attempt: 1, outcome: "SUCCESS", recordsIngested: 42, batchId },
+    ]);
+    expect(history.attempts[0]!.durationMs).toBeGreaterThanOrEqual(0);
+    expect((await fileHistory(db, corrupt.id)).attempts).toMatchObject([
+      { outcome: "FAILED", errorType: "MALFORMED_FILE" },
+    ]);
+    expect((await fileHistory(db, corrupt.id)).versions).toMatchObject([
+      { status: "FAILED", errorMessage: "line 3: bad quote" },
+    ]);
+    expect((await fileHistory(db, flaky.id)).attempts).toMatchObject([
+      { outcome: "RETRY", errorType: "SPARK_UNAVAILABLE" },
+    ]);
+    expect(await batchState(db, batchId)).toMatchObject({ state: "COMMITTED", snapshot_id: snapshotId });
+
+    // The retried file is claimable again, as attempt 2.
+    expect(await claimFiles(db, { refs: [flaky], worker: "w2", leaseMs: 60_000 })).toMatchObject([
+      { id: flaky.id, attempt: 2 },
+    ]);
+  });
+
+  it("ignores a worker that lost its lease, and an outcome for another version", async () => {
+    const db = await freshDatabase();
+    const { ingestionId, refs } = await claimedFiles(db, 2, "stale");
+    const [taken, other] = refs as [FileRef, FileRef];
+    await db.pool.query(
+      `UPDATE processed_files SET lease_expires_at = now() - interval '1 second' WHERE id = $1`,
+      [taken.id],
+    );
+    await claimFiles(db, { refs: [taken], worker: "fresh", leaseMs: 60_000 });
+
+    const stale = await recordOutcomes(db, {
+      worker: "stale",
+      outcomes: [
+        { id: taken.id, version: 1, status: "SUCCESS", recordsIngested: 1 },
+        { id: other.id, version: 7, status: "SUCCESS", recordsIngested: 1 },
+      ],
+    });
+    expect(stale.applied).toEqual([]);
+    expect(await getFile(db, ingestionId, taken.path)).toMatchObject({
+      status: "PROCESSING",
+      leaseOwner: "fresh",
+      recordsIngested: null,
+    });
+    expect(await getFile(db, ingestionId, other.path)).toMatchObject({
+      status: "PROCESSING",
+      leaseOwner: "stale",
+      version: 1,
+    });
+    expect((await fileHistory(db, taken.id)).attempts.map((a) => [a.worker, a.outcome, a.errorType])).toEqual(
+      [
+        ["stale", "LOST", "LEASE_EXPIRED"],
+        ["fresh", null, null],
+      ],
+    );
+
+    const fresh = await recordOutcomes(db, {
+      worker: "fresh",
+      outcomes: [{ id: taken.id, version: 1, status: "SUCCESS", recordsIngested: 9 }],
+    });
+    expect(fresh.applied).toEqual([taken.id]);
+    expect(await getFile(db, ingestionId, taken.path)).toMatchObject({
+      status: "SUCCESS",
+      recordsIngested: 9,
+    });
+    // Recording the same outcome twice changes nothing the second time.
+    expect(
+      (
+        await recordOutcomes(db, {
+          worker: "fresh",
+          outcomes: [{ id: taken.id, version: 1, status: "FAILED" }],
+        })
+      ).applied,
+    ).toEqual([]);
+  });
+
+  it("lets the reconciler (worker null) settle a batch it found committed, whoever held the files", async () => {
+    const db = await freshDatabase();
+    const { ingestionId, refs } = await claimedFiles(db, 2, "crashed");
+    const batchId = randomUUID();
+    await openBatch(db, { batchId, ingestionId, table: "lake.db.orders", worker: "crashed", files: refs });
+    const result = await recordOutcomes(db, {
+      worker: null,
+      outcomes: refs.map((r) => ({ id: r.id, version: r.version, status: "SUCCESS" as const })),
+      batch: { id: batchId, state: "COMMITTED", snapshotId: "77" },
+    });
+    expect(result.applied).toEqual(refs.map((r) => r.id));
+    for (const ref of refs) {
+      expect(await getFile(db, ingestionId, ref.path)).toMatchObject({
+        status: "SUCCESS",
+        snapshotId: "77",
+        batchId,
+        leaseOwner: null,
+      });
+    }
+    expect(await batchState(db, batchId)).toMatchObject({ state: "COMMITTED", snapshot_id: "77" });
+
+    // A batch already resolved is not resolved again.
+    await recordOutcomes(db, {
+      worker: null,
+      outcomes: [],
+      batch: { id: batchId, state: "ABANDONED", errorMessage: "late" },
+    });
+    expect(await batchState(db, batchId)).toMatchObject({ state: "COMMITTED", error_message: null });
+  });
+
+  it("records a failed batch and hands its files back for retry", async () => {
+    const db = await freshDatabase();
+    const { ingestionId, refs } = await claimedFiles(db, 2);
+    const batchId = randomUUID();
+    await openBatch(db, { batchId, ingestionId, table: "lake.db.orders", worker: "w1", files: refs });
+    await recordOutcomes(db, {
+      worker: "w1",
+      outcomes: refs.map((r) => ({
+        id: r.id,
+        version: 1,
+        status: "PENDING" as const,
+        errorType: "SPARK_UNAVAILABLE",
+        errorMessage: "down",
+      })),
+      batch: { id: batchId, state: "FAILED", errorMessage: "commit failed: down" },
+    });
+    expect(await batchState(db, batchId)).toMatchObject({
+      state: "FAILED",
+      error_message: "commit failed: down",
+    });
+    // The failed batch cannot have written anything, so the next claim need not look for it.
+    expect(await claimFiles(db, { refs, worker: "w2", leaseMs: 60_000 })).toMatchObject([
+      { attempt: 2, previousBatchId: null },
+      { attempt: 2, previousBatchId: null },
+    ]);
+  });
+});
