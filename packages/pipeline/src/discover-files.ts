@@ -1,0 +1,210 @@
+import { errorMessage, errorType, InvalidInputError, LakeferryError } from "@lakeferry/core";
+import {
+  finishRun,
+  registerFiles,
+  saveListingCursor,
+  startRun,
+  type Ingestion,
+  type ListedFile,
+  type Run,
+} from "@lakeferry/db";
+import {
+  compareKeys,
+  compileGlob,
+  createObjectStore,
+  listPrefixes,
+  parseStorageUri,
+  partitionPrefixes,
+  type ListPage,
+  type ObjectStore,
+} from "@lakeferry/storage";
+import { enqueueFiles } from "./enqueue-files.ts";
+import type { PipelineContext } from "./pipeline-context.ts";
+import {
+  DEFAULT_FULL_LISTING_EVERY_MS,
+  readListingCursor,
+  readSourceSettings,
+  type ListingCursor,
+} from "./source-settings.ts";
+
+/** What one discovery pass did. */
+export interface DiscoveryResult {
+  /** The run as finished in Postgres. */
+  run: Run;
+  /** Objects listed that match the ingestion's pattern. */
+  found: number;
+  /** Files registered for the first time. */
+  created: number;
+  /** Known files whose etag or size changed and that become a new version to ingest. */
+  modified: number;
+  /** Ingest jobs added (fewer than created + modified when some already had a job). */
+  enqueued: number;
+  /** List requests made to the storage service. */
+  listCalls: number;
+  /** Why the pass stopped early: a storage problem (missing bucket, access denied, malformed URI). */
+  error?: { type: string; message: string };
+}
+
+export interface DiscoverOptions {
+  /** What started the pass. Default `manual`. */
+  trigger?: "schedule" | "manual";
+  /** List the whole source even in incremental mode. */
+  full?: boolean;
+  /** Stops the pass between pages (the run is then recorded as failed). */
+  signal?: AbortSignal;
+}
+
+/**
+ * One discovery pass: lists the ingestion's source page by page (in full, incrementally after the saved
+ * cursor, or the date partitions inside the lookback window), keeps the objects matching its pattern,
+ * registers each page in one round trip and enqueues one job per new or modified file version.
+ *
+ * Storage problems end the run with the error recorded and returned in `error`; they are not thrown.
+ * @throws database and queue errors (after recording the run as failed, best effort).
+ */
+export async function discoverFiles(
+  ctx: PipelineContext,
+  ingestion: Ingestion,
+  options: DiscoverOptions = {},
+): Promise<DiscoveryResult> {
+  const run = await startRun(ctx.db, { ingestionId: ingestion.id, trigger: options.trigger ?? "manual" });
+  const log = ctx.logger.child({ ingestion: ingestion.name, ingestionId: ingestion.id, runId: run.id });
+  const counts = { found: 0, created: 0, modified: 0, enqueued: 0 };
+  let store: ObjectStore | undefined;
+  let failure: { type: string; message: string } | undefined;
+  const startedAt = Date.now();
+  try {
+    const source = parseStorageUri(ingestion.sourceUri);
+    const base = source.prefix === "" || source.prefix.endsWith("/") ? source.prefix : `${source.prefix}/`;
+    const matches = ingestion.glob ? compileGlob(ingestion.glob) : () => true;
+    store = createObjectStore(ingestion.sourceUri, ctx.storeOptions?.(ingestion.sourceUri));
+    const plan = planListing(ingestion, base, store, options);
+    let lastKey = plan.startAfter;
+    for await (const page of plan.pages) {
+      options.signal?.throwIfAborted();
+      const files: ListedFile[] = [];
+      for (const object of page.objects) {
+        if (lastKey === undefined || compareKeys(object.key, lastKey) > 0) lastKey = object.key;
+        if (!object.key.startsWith(base) || !matches(object.key.slice(base.length))) continue;
+        files.push({ uri: object.uri, size: object.size, etag: object.etag, modifiedAt: object.modifiedAt });
+      }
+      if (files.length === 0) continue;
+      counts.found += files.length;
+      const { created, modified } = await registerFiles(ctx.db, {
+        ingestionId: ingestion.id,
+        runId: run.id,
+        files,
+        modifiedPolicy: ingestion.modifiedPolicy,
+      });
+      counts.created += created.length;
+      counts.modified += modified.length;
+      counts.enqueued += await enqueueFiles(ctx.queue, ingestion, [...created, ...modified]);
+    }
+    if (plan.saveCursor) {
+      const cursor: ListingCursor = {
+        ...plan.cursor,
+        ...(lastKey === undefined ? {} : { lastKey }),
+        ...(plan.full ? { lastFullListingAt: new Date(startedAt).toISOString() } : {}),
+      };
+      await saveListingCursor(ctx.db, ingestion.id, cursor);
+    }
+  } catch (err) {
+    if (!isSourceProblem(err)) {
+      await finishRun(ctx.db, run.id, {
+        filesFound: counts.found,
+        filesNew: counts.created,
+        filesModified: counts.modified,
+        error: { type: errorType(err), message: errorMessage(err) },
+      }).catch(() => {});
+      log.error({ err, errorType: errorType(err) }, "discovery failed");
+      throw err;
+    }
+    failure = { type: errorType(err), message: errorMessage(err) };
+  } finally {
+    await store?.close().catch(() => {});
+  }
+  const finished = await finishRun(ctx.db, run.id, {
+    filesFound: counts.found,
+    filesNew: counts.created,
+    filesModified: counts.modified,
+    ...(failure ? { error: failure } : {}),
+  });
+  const result: DiscoveryResult = {
+    run: finished,
+    ...counts,
+    listCalls: store?.listCalls ?? 0,
+    ...(failure ? { error: failure } : {}),
+  };
+  if (failure) {
+    log.warn(
+      { ...counts, errorType: failure.type, error: failure.message },
+      "discovery stopped by a source error",
+    );
+  } else {
+    log.info({ ...counts, listCalls: result.listCalls, ms: Date.now() - startedAt }, "discovery finished");
+  }
+  return result;
+}
+
+interface ListingPlan {
+  pages: AsyncIterable<ListPage>;
+  /** Listing the whole source (or window) rather than after a cursor. */
+  full: boolean;
+  startAfter: string | undefined;
+  cursor: ListingCursor;
+  saveCursor: boolean;
+}
+
+function planListing(
+  ingestion: Ingestion,
+  base: string,
+  store: ObjectStore,
+  options: DiscoverOptions,
+): ListingPlan {
+  const settings = readSourceSettings(ingestion.listing);
+  const cursor = readListingCursor(ingestion.listingCursor);
+  const signal = options.signal;
+  if (settings.partitions && !options.full) {
+    const prefixes = partitionPrefixes(
+      { template: settings.partitions.template, lookback: { days: settings.partitions.lookbackDays } },
+      new Date(),
+    ).map((prefix) => base + prefix);
+    return {
+      pages: listPrefixes(store, prefixes, signal ? { signal } : {}),
+      full: true,
+      startAfter: undefined,
+      cursor,
+      saveCursor: false,
+    };
+  }
+  if (settings.mode === "full") {
+    return {
+      pages: store.listPages(base, signal ? { signal } : {}),
+      full: true,
+      startAfter: undefined,
+      cursor,
+      saveCursor: false,
+    };
+  }
+  const every = settings.fullListingEveryMs ?? DEFAULT_FULL_LISTING_EVERY_MS;
+  const lastFull = cursor.lastFullListingAt ? Date.parse(cursor.lastFullListingAt) : Number.NaN;
+  const full = options.full === true || cursor.lastKey === undefined || !(Date.now() - lastFull < every);
+  const startAfter = full ? undefined : cursor.lastKey;
+  return {
+    pages: store.listPages(base, {
+      ...(startAfter === undefined ? {} : { startAfter }),
+      ...(signal ? { signal } : {}),
+    }),
+    full,
+    startAfter,
+    cursor,
+    saveCursor: true,
+  };
+}
+
+/** Errors that describe the source (storage, a malformed URI or pattern) rather than our own machinery. */
+function isSourceProblem(err: unknown): boolean {
+  return (
+    err instanceof InvalidInputError || (err instanceof LakeferryError && err.code.startsWith("STORAGE_"))
+  );
+}

@@ -1,0 +1,26 @@
+import type { FileRef, Ingestion } from "@lakeferry/db";
+import type { IngestQueue, RetryPolicy } from "@lakeferry/queue";
+
+/** The retry policy of an ingestion's file jobs. */
+export function retryPolicyOf(ingestion: Ingestion): RetryPolicy {
+  return { attempts: ingestion.maxAttempts, backoffMs: ingestion.backoffMs };
+}
+
+/**
+ * One ingest job per file version (the job id is derived from the file row, so enqueueing twice is a
+ * no-op). Returns how many jobs were new.
+ */
+export async function enqueueFiles(
+  queue: IngestQueue,
+  ingestion: Ingestion,
+  files: readonly Pick<FileRef, "id" | "version">[],
+): Promise<number> {
+  if (files.length === 0) return 0;
+  const retry = retryPolicyOf(ingestion);
+  return queue.enqueue(
+    files.map((file) => ({
+      data: { fileId: file.id, version: file.version, ingestionId: ingestion.id },
+      retry,
+    })),
+  );
+}

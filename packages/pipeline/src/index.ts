@@ -1,0 +1,33 @@
+export { IngestionSpec, parseIngestionSpec, parseIngestionFile } from "./ingestion-spec.ts";
+export { SourceSettings, ListingCursor } from "./source-settings.ts";
+export type { PipelineContext } from "./pipeline-context.ts";
+export { applyIngestion } from "./apply-ingestion.ts";
+export { discoverFiles, type DiscoveryResult, type DiscoverOptions } from "./discover-files.ts";
+export { submitFiles, type Submission } from "./submit-files.ts";
+export { waitForRun, RunTimeoutError } from "./wait-for-run.ts";
+export { enqueueFiles, retryPolicyOf } from "./enqueue-files.ts";
+export {
+  GroupCommitBatcher,
+  BatchInterruptedError,
+  BatcherClosedError,
+  DEFAULT_BATCH_LIMITS,
+  type BatchWriter,
+  type BatchLimits,
+  type BatchTarget,
+  type BatchFile,
+  type BatchAttempt,
+  type BatchSettlement,
+  type FileCommit,
+  type GroupCommitBatcherOptions,
+} from "./group-commit-batcher.ts";
+export {
+  FileIngestor,
+  LeaseLostError,
+  IngestorClosedError,
+  type FileIngestorOptions,
+  type FaultInjection,
+} from "./file-ingestor.ts";
+export { resolveBatch, type BatchResolution } from "./batch-recovery.ts";
+export { Reconciler, type ReconcilerOptions, type ReconcileResult } from "./reconciler.ts";
+export { WorkerRuntime, type WorkerRuntimeOptions } from "./worker-runtime.ts";
+export { DiscovererRuntime, type DiscovererRuntimeOptions } from "./discoverer-runtime.ts";

@@ -1,0 +1,220 @@
+import { InvalidInputError } from "@lakeferry/core";
+import type { IngestionInput } from "@lakeferry/db";
+import { compileGlob, parseStorageUri } from "@lakeferry/storage";
+import { CronExpressionParser } from "cron-parser";
+import { parseAllDocuments } from "yaml";
+import { z } from "zod";
+import type { SourceSettings } from "./source-settings.ts";
+
+const NAME = /^[a-z0-9][a-z0-9_-]*$/;
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const OPTION_KEY = /^[A-Za-z0-9_.-]+$/;
+
+/** YAML writes `header: true` and `samplingRatio: 0.5`; Spark wants strings, so scalars are kept as text. */
+const OptionValue = z.union([z.string(), z.number(), z.boolean()]).transform((value) => String(value));
+
+const Cron = z
+  .string()
+  .trim()
+  .superRefine((value, ctx) => {
+    const fields = value.split(/\s+/).length;
+    if (fields !== 5 && fields !== 6) {
+      ctx.addIssue({
+        code: "custom",
+        message: `${JSON.stringify(value)} has ${fields} fields; a cron expression has 5 (minute hour day month weekday) or 6 (with seconds first)`,
+      });
+      return;
+    }
+    try {
+      CronExpressionParser.parse(value);
+    } catch (err) {
+      ctx.addIssue({
+        code: "custom",
+        message: `${JSON.stringify(value)} is not a valid cron expression (${(err as Error).message})`,
+      });
+    }
+  });
+
+/**
+ * An ingestion as users write it (YAML or JSON): which files, read how, into which table, how often,
+ * retried how. Unknown keys are refused so a misspelt key never silently falls back to a default.
+ */
+export const IngestionSpec = z
+  .strictObject({
+    /** Unique name, used by the CLI and in logs. */
+    name: z
+      .string()
+      .max(100, "must be at most 100 characters")
+      .regex(NAME, "must start with a lowercase letter or digit and contain only a-z, 0-9, _ and -"),
+    /** Where files land: `file:///dir/`, `s3://bucket/prefix/`, `gs://…`, `az://account/container/…`. */
+    source: z.string().superRefine((value, ctx) => {
+      try {
+        parseStorageUri(value);
+      } catch (err) {
+        ctx.addIssue({ code: "custom", message: messageOf(err) });
+      }
+    }),
+    /** How Spark reads each file. */
+    format: z.enum(["json", "csv", "parquet", "orc", "avro", "text"]),
+    /** Spark reader options (`header: "true"`, `multiLine: "true"`, …). */
+    options: z
+      .record(z.string().regex(OPTION_KEY, "option names may contain only A-Z a-z 0-9 _ . -"), OptionValue)
+      .default({}),
+    /** Spark DDL of the files' columns; inferred per batch when absent. */
+    schema: z.string().trim().min(1, "must not be empty (leave it out to infer the schema)").optional(),
+    /** Glob relative to the source (`**\/*.json`); every object under the source when absent. */
+    pattern: z
+      .string()
+      .min(1, "must not be empty (leave it out to take every file)")
+      .superRefine((value, ctx) => {
+        try {
+          compileGlob(value);
+        } catch (err) {
+          ctx.addIssue({ code: "custom", message: messageOf(err) });
+        }
+      })
+      .optional(),
+    /** Target Iceberg table `catalog.namespace.table`. */
+    table: z.string().refine((value) => {
+      const parts = value.split(".");
+      return parts.length === 3 && parts.every((part) => IDENTIFIER.test(part));
+    }, "must be catalog.namespace.table with each part matching [A-Za-z_][A-Za-z0-9_]* (e.g. lake.sales.orders)"),
+    /** Cron expression for scheduled discovery; none means discovery only on demand. */
+    schedule: Cron.optional(),
+    /** Attempts per file version (including the first) and the first backoff; each retry waits twice as long. */
+    retry: z
+      .strictObject({
+        attempts: z.number().int().min(1, "must be at least 1").max(100, "must be at most 100").default(5),
+        backoffMs: z.number().int().min(0).max(86_400_000, "must be at most a day").default(1_000),
+      })
+      .default({ attempts: 5, backoffMs: 1_000 }),
+    /** What a file whose etag or size changed after registration becomes. */
+    modified: z.enum(["ignore", "append", "replace"]).default("ignore"),
+    /** How the source is listed; see {@link SourceSettings}. */
+    listing: z
+      .strictObject({
+        mode: z.enum(["full", "incremental"]).optional(),
+        partitions: z
+          .strictObject({
+            template: z.string().min(1),
+            lookbackDays: z.number().positive().max(3_660),
+          })
+          .optional(),
+        fullListingEveryMs: z.number().int().positive().optional(),
+      })
+      .optional(),
+    /** How Spark reaches the files when its URIs differ from the listing's (e.g. s3:// → s3a://). */
+    spark: z
+      .strictObject({
+        pathRules: z.array(z.strictObject({ from: z.string().min(1), to: z.string().min(1) })).optional(),
+      })
+      .optional(),
+    /** A disabled ingestion keeps its files but is not scheduled. */
+    enabled: z.boolean().default(true),
+  })
+  .transform((spec): IngestionInput => {
+    const scheme = parseStorageUri(spec.source).scheme;
+    const settings: SourceSettings = {
+      // A local folder is cheap to list in full; clouds are listed from the saved cursor.
+      mode: spec.listing?.mode ?? (scheme === "file" ? "full" : "incremental"),
+      ...(spec.listing?.partitions ? { partitions: spec.listing.partitions } : {}),
+      ...(spec.listing?.fullListingEveryMs ? { fullListingEveryMs: spec.listing.fullListingEveryMs } : {}),
+      ...(spec.spark?.pathRules?.length ? { sparkPathRules: spec.spark.pathRules } : {}),
+    };
+    return {
+      name: spec.name,
+      sourceUri: spec.source,
+      format: spec.format,
+      readerOptions: spec.options,
+      schemaDdl: spec.schema ?? null,
+      glob: spec.pattern ?? null,
+      targetTable: spec.table,
+      schedule: spec.schedule ?? null,
+      maxAttempts: spec.retry.attempts,
+      backoffMs: spec.retry.backoffMs,
+      modifiedPolicy: spec.modified,
+      listing: settings,
+      enabled: spec.enabled,
+    };
+  });
+
+/**
+ * Validates one ingestion (parsed YAML or JSON) and returns what the database stores.
+ * @throws InvalidInputError naming the first wrong field (`retry.attempts: must be at least 1`).
+ */
+export function parseIngestionSpec(input: unknown): IngestionInput {
+  const result = IngestionSpec.safeParse(input);
+  if (result.success) return result.data;
+  throw toInvalidInput(result.error);
+}
+
+/**
+ * Parses a YAML file holding one ingestion or several (`---`-separated documents).
+ * @throws InvalidInputError for YAML syntax errors (with line and column), an empty file, an invalid
+ * ingestion (naming the document when there are several) or a name used twice.
+ */
+export function parseIngestionFile(text: string): IngestionInput[] {
+  const documents = parseAllDocuments(text, { prettyErrors: true });
+  if (!Array.isArray(documents)) {
+    throw new InvalidInputError("yaml", "the file holds no ingestion");
+  }
+  const inputs: IngestionInput[] = [];
+  const seen = new Set<string>();
+  documents.forEach((document, index) => {
+    const where = documents.length > 1 ? `document ${index + 1}: ` : "";
+    const error = document.errors[0];
+    if (error) {
+      throw new InvalidInputError("yaml", `${where}${error.message.split("\n")[0] ?? error.message}`);
+    }
+    const value: unknown = document.toJS();
+    if (value === null || value === undefined) return; // an empty document (e.g. a trailing `---`)
+    let input: IngestionInput;
+    try {
+      input = parseIngestionSpec(value);
+    } catch (err) {
+      if (err instanceof InvalidInputError && where) {
+        throw new InvalidInputError(`${where}${err.field}`, err.message.slice(err.field.length + 2));
+      }
+      throw err;
+    }
+    if (seen.has(input.name)) {
+      throw new InvalidInputError(
+        `${where}name`,
+        `${JSON.stringify(input.name)} is defined twice in the file`,
+      );
+    }
+    seen.add(input.name);
+    inputs.push(input);
+  });
+  if (inputs.length === 0) throw new InvalidInputError("yaml", "the file holds no ingestion");
+  return inputs;
+}
+
+function toInvalidInput(error: z.ZodError): InvalidInputError {
+  const [first, ...rest] = error.issues;
+  if (!first) return new InvalidInputError("ingestion", "is not valid");
+  const field = fieldOf(first);
+  let message = issueMessage(first);
+  if (rest.length > 0) {
+    message += `; also ${rest.map((issue) => `${fieldOf(issue)}: ${issueMessage(issue)}`).join("; ")}`;
+  }
+  return new InvalidInputError(field, message);
+}
+
+function fieldOf(issue: z.core.$ZodIssue): string {
+  return issue.path.length === 0 ? "ingestion" : issue.path.map(String).join(".");
+}
+
+function issueMessage(issue: z.core.$ZodIssue): string {
+  if (issue.code === "unrecognized_keys") {
+    return `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((key) => JSON.stringify(key)).join(", ")}`;
+  }
+  if (issue.code === "invalid_key" && issue.issues[0]) return issue.issues[0].message;
+  if (issue.code === "invalid_type" && /received undefined$/.test(issue.message)) return "is required";
+  return issue.message;
+}
+
+function messageOf(err: unknown): string {
+  if (err instanceof InvalidInputError) return err.message.slice(err.field.length + 2);
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,48 @@
+import { z } from "zod";
+
+/**
+ * How an ingestion's source is listed and read, kept in the ingestion's `listing` column (opaque to the
+ * database).
+ */
+export const SourceSettings = z.object({
+  /**
+   * `full` lists every object under the source each pass; `incremental` resumes after the last key the
+   * previous pass saw (new keys sort after old ones in most landing layouts) and lists in full every
+   * `fullListingEveryMs` to catch the rest.
+   */
+  mode: z.enum(["full", "incremental"]).default("full"),
+  /**
+   * A date-partitioned layout: only the prefixes of `template` (e.g. `year={yyyy}/month={MM}/day={dd}/`)
+   * inside the last `lookbackDays` are listed, in parallel.
+   */
+  partitions: z.object({ template: z.string().min(1), lookbackDays: z.number().positive() }).optional(),
+  /** In incremental mode, list the whole source at least this often (ms). Default one day. */
+  fullListingEveryMs: z.number().int().positive().optional(),
+  /** URI rewrites from the listing's form to the form Spark reads (`s3://` → `s3a://` is built in). */
+  sparkPathRules: z.array(z.object({ from: z.string(), to: z.string() })).optional(),
+});
+export type SourceSettings = z.infer<typeof SourceSettings>;
+
+/** Where an incremental listing resumes, kept in the ingestion's `listing_cursor` column. */
+export const ListingCursor = z.object({
+  /** The greatest key listed so far. */
+  lastKey: z.string().optional(),
+  /** When the source was last listed in full (ISO time). */
+  lastFullListingAt: z.string().optional(),
+});
+export type ListingCursor = z.infer<typeof ListingCursor>;
+
+/** Reads stored settings leniently: anything unreadable falls back to a full listing. */
+export function readSourceSettings(value: unknown): SourceSettings {
+  const parsed = SourceSettings.safeParse(value ?? {});
+  return parsed.success ? parsed.data : { mode: "full" };
+}
+
+/** Reads a stored cursor leniently: anything unreadable means "start from the beginning". */
+export function readListingCursor(value: unknown): ListingCursor {
+  const parsed = ListingCursor.safeParse(value ?? {});
+  return parsed.success ? parsed.data : {};
+}
+
+/** Default period of full listings in incremental mode: one day. */
+export const DEFAULT_FULL_LISTING_EVERY_MS = 86_400_000;

@@ -1,0 +1,135 @@
+import { errorMessage, type Logger } from "@lakeferry/core";
+import { createDatabase, type Database } from "@lakeferry/db";
+import { IcebergWriter } from "@lakeferry/iceberg";
+import { IngestQueue, IngestWorker } from "@lakeferry/queue";
+import { SparkConnectClient } from "@lakeferry/spark-connect";
+import type { StoreOptions } from "@lakeferry/storage";
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import { FileIngestor, type FaultInjection } from "./file-ingestor.ts";
+import type { BatchLimits } from "./group-commit-batcher.ts";
+import { Reconciler } from "./reconciler.ts";
+
+export interface WorkerRuntimeOptions {
+  /** Postgres connection string (`DATABASE_URL`). */
+  databaseUrl: string;
+  /** Redis URL (`REDIS_URL`). */
+  redisUrl: string;
+  /** Spark Connect URL (`SPARK_REMOTE`, `sc://host:port`). */
+  sparkRemote: string;
+  /** BullMQ key prefix. Default the queue package's (`lakeferry`). */
+  queuePrefix?: string;
+  /** Postgres schema of lakeferry's tables. Default `public`. */
+  dbSchema?: string;
+  /** Jobs (files) this process works on at once. Default 200. */
+  concurrency?: number;
+  /** Group-commit limits. */
+  batch?: Partial<BatchLimits>;
+  /** File lease in ms. Default 60 000. */
+  leaseMs?: number;
+  /** Time between reconciler passes in ms. Default 30 000. */
+  reconcileIntervalMs?: number;
+  /** Age after which an OPEN batch is checked by the reconciler, in ms. Default 60 000. */
+  batchGraceMs?: number;
+  /** This worker's name in leases and attempts. Default `<host>-<pid>-<random>`. */
+  workerId?: string;
+  logger: Logger;
+  /** Crash points for fault tests only. */
+  faults?: FaultInjection;
+  /** Storage options (unused by the worker today: Spark reads the files; kept for symmetry). */
+  storeOptions?: (uri: string) => StoreOptions;
+}
+
+/**
+ * A worker process's moving parts: the ingest queue consumer, the file ingestor with its group-commit
+ * batcher writing through Spark Connect into Iceberg, and a reconciler.
+ */
+export class WorkerRuntime {
+  readonly workerId: string;
+  readonly #options: WorkerRuntimeOptions;
+  #db: Database | undefined;
+  #queue: IngestQueue | undefined;
+  #spark: SparkConnectClient | undefined;
+  #ingestor: FileIngestor | undefined;
+  #worker: IngestWorker | undefined;
+  #reconciler: Reconciler | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: WorkerRuntimeOptions) {
+    this.#options = options;
+    this.workerId = options.workerId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
+  }
+
+  /** Connects and starts taking jobs and reconciling. */
+  async start(): Promise<void> {
+    const o = this.#options;
+    const logger = o.logger.child({ worker: this.workerId });
+    const concurrency = o.concurrency ?? 200;
+    this.#db = createDatabase({
+      connectionString: o.databaseUrl,
+      ...(o.dbSchema ? { schema: o.dbSchema } : {}),
+      maxConnections: 10,
+    });
+    const connection = { redisUrl: o.redisUrl, ...(o.queuePrefix ? { prefix: o.queuePrefix } : {}) };
+    this.#queue = new IngestQueue(connection);
+    this.#spark = new SparkConnectClient({ remote: o.sparkRemote });
+    const writer = new IcebergWriter({
+      spark: this.#spark,
+      // Called only while a batch is written, so after `ingestor` exists.
+      sparkPath: (uri: string): string => ingestor.sparkPathOf(uri),
+      logger,
+    });
+    const ingestor: FileIngestor = new FileIngestor({
+      db: this.#db,
+      writer,
+      workerId: this.workerId,
+      logger,
+      ...(o.leaseMs ? { leaseMs: o.leaseMs } : {}),
+      ...(o.batch ? { batch: o.batch } : {}),
+      ...(o.faults ? { faults: o.faults } : {}),
+    });
+    this.#ingestor = ingestor;
+    this.#worker = new IngestWorker({
+      ...connection,
+      concurrency,
+      process: (job) => ingestor.process(job),
+      onError: (err) => logger.warn({ err: errorMessage(err) }, "queue worker error"),
+    });
+    this.#reconciler = new Reconciler({
+      db: this.#db,
+      queue: this.#queue,
+      writer,
+      logger,
+      ...(o.reconcileIntervalMs ? { intervalMs: o.reconcileIntervalMs } : {}),
+      ...(o.batchGraceMs !== undefined ? { batchGraceMs: o.batchGraceMs } : {}),
+    });
+    await this.#worker.start();
+    this.#reconciler.start();
+    logger.info({ concurrency, batch: ingestor.batchLimits }, "worker started");
+  }
+
+  /**
+   * Stops taking jobs, lets in-flight files and batches finish for up to `timeoutMs` (default 30 000), then
+   * interrupts what still runs (interrupted jobs go back to the queue; an interrupted batch stays OPEN for
+   * the reconciler) and closes every connection.
+   */
+  close(options: { timeoutMs?: number } = {}): Promise<void> {
+    this.#closing ??= this.#shutDown(options.timeoutMs ?? 30_000);
+    return this.#closing;
+  }
+
+  async #shutDown(timeoutMs: number): Promise<void> {
+    const logger = this.#options.logger.child({ worker: this.workerId });
+    const started = Date.now();
+    await this.#reconciler?.close();
+    const workerClosed = this.#worker?.close({ timeoutMs, abortGraceMs: 2_000 });
+    // Batches still gathering are written now instead of waiting for company.
+    this.#ingestor?.flush();
+    await workerClosed;
+    await this.#ingestor?.close();
+    await this.#spark?.close().catch(() => {});
+    await this.#queue?.close().catch(() => {});
+    await this.#db?.close().catch(() => {});
+    logger.info({ ms: Date.now() - started }, "worker closed");
+  }
+}

@@ -1,0 +1,179 @@
+import { createLogger, errorMessage, type Logger, type LogLevel } from "@lakeferry/core";
+import { createDatabase, getIngestion, migrate, type Database, type Ingestion } from "@lakeferry/db";
+import { IcebergWriter } from "@lakeferry/iceberg";
+import { IngestQueue } from "@lakeferry/queue";
+import { SparkConnectClient } from "@lakeferry/spark-connect";
+import { randomBytes } from "node:crypto";
+import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  applyIngestion,
+  parseIngestionSpec,
+  WorkerRuntime,
+  type PipelineContext,
+  type WorkerRuntimeOptions,
+} from "../src/index.ts";
+
+function required(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: eval "$(bash scripts/services.sh env)" first`);
+  return value;
+}
+
+export const env = {
+  databaseUrl: required("DATABASE_URL"),
+  redisUrl: required("REDIS_URL"),
+  sparkRemote: required("SPARK_REMOTE"),
+};
+
+const id = (): string => randomBytes(5).toString("hex");
+
+/** One test's world: its own Postgres schema, queue prefix, Iceberg namespace and source folder. */
+export interface TestWorld extends PipelineContext {
+  schema: string;
+  prefix: string;
+  dir: string;
+  /** A table name in a namespace of this test's own. */
+  table(name?: string): string;
+  /** Creates (or updates) an ingestion over `source` (default this test's folder). */
+  ingestion(spec?: Record<string, unknown>): Promise<Ingestion>;
+  /** The ingestion as stored now. */
+  reload(name: string): Promise<Ingestion>;
+  /** Writes a file under the folder; returns its URI. */
+  file(relative: string, content: string): Promise<string>;
+  /** Starts a worker runtime on this world. */
+  worker(options?: Partial<WorkerRuntimeOptions>): Promise<WorkerRuntime>;
+  /** A Spark session for checking tables. */
+  spark: SparkConnectClient;
+  writer: IcebergWriter;
+  close(): Promise<void>;
+}
+
+export async function createWorld(): Promise<TestWorld> {
+  const suffix = id();
+  const schema = `pipeline_${suffix}`;
+  const prefix = `lf-pipeline-${suffix}`;
+  const namespace = `p_${suffix}`;
+  const db: Database = createDatabase({ connectionString: env.databaseUrl, schema });
+  await migrate(db);
+  const queue = new IngestQueue({ redisUrl: env.redisUrl, prefix });
+  const dir = await mkdtemp(join(tmpdir(), "lakeferry-pipeline-"));
+  const logger: Logger = createLogger({
+    name: "pipeline-test",
+    level: (process.env.LAKEFERRY_LOG_LEVEL as LogLevel | undefined) ?? "silent",
+  });
+  const spark = new SparkConnectClient({ remote: env.sparkRemote });
+  const writer = new IcebergWriter({ spark });
+  const runtimes: WorkerRuntime[] = [];
+  const ctx: PipelineContext = { db, queue, logger };
+  const world: TestWorld = {
+    ...ctx,
+    schema,
+    prefix,
+    dir,
+    spark,
+    writer,
+    table: (name = "t") => `lake.${namespace}.${name}`,
+    async ingestion(spec = {}) {
+      const input = parseIngestionSpec({
+        name: "orders",
+        source: `file://${dir}/`,
+        format: "json",
+        schema: "id BIGINT, v STRING",
+        pattern: "**/*.json",
+        table: `lake.${namespace}.t`,
+        retry: { attempts: 3, backoffMs: 200 },
+        ...spec,
+      });
+      return (await applyIngestion(ctx, input)).ingestion;
+    },
+    async reload(name) {
+      const ingestion = await getIngestion(db, name);
+      if (!ingestion) throw new Error(`no ingestion ${name}`);
+      return ingestion;
+    },
+    async file(relative, content) {
+      const path = join(dir, relative);
+      await mkdir(dirname(path), { recursive: true });
+      await writeFile(path, content);
+      return `file://${path}`;
+    },
+    async worker(options = {}) {
+      const runtime = new WorkerRuntime({
+        ...env,
+        queuePrefix: prefix,
+        dbSchema: schema,
+        concurrency: 50,
+        batch: { maxWaitMs: 300 },
+        reconcileIntervalMs: 600_000,
+        logger,
+        ...options,
+      });
+      runtimes.push(runtime);
+      await runtime.start();
+      return runtime;
+    },
+    async close() {
+      await Promise.all(runtimes.map((runtime) => runtime.close({ timeoutMs: 5_000 })));
+      await queue.close();
+      await db.close();
+      await spark.close();
+    },
+  };
+  return world;
+}
+
+/** JSON lines of `count` rows whose ids start at `first`. */
+export function jsonRows(first: number, count: number): string {
+  return Array.from(
+    { length: count },
+    (_, i) => JSON.stringify({ id: first + i, v: `row-${first + i}` }) + "\n",
+  ).join("");
+}
+
+/** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
+export async function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs = 90_000,
+  pollMs = 250,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}${last ? `: ${errorMessage(last)}` : ""}`);
+    }
+    await sleep(pollMs);
+  }
+}
+
+/** Rows per `_source_file` in a table. */
+export async function rowsPerFile(spark: SparkConnectClient, table: string): Promise<Record<string, number>> {
+  const rows = await spark.sql(`SELECT _source_file AS f, count(*) AS n FROM ${table} GROUP BY _source_file`);
+  return Object.fromEntries(rows.map((row) => [String(row.f), Number(row.n)]));
+}
+
+/** The table's snapshots, oldest first, with the batch id each carries. */
+export async function snapshotsOf(
+  spark: SparkConnectClient,
+  table: string,
+): Promise<{ snapshotId: string; operation: string; batchId: string | null }[]> {
+  const rows = await spark.sql(
+    `SELECT CAST(snapshot_id AS STRING) AS id, operation, summary['lakeferry.batch-id'] AS batch
+       FROM ${table}.snapshots ORDER BY committed_at`,
+  );
+  return rows.map((row) => ({
+    snapshotId: String(row.id),
+    operation: String(row.operation),
+    batchId: typeof row.batch === "string" ? row.batch : null,
+  }));
+}
