@@ -226,6 +226,15 @@ export class FileIngestor {
     return ingestion ? this.#sparkPath(uri, ingestion) : toSparkUri(uri);
   }
 
+  /**
+   * Whether a held file's rows must sit in data files of their own: only ingestions whose modified-file
+   * policy is `replace` need it (Iceberg can replace a file's rows only by dropping whole data files), and
+   * isolation costs a Spark task and a data file per source file.
+   */
+  needsIsolatedFiles(uri: string): boolean {
+    return this.#heldUris.get(uri)?.modifiedPolicy === "replace";
+  }
+
   /** Writes the batches still gathering now instead of waiting for company (used when shutting down). */
   flush(): void {
     this.#batcher.flush();
