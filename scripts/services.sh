@@ -231,7 +231,7 @@ spark_up() {
       --conf spark.sql.catalog.lake.jdbc.schema-version=V1 \
       --conf spark.sql.catalog.lake.warehouse="file://$warehouse" \
       --conf spark.sql.catalog.lake.cache-enabled=false \
-      --conf spark.hadoop.fs.s3a.endpoint="${LAKEFERRY_S3A_ENDPOINT:-http://127.0.0.1:${LAKEFERRY_S3_PORT:-55000}}" \
+      --conf spark.hadoop.fs.s3a.endpoint="${LAKEFERRY_S3A_ENDPOINT:-http://127.0.0.1:${LAKEFERRY_S3_PORT:-19000}}" \
       --conf spark.hadoop.fs.s3a.path.style.access=true \
       --conf spark.hadoop.fs.s3a.connection.ssl.enabled=false \
       --conf spark.hadoop.fs.s3a.access.key="${LAKEFERRY_S3A_ACCESS_KEY:-testing}" \

@@ -1,0 +1,75 @@
+/**
+ * Listing throughput per store: writes N objects under one prefix of a fresh container on each emulator
+ * (and a temp directory), then lists the prefix a few times and prints objects listed per second.
+ *
+ *   eval "$(bash scripts/services.sh env)"
+ *   npx tsx bench/listing.ts [objects=5000] [rounds=3] [stores=s3,az,gs,file]
+ *
+ * Figures from emulators on a shared 2-core machine say how our paging code and each SDK behave, not
+ * what the real services do.
+ */
+import { performance } from "node:perf_hooks";
+import { createObjectStore, listPrefixes, type StorageScheme } from "@lakeferry/storage";
+import {
+  azureFixture,
+  gcsFixture,
+  localFixture,
+  putAll,
+  s3Fixture,
+  type Fixture,
+} from "../packages/storage/test/fixtures.ts";
+
+const objects = Number(process.argv[2] ?? 5000);
+const rounds = Number(process.argv[3] ?? 3);
+const wanted = new Set((process.argv[4] ?? "s3,az,gs,file").split(",") as StorageScheme[]);
+const fixtures = [s3Fixture, azureFixture, gcsFixture, localFixture].filter((fixture) =>
+  wanted.has(fixture.scheme),
+);
+
+function rate(count: number, ms: number): string {
+  return `${Math.round((count / ms) * 1000).toLocaleString("en-US")}/s`;
+}
+
+async function bench(fixture: Fixture): Promise<void> {
+  const container = await fixture.createContainer("bench");
+  const keys = Array.from(
+    { length: objects },
+    (_, i) => `bench/p${i % 10}/obj-${String(i).padStart(7, "0")}.json`,
+  );
+  const writeStart = performance.now();
+  await putAll(container, keys, () => "{}");
+  const writeMs = performance.now() - writeStart;
+
+  const store = createObjectStore(container.rootUri, fixture.options());
+  const sequential: number[] = [];
+  for (let round = 0; round < rounds; round++) {
+    const start = performance.now();
+    let listed = 0;
+    for await (const page of store.listPages(`${container.base}bench/`)) listed += page.objects.length;
+    if (listed !== objects) throw new Error(`${fixture.scheme}: listed ${listed} of ${objects}`);
+    sequential.push(performance.now() - start);
+  }
+  // The same objects as ten independent prefixes listed four at a time.
+  const prefixes = Array.from({ length: 10 }, (_, i) => `${container.base}bench/p${i}/`);
+  const parallelStart = performance.now();
+  let listed = 0;
+  for await (const page of listPrefixes(store, prefixes, { concurrency: 4 })) listed += page.objects.length;
+  const parallelMs = performance.now() - parallelStart;
+  if (listed !== objects) throw new Error(`${fixture.scheme}: listed ${listed} of ${objects} in parallel`);
+  await store.close();
+
+  const best = Math.min(...sequential);
+  console.log(
+    [
+      fixture.scheme.padEnd(5),
+      `objects ${objects}`,
+      `write ${rate(objects, writeMs)}`,
+      `list best ${rate(objects, best)} (${best.toFixed(0)} ms)`,
+      `list median ${rate(objects, [...sequential].sort((a, b) => a - b)[Math.floor(sequential.length / 2)] ?? best)}`,
+      `10 prefixes x4 ${rate(objects, parallelMs)}`,
+      `requests ${store.listCalls}`,
+    ].join("  "),
+  );
+}
+
+for (const fixture of fixtures) await bench(fixture);

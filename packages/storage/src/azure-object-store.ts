@@ -1,0 +1,231 @@
+import {
+  AnonymousCredential,
+  BlobServiceClient,
+  RestError,
+  StorageRetryPolicyType,
+  StorageSharedKeyCredential,
+  type ContainerClient,
+  type StoragePipelineOptions,
+} from "@azure/storage-blob";
+import { InvalidInputError } from "@lakeferry/core";
+import { classifyFailure, isNetworkFailure, type StorageError } from "./errors.ts";
+import {
+  pageSizeOf,
+  type ListOptions,
+  type ListPage,
+  type ObjectInfo,
+  type ObjectStore,
+  type ResolvedStoreOptions,
+} from "./object-store.ts";
+import { compareKeys } from "./compare-keys.ts";
+import { formatStorageUri } from "./storage-uri.ts";
+
+/** Azure returns up to 5,000 blobs per request. */
+const AZURE_PAGE = 5000;
+
+function stripQuotes(etag: string | undefined): string {
+  return (etag ?? "").replace(/^"|"$/g, "");
+}
+
+/** One `Name=value` field of an Azure connection string. */
+function connectionStringField(connectionString: string, name: string): string | undefined {
+  for (const part of connectionString.split(";")) {
+    const eq = part.indexOf("=");
+    if (eq > 0 && part.slice(0, eq).trim().toLowerCase() === name.toLowerCase())
+      return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+/** Classifies an Azure SDK error once, here. */
+function classify(error: unknown, uri: string, operation: string, what: string): StorageError {
+  if (error instanceof RestError && !isNetworkFailure(error)) {
+    const details = error.details as { errorCode?: string } | undefined;
+    const serviceCode = details?.errorCode ?? (typeof error.code === "string" ? error.code : undefined);
+    const message = error.message.split("\n")[0] ?? error.message;
+    return classifyFailure(
+      { status: error.statusCode, serviceCode, message },
+      { uri, operation },
+      error,
+      what,
+    );
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return classifyFailure(
+    { status: undefined, serviceCode: undefined, message },
+    { uri, operation },
+    error,
+    what,
+  );
+}
+
+/**
+ * Azure Blob Storage (and azurite) through @azure/storage-blob. Credentials, first found: a connection
+ * string, an account key, a SAS token (explicit, then `AZURE_STORAGE_CONNECTION_STRING`,
+ * `AZURE_STORAGE_KEY`, `AZURE_STORAGE_SAS_TOKEN`); else anonymous access (public containers).
+ */
+export class AzureObjectStore implements ObjectStore {
+  readonly scheme = "az" as const;
+  #listCalls = 0;
+  readonly #account: string;
+  readonly #containerName: string;
+  readonly #container: ContainerClient;
+
+  /** `container` is `"account/container"`. */
+  constructor(container: string, options: ResolvedStoreOptions) {
+    const slash = container.indexOf("/");
+    this.#account = container.slice(0, slash);
+    this.#containerName = container.slice(slash + 1);
+    const { env, credentials } = options;
+    const pipeline: StoragePipelineOptions = {
+      // Azure throttles with 503 ServerBusy (and 500 OperationTimedOut); both are retried with backoff.
+      retryOptions: {
+        maxTries: options.maxRetries + 1,
+        retryPolicyType: StorageRetryPolicyType.EXPONENTIAL,
+        retryDelayInMs: 500,
+        maxRetryDelayInMs: 30_000,
+        tryTimeoutInMs: 60_000,
+      },
+    };
+    const explicit = credentials.connectionString ?? credentials.accountKey ?? credentials.sasToken;
+    const connectionString =
+      credentials.connectionString ??
+      (explicit === undefined ? env.AZURE_STORAGE_CONNECTION_STRING : undefined);
+
+    let service: BlobServiceClient;
+    if (connectionString !== undefined && options.endpoint === undefined) {
+      try {
+        service = BlobServiceClient.fromConnectionString(connectionString, pipeline);
+      } catch (error) {
+        throw new InvalidInputError(
+          "credentials.connectionString",
+          `not a usable Azure connection string (${(error as Error).message})`,
+        );
+      }
+      if (service.accountName !== this.#account) {
+        throw new InvalidInputError(
+          "credentials.connectionString",
+          `it is for account "${service.accountName}", the URI names account "${this.#account}"`,
+        );
+      }
+    } else {
+      const accountKey =
+        credentials.accountKey ??
+        (connectionString && connectionStringField(connectionString, "AccountKey")) ??
+        (explicit === undefined ? env.AZURE_STORAGE_KEY : undefined);
+      const sasToken =
+        credentials.sasToken ??
+        (connectionString && connectionStringField(connectionString, "SharedAccessSignature")) ??
+        (explicit === undefined ? env.AZURE_STORAGE_SAS_TOKEN : undefined);
+      const base = this.#serviceUrl(
+        options.endpoint ??
+          (connectionString && connectionStringField(connectionString, "BlobEndpoint")) ??
+          undefined,
+      );
+      if (accountKey) {
+        service = new BlobServiceClient(
+          base,
+          new StorageSharedKeyCredential(this.#account, accountKey),
+          pipeline,
+        );
+      } else if (sasToken) {
+        service = new BlobServiceClient(
+          `${base}?${sasToken.replace(/^\?/, "")}`,
+          new AnonymousCredential(),
+          pipeline,
+        );
+      } else {
+        service = new BlobServiceClient(base, new AnonymousCredential(), pipeline);
+      }
+    }
+    this.#container = service.getContainerClient(this.#containerName);
+  }
+
+  /** The account's blob URL: an endpoint without a path (azurite's host:port) gets the account appended. */
+  #serviceUrl(endpoint: string | undefined): string {
+    if (endpoint === undefined) return `https://${this.#account}.blob.core.windows.net`;
+    const url = new URL(endpoint);
+    if (url.pathname === "/" || url.pathname === "") url.pathname = `/${this.#account}`;
+    return url.toString().replace(/\/$/, "");
+  }
+
+  get listCalls(): number {
+    return this.#listCalls;
+  }
+
+  #uri(key: string): string {
+    return formatStorageUri({
+      scheme: "az",
+      container: `${this.#account}/${this.#containerName}`,
+      prefix: key,
+    });
+  }
+
+  async *listPages(prefix: string, options: ListOptions = {}): AsyncGenerator<ListPage> {
+    const pageSize = pageSizeOf(options, AZURE_PAGE);
+    const { startAfter, signal } = options;
+    let marker: string | undefined;
+    do {
+      signal?.throwIfAborted();
+      this.#listCalls += 1;
+      let result;
+      try {
+        // One iterator per request keeps the request count exact; the marker carries the position.
+        // startFrom (inclusive) starts the listing at the resume key; the key itself is dropped below.
+        result = await this.#container
+          .listBlobsFlat({
+            prefix: prefix === "" ? undefined : prefix,
+            startFrom: startAfter,
+            abortSignal: signal,
+          })
+          .byPage({ continuationToken: marker, maxPageSize: pageSize })
+          .next();
+      } catch (error) {
+        signal?.throwIfAborted();
+        throw classify(error, this.#uri(prefix), "list", `container ${this.#account}/${this.#containerName}`);
+      }
+      if (result.done) return;
+      const segment = result.value;
+      const objects: ObjectInfo[] = [];
+      for (const blob of segment.segment.blobItems) {
+        const key = blob.name;
+        if (startAfter !== undefined && compareKeys(key, startAfter) <= 0) continue;
+        objects.push({
+          uri: this.#uri(key),
+          key,
+          size: blob.properties.contentLength ?? 0,
+          etag: stripQuotes(blob.properties.etag),
+          modifiedAt: blob.properties.lastModified,
+        });
+      }
+      marker = segment.continuationToken || undefined;
+      if (objects.length > 0 || marker === undefined) yield { objects };
+    } while (marker !== undefined);
+  }
+
+  async stat(key: string): Promise<ObjectInfo | undefined> {
+    try {
+      const properties = await this.#container.getBlobClient(key).getProperties();
+      return {
+        uri: this.#uri(key),
+        key,
+        size: properties.contentLength ?? 0,
+        etag: stripQuotes(properties.etag),
+        modifiedAt: properties.lastModified ?? new Date(0),
+      };
+    } catch (error) {
+      if (!(error instanceof RestError && error.statusCode === 404)) {
+        throw classify(error, this.#uri(key), "stat", `blob ${key}`);
+      }
+    }
+    // A HEAD answers 404 for a missing container too: tell the two apart.
+    try {
+      await this.#container.getProperties();
+    } catch (error) {
+      throw classify(error, this.#uri(""), "stat", `container ${this.#account}/${this.#containerName}`);
+    }
+    return undefined;
+  }
+
+  async close(): Promise<void> {}
+}
