@@ -1,6 +1,10 @@
 /**
  * Listing throughput per store: writes N objects under one prefix of a fresh container on each emulator
- * (and a temp directory), then lists the prefix a few times and prints objects listed per second.
+ * (and a temp directory), then lists the prefix a few times and prints objects listed per second. With
+ * DATABASE_URL and REDIS_URL set it also runs discovery over the same prefix (discoverFiles into a scratch
+ * Postgres schema and queue prefix, dropped afterwards) and prints objects registered per second: the
+ * first pass lists, registers and enqueues every object; the second lists them all again and finds
+ * nothing new.
  *
  *   eval "$(bash scripts/services.sh env)"
  *   npx tsx bench/listing.ts [objects=5000] [rounds=3] [stores=s3,az,gs,file]
@@ -8,7 +12,12 @@
  * Figures from emulators on a shared 2-core machine say how our paging code and each SDK behave, not
  * what the real services do.
  */
+import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
+import { createLogger } from "@lakeferry/core";
+import { createDatabase, migrate } from "@lakeferry/db";
+import { applyIngestion, discoverFiles, parseIngestionSpec, type PipelineContext } from "@lakeferry/pipeline";
+import { IngestQueue } from "@lakeferry/queue";
 import { createObjectStore, listPrefixes, type StorageScheme } from "@lakeferry/storage";
 import {
   azureFixture,
@@ -28,6 +37,58 @@ const fixtures = [s3Fixture, azureFixture, gcsFixture, localFixture].filter((fix
 
 function rate(count: number, ms: number): string {
   return `${Math.round((count / ms) * 1000).toLocaleString("en-US")}/s`;
+}
+
+/** Discovery into a scratch schema and queue prefix: objects registered (and enqueued) per second. */
+async function benchDiscovery(fixture: Fixture, sourceUri: string): Promise<string[]> {
+  const databaseUrl = process.env.DATABASE_URL;
+  const redisUrl = process.env.REDIS_URL;
+  if (!databaseUrl || !redisUrl) return ["discover skipped (DATABASE_URL/REDIS_URL unset)"];
+  const id = randomBytes(4).toString("hex");
+  const db = createDatabase({ connectionString: databaseUrl, schema: `bench_listing_${id}` });
+  const queue = new IngestQueue({ redisUrl, prefix: `bench-listing-${id}` });
+  try {
+    await migrate(db);
+    const ctx: PipelineContext = {
+      db,
+      queue,
+      logger: createLogger({ name: "bench", level: "warn" }),
+      storeOptions: () => fixture.options(),
+    };
+    const { ingestion } = await applyIngestion(
+      ctx,
+      parseIngestionSpec({
+        name: `bench-${fixture.scheme}`,
+        source: sourceUri,
+        format: "json",
+        table: "lake.bench.listing",
+        listing: { mode: "full" },
+      }),
+    );
+    const firstStart = performance.now();
+    const first = await discoverFiles(ctx, ingestion);
+    const firstMs = performance.now() - firstStart;
+    if (first.error || first.created !== objects) {
+      throw new Error(
+        `${fixture.scheme}: discovery registered ${first.created} of ${objects} ${first.error?.message ?? ""}`,
+      );
+    }
+    const againStart = performance.now();
+    const again = await discoverFiles(ctx, ingestion);
+    const againMs = performance.now() - againStart;
+    if (again.error || again.found !== objects || again.created !== 0) {
+      throw new Error(`${fixture.scheme}: the second pass found ${again.found}, new ${again.created}`);
+    }
+    return [
+      `discover new ${rate(objects, firstMs)} (${firstMs.toFixed(0)} ms: list + register + enqueue)`,
+      `discover known ${rate(objects, againMs)} (${againMs.toFixed(0)} ms)`,
+    ];
+  } finally {
+    await queue.drainAll().catch(() => {});
+    await queue.close();
+    await db.pool.query(`DROP SCHEMA IF EXISTS "bench_listing_${id}" CASCADE`).catch(() => {});
+    await db.close();
+  }
 }
 
 async function bench(fixture: Fixture): Promise<void> {
@@ -58,6 +119,8 @@ async function bench(fixture: Fixture): Promise<void> {
   if (listed !== objects) throw new Error(`${fixture.scheme}: listed ${listed} of ${objects} in parallel`);
   await store.close();
 
+  const discovery = await benchDiscovery(fixture, `${container.rootUri}bench/`);
+
   const best = Math.min(...sequential);
   console.log(
     [
@@ -68,6 +131,7 @@ async function bench(fixture: Fixture): Promise<void> {
       `list median ${rate(objects, [...sequential].sort((a, b) => a - b)[Math.floor(sequential.length / 2)] ?? best)}`,
       `10 prefixes x4 ${rate(objects, parallelMs)}`,
       `requests ${store.listCalls}`,
+      ...discovery,
     ].join("  "),
   );
 }

@@ -20,6 +20,7 @@ import {
 } from "@lakeferry/storage";
 import { enqueueFiles } from "./enqueue-files.ts";
 import type { PipelineContext } from "./pipeline-context.ts";
+import { storeOptionsFor } from "./store-credentials.ts";
 import {
   DEFAULT_FULL_LISTING_EVERY_MS,
   readListingCursor,
@@ -77,7 +78,10 @@ export async function discoverFiles(
     const source = parseStorageUri(ingestion.sourceUri);
     const base = source.prefix === "" || source.prefix.endsWith("/") ? source.prefix : `${source.prefix}/`;
     const matches = ingestion.glob ? compileGlob(ingestion.glob) : () => true;
-    store = createObjectStore(ingestion.sourceUri, ctx.storeOptions?.(ingestion.sourceUri));
+    store = createObjectStore(
+      ingestion.sourceUri,
+      await storeOptionsFor(ingestion, ctx.storeOptions?.(ingestion.sourceUri)),
+    );
     const plan = planListing(ingestion, base, store, options);
     let lastKey = plan.startAfter;
     for await (const page of plan.pages) {

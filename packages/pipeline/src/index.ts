@@ -1,5 +1,16 @@
 export { IngestionSpec, parseIngestionSpec, parseIngestionFile } from "./ingestion-spec.ts";
 export { SourceSettings, ListingCursor } from "./source-settings.ts";
+export {
+  StoreCredentials,
+  StoreCredentialsError,
+  storeOptionsFor,
+  checkCredentialsFor,
+  credentialRefsOf,
+  type StoreCredentialRefs,
+  type SecretRef,
+  type SettingRef,
+  type ResolveOptions,
+} from "./store-credentials.ts";
 export type { PipelineContext } from "./pipeline-context.ts";
 export { applyIngestion } from "./apply-ingestion.ts";
 export { discoverFiles, type DiscoveryResult, type DiscoverOptions } from "./discover-files.ts";

@@ -5,6 +5,7 @@ import { CronExpressionParser } from "cron-parser";
 import { parseAllDocuments } from "yaml";
 import { z } from "zod";
 import type { SourceSettings } from "./source-settings.ts";
+import { checkCredentialsFor, StoreCredentials } from "./store-credentials.ts";
 
 const NAME = /^[a-z0-9][a-z0-9_-]*$/;
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -109,8 +110,25 @@ export const IngestionSpec = z
         pathRules: z.array(z.strictObject({ from: z.string().min(1), to: z.string().min(1) })).optional(),
       })
       .optional(),
+    /**
+     * The source's endpoint and credentials when not the discoverer's defaults: secrets as references
+     * (`{ env: NAME }`, `{ file: /path }`), never inline; see {@link StoreCredentials}.
+     */
+    credentials: StoreCredentials.optional(),
     /** A disabled ingestion keeps its files but is not scheduled. */
     enabled: z.boolean().default(true),
+  })
+  .superRefine((spec, ctx) => {
+    if (!spec.credentials) return;
+    let scheme;
+    try {
+      scheme = parseStorageUri(spec.source).scheme;
+    } catch {
+      return; // `source` has its own issue
+    }
+    for (const [field, message] of checkCredentialsFor(scheme, spec.credentials)) {
+      ctx.addIssue({ code: "custom", message, path: ["credentials", field] });
+    }
   })
   .transform((spec): IngestionInput => {
     const scheme = parseStorageUri(spec.source).scheme;
@@ -120,6 +138,9 @@ export const IngestionSpec = z
       ...(spec.listing?.partitions ? { partitions: spec.listing.partitions } : {}),
       ...(spec.listing?.fullListingEveryMs ? { fullListingEveryMs: spec.listing.fullListingEveryMs } : {}),
       ...(spec.spark?.pathRules?.length ? { sparkPathRules: spec.spark.pathRules } : {}),
+      ...(spec.credentials && Object.keys(spec.credentials).length > 0
+        ? { credentials: withoutUndefined(spec.credentials) }
+        : {}),
     };
     return {
       name: spec.name,
@@ -212,6 +233,11 @@ function issueMessage(issue: z.core.$ZodIssue): string {
   if (issue.code === "invalid_key" && issue.issues[0]) return issue.issues[0].message;
   if (issue.code === "invalid_type" && /received undefined$/.test(issue.message)) return "is required";
   return issue.message;
+}
+
+/** Optional fields zod left as `undefined` would be dropped by JSON anyway; drop them here for equality. */
+function withoutUndefined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
 
 function messageOf(err: unknown): string {

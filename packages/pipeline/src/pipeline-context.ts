@@ -9,8 +9,11 @@ export interface PipelineContext {
   queue: IngestQueue;
   logger: Logger;
   /**
-   * Storage client options for a source URI (endpoint, credentials, the environment the SDK chains may
-   * read). Default: none, each SDK's own resolution.
+   * The app's storage client options for a source URI: above all `env`, the environment that each SDK's
+   * standard variables (`AWS_ENDPOINT_URL_S3`, `AZURE_STORAGE_CONNECTION_STRING`, `STORAGE_EMULATOR_HOST`,
+   * …) and the ingestions' credential references (`{ env: NAME }`) are read from. An ingestion's own
+   * `credentials` are resolved on top of these per use (see `storeOptionsFor`). Default: none, each SDK's
+   * own resolution, and references to environment variables do not resolve.
    */
   storeOptions?: (uri: string) => StoreOptions;
 }

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { StoreCredentials } from "./store-credentials.ts";
 
 /**
  * How an ingestion's source is listed and read, kept in the ingestion's `listing` column (opaque to the
@@ -20,6 +21,12 @@ export const SourceSettings = z.object({
   fullListingEveryMs: z.number().int().positive().optional(),
   /** URI rewrites from the listing's form to the form Spark reads (`s3://` → `s3a://` is built in). */
   sparkPathRules: z.array(z.object({ from: z.string(), to: z.string() })).optional(),
+  /**
+   * The source's own endpoint and credentials, as references to environment variables or files (never
+   * the secrets); resolved where the store is used, see `storeOptionsFor` (which refuses a stored block
+   * that is not valid; here it is only left out, so the other settings still read).
+   */
+  credentials: StoreCredentials.optional().catch(undefined),
 });
 export type SourceSettings = z.infer<typeof SourceSettings>;
 

@@ -12,6 +12,7 @@ import {
 import { compileGlob, createObjectStore, parseStorageUri, resolveWithinSource } from "@lakeferry/storage";
 import { enqueueFiles } from "./enqueue-files.ts";
 import type { PipelineContext } from "./pipeline-context.ts";
+import { storeOptionsFor } from "./store-credentials.ts";
 
 /** Objects looked up at once while checking submitted paths. */
 const STAT_CONCURRENCY = 16;
@@ -69,8 +70,18 @@ export async function submitFiles(
     if (!wanted.has(uri)) wanted.set(uri, path);
   }
 
-  const run = await startRun(ctx.db, { ingestionId: ingestion.id, trigger: "upstream" });
-  const store = createObjectStore(ingestion.sourceUri, ctx.storeOptions?.(ingestion.sourceUri));
+  // Set up before the run starts, so a store that cannot be (an unresolvable credential reference)
+  // throws without leaving a run open.
+  const store = createObjectStore(
+    ingestion.sourceUri,
+    await storeOptionsFor(ingestion, ctx.storeOptions?.(ingestion.sourceUri)),
+  );
+  const run = await startRun(ctx.db, { ingestionId: ingestion.id, trigger: "upstream" }).catch(
+    async (err: unknown) => {
+      await store.close().catch(() => {});
+      throw err;
+    },
+  );
   const listed: ListedFile[] = [];
   try {
     const entries = [...wanted];
