@@ -32,6 +32,8 @@ WITH o AS (
 locked AS MATERIALIZED (
   SELECT pf.id FROM processed_files pf JOIN o ON o.id = pf.id AND o.version = pf.version
   WHERE CASE WHEN $1::text IS NULL THEN pf.status IN ('PENDING', 'PROCESSING')
+                  -- A batch found committed after its writer gave up on the file: the rows are there.
+                  OR (pf.status = 'FAILED' AND o.status = 'SUCCESS' AND pf.batch_id = COALESCE(o.batch_id, $11::uuid))
              ELSE pf.status = 'PROCESSING' AND pf.lease_owner = $1::text END
   ORDER BY pf.id
   FOR UPDATE OF pf

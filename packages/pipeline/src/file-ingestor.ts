@@ -352,11 +352,23 @@ export class FileIngestor {
       );
       return;
     }
+    // A transient failure may have struck after Iceberg committed (Spark stopping while the counts were read,
+    // a stream dropped after the commit): the batch is resolved FAILED only once the table says it never
+    // committed. Otherwise it stays OPEN, and the files' next claim (or the reconciler) resolves it from the
+    // table's snapshots before anything is written again.
+    let resolved: "FAILED" | undefined = "FAILED";
+    if (isRetryable(error)) {
+      const found = await this.#writer
+        .findCommittedBatch(attempt.target.table, batchId, { deadlineMs: 30_000 })
+        .catch((): null => null);
+      if (found) return this.#settleBatch(attempt, { kind: "committed", result: found });
+      if (found === null) resolved = undefined;
+    }
     const outcomes = files.map((file) => failureOutcome(file.claim, file.job, error, batchId));
     const { applied } = await recordOutcomes(this.#db, {
       worker: this.#workerId,
       outcomes,
-      batch: { id: batchId, state: "FAILED", errorMessage: errorMessage(error) },
+      ...(resolved ? { batch: { id: batchId, state: resolved, errorMessage: errorMessage(error) } } : {}),
     });
     this.#warnUnapplied(files, applied, batchId);
     files.forEach((file, index) => {

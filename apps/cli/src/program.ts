@@ -1,0 +1,185 @@
+import { Command, InvalidArgumentError, Option } from "commander";
+import type { FileStatus } from "@lakeferry/db";
+import { parseCliConfig } from "./config.ts";
+import { CliServices } from "./services.ts";
+
+// Command modules are imported when their command runs: each pulls in only the packages it needs.
+const commands = {
+  discover: () => import("./commands/discover.ts"),
+  ingestion: () => import("./commands/ingestion.ts"),
+  inspect: () => import("./commands/inspect.ts"),
+  migrate: () => import("./commands/migrate.ts"),
+  processes: () => import("./commands/processes.ts"),
+  requeue: () => import("./commands/requeue.ts"),
+  sql: () => import("./commands/sql.ts"),
+};
+
+/** The states a file can be in (kept here too so building the program loads no package). */
+const FILE_STATUSES: readonly FileStatus[] = ["PENDING", "PROCESSING", "SUCCESS", "FAILED", "SKIPPED"];
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) {
+    throw new InvalidArgumentError("must be a positive whole number.");
+  }
+  return n;
+}
+
+function fileStatus(value: string): FileStatus {
+  const status = value.toUpperCase() as FileStatus;
+  if (!FILE_STATUSES.includes(status)) {
+    throw new InvalidArgumentError(`must be one of ${FILE_STATUSES.join(", ")}.`);
+  }
+  return status;
+}
+
+const EPILOG = `
+Environment:
+  DATABASE_URL            Postgres holding lakeferry's state (postgresql://…)
+  REDIS_URL               Redis carrying the queues (redis://…)
+  SPARK_REMOTE            Spark Connect server (sc://host:15002)
+  LAKEFERRY_DB_SCHEMA     Postgres schema of lakeferry's tables (default public)
+  LAKEFERRY_QUEUE_PREFIX  BullMQ key prefix (default lakeferry)
+  LAKEFERRY_LOG_LEVEL     log level of the JSON logs on stderr (default warn; info for worker/discoverer)
+
+Exit codes: 0 done; 1 bad input, or files FAILED; 2 the operation failed (service down, run failed, timeout).`;
+
+/**
+ * The `lakeferry` command line. Every action parses the environment first (failing fast, naming the
+ * variable) and closes its connections when done; the exit code is left in `process.exitCode`.
+ */
+export function createProgram(env: Record<string, string | undefined>): Command {
+  const act = (handler: (s: CliServices) => Promise<number | void>) => async (): Promise<void> => {
+    const services = new CliServices(parseCliConfig(env), env);
+    try {
+      process.exitCode = (await handler(services)) ?? 0;
+    } finally {
+      await services.close();
+    }
+  };
+  const json = (): Option => new Option("--json", "machine-readable output");
+
+  const program = new Command("lakeferry")
+    .description("Move files landing in object storage into Iceberg tables, tracking every file in Postgres.")
+    .addHelpText("after", EPILOG)
+    .showSuggestionAfterError()
+    .exitOverride();
+
+  program
+    .command("migrate")
+    .description("create or upgrade lakeferry's tables (idempotent)")
+    .addOption(json())
+    .action((o: { json?: boolean }) => act(async (s) => (await commands.migrate()).migrateCommand(s, o))());
+
+  const ingestion = program.command("ingestion").description("define ingestions");
+  ingestion
+    .command("apply")
+    .description("create or update ingestions (by name) from a YAML file (- reads stdin)")
+    .requiredOption("-f, --file <file>", "ingestion YAML, one or more documents")
+    .addOption(json())
+    .action((o: { file: string; json?: boolean }) =>
+      act(async (s) => (await commands.ingestion()).applyCommand(s, o))(),
+    );
+  ingestion
+    .command("list")
+    .description("list the ingestions")
+    .addOption(json())
+    .action((o: { json?: boolean }) => act(async (s) => (await commands.ingestion()).listCommand(s, o))());
+
+  program
+    .command("discover")
+    .description("run one discovery pass of an ingestion now")
+    .argument("<name>", "ingestion name")
+    .option("--wait", "wait until every file of the pass is settled; exit 1 if any FAILED")
+    .option("--timeout <seconds>", "how long --wait waits at most", positiveInt, 1800)
+    .option("--full", "list the whole source, ignoring the incremental cursor")
+    .addOption(json())
+    .action((name: string, o: { wait?: boolean; timeout: number; full?: boolean; json?: boolean }) =>
+      act(async (s) => (await commands.discover()).discoverCommand(s, name, o))(),
+    );
+
+  program
+    .command("worker")
+    .description("run an ingest worker until SIGTERM (settings: LAKEFERRY_* variables, see the worker app)")
+    .option("--concurrency <n>", "jobs worked on at once (default 200)", positiveInt)
+    .action(async (o: { concurrency?: number }) => (await commands.processes()).workerCommand(env, o));
+
+  program
+    .command("discoverer")
+    .description("run scheduled discovery passes until SIGTERM")
+    .action(async () => (await commands.processes()).discovererCommand(env));
+
+  program
+    .command("status")
+    .description("files per status")
+    .argument("<name>", "ingestion name")
+    .addOption(json())
+    .action((name: string, o: { json?: boolean }) =>
+      act(async (s) => (await commands.inspect()).statusCommand(s, name, o))(),
+    );
+
+  program
+    .command("files")
+    .description("tracked files with every recorded field (--json)")
+    .argument("<name>", "ingestion name")
+    .option("--status <status>", `only files in this status (${FILE_STATUSES.join(", ")})`, fileStatus)
+    .option("--limit <n>", "at most this many files", positiveInt, 100)
+    .option("--after-id <id>", "files with a larger id (paging)", positiveInt)
+    .addOption(json())
+    .action((name: string, o: { status?: FileStatus; limit: number; afterId?: number; json?: boolean }) =>
+      act(async (s) => (await commands.inspect()).filesCommand(s, name, o))(),
+    );
+
+  program
+    .command("retry")
+    .description("queue FAILED files again (default), or one named file")
+    .argument("<name>", "ingestion name")
+    .option("--failed", "every FAILED file (with --file: only if it FAILED)")
+    .option("--file <path>", "this file (URI or path relative to the source), if it FAILED or was SKIPPED")
+    .addOption(json())
+    .action((name: string, o: { failed?: boolean; file?: string; json?: boolean }) =>
+      act(async (s) => (await commands.requeue()).retryCommand(s, name, o))(),
+    );
+
+  program
+    .command("enqueue")
+    .description("hand files to the pipeline (URIs or paths relative to the source; outside it: refused)")
+    .argument("<name>", "ingestion name")
+    .argument("<paths...>", "files")
+    .addOption(json())
+    .action((name: string, paths: string[], o: { json?: boolean }) =>
+      act(async (s) => (await commands.requeue()).enqueueCommand(s, name, paths, o))(),
+    );
+
+  program
+    .command("sql")
+    .description("run a query through Spark Connect")
+    .argument("<query>", "Spark SQL")
+    .option("--timeout <seconds>", "deadline of the query", positiveInt, 600)
+    .addOption(json())
+    .action((query: string, o: { json?: boolean; timeout: number }) =>
+      act(async (s) => (await commands.sql()).sqlCommand(s, query, o))(),
+    );
+
+  program
+    .command("runs")
+    .description("recent runs (discovery passes, submissions) with their counts")
+    .argument("<name>", "ingestion name")
+    .option("--limit <n>", "at most this many runs", positiveInt, 20)
+    .addOption(json())
+    .action((name: string, o: { limit: number; json?: boolean }) =>
+      act(async (s) => (await commands.inspect()).runsCommand(s, name, o))(),
+    );
+
+  program
+    .command("history")
+    .description("a file's versions and attempts")
+    .argument("<name>", "ingestion name")
+    .argument("<path>", "file URI or path relative to the source")
+    .addOption(json())
+    .action((name: string, path: string, o: { json?: boolean }) =>
+      act(async (s) => (await commands.inspect()).historyCommand(s, name, path, o))(),
+    );
+
+  return program;
+}

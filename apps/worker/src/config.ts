@@ -1,0 +1,115 @@
+import { z } from "zod";
+import type { LogLevel } from "@lakeferry/core";
+import {
+  intVar,
+  logLevelVar,
+  nameVar,
+  optionalVar,
+  parseEnv,
+  QUEUE_PREFIX,
+  SCHEMA_NAME,
+  urlVar,
+} from "./env-fields.ts";
+
+/** Faults a test can ask a worker to commit (LAKEFERRY_FAULT_INJECTION), never set in production. */
+export const FAULTS = ["crash-after-claim", "crash-after-commit"] as const;
+export type FaultName = (typeof FAULTS)[number];
+
+/** The worker's environment: every variable it reads, with its default. */
+export const WorkerEnv = z.object({
+  // Connections.
+  /** Postgres holding lakeferry's state. */
+  DATABASE_URL: urlVar(["postgres", "postgresql"], "postgresql://user:password@host:5432/lakeferry"),
+  /** Redis carrying the BullMQ queues. */
+  REDIS_URL: urlVar(["redis", "rediss"], "redis://host:6379"),
+  /** Spark Connect server that reads the files and commits to Iceberg. */
+  SPARK_REMOTE: urlVar(["sc"], "sc://host:15002"),
+
+  // Isolation (several deployments or tests sharing one Postgres and one Redis).
+  /** Postgres schema of lakeferry's tables. Default `public`. */
+  LAKEFERRY_DB_SCHEMA: nameVar(SCHEMA_NAME, "a Postgres identifier such as lakeferry_prod", "public"),
+  /** BullMQ key prefix. Default `lakeferry`. */
+  LAKEFERRY_QUEUE_PREFIX: nameVar(QUEUE_PREFIX, "letters, digits, _ . : or -", "lakeferry"),
+
+  // Throughput.
+  /** Jobs this process works on at once (claimed files waiting for their batch count). Default 200. */
+  LAKEFERRY_WORKER_CONCURRENCY: intVar(200, 1),
+  /** A batch is written once it holds this many files… Default 100. */
+  LAKEFERRY_BATCH_MAX_FILES: intVar(100, 1),
+  /** …or this many bytes… Default 256 MiB. */
+  LAKEFERRY_BATCH_MAX_BYTES: intVar(256 * 1024 * 1024, 1),
+  /** …or when its oldest file has waited this long (ms). Default 250. */
+  LAKEFERRY_BATCH_MAX_WAIT_MS: intVar(250, 0),
+
+  // Recovery.
+  /** How long a claim holds a file without renewal (ms); an expired claim can be taken over. Default 60 s. */
+  LAKEFERRY_LEASE_MS: intVar(60_000, 1_000),
+  /** How often the reconciler re-enqueues lost files and reclaims expired leases (ms). Default 30 s. */
+  LAKEFERRY_RECONCILE_INTERVAL_MS: intVar(30_000, 100),
+  /** Age after which the reconciler resolves a batch left OPEN by a crashed writer (ms). Default 60 s. */
+  LAKEFERRY_BATCH_GRACE_MS: intVar(60_000, 0),
+  /** On SIGTERM, how long in-flight batches may take before they are handed back (ms). Default 25 s, inside
+   * Kubernetes' 30 s grace period. */
+  LAKEFERRY_SHUTDOWN_TIMEOUT_MS: intVar(25_000, 0),
+  /** Name recorded as the holder of claims and in file attempts. Default `<hostname>-<pid>`. */
+  LAKEFERRY_WORKER_ID: optionalVar(),
+
+  // Logs and tests.
+  /** Lowest log level written (JSON lines on stderr). Default `info`. */
+  LAKEFERRY_LOG_LEVEL: logLevelVar("info"),
+  /** Test only: comma-separated faults (`crash-after-claim`, `crash-after-commit`): the worker kills itself
+   * (SIGKILL) at that point. */
+  LAKEFERRY_FAULT_INJECTION: z.preprocess(
+    (value) =>
+      typeof value === "string"
+        ? value
+            .split(",")
+            .map((part) => part.trim())
+            .filter((part) => part !== "")
+        : [],
+    z.array(z.enum(FAULTS, { error: `must list only ${FAULTS.join(", ")}` })),
+  ),
+});
+
+/** The worker's settings, grouped. */
+export interface WorkerConfig {
+  databaseUrl: string;
+  redisUrl: string;
+  sparkRemote: string;
+  dbSchema: string;
+  queuePrefix: string;
+  concurrency: number;
+  batch: { maxFiles: number; maxBytes: number; maxWaitMs: number };
+  leaseMs: number;
+  reconcileIntervalMs: number;
+  batchGraceMs: number;
+  shutdownTimeoutMs: number;
+  workerId: string | undefined;
+  logLevel: LogLevel;
+  faults: FaultName[];
+}
+
+/** Reads the worker's settings from `env`; throws InvalidInputError naming each bad variable. */
+export function parseWorkerConfig(env: Record<string, string | undefined>): WorkerConfig {
+  const e = parseEnv(WorkerEnv, env);
+  return {
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    sparkRemote: e.SPARK_REMOTE,
+    dbSchema: e.LAKEFERRY_DB_SCHEMA,
+    queuePrefix: e.LAKEFERRY_QUEUE_PREFIX,
+    concurrency: e.LAKEFERRY_WORKER_CONCURRENCY,
+    batch: {
+      maxFiles: e.LAKEFERRY_BATCH_MAX_FILES,
+      maxBytes: e.LAKEFERRY_BATCH_MAX_BYTES,
+      maxWaitMs: e.LAKEFERRY_BATCH_MAX_WAIT_MS,
+    },
+    leaseMs: e.LAKEFERRY_LEASE_MS,
+    reconcileIntervalMs: e.LAKEFERRY_RECONCILE_INTERVAL_MS,
+    batchGraceMs: e.LAKEFERRY_BATCH_GRACE_MS,
+    shutdownTimeoutMs: e.LAKEFERRY_SHUTDOWN_TIMEOUT_MS,
+    workerId: e.LAKEFERRY_WORKER_ID,
+    logLevel: e.LAKEFERRY_LOG_LEVEL,
+    faults: e.LAKEFERRY_FAULT_INJECTION,
+  };
+}

@@ -1,0 +1,14 @@
+export { runWorker, type RunWorkerOptions } from "./run-worker.ts";
+export { parseWorkerConfig, WorkerEnv, FAULTS, type WorkerConfig, type FaultName } from "./config.ts";
+export { stopOnSignals, type Stoppable } from "./stop-on-signals.ts";
+export {
+  intVar,
+  logLevelVar,
+  nameVar,
+  optionalUrlVar,
+  optionalVar,
+  parseEnv,
+  urlVar,
+  SCHEMA_NAME,
+  QUEUE_PREFIX,
+} from "./env-fields.ts";

@@ -1,0 +1,96 @@
+import { InvalidInputError } from "@lakeferry/core";
+import { describe, expect, it } from "vitest";
+import { parseWorkerConfig } from "../src/config.ts";
+
+const required = {
+  DATABASE_URL: "postgresql://u:p@127.0.0.1:5432/lakeferry",
+  REDIS_URL: "redis://127.0.0.1:6379",
+  SPARK_REMOTE: "sc://127.0.0.1:15002",
+};
+
+function problem(env: Record<string, string | undefined>): string {
+  try {
+    parseWorkerConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(InvalidInputError);
+    return (error as Error).message;
+  }
+  throw new Error("expected the environment to be refused");
+}
+
+describe("worker environment", () => {
+  it("needs only the three connections; everything else has a default", () => {
+    expect(parseWorkerConfig(required)).toEqual({
+      databaseUrl: required.DATABASE_URL,
+      redisUrl: required.REDIS_URL,
+      sparkRemote: required.SPARK_REMOTE,
+      dbSchema: "public",
+      queuePrefix: "lakeferry",
+      concurrency: 200,
+      batch: { maxFiles: 100, maxBytes: 256 * 1024 * 1024, maxWaitMs: 250 },
+      leaseMs: 60_000,
+      reconcileIntervalMs: 30_000,
+      batchGraceMs: 60_000,
+      shutdownTimeoutMs: 25_000,
+      workerId: undefined,
+      logLevel: "info",
+      faults: [],
+    });
+  });
+
+  it("reads every setting, treating empty variables as unset", () => {
+    const config = parseWorkerConfig({
+      ...required,
+      LAKEFERRY_DB_SCHEMA: "tenant_a",
+      LAKEFERRY_QUEUE_PREFIX: "tenant-a",
+      LAKEFERRY_WORKER_CONCURRENCY: "50",
+      LAKEFERRY_BATCH_MAX_FILES: "20",
+      LAKEFERRY_BATCH_MAX_BYTES: "",
+      LAKEFERRY_BATCH_MAX_WAIT_MS: "0",
+      LAKEFERRY_LEASE_MS: "5000",
+      LAKEFERRY_RECONCILE_INTERVAL_MS: "1000",
+      LAKEFERRY_BATCH_GRACE_MS: "2000",
+      LAKEFERRY_SHUTDOWN_TIMEOUT_MS: "10000",
+      LAKEFERRY_WORKER_ID: "w-1",
+      LAKEFERRY_LOG_LEVEL: "DEBUG",
+      LAKEFERRY_FAULT_INJECTION: "crash-after-commit, crash-after-claim",
+    });
+    expect(config).toMatchObject({
+      dbSchema: "tenant_a",
+      queuePrefix: "tenant-a",
+      concurrency: 50,
+      batch: { maxFiles: 20, maxBytes: 256 * 1024 * 1024, maxWaitMs: 0 },
+      leaseMs: 5_000,
+      reconcileIntervalMs: 1_000,
+      batchGraceMs: 2_000,
+      shutdownTimeoutMs: 10_000,
+      workerId: "w-1",
+      logLevel: "debug",
+      faults: ["crash-after-commit", "crash-after-claim"],
+    });
+  });
+
+  it("names every missing or malformed variable and says what to set", () => {
+    const message = problem({ REDIS_URL: "http://127.0.0.1:6379", SPARK_REMOTE: "" });
+    expect(message).toContain("DATABASE_URL is not set (e.g. postgresql://");
+    expect(message).toContain("REDIS_URL must be a redis:// or rediss:// URL");
+    expect(message).toContain("SPARK_REMOTE is not set (e.g. sc://");
+
+    expect(problem({ ...required, LAKEFERRY_WORKER_CONCURRENCY: "lots" })).toBe(
+      "environment: LAKEFERRY_WORKER_CONCURRENCY must be a whole number",
+    );
+    expect(problem({ ...required, LAKEFERRY_WORKER_CONCURRENCY: "0" })).toContain("must be at least 1");
+    expect(problem({ ...required, LAKEFERRY_LEASE_MS: "1.5" })).toContain(
+      "LAKEFERRY_LEASE_MS must be a whole number",
+    );
+    expect(problem({ ...required, LAKEFERRY_DB_SCHEMA: "a-b; drop" })).toContain(
+      "LAKEFERRY_DB_SCHEMA must be a Postgres identifier",
+    );
+    expect(problem({ ...required, LAKEFERRY_LOG_LEVEL: "loud" })).toContain(
+      "LAKEFERRY_LOG_LEVEL must be one of",
+    );
+    expect(problem({ ...required, LAKEFERRY_FAULT_INJECTION: "crash-always" })).toContain(
+      "LAKEFERRY_FAULT_INJECTION.0 must list only crash-after-claim, crash-after-commit",
+    );
+  });
+});
