@@ -33,7 +33,7 @@ export class InvalidInputError extends LakeferryError {
 export function isRetryable(error: unknown): boolean {
   if (error instanceof LakeferryError) return error.retryable;
   if (error !== null && typeof error === "object" && "retryable" in error) {
-    return (error as { retryable: unknown }).retryable !== false;
+    return error.retryable !== false;
   }
   return true;
 }
