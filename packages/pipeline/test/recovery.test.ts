@@ -230,6 +230,68 @@ describe("FileIngestor retries", () => {
     expect(await rowsPerFile(w.spark, w.table())).toEqual({ [flaky]: 2 });
   });
 
+  /** Commits for real, then fails the way a Spark stopping mid-call does: after the commit, retryably. */
+  class CommitThenFailWriter implements BatchWriter {
+    writesToBreak = 1;
+    lookupsToFail = 0;
+    writes = 0;
+    constructor(private readonly inner: BatchWriter) {}
+
+    async write(batch: WriteBatch): Promise<WriteResult> {
+      this.writes += 1;
+      const result = await this.inner.write(batch);
+      if (this.writesToBreak-- > 0) {
+        throw new LakeferryError("SPARK_UNAVAILABLE", "Spark stopped after the commit (injected)", {
+          retryable: true,
+        });
+      }
+      return result;
+    }
+
+    async findCommittedBatch(table: string, batchId: string): Promise<WriteResult | undefined> {
+      if (this.lookupsToFail-- > 0) {
+        throw new LakeferryError("SPARK_UNAVAILABLE", "Spark is still down (injected)", { retryable: true });
+      }
+      return this.inner.findCommittedBatch(table, batchId);
+    }
+  }
+
+  for (const lookupsToFail of [0, 1]) {
+    const when = lookupsToFail === 0 ? "at once" : "on the next attempt, when Spark is back";
+    it(`a batch that committed before a transient error is recorded from the table ${when}, never written twice`, async () => {
+      const w = (world = await createWorld());
+      const a = await w.file("a.json", jsonRows(0, 3));
+      const ingestion = await w.ingestion({ retry: { attempts: 3, backoffMs: 200 } });
+      const writer = new CommitThenFailWriter(w.writer);
+      writer.lookupsToFail = lookupsToFail;
+      const ingestor = new FileIngestor({
+        db: w.db,
+        writer,
+        workerId: "commit-then-fail",
+        logger: w.logger,
+        batch: { maxWaitMs: 200 },
+      });
+      const worker = new IngestWorker({
+        redisUrl: env.redisUrl,
+        prefix: w.prefix,
+        concurrency: 10,
+        process: (job) => ingestor.process(job),
+      });
+      await worker.start();
+      closers.push(async () => {
+        await worker.close({ timeoutMs: 5_000 });
+        await ingestor.close();
+      });
+
+      await discoverFiles(w, ingestion);
+      const [settled] = await allSettled(w, ingestion.id, 1);
+      expect(settled).toMatchObject({ status: "SUCCESS", recordsIngested: 3 });
+      expect(writer.writes).toBe(1);
+      expect(await rowsPerFile(w.spark, w.table())).toEqual({ [a]: 3 });
+      expect(await snapshotsOf(w.spark, w.table())).toHaveLength(1);
+    });
+  }
+
   it("keeps the lease alive while a write runs longer than the lease, so nobody else can claim the file", async () => {
     const w = (world = await createWorld());
     await w.file("slow.json", jsonRows(0, 1));

@@ -72,18 +72,21 @@ export class DiscoveryQueue {
     }
   }
 
-  /** Every ingestion's schedule, soonest first. */
+  /** Every ingestion's schedule, in ingestion id order. */
   async schedules(): Promise<DiscoverySchedule[]> {
     const schedulers = await this.queue.getJobSchedulers(0, -1, true);
-    return schedulers.flatMap((scheduler) => {
-      const id = scheduler.id ?? scheduler.key;
-      const ingestionId = Number(id.slice(SCHEDULER_ID_PREFIX.length));
-      if (!id.startsWith(SCHEDULER_ID_PREFIX) || !Number.isInteger(ingestionId) || !scheduler.pattern)
-        return [];
-      return [
-        { ingestionId, cron: scheduler.pattern, next: scheduler.next ? new Date(scheduler.next) : null },
-      ];
-    });
+    // BullMQ orders schedulers by their next firing, which ties whenever two fire together: sort by id.
+    return schedulers
+      .flatMap((scheduler) => {
+        const id = scheduler.id ?? scheduler.key;
+        const ingestionId = Number(id.slice(SCHEDULER_ID_PREFIX.length));
+        if (!id.startsWith(SCHEDULER_ID_PREFIX) || !Number.isInteger(ingestionId) || !scheduler.pattern)
+          return [];
+        return [
+          { ingestionId, cron: scheduler.pattern, next: scheduler.next ? new Date(scheduler.next) : null },
+        ];
+      })
+      .sort((a, b) => a.ingestionId - b.ingestionId);
   }
 
   /**

@@ -14,8 +14,8 @@ describe("DiscoveryQueue schedules", () => {
     await queue.setSchedule(2, "*/5 * * * *");
     let schedules = await queue.schedules();
     expect(schedules.map(({ ingestionId, cron }) => ({ ingestionId, cron }))).toEqual([
-      { ingestionId: 2, cron: "*/5 * * * *" },
       { ingestionId: 1, cron: "0 * * * *" },
+      { ingestionId: 2, cron: "*/5 * * * *" },
     ]);
     const hourly = schedules.find((schedule) => schedule.ingestionId === 1);
     expect(hourly?.next?.getUTCMinutes()).toBe(0);
