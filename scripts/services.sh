@@ -157,7 +157,7 @@ spark_install() {
     mkdir -p "$dl"
     if ! ls "$dl"/pyspark-$SPARK_VERSION.tar.gz >/dev/null 2>&1; then
       log "downloading pyspark $SPARK_VERSION (Spark's jars, ~450 MB) from PyPI"
-      python3 -m pip download --quiet --no-deps --no-binary :all: --no-build-isolation -d "$dl" "pyspark==$SPARK_VERSION" ||
+      python3 -m pip download --quiet --no-deps --no-binary :all: -d "$dl" "pyspark==$SPARK_VERSION" ||
         die "could not download pyspark $SPARK_VERSION"
     fi
     log "unpacking Spark $SPARK_VERSION"
