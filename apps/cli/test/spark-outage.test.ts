@@ -112,7 +112,9 @@ describe("Spark stopped mid-run", () => {
       )
     ).rows;
     expect(attempts.length).toBeGreaterThanOrEqual(3);
-    expect(attempts.at(-1)?.outcome).toBe("SUCCESS");
+    // The attempt that wrote the file's batch ends SUCCESS, even when the batch was found committed later
+    // (Spark stopping after the commit) by the next attempt or the reconciler.
+    expect(attempts.filter((attempt) => attempt.outcome === "SUCCESS").length).toBeGreaterThanOrEqual(1);
     for (let i = 1; i < attempts.length; i++) {
       const gap = attempts[i]!.started_at.getTime() - attempts[i - 1]!.started_at.getTime();
       expect(gap).toBeGreaterThanOrEqual(900);

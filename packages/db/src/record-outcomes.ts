@@ -65,6 +65,17 @@ attempt_closed AS (
   FROM updated u
   WHERE fa.file_id = u.id AND fa.version = u.version AND fa.attempt = u.attempts AND fa.finished_at IS NULL
 ),
+writer_attempt_succeeded AS (
+  -- A batch found committed after its writer gave up on it (a transient error after the commit; a crashed
+  -- writer stays LOST): the attempt that wrote it did succeed, whichever attempt or reconciler found out.
+  UPDATE file_attempts fa SET outcome = 'SUCCESS', error_type = NULL, error_message = NULL,
+    records_ingested = u.records_ingested
+  FROM updated u
+  WHERE u.status = 'SUCCESS' AND u.batch_id IS NOT NULL AND fa.file_id = u.id AND fa.version = u.version
+    AND fa.finished_at IS NOT NULL AND fa.outcome IN ('RETRY', 'FAILED')
+    AND fa.attempt = (SELECT min(first.attempt) FROM file_attempts first
+                      WHERE first.file_id = u.id AND first.version = u.version AND first.batch_id = u.batch_id)
+),
 version_recorded AS (
   UPDATE file_versions fv SET status = u.status, records_ingested = u.records_ingested,
     snapshot_id = u.snapshot_id, batch_id = u.batch_id, processed_at = u.processed_at,

@@ -288,6 +288,11 @@ describe("FileIngestor retries", () => {
       expect(settled).toMatchObject({ status: "SUCCESS", recordsIngested: 3 });
       expect(writer.writes).toBe(1);
       expect(await rowsPerFile(w.spark, w.table())).toEqual({ [a]: 3 });
+      // The attempt that wrote the batch succeeded, whoever found out; a recovering attempt succeeds too.
+      const attempts = (await fileHistory(w.db, settled?.id ?? 0)).attempts as { outcome: string }[];
+      expect(attempts.map((attempt) => attempt.outcome)).toEqual(
+        lookupsToFail === 0 ? ["SUCCESS"] : ["SUCCESS", "SUCCESS"],
+      );
       expect(await snapshotsOf(w.spark, w.table())).toHaveLength(1);
     });
   }
