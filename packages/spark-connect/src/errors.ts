@@ -123,8 +123,10 @@ export interface FailedCall {
 
 const grpcStatus = {
   CANCELLED: 1,
+  UNKNOWN: 2,
   DEADLINE_EXCEEDED: 4,
   RESOURCE_EXHAUSTED: 8,
+  ABORTED: 10,
   INTERNAL: 13,
   UNAVAILABLE: 14,
 } as const;
@@ -186,10 +188,14 @@ export function classifyFailedCall(call: FailedCall): SparkConnectError {
     if (grpcCode === grpcStatus.DEADLINE_EXCEEDED) {
       return new SparkUnavailableError(message, { ...options, code: "SPARK_DEADLINE_EXCEEDED" });
     }
+    // UNKNOWN without Spark's details is the server failing outside Spark (seen while it shuts down:
+    // "Application error processing RPC"); ABORTED is gRPC's own "try again".
     if (
       grpcCode === grpcStatus.UNAVAILABLE ||
       grpcCode === grpcStatus.INTERNAL ||
-      grpcCode === grpcStatus.CANCELLED
+      grpcCode === grpcStatus.CANCELLED ||
+      grpcCode === grpcStatus.UNKNOWN ||
+      grpcCode === grpcStatus.ABORTED
     ) {
       return new SparkUnavailableError(message, options);
     }
