@@ -37,17 +37,9 @@ FAKE_GCS_DIR=$CACHE_DIR/fake-gcs-server-$FAKE_GCS_VERSION
 AZURE_ACCOUNT=devstoreaccount1
 AZURE_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
 
-log() { printf '[emulators] %s\n' "$*" >&2; }
-die() {
-  printf '[emulators] error: %s\n' "$*" >&2
-  exit 1
-}
-
-# A pid is alive when its process exists and is not a zombie (PID 1 here may not reap SIGKILLed children).
-alive() {
-  local pid=$1
-  [ -n "$pid" ] && [ -r "/proc/$pid/status" ] && ! grep -q '^State:.*Z' "/proc/$pid/status"
-}
+LOG_TAG=emulators
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # wait_for NAME SECONDS PROBE...: until PROBE succeeds; gives up early when NAME's process has exited.
 wait_for() {

@@ -40,17 +40,9 @@ JARS=(
   software.amazon.awssdk:bundle:2.24.6
 )
 
-log() { printf '[services] %s\n' "$*" >&2; }
-die() {
-  printf '[services] error: %s\n' "$*" >&2
-  exit 1
-}
-
-# A pid is alive when its process exists and is not a zombie (PID 1 here may not reap SIGKILLed children).
-alive() {
-  local pid=$1
-  [ -n "$pid" ] && [ -r "/proc/$pid/status" ] && ! grep -q '^State:.*Z' "/proc/$pid/status"
-}
+LOG_TAG=services
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 wait_for() {
   local what=$1 seconds=$2

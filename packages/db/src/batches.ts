@@ -98,3 +98,57 @@ export async function unresolvedBatches(
     }));
   });
 }
+
+/** A member of a write batch, with what recovering the batch needs to know about its file now. */
+export interface BatchMember {
+  id: number;
+  version: number;
+  path: string;
+  size: number;
+  /** The file is still at the member's version and leased (by anyone) until after now. */
+  liveLease: boolean;
+}
+
+/** A write batch's table and members, or undefined when no batch has that id. */
+export async function readBatch(
+  db: Database,
+  batchId: string,
+): Promise<{ id: string; table: string; members: BatchMember[] } | undefined> {
+  requireUuid("batchId", batchId);
+  return runOperation("readBatch", async () => {
+    const { rows } = await db.pool.query<{
+      table_name: string;
+      file_id: string | null;
+      version: number | null;
+      file_path: string | null;
+      file_size: string | null;
+      live_lease: boolean | null;
+    }>(
+      `SELECT wb.table_name, wbf.file_id, wbf.version, pf.file_path, pf.file_size,
+              (pf.version = wbf.version AND pf.status = 'PROCESSING' AND pf.lease_expires_at > now())
+                AS live_lease
+       FROM write_batches wb
+       LEFT JOIN write_batch_files wbf ON wbf.batch_id = wb.id
+       LEFT JOIN processed_files pf ON pf.id = wbf.file_id
+       WHERE wb.id = $1
+       ORDER BY wbf.file_id`,
+      [batchId],
+    );
+    const [first] = rows;
+    if (!first) return undefined;
+    const members = rows.flatMap((row) =>
+      row.file_id === null || row.version === null || row.file_path === null
+        ? []
+        : [
+            {
+              id: toNumber(row.file_id),
+              version: row.version,
+              path: row.file_path,
+              size: toNumber(row.file_size ?? "0"),
+              liveLease: row.live_lease === true,
+            },
+          ],
+    );
+    return { id: batchId, table: first.table_name, members };
+  });
+}

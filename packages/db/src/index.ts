@@ -33,7 +33,7 @@ export {
 export { startRun, finishRun, listRuns, runSettled } from "./runs.ts";
 export { registerFiles, IGNORED_CHANGE, SUPERSEDED } from "./register-files.ts";
 export { claimFiles, renewLeases, LEASE_EXPIRED } from "./claim-files.ts";
-export { openBatch, unresolvedBatches } from "./batches.ts";
+export { openBatch, readBatch, unresolvedBatches, type BatchMember } from "./batches.ts";
 export { recordOutcomes, STALE_OUTCOME } from "./record-outcomes.ts";
 export { reclaimExpiredLeases, pendingFiles, resetFilesForRetry } from "./reconcile.ts";
 export { statusCounts, listFiles, getFile, fileHistory } from "./files.ts";

@@ -1,17 +1,7 @@
 import type { Logger } from "@lakeferry/core";
-import { recordOutcomes, type Database, type Outcome } from "@lakeferry/db";
+import { readBatch, recordOutcomes, type Database, type Outcome } from "@lakeferry/db";
 import type { WriteResult } from "@lakeferry/iceberg";
 import type { BatchWriter } from "./group-commit-batcher.ts";
-
-/** A member of a write batch, with what the recovery needs to know about its file now. */
-interface BatchMember {
-  id: number;
-  version: number;
-  path: string;
-  size: number;
-  /** The file is still at the member's version and leased (by anyone) until after now. */
-  liveLease: boolean;
-}
 
 /** How resolving a batch ended. */
 export type BatchResolution = "committed" | "abandoned" | "live";
@@ -79,41 +69,4 @@ export async function resolveBatch(
     "batch found committed; files recorded from it",
   );
   return { resolution: "committed", found };
-}
-
-/** The batch's table and members, with their files' paths, sizes and lease state (a cold path: Prisma). */
-async function readBatch(
-  db: Database,
-  batchId: string,
-): Promise<{ id: string; table: string; members: BatchMember[] } | undefined> {
-  const batch = await db.prisma.writeBatch.findUnique({
-    where: { id: batchId },
-    select: {
-      tableName: true,
-      files: {
-        select: {
-          fileId: true,
-          version: true,
-          file: {
-            select: { filePath: true, fileSize: true, version: true, status: true, leaseExpiresAt: true },
-          },
-        },
-        orderBy: { fileId: "asc" },
-      },
-    },
-  });
-  if (!batch) return undefined;
-  const now = Date.now();
-  const members = batch.files.map((row) => ({
-    id: Number(row.fileId),
-    version: row.version,
-    path: row.file.filePath,
-    size: Number(row.file.fileSize),
-    liveLease:
-      row.file.version === row.version &&
-      row.file.status === "PROCESSING" &&
-      row.file.leaseExpiresAt !== null &&
-      row.file.leaseExpiresAt.getTime() > now,
-  }));
-  return { id: batchId, table: batch.tableName, members };
 }

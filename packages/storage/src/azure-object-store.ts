@@ -11,6 +11,7 @@ import { InvalidInputError } from "@lakeferry/core";
 import { classifyFailure, isNetworkFailure, type StorageError } from "./errors.ts";
 import {
   pageSizeOf,
+  unquoteEtag,
   type ListOptions,
   type ListPage,
   type ObjectInfo,
@@ -22,10 +23,6 @@ import { formatStorageUri } from "./storage-uri.ts";
 
 /** Azure returns up to 5,000 blobs per request. */
 const AZURE_PAGE = 5000;
-
-function stripQuotes(etag: string | undefined): string {
-  return (etag ?? "").replace(/^"|"$/g, "");
-}
 
 /** One `Name=value` field of an Azure connection string. */
 function connectionStringField(connectionString: string, name: string): string | undefined {
@@ -194,7 +191,7 @@ export class AzureObjectStore implements ObjectStore {
           uri: this.#uri(key),
           key,
           size: blob.properties.contentLength ?? 0,
-          etag: stripQuotes(blob.properties.etag),
+          etag: unquoteEtag(blob.properties.etag),
           modifiedAt: blob.properties.lastModified,
         });
       }
@@ -210,7 +207,7 @@ export class AzureObjectStore implements ObjectStore {
         uri: this.#uri(key),
         key,
         size: properties.contentLength ?? 0,
-        etag: stripQuotes(properties.etag),
+        etag: unquoteEtag(properties.etag),
         modifiedAt: properties.lastModified ?? new Date(0),
       };
     } catch (error) {

@@ -145,3 +145,8 @@ export function pageSizeOf(options: ListOptions | undefined, fallback: number): 
   }
   return size;
 }
+
+/** An HTTP etag without the quotes S3 and Azure wrap it in, so etags compare across listings and stats. */
+export function unquoteEtag(etag: string | undefined): string {
+  return (etag ?? "").replace(/^"|"$/g, "");
+}

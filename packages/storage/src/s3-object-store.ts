@@ -10,6 +10,7 @@ import { InvalidInputError } from "@lakeferry/core";
 import { classifyFailure, isNetworkFailure, type StorageError } from "./errors.ts";
 import {
   pageSizeOf,
+  unquoteEtag,
   type ListOptions,
   type ListPage,
   type ObjectInfo,
@@ -21,10 +22,6 @@ import { formatStorageUri } from "./storage-uri.ts";
 
 /** S3 lists at most 1,000 keys per request. */
 const S3_PAGE = 1000;
-
-function stripQuotes(etag: string | undefined): string {
-  return (etag ?? "").replace(/^"|"$/g, "");
-}
 
 /** Classifies an AWS SDK error once, here. */
 function classify(error: unknown, uri: string, operation: string, what: string): StorageError {
@@ -127,7 +124,7 @@ export class S3ObjectStore implements ObjectStore {
           uri: this.#uri(key),
           key,
           size: item.Size ?? 0,
-          etag: stripQuotes(item.ETag),
+          etag: unquoteEtag(item.ETag),
           modifiedAt: item.LastModified ?? new Date(0),
         });
       }
@@ -143,7 +140,7 @@ export class S3ObjectStore implements ObjectStore {
         uri: this.#uri(key),
         key,
         size: head.ContentLength ?? 0,
-        etag: stripQuotes(head.ETag),
+        etag: unquoteEtag(head.ETag),
         modifiedAt: head.LastModified ?? new Date(0),
       };
     } catch (error) {
