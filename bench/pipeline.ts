@@ -28,7 +28,7 @@ import {
   type IngestionInput,
   type ListedFile,
 } from "@lakeferry/db";
-import type { WriteBatch, WriteResult } from "@lakeferry/iceberg";
+import type { PublishOutcome, StagedWrite, WriteBatch } from "@lakeferry/iceberg";
 import {
   applyIngestion,
   discoverFiles,
@@ -124,23 +124,26 @@ async function rawBullmq(): Promise<number> {
   return files / s;
 }
 
-/** A BatchWriter that writes nothing: every file "lands" with one record in a made-up snapshot. */
+/** A BatchWriter that writes nothing: every file "lands" with one record in a made-up staged snapshot. */
 class NoopWriter implements BatchWriter {
   #snapshot = 1n;
   writes = 0;
 
-  async write(batch: WriteBatch): Promise<WriteResult> {
+  async stage(batch: WriteBatch): Promise<StagedWrite> {
     this.writes++;
     return {
-      snapshotId: String(this.#snapshot++),
-      committedAt: new Date(),
+      stagedSnapshotId: String(this.#snapshot++),
       records: new Map(batch.files.map((file) => [file, 1])),
-      alreadyCommitted: false,
+      ingestedAtMicros: batch.ingestedAtMicros ?? 1n,
     };
   }
 
-  async findCommittedBatch(): Promise<WriteResult | undefined> {
-    return undefined;
+  async publish(_table: string, stagedSnapshotId: string): Promise<PublishOutcome> {
+    return { kind: "published", snapshotId: stagedSnapshotId };
+  }
+
+  async hasBatchRows(): Promise<boolean> {
+    return false;
   }
 }
 
@@ -189,7 +192,7 @@ async function controlPlane(db: Database, rawRate: number): Promise<void> {
     refs.push(...created);
   }
   const writer = new NoopWriter();
-  const ingestor = new FileIngestor({ db, writer, workerId: `bench-${id}`, logger, sparkPath: (uri) => uri });
+  const ingestor = new FileIngestor({ db, writer, workerId: `bench-${id}`, logger });
   const queue = new IngestQueue({ redisUrl, prefix });
   const { tick, done } = countdown(files);
   const worker = new IngestWorker({

@@ -1,7 +1,16 @@
 import type { Database } from "./database.ts";
 import { runOperation } from "./errors.ts";
 import type { UnresolvedBatch } from "./types.ts";
-import { requireCount, requireId, requireRefs, requireText, requireUuid, toNumber } from "./values.ts";
+import {
+  requireCount,
+  requireId,
+  requireInt64,
+  requireOneOf,
+  requireRefs,
+  requireText,
+  requireUuid,
+  toNumber,
+} from "./values.ts";
 
 /**
  * Records that `worker` is about to write these claimed file versions to `table` in one commit whose
@@ -19,6 +28,8 @@ export async function openBatch(
     table: string;
     worker: string;
     files: { id: number; version: number }[];
+    /** The `_ingested_at` value the batch's rows carry (µs since the epoch). */
+    ingestedAtMicros: bigint;
   },
 ): Promise<void> {
   requireUuid("batchId", input.batchId);
@@ -33,8 +44,8 @@ export async function openBatch(
          SELECT * FROM unnest($5::bigint[], $6::int[]) AS m(file_id, version)
        ),
        batch AS (
-         INSERT INTO write_batches (id, ingestion_id, table_name, worker, file_count)
-         VALUES ($1, $2, $3, $4, $7)
+         INSERT INTO write_batches (id, ingestion_id, table_name, worker, file_count, ingested_at_micros)
+         VALUES ($1, $2, $3, $4, $7, $8::bigint)
        ),
        batch_files AS (
          INSERT INTO write_batch_files (batch_id, file_id, version)
@@ -54,14 +65,23 @@ export async function openBatch(
        UPDATE file_attempts fa SET batch_id = $1
        FROM marked m
        WHERE fa.file_id = m.id AND fa.version = m.version AND fa.attempt = m.attempts AND fa.finished_at IS NULL`,
-      [input.batchId, input.ingestionId, input.table, input.worker, ids, versions, ids.length],
+      [
+        input.batchId,
+        input.ingestionId,
+        input.table,
+        input.worker,
+        ids,
+        versions,
+        ids.length,
+        String(input.ingestedAtMicros),
+      ],
     );
   });
 }
 
 /**
- * Batches still OPEN after `olderThanMs`, oldest first, with their members: the reconciler looks for each
- * id in its table's snapshot summaries and resolves it with {@link recordOutcomes} (worker null).
+ * Batches to resolve, oldest first, with their members: OPEN after `olderThanMs`, and PUBLISHING ones whose
+ * publisher's time ran out. The reconciler resolves each (abandons or publishes it).
  */
 export async function unresolvedBatches(
   db: Database,
@@ -83,7 +103,8 @@ export async function unresolvedBatches(
                                         ORDER BY wbf.file_id)
                         FROM write_batch_files wbf WHERE wbf.batch_id = wb.id), '[]') AS files
        FROM write_batches wb
-       WHERE wb.state = 'OPEN' AND wb.created_at < now() - $1::float8 * interval '1 millisecond'
+       WHERE (wb.state = 'OPEN' AND wb.created_at < now() - $1::float8 * interval '1 millisecond')
+          OR (wb.state = 'PUBLISHING' AND wb.publish_until < now())
        ORDER BY wb.created_at
        LIMIT $2`,
       [input.olderThanMs, limit],
@@ -105,26 +126,48 @@ export interface BatchMember {
   version: number;
   path: string;
   size: number;
+  /** Rows the file has in the staged snapshot; set once the batch is PUBLISHING. */
+  records: number | null;
   /** The file is still at the member's version and leased (by anyone) until after now. */
   liveLease: boolean;
 }
 
-/** A write batch's table and members, or undefined when no batch has that id. */
-export async function readBatch(
-  db: Database,
-  batchId: string,
-): Promise<{ id: string; table: string; members: BatchMember[] } | undefined> {
+/** A write batch as recovery sees it. */
+export interface BatchRecord {
+  id: string;
+  table: string;
+  state: "OPEN" | "PUBLISHING" | "COMMITTED" | "FAILED" | "ABANDONED";
+  worker: string;
+  stagedSnapshotId: string | null;
+  snapshotId: string | null;
+  ingestedAtMicros: bigint | null;
+  /** PUBLISHING and its publisher's time has not run out (judged by the database clock). */
+  publishLive: boolean;
+  members: BatchMember[];
+}
+
+/** A write batch with its members, or undefined when no batch has that id. */
+export async function readBatch(db: Database, batchId: string): Promise<BatchRecord | undefined> {
   requireUuid("batchId", batchId);
   return runOperation("readBatch", async () => {
     const { rows } = await db.pool.query<{
       table_name: string;
+      state: BatchRecord["state"];
+      worker: string;
+      staged_snapshot_id: string | null;
+      snapshot_id: string | null;
+      ingested_at_micros: string | null;
+      publish_live: boolean;
       file_id: string | null;
       version: number | null;
+      records: string | null;
       file_path: string | null;
       file_size: string | null;
       live_lease: boolean | null;
     }>(
-      `SELECT wb.table_name, wbf.file_id, wbf.version, pf.file_path, pf.file_size,
+      `SELECT wb.table_name, wb.state, wb.worker, wb.staged_snapshot_id::text, wb.snapshot_id::text,
+              wb.ingested_at_micros::text, (wb.state = 'PUBLISHING' AND wb.publish_until > now()) AS publish_live,
+              wbf.file_id, wbf.version, wbf.records, pf.file_path, pf.file_size,
               (pf.version = wbf.version AND pf.status = 'PROCESSING' AND pf.lease_expires_at > now())
                 AS live_lease
        FROM write_batches wb
@@ -145,10 +188,136 @@ export async function readBatch(
               version: row.version,
               path: row.file_path,
               size: toNumber(row.file_size ?? "0"),
+              records: row.records === null ? null : toNumber(row.records),
               liveLease: row.live_lease === true,
             },
           ],
     );
-    return { id: batchId, table: first.table_name, members };
+    return {
+      id: batchId,
+      table: first.table_name,
+      state: first.state,
+      worker: first.worker,
+      stagedSnapshotId: first.staged_snapshot_id,
+      snapshotId: first.snapshot_id,
+      ingestedAtMicros: first.ingested_at_micros === null ? null : BigInt(first.ingested_at_micros),
+      publishLive: first.publish_live,
+      members,
+    };
+  });
+}
+
+/*
+ * The fence. Locks the members' file rows (id order, as claimFiles does, so the two queue rather than
+ * deadlock) and the batch row, and moves the batch OPEN -> PUBLISHING only if every member is still held
+ * by this worker for this batch: a takeover of any member's lease, a reclaim by the reconciler or a new
+ * version makes it fail, and so does an abandoned batch. Renews the members' leases.
+ */
+const BEGIN_PUBLISH_SQL = `
+WITH held AS MATERIALIZED (
+  SELECT pf.id,
+         (pf.version = m.version AND pf.status = 'PROCESSING' AND pf.lease_owner = $2 AND pf.batch_id = $1
+          -- The very claim that opened the batch still holds the file: a takeover (even by this same worker,
+          -- of its own expired claim) opens a new attempt without the batch.
+          AND EXISTS (SELECT 1 FROM file_attempts fa
+                      WHERE fa.file_id = pf.id AND fa.version = pf.version AND fa.attempt = pf.attempts
+                        AND fa.finished_at IS NULL AND fa.batch_id = $1))
+           AS ours
+  FROM write_batch_files m JOIN processed_files pf ON pf.id = m.file_id
+  WHERE m.batch_id = $1
+  ORDER BY pf.id
+  FOR UPDATE OF pf
+),
+decided AS (
+  UPDATE write_batches wb SET state = 'PUBLISHING', staged_snapshot_id = $3::bigint,
+    publish_until = now() + $4::float8 * interval '1 millisecond'
+  WHERE wb.id = $1 AND wb.state = 'OPEN' AND wb.worker = $2
+    AND (SELECT count(*) FILTER (WHERE ours) FROM held) = wb.file_count
+  RETURNING wb.id
+),
+counted AS (
+  UPDATE write_batch_files m SET records = r.records
+  FROM unnest($5::bigint[], $6::bigint[]) AS r(file_id, records)
+  WHERE m.batch_id = $1 AND m.file_id = r.file_id AND EXISTS (SELECT 1 FROM decided)
+),
+renewed AS (
+  UPDATE processed_files pf SET lease_expires_at = now() + $4::float8 * interval '1 millisecond'
+  FROM held WHERE pf.id = held.id AND held.ours AND EXISTS (SELECT 1 FROM decided)
+)
+SELECT count(*)::int AS decided FROM decided`;
+
+/**
+ * The single step that decides a batch becomes visible: OPEN -> PUBLISHING, recording the staged snapshot
+ * and each member's rows, if and only if the batch is still OPEN and `worker` still holds every member's
+ * lease for it. Returns false when fenced off (the batch was given up on, or a member was taken over).
+ * After true, the batch must be published (by this worker within `publishLeaseMs`, else by recovery).
+ */
+export async function beginPublish(
+  db: Database,
+  input: {
+    batchId: string;
+    worker: string;
+    stagedSnapshotId: string;
+    /** Rows per member file id. */
+    records: { fileId: number; records: number }[];
+    /** How long this worker alone may publish (and its members' leases are extended), in ms. */
+    publishLeaseMs: number;
+  },
+): Promise<boolean> {
+  requireUuid("batchId", input.batchId);
+  requireText("worker", input.worker);
+  requireInt64("stagedSnapshotId", input.stagedSnapshotId);
+  requireCount("publishLeaseMs", input.publishLeaseMs, 1);
+  input.records.forEach((r, i) => {
+    requireId(`records[${i}].fileId`, r.fileId);
+    requireCount(`records[${i}].records`, r.records);
+  });
+  return runOperation("beginPublish", async () => {
+    const { rows } = await db.pool.query<{ decided: number }>(BEGIN_PUBLISH_SQL, [
+      input.batchId,
+      input.worker,
+      input.stagedSnapshotId,
+      input.publishLeaseMs,
+      input.records.map((r) => r.fileId),
+      input.records.map((r) => r.records),
+    ]);
+    return rows[0]?.decided === 1;
+  });
+}
+
+/**
+ * Gives up on a batch that is not visible and never will be: `from` OPEN (a failed write, or recovery of a
+ * writer that is gone) or, only when its staged snapshot can no longer be published, PUBLISHING. Returns
+ * the state the batch is in afterwards (the new one when the compare-and-set won; otherwise whatever
+ * decided first, e.g. PUBLISHING when its writer got there first), or undefined for no such batch.
+ */
+export async function abandonBatch(
+  db: Database,
+  input: {
+    batchId: string;
+    from: "OPEN" | "PUBLISHING";
+    state: "FAILED" | "ABANDONED";
+    errorMessage: string;
+  },
+): Promise<BatchRecord["state"] | undefined> {
+  requireUuid("batchId", input.batchId);
+  requireOneOf("from", input.from, ["OPEN", "PUBLISHING"] as const);
+  requireOneOf("state", input.state, ["FAILED", "ABANDONED"] as const);
+  return runOperation("abandonBatch", async () => {
+    const { rows } = await db.pool.query<{ state: BatchRecord["state"] }>(
+      `WITH given_up AS (
+         UPDATE write_batches SET state = $3::batch_state, resolved_at = now(), error_message = $4
+         WHERE id = $1 AND state = $2::batch_state
+         RETURNING state
+       )
+       SELECT state FROM given_up
+       UNION ALL
+       -- A locking read: when a concurrent beginPublish won, see its PUBLISHING, not this statement's snapshot.
+       SELECT state FROM (
+         SELECT state FROM write_batches WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM given_up) FOR SHARE
+       ) AS decided`,
+      [input.batchId, input.from, input.state, input.errorMessage],
+    );
+    return rows[0]?.state;
   });
 }

@@ -13,11 +13,13 @@ export const LEASE_EXPIRED = "LEASE_EXPIRED";
  */
 const CLAIM_FILES_SQL = `
 WITH requested AS (
-  SELECT * FROM unnest($1::bigint[], $2::int[]) AS r(id, version)
+  SELECT * FROM unnest($1::bigint[], $2::int[], $5::bigint[]) AS r(id, version, ingestion_id)
 ),
 claimable AS MATERIALIZED (
   SELECT pf.id, pf.status AS previous_status
-  FROM processed_files pf JOIN requested r ON r.id = pf.id AND r.version = pf.version
+  FROM processed_files pf
+  JOIN requested r ON r.id = pf.id AND r.version = pf.version
+    AND (r.ingestion_id IS NULL OR r.ingestion_id = pf.ingestion_id)
   WHERE pf.status = 'PENDING' OR (pf.status = 'PROCESSING' AND pf.lease_expires_at < now())
   ORDER BY pf.id
   FOR UPDATE OF pf
@@ -43,19 +45,25 @@ opened AS (
   SELECT id, version, attempts, $3, now() FROM claimed
 )
 SELECT c.id, c.ingestion_id, c.version, c.file_path, c.file_size, c.attempts,
-       CASE WHEN wb.state IN ('OPEN', 'COMMITTED') THEN c.batch_id END AS previous_batch_id
+       CASE WHEN wb.state IN ('OPEN', 'PUBLISHING', 'COMMITTED') THEN c.batch_id END AS previous_batch_id
 FROM claimed c LEFT JOIN write_batches wb ON wb.id = c.batch_id
 ORDER BY c.id`;
 
 /**
  * Takes leases on the given file versions for `worker`: each one that is PENDING, or PROCESSING under an
  * expired lease, at exactly that version becomes PROCESSING until now + `leaseMs`, with a new attempt.
- * Others (already claimed, settled, or at another version) are left out of the result. Atomic; concurrent
+ * Others (already claimed, settled, at another version, or of another ingestion than asked) are left out of
+ * the result. Atomic; concurrent
  * callers never both get the same file.
  */
 export async function claimFiles(
   db: Database,
-  input: { refs: { id: number; version: number }[]; worker: string; leaseMs: number },
+  input: {
+    /** File versions to claim; with `ingestionId`, only if the file belongs to that ingestion. */
+    refs: { id: number; version: number; ingestionId?: number }[];
+    worker: string;
+    leaseMs: number;
+  },
 ): Promise<ClaimedFile[]> {
   const { ids, versions } = requireRefs("refs", input.refs);
   requireText("worker", input.worker);
@@ -70,7 +78,13 @@ export async function claimFiles(
       file_size: string;
       attempts: number;
       previous_batch_id: string | null;
-    }>(CLAIM_FILES_SQL, [ids, versions, input.worker, input.leaseMs]);
+    }>(CLAIM_FILES_SQL, [
+      ids,
+      versions,
+      input.worker,
+      input.leaseMs,
+      input.refs.map((ref) => ref.ingestionId ?? null),
+    ]);
     return rows.map((row) => ({
       id: toNumber(row.id),
       ingestionId: toNumber(row.ingestion_id),

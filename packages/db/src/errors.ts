@@ -1,15 +1,29 @@
 import { LakeferryError } from "@lakeferry/core";
 
-/** SQLSTATE codes after which the same statement may succeed if simply run again. */
-const TRANSIENT_SQLSTATES = new Set([
-  "40001", // serialization_failure
-  "40P01", // deadlock_detected
+/**
+ * SQLSTATE codes that mean the server cannot serve us now, whatever we send: it is shutting down,
+ * restarting or recovering, out of connection slots, read-only after a failover, or refusing our
+ * credentials. Class 08 (connection exception) counts too.
+ */
+const UNAVAILABLE_SQLSTATES = new Set([
+  "25006", // read_only_sql_transaction: a standby (or a primary demoted by a failover) answered
   "53300", // too_many_connections
-  "55P03", // lock_not_available
   "57P01", // admin_shutdown
   "57P02", // crash_shutdown
-  "57P03", // cannot_connect_now
+  "57P03", // cannot_connect_now (starting up, recovering)
+  "28000", // invalid_authorization_specification (pg_hba refuses us)
+  "28P01", // invalid_password: a rotated password
 ]);
+
+/** SQLSTATE codes after which the same statement may succeed if simply run again: it met other work. */
+const CONFLICT_SQLSTATES = new Set([
+  "40001", // serialization_failure
+  "40P01", // deadlock_detected
+  "55P03", // lock_not_available (lock_timeout, NOWAIT)
+]);
+
+/** query_canceled: statement_timeout ran out, or an administrator cancelled the statement. */
+const QUERY_CANCELED = "57014";
 
 /** Node socket errors that mean the server could not be reached or went away. */
 const CONNECTION_ERRNOS = new Set([
@@ -23,25 +37,43 @@ const CONNECTION_ERRNOS = new Set([
   "ENETUNREACH",
 ]);
 
-/** Prisma error codes for an unreachable server, a timeout, or a write conflict / deadlock. */
-const TRANSIENT_PRISMA_CODES = new Set(["P1001", "P1002", "P1008", "P1017", "P2024", "P2034"]);
+/**
+ * Prisma error codes for a server that cannot be reached or refuses us: authentication failed (P1000),
+ * unreachable (P1001), timed out (P1002, P1008), connection closed (P1017), no pooled connection in time
+ * (P2024).
+ */
+const UNAVAILABLE_PRISMA_CODES = new Set(["P1000", "P1001", "P1002", "P1008", "P1017", "P2024"]);
+/** Prisma's write conflict or deadlock. */
+const CONFLICT_PRISMA_CODE = "P2034";
 
 /**
- * A database operation failed. `code` is `DB_UNAVAILABLE` (the server could not be reached or dropped the
- * connection), `DB_CONFLICT` (a serialization failure or deadlock; running the operation again is safe)
- * or `DB_ERROR` (anything else: a bug or a constraint, not worth retrying). `sqlState` is Postgres's
- * SQLSTATE when the server reported one.
+ * A database operation failed. `code` says how:
+ * - `DB_UNAVAILABLE`: the server could not be reached, dropped the connection, is shutting down or
+ *   recovering, has no connection slot left, is read-only (a failover), or refused our credentials.
+ *   Retryable, with `outage: "postgres"`.
+ * - `DB_TIMEOUT`: the statement was cancelled (SQLSTATE 57014: `statement_timeout`, or an administrator).
+ *   Retryable, with `outage: "postgres"`: the server is too slow or too locked up to serve us now.
+ * - `DB_CONFLICT`: a serialization failure, deadlock or lock timeout; running the operation again is safe.
+ *   Retryable, no outage.
+ * - `DB_ERROR`: anything else (a bug, a constraint). Not retryable.
+ *
+ * `sqlState` is Postgres's SQLSTATE when the server reported one.
  */
 export class DatabaseError extends LakeferryError {
   /** Postgres SQLSTATE (e.g. `40P01`), when the server answered with an error. */
   readonly sqlState: string | undefined;
 
   constructor(
-    code: "DB_UNAVAILABLE" | "DB_CONFLICT" | "DB_ERROR",
+    code: "DB_UNAVAILABLE" | "DB_TIMEOUT" | "DB_CONFLICT" | "DB_ERROR",
     message: string,
-    options: { retryable: boolean; sqlState?: string; cause?: unknown },
+    options: { sqlState?: string | undefined; cause?: unknown },
   ) {
-    super(code, message, { retryable: options.retryable, cause: options.cause });
+    const outage = code === "DB_UNAVAILABLE" || code === "DB_TIMEOUT";
+    super(code, message, {
+      retryable: code !== "DB_ERROR",
+      cause: options.cause,
+      ...(outage ? { outage: "postgres" as const } : {}),
+    });
     this.sqlState = options.sqlState;
   }
 }
@@ -72,9 +104,10 @@ function collectFacts(error: unknown): ErrorFacts {
     const e = current as Record<string, unknown>;
     const code = typeof e.code === "string" ? e.code : undefined;
     if (code !== undefined) {
-      if (/^[0-9A-Z]{5}$/.test(code) && !code.startsWith("P")) facts.sqlState ??= code;
+      // Before the SQLSTATE test: EPIPE has a SQLSTATE's shape.
+      if (CONNECTION_ERRNOS.has(code)) facts.errno ??= code;
+      else if (/^[0-9A-Z]{5}$/.test(code) && !code.startsWith("P")) facts.sqlState ??= code;
       else if (/^P\d{4}$/.test(code)) facts.prismaCode ??= code;
-      else if (CONNECTION_ERRNOS.has(code)) facts.errno ??= code;
     }
     // Prisma's driver adapters report the underlying pg error as { kind: "postgres", code } or a kind name.
     const meta = e.meta as Record<string, unknown> | undefined;
@@ -88,13 +121,20 @@ function collectFacts(error: unknown): ErrorFacts {
       }
       if (
         typeof adapterCause.kind === "string" &&
-        /DatabaseNotReachable|ConnectionClosed|SocketTimeout|TooManyConnections/.test(adapterCause.kind)
+        /DatabaseNotReachable|ConnectionClosed|SocketTimeout|TooManyConnections|AuthenticationFailed/.test(
+          adapterCause.kind,
+        )
       ) {
         facts.connectionLost = true;
       }
     }
     const message = typeof e.message === "string" ? e.message : "";
-    if (/Connection terminated|connection timeout|Client has encountered a connection error/i.test(message)) {
+    // pg's own wording for a lost connection, and pg-pool's for no connection within connectionTimeoutMillis.
+    if (
+      /Connection terminated|connection timeout|Client has encountered a connection error|timeout exceeded when trying to connect/i.test(
+        message,
+      )
+    ) {
       facts.connectionLost = true;
     }
     current = e.cause;
@@ -112,18 +152,23 @@ export function classifyDatabaseError(error: unknown, operation: string): Lakefe
   const detail = error instanceof Error ? error.message : String(error);
   const message = `${operation}: ${detail}`;
   const sqlState = facts.sqlState;
-  if (sqlState === "40001" || sqlState === "40P01" || facts.prismaCode === "P2034") {
-    return new DatabaseError("DB_CONFLICT", message, { retryable: true, sqlState, cause: error });
+  const options = { sqlState, cause: error };
+  if (
+    (sqlState !== undefined && CONFLICT_SQLSTATES.has(sqlState)) ||
+    facts.prismaCode === CONFLICT_PRISMA_CODE
+  ) {
+    return new DatabaseError("DB_CONFLICT", message, options);
   }
+  if (sqlState === QUERY_CANCELED) return new DatabaseError("DB_TIMEOUT", message, options);
   if (
     facts.connectionLost ||
     facts.errno !== undefined ||
-    (sqlState !== undefined && (sqlState.startsWith("08") || TRANSIENT_SQLSTATES.has(sqlState))) ||
-    (facts.prismaCode !== undefined && TRANSIENT_PRISMA_CODES.has(facts.prismaCode))
+    (sqlState !== undefined && (sqlState.startsWith("08") || UNAVAILABLE_SQLSTATES.has(sqlState))) ||
+    (facts.prismaCode !== undefined && UNAVAILABLE_PRISMA_CODES.has(facts.prismaCode))
   ) {
-    return new DatabaseError("DB_UNAVAILABLE", message, { retryable: true, sqlState, cause: error });
+    return new DatabaseError("DB_UNAVAILABLE", message, options);
   }
-  return new DatabaseError("DB_ERROR", message, { retryable: false, sqlState, cause: error });
+  return new DatabaseError("DB_ERROR", message, options);
 }
 
 /** Whether a failure was a deadlock or serialization failure, after which an atomic operation may rerun. */

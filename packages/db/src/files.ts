@@ -115,3 +115,21 @@ export async function fileHistory(
     return { versions: versions.map(toVersionRecord), attempts: attempts.map(toAttemptRecord) };
   });
 }
+
+/** What a job may claim about a file, read to explain why a job could not claim it. */
+export async function fileIdentity(
+  db: Database,
+  fileId: number,
+): Promise<{ ingestionId: number; version: number; status: FileStatus } | undefined> {
+  requireId("fileId", fileId);
+  return runOperation("fileIdentity", async () => {
+    const { rows } = await db.pool.query<{ ingestion_id: string; version: number; status: FileStatus }>(
+      "SELECT ingestion_id, version, status FROM processed_files WHERE id = $1",
+      [fileId],
+    );
+    const row = rows[0];
+    return row
+      ? { ingestionId: Number(row.ingestion_id), version: row.version, status: row.status }
+      : undefined;
+  });
+}

@@ -33,7 +33,17 @@ export {
 export { startRun, finishRun, listRuns, runSettled } from "./runs.ts";
 export { registerFiles, IGNORED_CHANGE, SUPERSEDED } from "./register-files.ts";
 export { claimFiles, renewLeases, LEASE_EXPIRED } from "./claim-files.ts";
-export { openBatch, readBatch, unresolvedBatches, type BatchMember } from "./batches.ts";
+export {
+  abandonBatch,
+  beginPublish,
+  openBatch,
+  readBatch,
+  unresolvedBatches,
+  type BatchMember,
+  type BatchRecord,
+} from "./batches.ts";
 export { recordOutcomes, STALE_OUTCOME } from "./record-outcomes.ts";
 export { reclaimExpiredLeases, pendingFiles, resetFilesForRetry } from "./reconcile.ts";
-export { statusCounts, listFiles, getFile, fileHistory } from "./files.ts";
+export { statusCounts, listFiles, getFile, fileHistory, fileIdentity } from "./files.ts";
+export { changedPendingFiles, databaseNow, type ChangedPendingCursor } from "./reconcile.ts";
+export { acquireMaintenanceLease, releaseMaintenanceLease } from "./maintenance-lease.ts";

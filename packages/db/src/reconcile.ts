@@ -1,8 +1,9 @@
+import { InvalidInputError } from "@lakeferry/core";
 import type { Database } from "./database.ts";
 import { runOperation } from "./errors.ts";
 import type { FileRef } from "./types.ts";
 import { LEASE_EXPIRED } from "./claim-files.ts";
-import { requireCount, requireId, toNumber } from "./values.ts";
+import { requireCount, requireId, requireText, toNumber } from "./values.ts";
 
 interface FileRefRow {
   id: string;
@@ -22,7 +23,7 @@ function toRef(row: FileRefRow): FileRef & { ingestionId: number } {
 
 /**
  * Hands files whose lease expired back to the queue: PROCESSING past `lease_expires_at` and not in an OPEN
- * write batch (those wait for the batch to be resolved, since their commit may have landed) become
+ * or PUBLISHING write batch (those wait for the batch to be resolved: it may still be published) become
  * PENDING, and the attempt is closed as LOST. Rows locked by someone else are skipped this round.
  * Returns the reclaimed versions to re-enqueue (at most `limit`, default 1000).
  */
@@ -38,7 +39,7 @@ export async function reclaimExpiredLeases(
          WHERE pf.status = 'PROCESSING' AND pf.lease_expires_at < now()
            AND NOT EXISTS (
              SELECT 1 FROM write_batch_files wbf JOIN write_batches wb ON wb.id = wbf.batch_id
-             WHERE wbf.file_id = pf.id AND wbf.version = pf.version AND wb.state = 'OPEN')
+             WHERE wbf.file_id = pf.id AND wbf.version = pf.version AND wb.state IN ('OPEN', 'PUBLISHING'))
          ORDER BY pf.id
          LIMIT $1
          FOR UPDATE OF pf SKIP LOCKED
@@ -64,7 +65,7 @@ export async function reclaimExpiredLeases(
 }
 
 /**
- * PENDING files in id order, for the reconciler to re-enqueue (enqueueing is idempotent per file version).
+ * PENDING files in id order, for the reconciler's full sweep (enqueueing is idempotent per file version).
  * `afterId` pages; `olderThanMs` leaves out files that changed state more recently than that (their jobs
  * are probably on their way).
  */
@@ -85,6 +86,56 @@ export async function pendingFiles(
       [input.afterId ?? 0, input.olderThanMs ?? null, input.limit],
     );
     return rows.map(toRef);
+  });
+}
+
+/** Where {@link changedPendingFiles} resumes: the last row's `changedAt` and id. */
+export interface ChangedPendingCursor {
+  /** The row's `updated_at`, exactly (microseconds), as Postgres printed it. */
+  changedAt: string;
+  id: number;
+}
+
+/**
+ * PENDING files whose row changed at or after `since` (and, with `olderThanMs`, longer ago than that), in
+ * (`updated_at`, id) order, at most `limit`: the reconciler's look at what changed since its last pass,
+ * instead of every PENDING row. `after` pages (pass the last row's {@link ChangedPendingCursor}).
+ * Relies on every statement that makes a row PENDING setting `updated_at = now()` (they all do); served
+ * by the partial index `processed_files_pending_changed_idx`.
+ */
+export async function changedPendingFiles(
+  db: Database,
+  input: { since: Date; limit: number; olderThanMs?: number; after?: ChangedPendingCursor },
+): Promise<(FileRef & { ingestionId: number; changedAt: string })[]> {
+  if (!(input.since instanceof Date) || Number.isNaN(input.since.getTime())) {
+    throw new InvalidInputError("since", "must be a valid Date");
+  }
+  requireCount("limit", input.limit, 1);
+  if (input.olderThanMs !== undefined) requireCount("olderThanMs", input.olderThanMs);
+  if (input.after !== undefined) {
+    requireText("after.changedAt", input.after.changedAt);
+    requireCount("after.id", input.after.id);
+  }
+  return runOperation("changedPendingFiles", async () => {
+    const { rows } = await db.pool.query<FileRefRow & { changed_at: string }>(
+      `SELECT id, version, file_path, ingestion_id, updated_at::text AS changed_at FROM processed_files
+       WHERE status = 'PENDING' AND (updated_at, id) > ($1::timestamptz, $2::bigint)
+         AND ($3::float8 IS NULL OR updated_at < now() - $3::float8 * interval '1 millisecond')
+       ORDER BY updated_at, id
+       LIMIT $4`,
+      [input.after?.changedAt ?? input.since, input.after?.id ?? 0, input.olderThanMs ?? null, input.limit],
+    );
+    return rows.map((row) => ({ ...toRef(row), changedAt: row.changed_at }));
+  });
+}
+
+/** The database's clock (`now()`): watermarks over `updated_at` are read from it, never from a host's. */
+export async function databaseNow(db: Database): Promise<Date> {
+  return runOperation("databaseNow", async () => {
+    const { rows } = await db.pool.query<{ now: Date }>("SELECT now() AS now");
+    const now = rows[0]?.now;
+    if (!(now instanceof Date)) throw new Error("SELECT now() returned no timestamp");
+    return now;
   });
 }
 

@@ -26,8 +26,9 @@ const BATCH_STATES = ["COMMITTED", "FAILED", "ABANDONED"] as const;
 const RECORD_OUTCOMES_SQL = `
 WITH o AS (
   SELECT * FROM unnest($2::bigint[], $3::int[], $4::file_status[], $5::bigint[], $6::bigint[],
-                       $7::bigint[], $8::uuid[], $9::text[], $10::text[])
-    AS o(id, version, status, records_ingested, bytes_read, snapshot_id, batch_id, error_type, error_message)
+                       $7::bigint[], $8::uuid[], $9::text[], $10::text[], $15::boolean[])
+    AS o(id, version, status, records_ingested, bytes_read, snapshot_id, batch_id, error_type, error_message,
+         counted)
 ),
 locked AS MATERIALIZED (
   SELECT pf.id FROM processed_files pf JOIN o ON o.id = pf.id AND o.version = pf.version
@@ -35,6 +36,9 @@ locked AS MATERIALIZED (
                   -- A batch found committed after its writer gave up on the file: the rows are there.
                   OR (pf.status = 'FAILED' AND o.status = 'SUCCESS' AND pf.batch_id = COALESCE(o.batch_id, $11::uuid))
              ELSE pf.status = 'PROCESSING' AND pf.lease_owner = $1::text END
+    -- SUCCESS from a batch only once it was decided: never for a batch that may still be abandoned.
+    AND ($12::batch_state IS DISTINCT FROM 'COMMITTED'
+         OR EXISTS (SELECT 1 FROM write_batches wb WHERE wb.id = $11::uuid AND wb.state IN ('PUBLISHING', 'COMMITTED')))
   ORDER BY pf.id
   FOR UPDATE OF pf
 ),
@@ -49,18 +53,18 @@ updated AS (
     batch_id = COALESCE(o.batch_id, $11::uuid, pf.batch_id),
     error_type = CASE WHEN o.status = 'SUCCESS' THEN NULL ELSE o.error_type END,
     error_message = CASE WHEN o.status = 'SUCCESS' THEN NULL ELSE o.error_message END,
-    retry_count = pf.retry_count + CASE WHEN o.status = 'SUCCESS' THEN 0 ELSE 1 END,
+    retry_count = pf.retry_count + CASE WHEN o.status = 'SUCCESS' OR NOT o.counted THEN 0 ELSE 1 END,
     lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
   FROM locked JOIN o ON o.id = locked.id
   WHERE pf.id = locked.id
   RETURNING pf.id, pf.version, pf.attempts, pf.status, pf.records_ingested, pf.snapshot_id, pf.batch_id,
-            pf.error_type, pf.error_message, pf.processed_at
+            pf.error_type, pf.error_message, pf.processed_at, o.counted
 ),
 attempt_closed AS (
   UPDATE file_attempts fa SET finished_at = now(),
     outcome = CASE u.status WHEN 'SUCCESS' THEN 'SUCCESS' WHEN 'FAILED' THEN 'FAILED' ELSE 'RETRY' END::attempt_outcome,
     error_type = u.error_type, error_message = u.error_message, records_ingested = u.records_ingested,
-    batch_id = COALESCE(u.batch_id, fa.batch_id),
+    batch_id = COALESCE(u.batch_id, fa.batch_id), counted = u.status = 'SUCCESS' OR u.counted,
     duration_ms = (extract(epoch FROM now() - fa.started_at) * 1000)::int
   FROM updated u
   WHERE fa.file_id = u.id AND fa.version = u.version AND fa.attempt = u.attempts AND fa.finished_at IS NULL
@@ -94,12 +98,16 @@ stale_closed AS (
 batch_resolved AS (
   UPDATE write_batches SET state = $12::batch_state, resolved_at = now(), snapshot_id = $13::bigint,
     error_message = $14::text
-  WHERE id = $11::uuid AND state = 'OPEN'
+  -- Only a PUBLISHING batch becomes COMMITTED; only an OPEN one (never published) FAILED or ABANDONED.
+  WHERE id = $11::uuid AND state = CASE WHEN $12::batch_state = 'COMMITTED' THEN 'PUBLISHING' ELSE 'OPEN' END::batch_state
 )
 SELECT id FROM updated ORDER BY id`;
 
 /**
  * Records how attempts ended, and resolves their write batch, in one transaction.
+ *
+ * A COMMITTED batch must be PUBLISHING (published through the fence); FAILED and ABANDONED apply to an OPEN
+ * batch only.
  *
  * Each outcome applies only if the file is still at `version` and, when `worker` is given, still leased
  * to that worker (with `worker` null, the reconciler's view, it applies to a PENDING or PROCESSING file
@@ -156,6 +164,7 @@ export async function recordOutcomes(
       batch?.state ?? null,
       batch?.snapshotId ?? null,
       batch?.errorMessage ?? null,
+      input.outcomes.map((o) => o.counted ?? true),
     ]);
     return { applied: rows.map((row) => toNumber(row.id)) };
   });

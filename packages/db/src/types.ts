@@ -21,7 +21,7 @@ export type RunStatus = "running" | "succeeded" | "failed";
 
 export type AttemptOutcome = "SUCCESS" | "FAILED" | "RETRY" | "LOST" | "SKIPPED";
 
-export type BatchState = "OPEN" | "COMMITTED" | "FAILED" | "ABANDONED";
+export type BatchState = "OPEN" | "PUBLISHING" | "COMMITTED" | "FAILED" | "ABANDONED";
 
 /** An ingestion's definition, as created or replaced by {@link upsertIngestion}. */
 export interface IngestionInput {
@@ -101,9 +101,9 @@ export interface ClaimedFile {
   /** 1-based number of this claim of this version. */
   attempt: number;
   /**
-   * The batch an earlier attempt of this version was written in, if that batch is still OPEN or
-   * COMMITTED: its commit may have landed, so look for its id in the table's snapshot summaries before
-   * writing again. Null when no earlier attempt can have written the file.
+   * The batch an earlier attempt of this version was written in, if that batch is OPEN, PUBLISHING or
+   * COMMITTED: resolve it before writing again (an OPEN one is abandoned, a PUBLISHING one published).
+   * Null when no earlier attempt can make the file's rows visible.
    */
   previousBatchId: string | null;
 }
@@ -122,6 +122,11 @@ export interface Outcome {
   batchId?: string;
   errorType?: string;
   errorMessage?: string;
+  /**
+   * Whether a PENDING or FAILED outcome spends one of the file's attempts (counts in retry_count). False
+   * for outages of Spark, Postgres, Redis or storage, which are not the file's fault. Default true.
+   */
+  counted?: boolean;
 }
 
 /** A processed_files row: every column, camelCased; bigints as numbers except the snapshot id. */

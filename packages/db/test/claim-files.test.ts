@@ -136,14 +136,21 @@ describe("claimFiles", () => {
 });
 
 describe("reclaimExpiredLeases", () => {
-  it("returns expired files to PENDING unless an OPEN batch may have committed them", async () => {
+  it("returns expired files to PENDING unless they are in an OPEN batch, which recovery resolves first", async () => {
     const db = await freshDatabase();
     const { ingestionId, refs } = await registered(db, 4);
     const [loose, batched, live, done] = refs as [FileRef, FileRef, FileRef, FileRef];
     await claimFiles(db, { refs: [loose, batched, done], worker: "w1", leaseMs: 60_000 });
     await claimFiles(db, { refs: [live], worker: "w2", leaseMs: 60_000 });
     const batchId = randomUUID();
-    await openBatch(db, { batchId, ingestionId, table: "lake.db.orders", worker: "w1", files: [batched] });
+    await openBatch(db, {
+      batchId,
+      ingestionId,
+      table: "lake.db.orders",
+      worker: "w1",
+      files: [batched],
+      ingestedAtMicros: 1_700_000_000_000_000n,
+    });
     // The worker died: its leases run out (set in the past rather than waited for).
     await db.pool.query(
       `UPDATE processed_files SET lease_expires_at = now() - interval '1 second' WHERE lease_owner = 'w1'`,

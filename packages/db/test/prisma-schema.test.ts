@@ -61,6 +61,9 @@ describe("schema.prisma and the SQL migration agree", () => {
         snapshotId: 9223372036854775807n,
         fileCount: 1,
         errorMessage: null,
+        stagedSnapshotId: -9223372036854775808n,
+        ingestedAtMicros: 1_700_000_000_000_000n,
+        publishUntil: at,
       },
     });
     const file = await prisma.processedFile.create({
@@ -121,6 +124,7 @@ describe("schema.prisma and the SQL migration agree", () => {
               outcome: "RETRY",
               errorType: "SparkUnavailable",
               finishedAt: at,
+              counted: false,
             },
             {
               version: 2,
@@ -135,7 +139,7 @@ describe("schema.prisma and the SQL migration agree", () => {
             },
           ],
         },
-        batchMembers: { create: [{ batchId: batch.id, version: 2 }] },
+        batchMembers: { create: [{ batchId: batch.id, version: 2, records: 10n }] },
       },
     });
 
@@ -157,8 +161,14 @@ describe("schema.prisma and the SQL migration agree", () => {
     expect(loaded.runs[0]).toMatchObject({ trigger: "upstream", status: "failed", filesModified: 1 });
     expect(loaded.runs[0]!.files.map((f) => f.id)).toEqual([file.id]);
     expect(loaded.runs[0]!.versions).toHaveLength(2);
-    expect(loaded.batches[0]).toMatchObject({ state: "COMMITTED", snapshotId: 9223372036854775807n });
-    expect(loaded.batches[0]!.files).toEqual([{ batchId, fileId: file.id, version: 2 }]);
+    expect(loaded.batches[0]).toMatchObject({
+      state: "COMMITTED",
+      snapshotId: 9223372036854775807n,
+      stagedSnapshotId: -9223372036854775808n,
+      ingestedAtMicros: 1_700_000_000_000_000n,
+      publishUntil: at,
+    });
+    expect(loaded.batches[0]!.files).toEqual([{ batchId, fileId: file.id, version: 2, records: 10n }]);
     const f = loaded.files[0]!;
     expect(f).toMatchObject({
       fileSize: 5_000_000_000n,
@@ -171,7 +181,10 @@ describe("schema.prisma and the SQL migration agree", () => {
       [1, "SKIPPED"],
       [2, "SUCCESS"],
     ]);
-    expect(f.attemptHistory.map((a) => a.outcome).sort()).toEqual(["RETRY", "SUCCESS"]);
+    expect(f.attemptHistory.map((a) => [a.outcome, a.counted]).sort()).toEqual([
+      ["RETRY", false],
+      ["SUCCESS", true],
+    ]);
     expect(f.batchMembers).toHaveLength(1);
 
     // Both directions: every Prisma field is a column, and every column is a Prisma field.

@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import {
   DatabaseError,
   FILE_STATUSES,
+  beginPublish,
   claimFiles,
   createDatabase,
   fileHistory,
@@ -48,7 +49,20 @@ async function mixedIngestion(db: Database) {
     table: "lake.db.orders",
     worker: "w",
     files: [ok, bad],
+    ingestedAtMicros: 1_700_000_000_000_000n,
   });
+  expect(
+    await beginPublish(db, {
+      batchId,
+      worker: "w",
+      stagedSnapshotId: "4",
+      records: [
+        { fileId: ok.id, records: 3 },
+        { fileId: bad.id, records: 0 },
+      ],
+      publishLeaseMs: 60_000,
+    }),
+  ).toBe(true);
   await recordOutcomes(db, {
     worker: "w",
     outcomes: [
@@ -339,14 +353,16 @@ describe("error classification", () => {
     const db = await freshDatabase();
     const { ingestion } = await newIngestion(db);
     const batchId = randomUUID();
-    await openBatch(db, { batchId, ingestionId: ingestion.id, table: "t", worker: "w", files: [] });
-    const error = await openBatch(db, {
+    const batch = {
       batchId,
       ingestionId: ingestion.id,
       table: "t",
       worker: "w",
       files: [],
-    }).catch((e: unknown) => e);
+      ingestedAtMicros: 1n,
+    };
+    await openBatch(db, batch);
+    const error = await openBatch(db, batch).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(DatabaseError);
     expect(error).toMatchObject({ code: "DB_ERROR", retryable: false, sqlState: "23505" });
     expect((error as Error).message).toMatch(/^openBatch: duplicate key/);
@@ -369,7 +385,14 @@ describe("error classification", () => {
         }),
       ).rejects.toThrow(/listed twice/),
       expect(
-        openBatch(db, { batchId: "not-a-uuid", ingestionId: 1, table: "t", worker: "w", files: [] }),
+        openBatch(db, {
+          batchId: "not-a-uuid",
+          ingestionId: 1,
+          table: "t",
+          worker: "w",
+          files: [],
+          ingestedAtMicros: 1n,
+        }),
       ).rejects.toThrow(/batchId: must be a UUID/),
       expect(
         recordOutcomes(db, {

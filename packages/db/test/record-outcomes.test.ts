@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import {
+  beginPublish,
   claimFiles,
   fileHistory,
   getFile,
@@ -28,6 +29,39 @@ async function claimedFiles(
   return { ingestionId: ingestion.id, refs: created };
 }
 
+const INGESTED_AT_MICROS = 1_700_000_000_000_000n;
+
+/** Opens a batch of `refs` held by `worker`. */
+async function openedBatch(
+  db: Database,
+  ingestionId: number,
+  refs: FileRef[],
+  worker: string,
+): Promise<string> {
+  const batchId = randomUUID();
+  await openBatch(db, {
+    batchId,
+    ingestionId,
+    table: "lake.db.orders",
+    worker,
+    files: refs,
+    ingestedAtMicros: INGESTED_AT_MICROS,
+  });
+  return batchId;
+}
+
+/** Moves `worker`'s OPEN batch to PUBLISHING, the only way to a batch that can be recorded COMMITTED. */
+async function decided(db: Database, batchId: string, refs: FileRef[], worker: string): Promise<void> {
+  const won = await beginPublish(db, {
+    batchId,
+    worker,
+    stagedSnapshotId: "1",
+    records: refs.map((r) => ({ fileId: r.id, records: 1 })),
+    publishLeaseMs: 60_000,
+  });
+  expect(won).toBe(true);
+}
+
 async function batchState(
   db: Database,
   id: string,
@@ -45,8 +79,8 @@ describe("recordOutcomes", () => {
     const db = await freshDatabase();
     const { ingestionId, refs } = await claimedFiles(db, 3);
     const [good, corrupt, flaky] = refs as [FileRef, FileRef, FileRef];
-    const batchId = randomUUID();
-    await openBatch(db, { batchId, ingestionId, table: "lake.db.orders", worker: "w1", files: refs });
+    const batchId = await openedBatch(db, ingestionId, refs, "w1");
+    await decided(db, batchId, refs, "w1");
     const snapshotId = "8219872364523019876"; // beyond 2^53: must survive exactly
     const result = await recordOutcomes(db, {
       worker: "w1",
@@ -182,8 +216,9 @@ describe("recordOutcomes", () => {
   it("lets the reconciler (worker null) settle a batch it found committed, whoever held the files", async () => {
     const db = await freshDatabase();
     const { ingestionId, refs } = await claimedFiles(db, 2, "crashed");
-    const batchId = randomUUID();
-    await openBatch(db, { batchId, ingestionId, table: "lake.db.orders", worker: "crashed", files: refs });
+    const batchId = await openedBatch(db, ingestionId, refs, "crashed");
+    // It decided the batch, published it and died before recording it.
+    await decided(db, batchId, refs, "crashed");
     const result = await recordOutcomes(db, {
       worker: null,
       outcomes: refs.map((r) => ({ id: r.id, version: r.version, status: "SUCCESS" as const })),
@@ -212,8 +247,7 @@ describe("recordOutcomes", () => {
   it("records a failed batch and hands its files back for retry", async () => {
     const db = await freshDatabase();
     const { ingestionId, refs } = await claimedFiles(db, 2);
-    const batchId = randomUUID();
-    await openBatch(db, { batchId, ingestionId, table: "lake.db.orders", worker: "w1", files: refs });
+    const batchId = await openedBatch(db, ingestionId, refs, "w1");
     await recordOutcomes(db, {
       worker: "w1",
       outcomes: refs.map((r) => ({

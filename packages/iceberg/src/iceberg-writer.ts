@@ -1,20 +1,23 @@
-import { LakeferryError, type Logger } from "@lakeferry/core";
+import { errorMessage, LakeferryError, type Logger } from "@lakeferry/core";
 import {
   col,
   fn,
+  isAlreadyPublished,
+  isNotCherrypickable,
+  isStagedSnapshotGone,
+  isTableAlreadyExists,
+  isTableNotFound,
+  isUnalignedOverwrite,
   lit,
-  SparkConnectError,
-  type Column,
   type DataFrame,
   type ExecutionOptions,
   type Row,
   type SparkConnectClient,
 } from "@lakeferry/spark-connect";
-import { ingestedAtNow, parseMicros, type IngestedAt } from "./ingested-at.ts";
+import { formatMicros, ingestedAtNow, parseMicros, type IngestedAt } from "./ingested-at.ts";
 import { planSourceFiles } from "./source-file-column.ts";
 import {
   parseTableName,
-  validateBatchId,
   validateWriteBatch,
   type TableName,
   type ValidatedBatch,
@@ -25,63 +28,91 @@ import {
 export interface WriteResult {
   /** The Iceberg snapshot that holds the batch's rows (decimal string: ids are 64-bit). */
   snapshotId: string;
-  /** When Iceberg committed that snapshot. */
-  committedAt: Date;
   /** Rows committed per file URI as the caller gave it; 0 for a file with no rows. */
   records: Map<string, number>;
-  /** True when the batch had been committed before (found by its id) and nothing was written now. */
-  alreadyCommitted: boolean;
 }
 
+/** A batch written as a staged snapshot: in the table's metadata, invisible until published. */
+export interface StagedWrite {
+  /** The staged snapshot (decimal string). */
+  stagedSnapshotId: string;
+  /** Rows per file URI as the caller gave it (0 for a file with no rows), counted in the staged snapshot. */
+  records: Map<string, number>;
+  /** The `_ingested_at` value of every row written (µs since the epoch). */
+  ingestedAtMicros: bigint;
+}
+
+/** How publishing a staged snapshot ended. */
+export type PublishOutcome =
+  /** The staged snapshot is applied: `snapshotId` is the table's current snapshot now. */
+  | { kind: "published"; snapshotId: string }
+  /** Iceberg refused: this batch's staged snapshot was published before (its wap id is on the lineage). */
+  | { kind: "already-published" }
+  /**
+   * The staged snapshot cannot be published (expired by maintenance, or an overwrite that no longer
+   * fast-forwards the table). Whether an earlier publish made the rows visible is for the caller to find
+   * out ({@link IcebergWriter.hasBatchRows}).
+   */
+  | { kind: "unpublishable"; reason: string };
+
 export interface IcebergWriterOptions {
-  /** The Spark Connect session that reads the files and commits to Iceberg. */
+  /**
+   * The Spark Connect session that reads the files and writes the staged snapshots. Staging uses the
+   * session setting `spark.wap.id`, so a writer stages one batch at a time: give each concurrent writer
+   * its own session.
+   */
   spark: SparkConnectClient;
   /**
-   * Maps a caller's file URI to the path Spark reads (e.g. `s3://b/k` → `s3a://b/k`). Default: identity.
-   * `_source_file` always carries the caller's URI.
+   * Maps a caller's file URI to the path Spark reads (e.g. `s3://b/k` → `s3a://b/k`), for batches that do
+   * not bring `readPaths`. Default: identity. `_source_file` always carries the caller's URI.
    */
   sparkPath?: (uri: string) => string;
   /**
    * Extra table properties for tables this writer creates. Defaults (which these may override):
-   * `format-version=2`, `write.metadata.metrics.column._source_file=full`.
+   * `format-version=2`, `write.metadata.metrics.column._source_file=full`, `write.wap.enabled=true`.
    */
   tableProperties?: Record<string, string>;
   /**
    * Keep each source file's rows in data files of their own, so that a later `replace` of a file can drop
    * whole data files (Iceberg's overwrite-by-filter cannot split a data file). Costs one Spark task and
-   * at least one data file per source file. Sets `spark.sql.files.openCostInBytes` on the session.
-   * Default true; turn off only for tables that never see `replace` (off leaves the session's setting as
-   * it is).
+   * at least one data file per source file. Default for batches that do not say (`isolateFiles`): true.
    */
   isolateSourceFiles?: boolean;
   /** Debug lines about table creation races. Default: none. */
   logger?: Logger;
 }
 
-/** Summary keys written to every snapshot this writer commits. */
+/** Summary keys written to every snapshot this writer stages. */
 export const BATCH_ID_PROPERTY = "lakeferry.batch-id";
 export const INGESTED_AT_PROPERTY = "lakeferry.ingested-at";
+/** Iceberg's summary key of a staged (write-audit-publish) snapshot. */
+const STAGED_WAP_ID = "wap.id";
 
 /** Large enough that Spark never packs two files into one read partition (so never into one data file). */
 const ISOLATING_OPEN_COST = String(2 ** 40);
+/** Spark's default `spark.sql.files.openCostInBytes` (4 MiB): small files are packed together. */
+const PACKING_OPEN_COST = String(4 * 1024 * 1024);
 
 const DEFAULT_TABLE_PROPERTIES: Readonly<Record<string, string>> = {
   "format-version": "2",
   "write.metadata.metrics.column._source_file": "full",
+  "write.wap.enabled": "true",
 };
 
-interface CommittedSnapshot {
+interface StagedSnapshot {
   snapshotId: string;
   parentId: string | undefined;
-  committedAt: Date;
   operation: string;
   ingestedAt: bigint | undefined;
+  /** On the table's current lineage: the write was not staged (the table does not stage writes). */
+  current: boolean;
 }
 
 /**
- * Writes batches of files into Iceberg tables through Spark Connect: one Spark job and one Iceberg commit
- * per batch, each row tagged with `_source_file` and `_ingested_at`, each snapshot marked with the batch
- * id so that a retry after a crash finds the commit instead of writing again ({@link writeOnce}).
+ * Writes batches of files into Iceberg tables through Spark Connect with write-audit-publish: one Spark job
+ * stages each batch as one snapshot (invisible, marked with the batch id), and a separate, cheap publish
+ * makes it current. Between the two the caller decides (in Postgres) whether the batch may become visible
+ * at all, so a write that lands late, twice, or for a batch given up on is never seen.
  */
 export class IcebergWriter {
   readonly #spark: SparkConnectClient;
@@ -89,8 +120,10 @@ export class IcebergWriter {
   readonly #tableProperties: Record<string, string>;
   readonly #isolateSourceFiles: boolean;
   readonly #logger: Logger | undefined;
-  /** The session on which the isolating read setting was last applied. */
-  #isolatedSession: string | undefined;
+  /** Tables known to stage writes (`write.wap.enabled`) in this session's catalog. */
+  readonly #stagingTables = new Set<string>();
+  /** Serialises staging: `spark.wap.id` belongs to the session. */
+  #staging: Promise<unknown> = Promise.resolve();
 
   constructor(options: IcebergWriterOptions) {
     this.#spark = options.spark;
@@ -101,19 +134,118 @@ export class IcebergWriter {
   }
 
   /**
-   * Reads the batch's files and commits their rows as one Iceberg snapshot, creating the table from the
-   * batch's schema if it does not exist. Does not check whether the batch was committed before: see
-   * {@link writeOnce}.
+   * Reads the batch's files and stages their rows as one Iceberg snapshot (write-audit-publish, `wap.id` =
+   * the batch id), creating the table if it does not exist. Nothing is visible until {@link publish}.
+   * Counts the rows per file in the staged snapshot. One batch at a time per writer (others wait).
    *
    * @throws InvalidInputError for a bad table name, option key or file URI (before any Spark call).
-   * @throws SparkConnectError subclasses as `@lakeferry/spark-connect` classifies them: a malformed file
-   *   under FAILFAST, a missing path or a schema mismatch is not retryable; Spark being unavailable is.
+   * @throws SparkConnectError subclasses as `@lakeferry/spark-connect` classifies them.
+   * @throws LakeferryError `ICEBERG_NOT_STAGED` (not retryable) when the table committed the write at once
+   *   instead of staging it (its `write.wap.enabled` was turned off meanwhile): the rows are visible.
+   */
+  stage(batch: WriteBatch, options?: ExecutionOptions): Promise<StagedWrite> {
+    const valid = validateWriteBatch(batch);
+    const run = this.#staging.then(
+      () => this.#stage(valid, options),
+      () => this.#stage(valid, options),
+    );
+    this.#staging = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * Makes a staged snapshot current (Iceberg's `cherrypick_snapshot`: an append is applied on top of
+   * whatever was committed since; an overwrite only while nothing was). Iceberg refuses to publish a batch's
+   * staged snapshot twice while the first publish is on the table's lineage.
+   */
+  async publish(
+    table: string,
+    stagedSnapshotId: string,
+    options?: ExecutionOptions,
+  ): Promise<PublishOutcome> {
+    const name = parseTableName(table);
+    if (!/^-?\d{1,20}$/.test(stagedSnapshotId)) {
+      throw new LakeferryError("ICEBERG_BAD_SNAPSHOT_ID", `not a snapshot id: ${stagedSnapshotId}`, {
+        retryable: false,
+      });
+    }
+    try {
+      const rows = await this.#spark.sqlCommand(
+        `CALL \`${name.catalog}\`.system.cherrypick_snapshot(:table, ${stagedSnapshotId})`,
+        { table: `\`${name.namespace}\`.\`${name.table}\`` },
+        options,
+      );
+      const current = rows[0]?.current_snapshot_id;
+      return { kind: "published", snapshotId: current === undefined ? stagedSnapshotId : idString(current) };
+    } catch (error) {
+      if (isAlreadyPublished(error)) return { kind: "already-published" };
+      if (isStagedSnapshotGone(error) || isNotCherrypickable(error)) {
+        return { kind: "unpublishable", reason: errorMessage(error) };
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Stages the batch and publishes it at once: for callers that need no fence between the two (benchmarks,
+   * tools). The pipeline stages, decides in Postgres, then publishes.
    */
   async write(batch: WriteBatch, options?: ExecutionOptions): Promise<WriteResult> {
-    const valid = validateWriteBatch(batch);
-    const sources = planSourceFiles(valid.files, this.#sparkPath);
-    const ingestedAt = ingestedAtNow();
-    await this.#applyIsolation();
+    const staged = await this.stage(batch, options);
+    const published = await this.publish(batch.table, staged.stagedSnapshotId, options);
+    if (published.kind !== "published") {
+      throw new LakeferryError(
+        "ICEBERG_PUBLISH_FAILED",
+        `${batch.table}: batch ${batch.batchId} was staged but could not be published: ${published.kind === "unpublishable" ? published.reason : "published before"}`,
+        { retryable: true },
+      );
+    }
+    return { snapshotId: published.snapshotId, records: staged.records };
+  }
+
+  /**
+   * Whether the table (as it is now, whatever its snapshot history) holds rows written with this
+   * `_ingested_at` value for any of `files`: how recovery learns that a batch was published once its
+   * snapshots may have been expired. A batch of files with no rows is never found.
+   */
+  async hasBatchRows(
+    table: string,
+    ingestedAtMicros: bigint,
+    files: readonly string[],
+    options?: ExecutionOptions,
+  ): Promise<boolean> {
+    const name = parseTableName(table);
+    if (files.length === 0) return false;
+    try {
+      // A catalog that caches tables per session would otherwise miss a publish made through another one.
+      await this.#spark.sqlCommand(`REFRESH TABLE ${name.quoted}`, undefined, options);
+      const rows = await this.#spark
+        .table(name.quoted)
+        .filter(
+          fn(
+            "and",
+            fn("==", col("_ingested_at"), fn("timestamp_micros", lit(ingestedAtMicros))),
+            fn("in", col("_source_file"), ...files.map((file) => lit(file))),
+          ),
+        )
+        .select(col("_source_file"))
+        .limit(1)
+        .collect(options);
+      return rows.length > 0;
+    } catch (error) {
+      if (isTableNotFound(error)) return false;
+      throw error;
+    }
+  }
+
+  async #stage(valid: ValidatedBatch, options: ExecutionOptions | undefined): Promise<StagedWrite> {
+    const readPaths = valid.readPaths ?? valid.files.map((uri) => this.#sparkPath(uri));
+    const byUri = new Map(valid.files.map((uri, index) => [uri, readPaths[index] as string]));
+    const sources = planSourceFiles(valid.files, (uri) => byUri.get(uri) ?? uri);
+    const ingestedAt =
+      valid.ingestedAtMicros === undefined
+        ? ingestedAtNow()
+        : { micros: valid.ingestedAtMicros, iso: formatMicros(valid.ingestedAtMicros) };
     const rows = this.#spark
       .read({
         format: valid.format,
@@ -125,155 +257,116 @@ export class IcebergWriter {
         _source_file: sources.column,
         _ingested_at: fn("timestamp_micros", lit(ingestedAt.micros)),
       });
-    await this.#commit(valid, rows, ingestedAt, options);
+    await this.#ensureStagingTable(valid, rows, options);
+    const isolate = valid.isolateFiles ?? this.#isolateSourceFiles;
+    await this.#spark.setConfig({
+      "spark.wap.id": valid.batchId,
+      "spark.sql.files.openCostInBytes": isolate ? ISOLATING_OPEN_COST : PACKING_OPEN_COST,
+    });
+    await this.#writeStaged(valid, rows, ingestedAt, options);
 
-    const snapshot = await this.#findSnapshot(valid.tableName, valid.batchId, ingestedAt.iso, options);
+    const snapshot = await this.#findStaged(valid.tableName, valid.batchId, ingestedAt.iso, options);
     if (snapshot === undefined) {
       throw new LakeferryError(
-        "ICEBERG_COMMIT_NOT_FOUND",
-        `${valid.tableName.quoted}: batch ${valid.batchId} was written but no snapshot on the current lineage carries it`,
+        "ICEBERG_STAGED_NOT_FOUND",
+        `${valid.tableName.quoted}: batch ${valid.batchId} was written but no staged snapshot carries it`,
+        { retryable: true },
+      );
+    }
+    if (snapshot.current) {
+      throw new LakeferryError(
+        "ICEBERG_NOT_STAGED",
+        `${valid.tableName.quoted}: batch ${valid.batchId} was committed at once instead of staged ` +
+          "(write.wap.enabled is off?); its rows are visible without the Postgres fence",
         { retryable: false },
       );
     }
     const records = await this.#countRecords(valid.tableName, snapshot, valid.files, options);
-    return {
-      snapshotId: snapshot.snapshotId,
-      committedAt: snapshot.committedAt,
-      records,
-      alreadyCommitted: false,
-    };
+    return { stagedSnapshotId: snapshot.snapshotId, records, ingestedAtMicros: ingestedAt.micros };
   }
 
   /**
-   * Exactly-once write: returns the earlier commit of `batch.batchId` (alreadyCommitted=true) when the
-   * table's current lineage has one, otherwise {@link write}s the batch.
+   * The table exists and stages writes. A missing table is created empty from the batch's schema (so its
+   * first rows are staged like any others); an existing one gets `write.wap.enabled` once per writer.
    */
-  async writeOnce(batch: WriteBatch, options?: ExecutionOptions): Promise<WriteResult> {
-    const valid = validateWriteBatch(batch);
-    const found = await this.#findCommitted(valid.tableName, valid.batchId, valid.files, options);
-    return found ?? (await this.write(batch, options));
-  }
-
-  /**
-   * The commit of a batch, found by the batch id in the snapshot summaries of the table's current lineage;
-   * undefined when the table or the batch is absent. `records` holds the files that have rows.
-   */
-  async findCommittedBatch(
-    table: string,
-    batchId: string,
-    options?: ExecutionOptions,
-  ): Promise<WriteResult | undefined> {
-    return this.#findCommitted(parseTableName(table), validateBatchId(batchId), undefined, options);
-  }
-
-  async #findCommitted(
-    tableName: TableName,
-    batchId: string,
-    files: readonly string[] | undefined,
+  async #ensureStagingTable(
+    batch: ValidatedBatch,
+    rows: DataFrame,
     options: ExecutionOptions | undefined,
-  ): Promise<WriteResult | undefined> {
-    let snapshot: CommittedSnapshot | undefined;
+  ): Promise<void> {
+    const table = batch.tableName.quoted;
+    if (this.#stagingTables.has(table)) return;
     try {
-      // The catalog may cache the table per session (Iceberg's cache-enabled, the default): without a
-      // refresh, a commit made through another session (a crashed worker's) could stay invisible here.
-      await this.#spark.sqlCommand(`REFRESH TABLE ${tableName.quoted}`, undefined, options);
-      snapshot = await this.#findSnapshot(tableName, batchId, undefined, options);
+      await this.#spark.sqlCommand(
+        `ALTER TABLE ${table} SET TBLPROPERTIES ('write.wap.enabled' = 'true')`,
+        undefined,
+        options,
+      );
     } catch (error) {
-      if (isTableMissing(error)) return undefined;
-      throw error;
+      if (!isTableNotFound(error)) throw error;
+      try {
+        const creator = rows.limit(0).writeTo(table).using("iceberg");
+        for (const [key, value] of Object.entries(this.#tableProperties)) creator.tableProperty(key, value);
+        await creator.create(options);
+      } catch (createError) {
+        if (!isTableAlreadyExists(createError)) throw createError;
+        this.#logger?.debug(
+          { table, batchId: batch.batchId, err: createError },
+          "another writer created the table first",
+        );
+        await this.#spark.sqlCommand(
+          `ALTER TABLE ${table} SET TBLPROPERTIES ('write.wap.enabled' = 'true')`,
+          undefined,
+          options,
+        );
+      }
     }
-    if (snapshot === undefined) return undefined;
-    const records = await this.#countRecords(tableName, snapshot, files, options);
-    return {
-      snapshotId: snapshot.snapshotId,
-      committedAt: snapshot.committedAt,
-      records,
-      alreadyCommitted: true,
-    };
+    this.#stagingTables.add(table);
   }
 
-  /** Once per Spark session: one read partition (so one writing task) per source file. */
-  async #applyIsolation(): Promise<void> {
-    if (!this.#isolateSourceFiles || this.#isolatedSession === this.#spark.sessionId) return;
-    await this.#spark.setConfig({ "spark.sql.files.openCostInBytes": ISOLATING_OPEN_COST });
-    this.#isolatedSession = this.#spark.sessionId;
-  }
-
-  /** One Spark job, one Iceberg commit: append / overwrite(condition), or create the table if missing. */
-  async #commit(
+  /** One Spark job, one staged snapshot: append, or overwrite the rows of the batch's files. */
+  async #writeStaged(
     batch: ValidatedBatch,
     rows: DataFrame,
     ingestedAt: IngestedAt,
     options: ExecutionOptions | undefined,
   ): Promise<void> {
-    const table = batch.tableName.quoted;
-    const marks = {
+    const writer = rows.writeTo(batch.tableName.quoted).options({
       [`snapshot-property.${BATCH_ID_PROPERTY}`]: batch.batchId,
       [`snapshot-property.${INGESTED_AT_PROPERTY}`]: ingestedAt.iso,
-    };
-    const writeToExisting = async (): Promise<void> => {
-      const writer = rows.writeTo(table).options(marks);
-      if (batch.mode === "replace") {
-        const condition = fn("in", col("_source_file"), ...batch.files.map((file) => lit(file)));
-        try {
-          await writer.overwrite(condition, options);
-        } catch (error) {
-          throw isUnalignedOverwrite(error) ? unalignedReplaceError(batch, error) : error;
-        }
-      } else {
-        await writer.append(options);
-      }
-    };
-
-    try {
-      await writeToExisting();
+    });
+    if (batch.mode === "append") {
+      await writer.append(options);
       return;
-    } catch (error) {
-      if (!isTableMissing(error)) throw error;
     }
+    const condition = fn("in", col("_source_file"), ...batch.files.map((file) => lit(file)));
     try {
-      // The first batch's rows create the table: its first snapshot, with no parent.
-      const creator = rows.writeTo(table).using("iceberg").options(marks);
-      for (const [key, value] of Object.entries(this.#tableProperties)) creator.tableProperty(key, value);
-      await creator.create(options);
-    } catch (createError) {
-      if (!isCreateRace(createError)) throw createError;
-      this.#logger?.debug(
-        { table, batchId: batch.batchId, err: createError },
-        "another writer created the table first; appending",
-      );
-      try {
-        await writeToExisting();
-      } catch (appendError) {
-        // Still missing: the create failed for its own reason.
-        throw isTableMissing(appendError) ? createError : appendError;
-      }
+      await writer.overwrite(condition, options);
+    } catch (error) {
+      throw isUnalignedOverwrite(error) ? unalignedReplaceError(batch, error) : error;
     }
   }
 
-  /** The snapshot of the current lineage whose summary carries the batch id (and ingestion instant). */
-  async #findSnapshot(
+  /** The staged snapshot of this batch (its wap id, batch id and ingestion instant in the summary). */
+  async #findStaged(
     tableName: TableName,
     batchId: string,
-    ingestedAtIso: string | undefined,
+    ingestedAtIso: string,
     options: ExecutionOptions | undefined,
-  ): Promise<CommittedSnapshot | undefined> {
-    const args: Record<string, string> = { batchId };
-    let condition = `s.summary['${BATCH_ID_PROPERTY}'] = :batchId`;
-    if (ingestedAtIso !== undefined) {
-      condition += ` AND s.summary['${INGESTED_AT_PROPERTY}'] = :ingestedAt`;
-      args.ingestedAt = ingestedAtIso;
-    }
+  ): Promise<StagedSnapshot | undefined> {
     const table = tableName.quoted;
     const rows = await this.#spark.sql(
-      `SELECT s.snapshot_id, s.parent_id, s.committed_at, s.operation,
-              s.summary['${INGESTED_AT_PROPERTY}'] AS ingested_at
+      `SELECT s.snapshot_id, s.parent_id, s.operation,
+              s.summary['${INGESTED_AT_PROPERTY}'] AS ingested_at,
+              EXISTS (SELECT 1 FROM ${table}.\`history\` AS h
+                       WHERE h.snapshot_id = s.snapshot_id AND h.is_current_ancestor) AS current
          FROM ${table}.\`snapshots\` AS s
-         JOIN ${table}.\`history\` AS h ON h.snapshot_id = s.snapshot_id
-        WHERE h.is_current_ancestor AND ${condition}
+        WHERE s.summary['${BATCH_ID_PROPERTY}'] = :batchId
+          AND s.summary['${INGESTED_AT_PROPERTY}'] = :ingestedAt
+          AND (s.summary['${STAGED_WAP_ID}'] = :batchId OR s.summary['${STAGED_WAP_ID}'] IS NULL)
         ORDER BY s.committed_at DESC
         LIMIT 1`,
-      args,
+      { batchId, ingestedAt: ingestedAtIso },
       options,
     );
     const row = rows[0];
@@ -281,22 +374,22 @@ export class IcebergWriter {
     return {
       snapshotId: idString(row.snapshot_id),
       parentId: row.parent_id === null || row.parent_id === undefined ? undefined : idString(row.parent_id),
-      committedAt: toDate(row.committed_at),
       operation: String(row.operation),
       ingestedAt: typeof row.ingested_at === "string" ? parseMicros(row.ingested_at) : undefined,
+      current: row.current === true,
     };
   }
 
   /**
-   * Rows per `_source_file` in the snapshot, read from the table (never from the source files again).
-   * An append is read incrementally (parent → snapshot); a table's first snapshot by its id; an
+   * Rows per `_source_file` in the (staged) snapshot, read from the table (never from the source files
+   * again). An append is read incrementally (parent → snapshot); a table's first snapshot by its id; an
    * overwrite, which an incremental read refuses, as of the snapshot filtered by the batch's
-   * `_ingested_at` literal (and its files, when known).
+   * `_ingested_at` literal and its files.
    */
   async #countRecords(
     tableName: TableName,
-    snapshot: CommittedSnapshot,
-    files: readonly string[] | undefined,
+    snapshot: StagedSnapshot,
+    files: readonly string[],
     options: ExecutionOptions | undefined,
   ): Promise<Map<string, number>> {
     const table = tableName.quoted;
@@ -316,10 +409,11 @@ export class IcebergWriter {
           { retryable: false },
         );
       }
-      let condition: Column = fn("==", col("_ingested_at"), fn("timestamp_micros", lit(snapshot.ingestedAt)));
-      if (files !== undefined) {
-        condition = fn("and", condition, fn("in", col("_source_file"), ...files.map((file) => lit(file))));
-      }
+      const condition = fn(
+        "and",
+        fn("==", col("_ingested_at"), fn("timestamp_micros", lit(snapshot.ingestedAt))),
+        fn("in", col("_source_file"), ...files.map((file) => lit(file))),
+      );
       rows = this.#spark.table(table, { "snapshot-id": snapshot.snapshotId }).filter(condition);
     }
     const counts = await rows
@@ -328,7 +422,7 @@ export class IcebergWriter {
       .collect(options);
 
     const records = new Map<string, number>();
-    for (const file of files ?? []) records.set(file, 0);
+    for (const file of files) records.set(file, 0);
     for (const row of counts) records.set(String(row._source_file), toCount(row.records));
     return records;
   }
@@ -342,50 +436,12 @@ function idString(value: unknown): string {
   });
 }
 
-function toDate(value: unknown): Date {
-  if (value instanceof Date) return value;
-  throw new LakeferryError("ICEBERG_UNEXPECTED_RESULT", `committed_at of unexpected type ${typeof value}`, {
-    retryable: false,
-  });
-}
-
 function toCount(value: Row[string]): number {
   if (typeof value === "number") return value;
   if (typeof value === "bigint") return Number(value);
   throw new LakeferryError("ICEBERG_UNEXPECTED_RESULT", `count of unexpected type ${typeof value}`, {
     retryable: false,
   });
-}
-
-/** What Spark says when a table (or its namespace) does not exist. */
-function isTableMissing(error: unknown): boolean {
-  if (!(error instanceof SparkConnectError)) return false;
-  const text = `${error.errorClass ?? ""} ${error.message}`;
-  return /TABLE_OR_VIEW_NOT_FOUND|SCHEMA_NOT_FOUND|NoSuchTableException|NoSuchNamespaceException/.test(text);
-}
-
-/**
- * A create that lost a race with a concurrent creator: Iceberg's AlreadyExistsException, or the JDBC
- * catalog's `UncheckedSQLException: Unknown failure` over a duplicate key on `iceberg_tables_pkey`
- * (PostgreSQL's unique violation is not mapped to AlreadyExists). Whether the table now exists is then
- * settled by appending to it.
- */
-function isCreateRace(error: unknown): boolean {
-  if (!(error instanceof SparkConnectError)) return false;
-  const causes = error.causes.map((cause) => `${cause.exceptionClass} ${cause.message}`);
-  const text = [error.errorClass ?? "", error.exceptionClass ?? "", error.message, ...causes].join(" ");
-  return (
-    /AlreadyExistsException|TABLE_OR_VIEW_ALREADY_EXISTS|TABLE_ALREADY_EXISTS/.test(text) ||
-    (/UncheckedSQLException/.test(text) && /Unknown failure|iceberg_tables_pkey|duplicate key/.test(text))
-  );
-}
-
-/** Iceberg's overwrite-by-filter found a data file holding rows of replaced and of other source files. */
-function isUnalignedOverwrite(error: unknown): boolean {
-  return (
-    error instanceof SparkConnectError &&
-    /Cannot delete file where some, but not all, rows match/.test(error.message)
-  );
 }
 
 function unalignedReplaceError(batch: ValidatedBatch, cause: unknown): LakeferryError {

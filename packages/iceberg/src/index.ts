@@ -3,6 +3,8 @@ export {
   BATCH_ID_PROPERTY,
   INGESTED_AT_PROPERTY,
   type IcebergWriterOptions,
+  type PublishOutcome,
+  type StagedWrite,
   type WriteResult,
 } from "./iceberg-writer.ts";
 export {
@@ -15,3 +17,5 @@ export {
   type WriteBatch,
 } from "./write-batch.ts";
 export { sourceFileKey } from "./source-file-column.ts";
+export { IcebergWriterPool } from "./iceberg-writer-pool.ts";
+export { ingestedAtNow, formatMicros } from "./ingested-at.ts";

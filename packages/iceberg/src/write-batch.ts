@@ -26,6 +26,21 @@ export interface WriteBatch {
    * `files` and adds the new ones in the same commit: used when a file was modified after it was ingested.
    */
   mode?: "append" | "replace";
+  /**
+   * The path Spark reads each file by, in the order of `files` (e.g. `s3a://b/k` for `s3://b/k`). Default:
+   * the writer's `sparkPath` mapping. `_source_file` always carries the URI of `files`.
+   */
+  readPaths?: string[];
+  /**
+   * Keep each source file's rows in data files of their own (needed to `replace` a file's rows later).
+   * Default: the writer's `isolateSourceFiles`.
+   */
+  isolateFiles?: boolean;
+  /**
+   * The `_ingested_at` value of every row, in µs since the epoch; recovery recognises the batch's rows by
+   * it (with `_source_file`). Default: now.
+   */
+  ingestedAtMicros?: bigint;
 }
 
 /** A table name split into its parts, with the backtick-quoted form used in SQL and plans. */
@@ -47,6 +62,9 @@ export interface ValidatedBatch {
   options: Record<string, string>;
   files: string[];
   mode: "append" | "replace";
+  readPaths: string[] | undefined;
+  isolateFiles: boolean | undefined;
+  ingestedAtMicros: bigint | undefined;
 }
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -115,6 +133,21 @@ export function validateWriteBatch(batch: WriteBatch): ValidatedBatch {
     throw new InvalidInputError("files", "must be a non-empty array of file URIs");
   }
   batch.files.forEach((file, index) => validateFileUri(file, `files[${index}]`));
+  if (batch.readPaths !== undefined) {
+    if (!Array.isArray(batch.readPaths) || batch.readPaths.length !== batch.files.length) {
+      throw new InvalidInputError("readPaths", "must have one path per file, in the order of `files`");
+    }
+    batch.readPaths.forEach((path, index) => {
+      if (typeof path !== "string" || path === "")
+        throw new InvalidInputError(`readPaths[${index}]`, "must be a non-empty string");
+    });
+  }
+  if (
+    batch.ingestedAtMicros !== undefined &&
+    (typeof batch.ingestedAtMicros !== "bigint" || batch.ingestedAtMicros <= 0n)
+  ) {
+    throw new InvalidInputError("ingestedAtMicros", "must be a positive bigint (µs since the epoch)");
+  }
   return {
     batchId,
     tableName,
@@ -123,6 +156,9 @@ export function validateWriteBatch(batch: WriteBatch): ValidatedBatch {
     options,
     files: [...batch.files],
     mode,
+    readPaths: batch.readPaths === undefined ? undefined : [...batch.readPaths],
+    isolateFiles: batch.isolateFiles,
+    ingestedAtMicros: batch.ingestedAtMicros,
   };
 }
 

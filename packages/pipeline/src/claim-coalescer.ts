@@ -1,6 +1,6 @@
 import type { ClaimedFile } from "@lakeferry/db";
 
-type Ref = { id: number; version: number };
+type Ref = { id: number; version: number; ingestionId?: number };
 
 interface Waiter {
   ref: Ref;
@@ -42,14 +42,14 @@ export class ClaimCoalescer {
       this.#waiting = [];
       const first = new Map<string, Waiter>();
       for (const waiter of waiters) {
-        const key = `${waiter.ref.id}:${waiter.ref.version}`;
+        const key = refKey(waiter.ref);
         if (!first.has(key)) first.set(key, waiter);
       }
       try {
         const claimed = await this.#claim([...first.values()].map((waiter) => waiter.ref));
-        const byKey = new Map(claimed.map((file) => [`${file.id}:${file.version}`, file]));
+        const byKey = new Map(claimed.map((file) => [refKey(file), file]));
         for (const waiter of waiters) {
-          const key = `${waiter.ref.id}:${waiter.ref.version}`;
+          const key = refKey(waiter.ref);
           // Only the first asker of a duplicate gets the claim.
           waiter.resolve(first.get(key) === waiter ? byKey.get(key) : undefined);
         }
@@ -59,4 +59,8 @@ export class ClaimCoalescer {
     }
     this.#running = undefined;
   }
+}
+
+function refKey(ref: Ref): string {
+  return `${ref.id}:${ref.version}`;
 }

@@ -1,4 +1,4 @@
-import { errorMessage, type Logger } from "@lakeferry/core";
+import { errorMessage, InvalidInputError, type Logger } from "@lakeferry/core";
 import { createDatabase, getIngestionById, listIngestions, type Database } from "@lakeferry/db";
 import { DiscoveryQueue, DiscoveryWorker, IngestQueue } from "@lakeferry/queue";
 import type { StoreOptions } from "@lakeferry/storage";
@@ -19,11 +19,30 @@ export interface DiscovererRuntimeOptions {
   logger: Logger;
   /** Storage options per source URI. */
   storeOptions?: (uri: string) => StoreOptions;
+  /**
+   * How often the discovery schedules in Redis are checked against the ingestions and repaired (ms, each
+   * delay spread by ±20 %): after a Redis flush they are back within this time. It is also the deadline
+   * of one check. Default 30 000, the reconciler's interval.
+   */
+  scheduleCheckIntervalMs?: number;
+}
+
+/** What a schedule sync changed, by ingestion id. */
+export interface ScheduleSyncResult {
+  /** Ingestions whose scheduler was missing or had another pattern, and was (re)created. */
+  set: number[];
+  /** Schedulers removed: their ingestion was deleted, disabled, or lost its `schedule`. */
+  removed: number[];
 }
 
 /**
  * A discoverer process: brings the discovery schedules in line with the ingestions (cron job schedulers
- * in BullMQ), then runs discovery jobs, scheduled or requested. Any number may run: each firing goes to one.
+ * in BullMQ) at start and then every `scheduleCheckIntervalMs`, and runs discovery jobs, scheduled or
+ * requested. Any number may run: each firing goes to one, and the schedule checks are idempotent.
+ *
+ * The periodic check lives here rather than in the workers' reconciler because schedules are the
+ * discoverer's own (only discoverers run what they fire, so without one they do not matter), it needs no
+ * discovery queue in every worker, and comparing the two lists repairs any drift, not only a flush.
  */
 export class DiscovererRuntime {
   readonly #options: DiscovererRuntimeOptions;
@@ -32,6 +51,8 @@ export class DiscovererRuntime {
   #discovery: DiscoveryQueue | undefined;
   #worker: DiscoveryWorker | undefined;
   #closing: Promise<void> | undefined;
+  #scheduleTimer: NodeJS.Timeout | undefined;
+  #scheduleCheck: Promise<void> | undefined;
 
   constructor(options: DiscovererRuntimeOptions) {
     this.#options = options;
@@ -73,28 +94,89 @@ export class DiscovererRuntime {
       onError: (err) => logger.warn({ err: errorMessage(err) }, "discovery worker error"),
     });
     await this.#worker.start();
+    this.#scheduleNextCheck();
     logger.info({}, "discoverer started");
   }
 
-  /** Sets each ingestion's discovery schedule (none when disabled) and removes schedules of deleted ones. */
-  async syncSchedules(): Promise<void> {
+  /**
+   * Brings the discovery schedulers in Redis in line with the ingestions: (re)creates the missing or
+   * different ones of enabled ingestions with a `schedule`, removes the others. Writes only what differs.
+   * An ingestion edited while a sync runs may have its schedule written back as read a moment before;
+   * the next periodic sync puts it right.
+   */
+  async syncSchedules(): Promise<ScheduleSyncResult> {
     const db = this.#db;
     const discovery = this.#discovery;
     if (!db || !discovery) throw new Error("the discoverer is not started");
+    // Schedulers first, ingestions second: one created by an ingestion apply meanwhile is either not in
+    // our list (so not removed) or its ingestion is in ours (so it is kept).
+    const current = new Map((await discovery.schedules()).map((s) => [s.ingestionId, s.cron]));
     const ingestions = await listIngestions(db);
-    const known = new Set<number>();
+    const result: ScheduleSyncResult = { set: [], removed: [] };
+    const wanted = new Set<number>();
     for (const ingestion of ingestions) {
-      known.add(ingestion.id);
-      await discovery.setSchedule(ingestion.id, ingestion.enabled ? ingestion.schedule : null);
+      const cron = ingestion.enabled ? ingestion.schedule : null;
+      if (cron === null) continue;
+      wanted.add(ingestion.id);
+      if (current.get(ingestion.id) === cron) continue;
+      try {
+        await discovery.setSchedule(ingestion.id, cron);
+        result.set.push(ingestion.id);
+      } catch (err) {
+        if (!(err instanceof InvalidInputError)) throw err;
+        // One bad pattern must not keep the other ingestions unscheduled.
+        this.#options.logger.warn(
+          { ingestion: ingestion.name, ingestionId: ingestion.id, err: errorMessage(err) },
+          "ingestion schedule refused",
+        );
+      }
     }
-    for (const schedule of await discovery.schedules()) {
-      if (!known.has(schedule.ingestionId)) await discovery.setSchedule(schedule.ingestionId, null);
+    for (const ingestionId of current.keys()) {
+      if (wanted.has(ingestionId)) continue;
+      await discovery.setSchedule(ingestionId, null);
+      result.removed.push(ingestionId);
+    }
+    return result;
+  }
+
+  #scheduleNextCheck(): void {
+    const intervalMs = this.#options.scheduleCheckIntervalMs ?? 30_000;
+    const delay = Math.round(intervalMs * (0.8 + 0.4 * Math.random()));
+    this.#scheduleTimer = setTimeout(() => {
+      this.#scheduleCheck = this.#checkSchedules(intervalMs).finally(() => {
+        this.#scheduleCheck = undefined;
+        if (!this.#closing) this.#scheduleNextCheck();
+      });
+    }, delay);
+    this.#scheduleTimer.unref();
+  }
+
+  /** One periodic sync under a deadline: a hung Redis or Postgres call fails it; the next one retries. */
+  async #checkSchedules(deadlineMs: number): Promise<void> {
+    const logger = this.#options.logger;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${deadlineMs} ms`)), deadlineMs);
+    });
+    const sync = this.syncSchedules();
+    sync.catch(() => {});
+    try {
+      const { set, removed } = await Promise.race([sync, deadline]);
+      if (set.length + removed.length > 0) {
+        logger.info({ set, removed }, "discovery schedules repaired");
+      }
+    } catch (err) {
+      logger.warn({ err: errorMessage(err) }, "discovery schedule check failed");
+    } finally {
+      clearTimeout(timer);
     }
   }
 
   /** Stops taking jobs, waits for running discoveries up to `timeoutMs` (default 30 000), closes connections. */
   close(options: { timeoutMs?: number } = {}): Promise<void> {
     this.#closing ??= (async () => {
+      clearTimeout(this.#scheduleTimer);
+      await this.#scheduleCheck;
       await this.#worker?.close({ timeoutMs: options.timeoutMs ?? 30_000 });
       await this.#discovery?.close().catch(() => {});
       await this.#queue?.close().catch(() => {});

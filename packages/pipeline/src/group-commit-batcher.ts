@@ -1,17 +1,10 @@
-import { isRetryable, LakeferryError } from "@lakeferry/core";
-import type { FileFormat, WriteBatch, WriteResult } from "@lakeferry/iceberg";
-import type { ExecutionOptions } from "@lakeferry/spark-connect";
+import { LakeferryError } from "@lakeferry/core";
+import type { FileFormat } from "@lakeferry/iceberg";
+import { SparkConnectError } from "@lakeferry/spark-connect";
 import { randomUUID } from "node:crypto";
+import { BatchFencedError, type BatchVerdict } from "./batch-lifecycle.ts";
 
-/** What the batcher writes through: `IcebergWriter` in production, anything shaped like it in tests. */
-export interface BatchWriter {
-  write(batch: WriteBatch, options?: ExecutionOptions): Promise<WriteResult>;
-  findCommittedBatch(
-    table: string,
-    batchId: string,
-    options?: ExecutionOptions,
-  ): Promise<WriteResult | undefined>;
-}
+export type { BatchWriter } from "./batch-lifecycle.ts";
 
 /** When a gathering batch is written: whichever limit is reached first. */
 export interface BatchLimits {
@@ -43,6 +36,8 @@ export interface BatchTarget {
   schema?: string;
   options: Record<string, string>;
   mode: "append" | "replace";
+  /** Each source file's rows go to data files of their own (ingestions that `replace` modified files). */
+  isolateFiles: boolean;
 }
 
 /** One file handed to the batcher. */
@@ -66,56 +61,22 @@ export interface BatchAttempt<F extends BatchFile> {
   files: F[];
 }
 
-/**
- * How a write attempt ended, told to `settle` before the files' promises settle:
- * - `committed`: every file landed in `result.snapshotId`;
- * - `failed` with `split: false`: every file fails with `error` (retryable or not, as `error` says);
- * - `failed` with `split: true`: a permanent error in a batch of several files; nothing is decided for the
- *   files yet, they are written again in smaller batches until the bad ones are alone.
- */
-export type BatchSettlement =
-  { kind: "committed"; result: WriteResult } | { kind: "failed"; error: unknown; split: boolean };
-
 export interface GroupCommitBatcherOptions<F extends BatchFile> {
-  writer: BatchWriter;
-  limits?: Partial<BatchLimits>;
-  /** Runs before each write attempt, e.g. to record the batch id before Spark can commit it. */
-  open?: (attempt: BatchAttempt<F>) => Promise<void>;
-  /** Runs after each write attempt with its outcome, e.g. to record every file's outcome at once. */
-  settle?: (attempt: BatchAttempt<F>, settlement: BatchSettlement) => Promise<void>;
   /**
-   * Runs right after a successful write, before `settle`. Test hook for crash injection: the Iceberg
-   * commit exists, Postgres does not know yet.
+   * Writes one attempt of a batch (a fresh batch id per attempt) and records its outcome: the batch
+   * lifecycle. `signal` is aborted only when every file of the attempt gave up on it.
    */
-  afterCommit?: (attempt: BatchAttempt<F>, result: WriteResult) => void;
+  write: (attempt: BatchAttempt<F>, signal: AbortSignal) => Promise<BatchVerdict>;
+  limits?: Partial<BatchLimits>;
 }
 
 /** What a file's promise resolves to once its batch committed. */
 export interface FileCommit {
   batchId: string;
-  result: WriteResult;
+  /** The snapshot that made the batch visible; null when recovery found it published without knowing it. */
+  snapshotId: string | null;
   /** Rows of this file in the snapshot. */
   records: number;
-}
-
-/**
- * The write of a batch was interrupted (close timed out): whether Iceberg committed it is unknown, so the
- * batch stays OPEN for the reconciler or the next claimer to resolve by its id.
- */
-export class BatchInterruptedError extends LakeferryError {
-  readonly batchId: string;
-
-  constructor(batchId: string, cause: unknown) {
-    super(
-      "BATCH_INTERRUPTED",
-      `the write of batch ${batchId} was interrupted; its outcome is resolved later`,
-      {
-        retryable: true,
-        cause,
-      },
-    );
-    this.batchId = batchId;
-  }
 }
 
 /** The batcher is closed and takes no more files. */
@@ -298,64 +259,34 @@ export class GroupCommitBatcher<F extends BatchFile = BatchFile> {
       if ("commit" in outcome) member.resolve(outcome.commit);
       else member.reject(outcome.error);
     };
-    const failAll = (error: unknown): void => {
-      for (const member of members) finish({ error }, member);
-    };
 
+    let verdict: BatchVerdict;
     try {
-      if (this.#options.open) await this.#options.open(attempt);
+      verdict = await this.#options.write(attempt, controller.signal);
     } catch (error) {
+      verdict = { kind: "in-doubt", error };
+    } finally {
       detach.forEach((undo) => undo());
-      failAll(error);
-      return;
     }
-
-    let result: WriteResult;
-    try {
-      result = await this.#options.writer.write(
-        {
-          batchId: attempt.batchId,
-          table: target.table,
-          format: target.format,
-          ...(target.schema === undefined ? {} : { schema: target.schema }),
-          options: target.options,
-          files: attempt.files.map((file) => file.uri),
-          mode: target.mode,
-        },
-        { signal: controller.signal },
-      );
-    } catch (error) {
-      detach.forEach((undo) => undo());
-      if (controller.signal.aborted) {
-        failAll(new BatchInterruptedError(attempt.batchId, error));
+    switch (verdict.kind) {
+      case "committed":
+        for (const member of members) {
+          const records = verdict.records.get(member.file.uri) ?? 0;
+          finish({ commit: { batchId: attempt.batchId, snapshotId: verdict.snapshotId, records } }, member);
+        }
+        return;
+      case "split":
+        for (const part of splitMembers(members, verdict.error)) this.#requeue(target, part);
+        return;
+      case "fenced": {
+        const error = new BatchFencedError(attempt.batchId);
+        for (const member of members) finish({ error }, member);
         return;
       }
-      const split = !isRetryable(error) && members.length > 1;
-      try {
-        await this.#options.settle?.(attempt, { kind: "failed", error, split });
-      } catch (settleError) {
-        failAll(settleError);
+      case "failed":
+      case "in-doubt":
+        for (const member of members) finish({ error: verdict.error }, member);
         return;
-      }
-      if (!split) {
-        failAll(error);
-        return;
-      }
-      for (const part of splitMembers(members, error)) this.#requeue(target, part);
-      return;
-    }
-    detach.forEach((undo) => undo());
-
-    this.#options.afterCommit?.(attempt, result);
-    try {
-      await this.#options.settle?.(attempt, { kind: "committed", result });
-    } catch (settleError) {
-      failAll(settleError);
-      return;
-    }
-    for (const member of members) {
-      const records = result.records.get(member.file.uri) ?? 0;
-      finish({ commit: { batchId: attempt.batchId, result, records } }, member);
     }
   }
 
@@ -379,51 +310,36 @@ export class GroupCommitBatcher<F extends BatchFile = BatchFile> {
 }
 
 /**
- * Splits a batch that failed permanently. When the error names exactly one of the batch's files (Spark
- * names the file it could not read), that file goes alone and the rest stay together; otherwise the batch
- * is cut in halves. Either way a file is only blamed once it fails alone.
+ * Splits a failed batch. When Spark names one of the batch's files as the one it could not read, that file
+ * goes alone and the rest stay together; otherwise the batch is cut in halves. Either way a file is only
+ * blamed once it fails alone.
  */
 function splitMembers<F extends BatchFile>(members: Member<F>[], error: unknown): Member<F>[][] {
-  const text = errorText(error);
-  const named = members.filter((member) => mentions(text, member.file.uri));
-  if (named.length === 1) {
-    const [suspect] = named as [Member<F>];
+  const named = namedFile(error);
+  const suspects = named === undefined ? [] : members.filter((member) => sameFile(member.file.uri, named));
+  if (suspects.length === 1) {
+    const [suspect] = suspects as [Member<F>];
     return [[suspect], members.filter((member) => member !== suspect)];
   }
   const middle = Math.ceil(members.length / 2);
   return [members.slice(0, middle), members.slice(middle)];
 }
 
-/** The messages of an error and its causes. */
-function errorText(error: unknown): string {
-  const parts: string[] = [];
+/** The file a Spark error names (`SparkConnectError.filePath`), looked for along the cause chain. */
+function namedFile(error: unknown): string | undefined {
   let current: unknown = error;
   for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
-    parts.push(current.message);
+    if (current instanceof SparkConnectError && current.filePath) return current.filePath;
     current = current.cause;
   }
-  return parts.join("\n");
+  return undefined;
 }
 
-/** Whether an error text names a file, in the URI's form or in the forms Spark prints paths in. */
-function mentions(text: string, uri: string): boolean {
-  const path = uri.replace(/^[a-z][a-z0-9+.-]*:\/\//i, "");
-  if (path.length < 3) return false;
-  const candidates = new Set([path, safeDecode(path), encodeURI(safeDecode(path))]);
-  return [...candidates].some((candidate) => containsWhole(text, candidate));
-}
-
-/** `needle` occurs in `text` and is not the prefix of a longer name there (a.json vs a.json.bak). */
-function containsWhole(text: string, needle: string): boolean {
-  let from = 0;
-  for (;;) {
-    const at = text.indexOf(needle, from);
-    if (at < 0) return false;
-    const next = text.slice(at + needle.length, at + needle.length + 2);
-    // The name ends here unless a name character follows (a final "." ends a sentence, not the name).
-    if (!/^[A-Za-z0-9_\-~%+]/.test(next) && !/^\.[A-Za-z0-9_\-~%+.]/.test(next)) return true;
-    from = at + 1;
-  }
+/** Whether a URI and a path as Spark prints it (`file:/x`, URI-encoded, an `s3a://` form) are one file. */
+function sameFile(uri: string, named: string): boolean {
+  const strip = (value: string): string =>
+    safeDecode(value.replace(/^[a-z][a-z0-9+.-]*:\/*/i, "/")).replace(/^\/+/, "/");
+  return strip(uri) === strip(named);
 }
 
 function safeDecode(value: string): string {
@@ -443,5 +359,6 @@ function targetKey(target: BatchTarget): string {
     target.schema ?? null,
     options,
     target.mode,
+    target.isolateFiles,
   ]);
 }

@@ -19,26 +19,45 @@ export { waitForRun, RunTimeoutError } from "./wait-for-run.ts";
 export { enqueueFiles, retryPolicyOf } from "./enqueue-files.ts";
 export {
   GroupCommitBatcher,
-  BatchInterruptedError,
   BatcherClosedError,
   DEFAULT_BATCH_LIMITS,
-  type BatchWriter,
   type BatchLimits,
   type BatchTarget,
   type BatchFile,
   type BatchAttempt,
-  type BatchSettlement,
   type FileCommit,
   type GroupCommitBatcherOptions,
 } from "./group-commit-batcher.ts";
 export {
+  BatchLifecycle,
+  BatchFencedError,
+  BatchInDoubtError,
+  BatchUnpublishableError,
+  type BatchWriter,
+  type BatchVerdict,
+  type LifecycleFile,
+  type LifecycleFaults,
+  type BatchLifecycleOptions,
+} from "./batch-lifecycle.ts";
+export {
   FileIngestor,
+  JobMismatchError,
   LeaseLostError,
   IngestorClosedError,
   type FileIngestorOptions,
   type FaultInjection,
 } from "./file-ingestor.ts";
 export { resolveBatch, type BatchResolution } from "./batch-recovery.ts";
-export { Reconciler, type ReconcilerOptions, type ReconcileResult } from "./reconciler.ts";
+export {
+  Reconciler,
+  RECONCILER_LEASE,
+  ReconcileStepTimeoutError,
+  type ReconcilerOptions,
+  type ReconcileResult,
+} from "./reconciler.ts";
 export { WorkerRuntime, type WorkerRuntimeOptions } from "./worker-runtime.ts";
-export { DiscovererRuntime, type DiscovererRuntimeOptions } from "./discoverer-runtime.ts";
+export {
+  DiscovererRuntime,
+  type DiscovererRuntimeOptions,
+  type ScheduleSyncResult,
+} from "./discoverer-runtime.ts";

@@ -1,16 +1,23 @@
-import { errorMessage, type Logger } from "@lakeferry/core";
+import { errorMessage, InvalidInputError, LakeferryError, type Logger } from "@lakeferry/core";
 import {
+  acquireMaintenanceLease,
+  changedPendingFiles,
+  databaseNow,
   pendingFiles,
   reclaimExpiredLeases,
+  releaseMaintenanceLease,
   unresolvedBatches,
+  type ChangedPendingCursor,
   type Database,
   type FileRef,
   type Ingestion,
 } from "@lakeferry/db";
 import { ingestJobId, type IngestQueue } from "@lakeferry/queue";
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import { resolveBatch } from "./batch-recovery.ts";
 import { enqueueFiles } from "./enqueue-files.ts";
-import type { BatchWriter } from "./group-commit-batcher.ts";
+import type { BatchWriter } from "./batch-lifecycle.ts";
 import { IngestionCache } from "./ingestion-cache.ts";
 
 export interface ReconcilerOptions {
@@ -18,8 +25,30 @@ export interface ReconcilerOptions {
   queue: IngestQueue;
   writer: BatchWriter;
   logger: Logger;
-  /** Time between passes, in ms (the first pass runs at `start`). Default 30 000. */
+  /**
+   * Time between passes, in ms (the first pass runs at `start`), each delay spread by ±`jitter` so that a
+   * fleet's reconcilers do not knock on the lease together. Default 30 000.
+   */
   intervalMs?: number;
+  /** Spread of each delay between passes, as a fraction of `intervalMs` (0 to 1). Default 0.2. */
+  jitter?: number;
+  /**
+   * This reconciler's name in the fleet-wide lease (`maintenance_leases`, name `reconciler`): only its
+   * holder passes, the others stand by. Default `<host>-<pid>-<random>`.
+   */
+  holder?: string;
+  /**
+   * How long the lease lasts without renewal, in ms: the holder renews it every pass (and during a long
+   * one); a holder that dies without releasing it is replaced this long after its last renewal. Must
+   * exceed `intervalMs × (1 + jitter)` and twice `stepTimeoutMs`. Default 3 × the larger of `intervalMs`
+   * and `stepTimeoutMs`.
+   */
+  leaseMs?: number;
+  /**
+   * Deadline of every step of a pass (one Postgres statement, one Redis round, one Spark lookup), in ms: a
+   * hung call fails its step instead of stalling the pass, so lease reclaim keeps running. Default 30 000.
+   */
+  stepTimeoutMs?: number;
   /**
    * A batch OPEN for longer than this (ms) is checked against its table's snapshots; one whose files are
    * still leased is left to its writer whatever its age. Default 60 000.
@@ -30,6 +59,17 @@ export interface ReconcilerOptions {
    * files just registered are not enqueued twice over. Default 5 000.
    */
   pendingGraceMs?: number;
+  /**
+   * Between full sweeps a pass looks only at PENDING rows changed since the last pass, less this margin
+   * (ms) for rows whose change committed late. Default 60 000.
+   */
+  changeOverlapMs?: number;
+  /**
+   * Time between full sweeps of every PENDING file, in ms: the safety net for jobs lost without Redis
+   * losing its data (removed by hand, say). A full sweep also runs on a holder's first pass and whenever
+   * Redis lost its data. Default 3 600 000 (hourly).
+   */
+  fullSweepIntervalMs?: number;
 }
 
 /** What one pass did. */
@@ -40,47 +80,112 @@ export interface ReconcileResult {
   reclaimed: number;
   /** OPEN batches resolved (COMMITTED from the table's snapshots, or ABANDONED). */
   batchesResolved: number;
+  /**
+   * Whether this reconciler held the fleet's reconciler lease and made the pass. False: another holds it,
+   * nothing was done (every count is 0).
+   */
+  active: boolean;
+  /**
+   * How PENDING files were looked at: `full` (all of them: a holder's first pass, Redis lost its data, or
+   * the periodic safety sweep), `changes` (only rows changed since the last pass), null when standing by
+   * or when the look failed.
+   */
+  sweep: "full" | "changes" | null;
+  /** PENDING rows read and checked against Redis this pass: after a quiet interval, 0. */
+  pendingChecked: number;
 }
+
+/** The name of the reconciler's row in `maintenance_leases`. */
+export const RECONCILER_LEASE = "reconciler";
+
+/** A step of a reconcile pass did not finish within `stepTimeoutMs`. Retryable: the next pass tries again. */
+export class ReconcileStepTimeoutError extends LakeferryError {
+  /** What the step was doing. */
+  readonly step: string;
+  readonly timeoutMs: number;
+
+  constructor(step: string, timeoutMs: number) {
+    super("RECONCILE_STEP_TIMEOUT", `${step}: no answer within ${timeoutMs} ms`, { retryable: true });
+    this.step = step;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** The lease expired and was taken by another reconciler during a pass: the pass stops. */
+class LeaseLostError extends Error {}
 
 const PAGE = 1_000;
 
 /**
- * Postgres is the truth, Redis is disposable: periodically (and at start) resolves write batches left OPEN
- * by crashed writers, reclaims PROCESSING files whose lease expired, and re-enqueues PENDING files that have
- * no live job (Redis flushed or a job lost). Any number of reconcilers may run: every step is idempotent.
+ * Postgres is the truth, Redis is disposable: periodically (and at start) reclaims PROCESSING files whose
+ * lease expired, resolves write batches left OPEN by crashed writers, and re-enqueues PENDING files that
+ * have no live job (Redis flushed or a job lost). One reconciler of the fleet passes at a time (the holder
+ * of a lease row in Postgres); each pass costs what changed since the last one (see
+ * {@link ReconcilerOptions.fullSweepIntervalMs}); every step has a deadline.
  */
 export class Reconciler {
+  readonly holder: string;
   readonly #db: Database;
   readonly #queue: IngestQueue;
   readonly #writer: BatchWriter;
   readonly #logger: Logger;
   readonly #intervalMs: number;
+  readonly #jitter: number;
+  readonly #leaseMs: number;
+  readonly #stepTimeoutMs: number;
   readonly #batchGraceMs: number;
   readonly #pendingGraceMs: number;
+  readonly #changeOverlapMs: number;
+  readonly #fullSweepIntervalMs: number;
   readonly #ingestions: IngestionCache;
   readonly #abort = new AbortController();
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<ReconcileResult> | undefined;
   #started = false;
+  /** Whether the last lease call left us holding the lease, and when (local clock) that call began. */
+  #held = false;
+  #renewedAt = 0;
+  /** The Redis epoch and database-clock watermark of the last completed look at PENDING files. */
+  #epoch: string | undefined;
+  #watermark: Date | undefined;
+  #lastFullSweepAt = 0;
 
   constructor(options: ReconcilerOptions) {
     this.#db = options.db;
     this.#queue = options.queue;
     this.#writer = options.writer;
     this.#logger = options.logger;
-    this.#intervalMs = options.intervalMs ?? 30_000;
+    this.#intervalMs = positive("intervalMs", options.intervalMs ?? 30_000);
+    this.#jitter = options.jitter ?? 0.2;
+    if (!(this.#jitter >= 0 && this.#jitter <= 1)) {
+      throw new InvalidInputError("jitter", `must be between 0 and 1, got ${this.#jitter}`);
+    }
+    this.#stepTimeoutMs = positive("stepTimeoutMs", options.stepTimeoutMs ?? 30_000);
+    this.#leaseMs = positive(
+      "leaseMs",
+      options.leaseMs ?? 3 * Math.max(this.#intervalMs, this.#stepTimeoutMs),
+    );
+    if (this.#leaseMs <= this.#intervalMs * (1 + this.#jitter) || this.#leaseMs < 2 * this.#stepTimeoutMs) {
+      throw new InvalidInputError(
+        "leaseMs",
+        `must exceed intervalMs × (1 + jitter) and be at least 2 × stepTimeoutMs, got ${this.#leaseMs}`,
+      );
+    }
     this.#batchGraceMs = options.batchGraceMs ?? 60_000;
     this.#pendingGraceMs = options.pendingGraceMs ?? 5_000;
+    this.#changeOverlapMs = options.changeOverlapMs ?? 60_000;
+    this.#fullSweepIntervalMs = options.fullSweepIntervalMs ?? 3_600_000;
+    this.holder = options.holder ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
     this.#ingestions = new IngestionCache(options.db);
   }
 
-  /** One pass. Concurrent calls share the running pass. */
+  /** One pass (or, when another reconciler holds the lease, none). Concurrent calls share the running pass. */
   runOnce(): Promise<ReconcileResult> {
     this.#running ??= this.#pass().finally(() => (this.#running = undefined));
     return this.#running;
   }
 
-  /** Runs a pass now and then every `intervalMs` until closed. */
+  /** Runs a pass now and then about every `intervalMs` until closed. */
   start(): void {
     if (this.#started) return;
     this.#started = true;
@@ -89,7 +194,7 @@ export class Reconciler {
         .catch((err: unknown) => this.#logger.warn({ err: errorMessage(err) }, "reconcile pass failed"))
         .finally(() => {
           if (!this.#abort.signal.aborted) {
-            this.#timer = setTimeout(tick, this.#intervalMs);
+            this.#timer = setTimeout(tick, this.#nextDelay());
             this.#timer.unref();
           }
         });
@@ -97,34 +202,132 @@ export class Reconciler {
     tick();
   }
 
-  /** Stops the timer and waits for a running pass (its Spark lookups are cancelled). */
+  /** Stops the timer, waits for a running pass (its steps are cancelled) and releases the lease if held. */
   async close(): Promise<void> {
     this.#abort.abort();
     clearTimeout(this.#timer);
     await this.#running?.catch(() => {});
+    if (!this.#held) return;
+    this.#held = false;
+    try {
+      await withDeadline("release the reconciler lease", this.#stepTimeoutMs, undefined, () =>
+        releaseMaintenanceLease(this.#db, { name: RECONCILER_LEASE, holder: this.holder }),
+      );
+    } catch (err) {
+      // It expires by itself; another reconciler takes over then.
+      this.#logger.warn({ err: errorMessage(err) }, "could not release the reconciler lease");
+    }
+  }
+
+  #nextDelay(): number {
+    return Math.round(this.#intervalMs * (1 + this.#jitter * (2 * Math.random() - 1)));
   }
 
   async #pass(): Promise<ReconcileResult> {
-    const batchesResolved = await this.#resolveOpenBatches();
-    const reclaimed = await this.#reclaimExpired();
-    const requeued = await this.#requeueOrphans();
-    const result = { requeued, reclaimed, batchesResolved };
+    const result: ReconcileResult = {
+      requeued: 0,
+      reclaimed: 0,
+      batchesResolved: 0,
+      active: false,
+      sweep: null,
+      pendingChecked: 0,
+    };
+    if (this.#abort.signal.aborted || !(await this.#takeLease())) return result;
+    result.active = true;
+    try {
+      // Rows changed from here on are the next pass's (read before any step changes one).
+      const passStart = await this.#step("read the database clock", () => databaseNow(this.#db));
+      // Reclaim first: a hung batch lookup must not hold up files whose lease expired.
+      result.reclaimed += await this.#phase("reclaim expired leases", 0, () => this.#reclaimExpired());
+      result.batchesResolved = await this.#phase("resolve open batches", 0, () => this.#resolveOpenBatches());
+      // Files of batches just abandoned are reclaimable now rather than a pass later.
+      if (result.batchesResolved > 0) {
+        result.reclaimed += await this.#phase("reclaim expired leases", 0, () => this.#reclaimExpired());
+      }
+      const look = await this.#phase("re-enqueue PENDING files without a job", undefined, () =>
+        this.#requeuePending(passStart),
+      );
+      if (look) {
+        result.sweep = look.sweep;
+        result.pendingChecked = look.checked;
+        result.requeued = look.requeued;
+      }
+    } catch (err) {
+      if (!(err instanceof LeaseLostError)) throw err;
+      this.#logger.warn({ holder: this.holder }, "reconciler lease lost during a pass; standing by");
+    }
+    const { requeued, reclaimed, batchesResolved } = result;
     if (requeued + reclaimed + batchesResolved > 0) this.#logger.info(result, "reconciled");
     else this.#logger.debug(result, "reconciled: nothing to do");
     return result;
   }
 
+  /** Runs one phase; its failure is logged and the pass goes on (a lost lease or closing stops it). */
+  async #phase<T>(what: string, fallback: T, run: () => Promise<T>): Promise<T> {
+    if (this.#abort.signal.aborted) return fallback;
+    try {
+      return await run();
+    } catch (err) {
+      if (err instanceof LeaseLostError) throw err;
+      if (!this.#abort.signal.aborted) {
+        this.#logger.warn({ err: errorMessage(err) }, `reconcile: ${what} failed`);
+      }
+      return fallback;
+    }
+  }
+
+  /** Takes or renews the lease; on any doubt (lost, or the call failed) forgets what the last look saw. */
+  async #takeLease(): Promise<boolean> {
+    const askedAt = Date.now();
+    let held = false;
+    try {
+      held = await this.#step("take the reconciler lease", () =>
+        acquireMaintenanceLease(this.#db, {
+          name: RECONCILER_LEASE,
+          holder: this.holder,
+          ttlMs: this.#leaseMs,
+        }),
+      );
+    } finally {
+      if (held) {
+        this.#renewedAt = askedAt;
+      } else {
+        // A new holder starts with a full sweep: it cannot know what happened while it stood by.
+        this.#epoch = undefined;
+        this.#watermark = undefined;
+      }
+      this.#held = held;
+    }
+    return held;
+  }
+
+  /** Renews the lease when a third of it has gone by; stops the pass if another reconciler took it. */
+  async #keepLease(): Promise<void> {
+    if (Date.now() - this.#renewedAt < this.#leaseMs / 3) return;
+    if (!(await this.#takeLease())) throw new LeaseLostError();
+  }
+
+  /** One step under the deadline: rejects with ReconcileStepTimeoutError when `stepTimeoutMs` passes. */
+  #step<T>(what: string, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    return withDeadline(what, this.#stepTimeoutMs, this.#abort.signal, run);
+  }
+
   async #resolveOpenBatches(): Promise<number> {
     let resolved = 0;
-    const batches = await unresolvedBatches(this.#db, { olderThanMs: this.#batchGraceMs });
+    const batches = await this.#step("list open batches", () =>
+      unresolvedBatches(this.#db, { olderThanMs: this.#batchGraceMs }),
+    );
     for (const batch of batches) {
       if (this.#abort.signal.aborted) break;
+      await this.#keepLease();
       try {
-        const { resolution } = await resolveBatch(this.#db, this.#writer, batch.id, {
-          skipLive: true,
-          logger: this.#logger,
-          signal: this.#abort.signal,
-        });
+        const { resolution } = await this.#step(`resolve batch ${batch.id}`, (signal) =>
+          resolveBatch(this.#db, this.#writer, batch.id, {
+            skipLive: true,
+            logger: this.#logger,
+            signal,
+          }),
+        );
         if (resolution !== "live") resolved += 1;
       } catch (err) {
         // Spark down, say: the batch stays OPEN and its files stay put until a later pass.
@@ -132,6 +335,8 @@ export class Reconciler {
           { batchId: batch.id, table: batch.table, err: errorMessage(err) },
           "could not resolve batch",
         );
+        // One lookup that hung says the rest would too; they wait for the next pass.
+        if (err instanceof ReconcileStepTimeoutError) break;
       }
     }
     return resolved;
@@ -140,33 +345,98 @@ export class Reconciler {
   async #reclaimExpired(): Promise<number> {
     let total = 0;
     for (;;) {
-      const reclaimed = await reclaimExpiredLeases(this.#db, { limit: PAGE });
+      await this.#keepLease();
+      const reclaimed = await this.#step("reclaim expired leases", () =>
+        reclaimExpiredLeases(this.#db, { limit: PAGE }),
+      );
       total += reclaimed.length;
+      // Enqueueing may fail; the rows are PENDING from now on and the next look at changes finds them.
       await this.#enqueue(reclaimed);
       if (reclaimed.length < PAGE) return total;
     }
   }
 
-  async #requeueOrphans(): Promise<number> {
-    let total = 0;
+  /**
+   * Re-enqueues PENDING files without a live job: all of them when Redis lost its data (its epoch marker
+   * changed), on a holder's first pass, or every `fullSweepIntervalMs`; otherwise only rows changed since
+   * the last completed look. Only a completed look moves the marks: a failed one is repeated next pass.
+   */
+  async #requeuePending(
+    passStart: Date,
+  ): Promise<{ sweep: "full" | "changes"; checked: number; requeued: number }> {
+    const { epoch, created } = await this.#step("read the Redis epoch", () => this.#queue.redisEpoch());
+    const redisLost = this.#epoch !== undefined && epoch !== this.#epoch;
+    if (redisLost) {
+      this.#logger.warn({ epoch }, "Redis lost its data: checking every PENDING file for its job");
+    } else if (created) {
+      this.#logger.warn(
+        { epoch },
+        "no Redis epoch marker (a new Redis, or one that lost its data): checking every PENDING file for its job",
+      );
+    }
+    const since = this.#watermark;
+    const full =
+      created ||
+      redisLost ||
+      since === undefined ||
+      Date.now() - this.#lastFullSweepAt >= this.#fullSweepIntervalMs;
+    const counts = full
+      ? await this.#sweepAll()
+      : await this.#sweepChanges(new Date(since.getTime() - this.#changeOverlapMs));
+    this.#epoch = epoch;
+    this.#watermark = new Date(passStart.getTime() - this.#pendingGraceMs);
+    if (full) this.#lastFullSweepAt = Date.now();
+    return { sweep: full ? "full" : "changes", ...counts };
+  }
+
+  async #sweepAll(): Promise<{ checked: number; requeued: number }> {
+    let checked = 0;
+    let requeued = 0;
     let afterId: number | undefined;
     for (;;) {
-      const page = await pendingFiles(this.#db, {
-        limit: PAGE,
-        olderThanMs: this.#pendingGraceMs,
-        ...(afterId === undefined ? {} : { afterId }),
-      });
-      if (page.length === 0) return total;
+      await this.#keepLease();
+      const page = await this.#step("read PENDING files", () =>
+        pendingFiles(this.#db, {
+          limit: PAGE,
+          olderThanMs: this.#pendingGraceMs,
+          ...(afterId === undefined ? {} : { afterId }),
+        }),
+      );
+      checked += page.length;
+      requeued += await this.#requeueWithoutJob(page);
+      if (page.length < PAGE) return { checked, requeued };
       afterId = page[page.length - 1]?.id;
-      const live = await this.#queue.liveJobIds(
-        page.map((file) => ingestJobId({ fileId: file.id, version: file.version })),
-      );
-      const orphans = page.filter(
-        (file) => !live.has(ingestJobId({ fileId: file.id, version: file.version })),
-      );
-      total += await this.#enqueue(orphans);
-      if (page.length < PAGE) return total;
     }
+  }
+
+  async #sweepChanges(since: Date): Promise<{ checked: number; requeued: number }> {
+    let checked = 0;
+    let requeued = 0;
+    let after: ChangedPendingCursor | undefined;
+    for (;;) {
+      await this.#keepLease();
+      const page = await this.#step("read changed PENDING files", () =>
+        changedPendingFiles(this.#db, {
+          since,
+          limit: PAGE,
+          olderThanMs: this.#pendingGraceMs,
+          ...(after ? { after } : {}),
+        }),
+      );
+      checked += page.length;
+      requeued += await this.#requeueWithoutJob(page);
+      const last = page[page.length - 1];
+      if (page.length < PAGE || !last) return { checked, requeued };
+      after = { changedAt: last.changedAt, id: last.id };
+    }
+  }
+
+  /** Enqueues the files of `page` that no live job holds; returns how many jobs were new. */
+  async #requeueWithoutJob(page: (FileRef & { ingestionId: number })[]): Promise<number> {
+    if (page.length === 0) return 0;
+    const jobId = (file: FileRef): string => ingestJobId({ fileId: file.id, version: file.version });
+    const live = await this.#step("check jobs in Redis", () => this.#queue.liveJobIds(page.map(jobId)));
+    return this.#enqueue(page.filter((file) => !live.has(jobId(file))));
   }
 
   /** Enqueues files (grouped by ingestion for their retry policies); returns how many jobs were new. */
@@ -179,10 +449,46 @@ export class Reconciler {
     }
     let added = 0;
     for (const [ingestionId, group] of byIngestion) {
-      const ingestion: Ingestion | undefined = await this.#ingestions.get(ingestionId);
+      const ingestion: Ingestion | undefined = await this.#step("read an ingestion", () =>
+        this.#ingestions.get(ingestionId),
+      );
       if (!ingestion) continue;
-      added += await enqueueFiles(this.#queue, ingestion, group);
+      added += await this.#step("enqueue files", () => enqueueFiles(this.#queue, ingestion, group));
     }
     return added;
   }
+}
+
+function positive(field: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new InvalidInputError(field, `must be a positive number of milliseconds, got ${value}`);
+  }
+  return value;
+}
+
+/**
+ * Runs `run` with a signal that aborts after `timeoutMs` (or with `outer`), and settles when the signal
+ * aborts even if `run` ignores it: the call may go on in the background, but the caller does not wait.
+ */
+function withDeadline<T>(
+  what: string,
+  timeoutMs: number,
+  outer: AbortSignal | undefined,
+  run: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const timeout = AbortSignal.timeout(timeoutMs);
+  const signal = outer ? AbortSignal.any([outer, timeout]) : timeout;
+  const reason = (): Error =>
+    timeout.aborted
+      ? new ReconcileStepTimeoutError(what, timeoutMs)
+      : new LakeferryError("RECONCILER_CLOSED", `${what}: the reconciler is closing`, { retryable: true });
+  if (signal.aborted) return Promise.reject(reason());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(reason());
+    signal.addEventListener("abort", onAbort, { once: true });
+    Promise.resolve()
+      .then(() => run(signal))
+      .then(resolve, reject)
+      .finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }

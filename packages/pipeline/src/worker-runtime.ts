@@ -1,13 +1,13 @@
 import { errorMessage, type Logger } from "@lakeferry/core";
 import { createDatabase, type Database } from "@lakeferry/db";
-import { IcebergWriter } from "@lakeferry/iceberg";
+import { IcebergWriter, IcebergWriterPool } from "@lakeferry/iceberg";
 import { IngestQueue, IngestWorker } from "@lakeferry/queue";
 import { SparkConnectClient } from "@lakeferry/spark-connect";
 import type { StoreOptions } from "@lakeferry/storage";
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { FileIngestor, type FaultInjection } from "./file-ingestor.ts";
-import type { BatchLimits, BatchWriter } from "./group-commit-batcher.ts";
+import { DEFAULT_BATCH_LIMITS, type BatchLimits } from "./group-commit-batcher.ts";
 import { Reconciler } from "./reconciler.ts";
 
 export interface WorkerRuntimeOptions {
@@ -49,8 +49,8 @@ export class WorkerRuntime {
   readonly #options: WorkerRuntimeOptions;
   #db: Database | undefined;
   #queue: IngestQueue | undefined;
-  #spark: SparkConnectClient | undefined;
-  #isolatedSpark: SparkConnectClient | undefined;
+  /** One Spark session per concurrent write, for the life of the process; released at close. */
+  #sessions: SparkConnectClient[] = [];
   #ingestor: FileIngestor | undefined;
   #worker: IngestWorker | undefined;
   #reconciler: Reconciler | undefined;
@@ -73,22 +73,10 @@ export class WorkerRuntime {
     });
     const connection = { redisUrl: o.redisUrl, ...(o.queuePrefix ? { prefix: o.queuePrefix } : {}) };
     this.#queue = new IngestQueue(connection);
-    // Two sessions: one reads each source file into data files of its own (needed to replace a modified
-    // file's rows later), the other packs small files together (about 3× cheaper for large batches).
-    this.#spark = new SparkConnectClient({ remote: o.sparkRemote });
-    this.#isolatedSpark = new SparkConnectClient({ remote: o.sparkRemote });
-    const sparkPath = (uri: string): string => ingestor.sparkPathOf(uri);
-    const packing = new IcebergWriter({ spark: this.#spark, sparkPath, isolateSourceFiles: false, logger });
-    const isolating = new IcebergWriter({ spark: this.#isolatedSpark, sparkPath, logger });
-    const writer: BatchWriter = {
-      // Called only while a batch is written, so after `ingestor` exists.
-      write: (batch, options) =>
-        (batch.files.some((uri) => ingestor.needsIsolatedFiles(uri)) ? isolating : packing).write(
-          batch,
-          options,
-        ),
-      findCommittedBatch: (table, batchId, options) => packing.findCommittedBatch(table, batchId, options),
-    };
+    // Staging a batch holds its session's `spark.wap.id`: one session per write that may run at once.
+    const writes = o.batch?.maxConcurrentWrites ?? DEFAULT_BATCH_LIMITS.maxConcurrentWrites;
+    this.#sessions = Array.from({ length: writes }, () => new SparkConnectClient({ remote: o.sparkRemote }));
+    const writer = new IcebergWriterPool(this.#sessions.map((spark) => new IcebergWriter({ spark, logger })));
     const ingestor: FileIngestor = new FileIngestor({
       db: this.#db,
       writer,
@@ -104,12 +92,21 @@ export class WorkerRuntime {
       concurrency,
       process: (job) => ingestor.process(job),
       onError: (err) => logger.warn({ err: errorMessage(err) }, "queue worker error"),
+      onOutage: ({ outage, pauseMs, error }) => {
+        if (pauseMs === 0) logger.info({ breaker: "closed" }, "dependency answers again; claiming resumes");
+        else
+          logger.warn(
+            { breaker: "open", outage, pauseMs, err: errorMessage(error) },
+            "dependency down: claiming paused, no attempt spent",
+          );
+      },
     });
     this.#reconciler = new Reconciler({
       db: this.#db,
       queue: this.#queue,
       writer,
       logger,
+      holder: this.workerId,
       ...(o.reconcileIntervalMs ? { intervalMs: o.reconcileIntervalMs } : {}),
       ...(o.batchGraceMs !== undefined ? { batchGraceMs: o.batchGraceMs } : {}),
     });
@@ -137,8 +134,7 @@ export class WorkerRuntime {
     this.#ingestor?.flush();
     await workerClosed;
     await this.#ingestor?.close();
-    await this.#spark?.close().catch(() => {});
-    await this.#isolatedSpark?.close().catch(() => {});
+    await Promise.all(this.#sessions.map((spark) => spark.close().catch(() => {})));
     await this.#queue?.close().catch(() => {});
     await this.#db?.close().catch(() => {});
     logger.info({ ms: Date.now() - started }, "worker closed");

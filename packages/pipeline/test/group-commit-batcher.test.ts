@@ -1,59 +1,101 @@
 import { LakeferryError } from "@lakeferry/core";
-import type { WriteBatch, WriteResult } from "@lakeferry/iceberg";
-import { describe, expect, it } from "vitest";
+import { SparkConnectError } from "@lakeferry/spark-connect";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import {
-  BatchInterruptedError,
+  BatcherClosedError,
+  BatchFencedError,
   GroupCommitBatcher,
+  type BatchAttempt,
   type BatchFile,
-  type BatchSettlement,
   type BatchTarget,
-  type BatchWriter,
+  type BatchVerdict,
 } from "../src/index.ts";
 
+/** One call of the fake `write`, as the batcher made it. */
+interface RecordedAttempt {
+  batchId: string;
+  target: BatchTarget;
+  files: string[];
+  signal: AbortSignal;
+}
+
+/** Decides how an attempt ends. */
+type Rule = (attempt: BatchAttempt<BatchFile>, signal: AbortSignal) => BatchVerdict | Promise<BatchVerdict>;
+
+/** A malformed file under FAILFAST: the error the lifecycle would report, not retryable. */
+const badInput = (): LakeferryError =>
+  new LakeferryError("SPARK_BAD_INPUT", "malformed record", { retryable: false });
+
 /**
- * A writer that records every batch: files whose name contains "bad" fail the batch permanently (like a
- * malformed file under FAILFAST), the error naming the file when `nameTheFile`; `transient` fails every
- * write retryably (like Spark being down). Each write takes `delayMs`.
+ * The batch lifecycle as the batcher sees it: a batch holding a file named `bad*` is split while it holds
+ * several files and fails once the bad file is alone; any other batch commits, each file with as many
+ * records as its name has characters.
  */
-class RecordingWriter implements BatchWriter {
-  readonly batches: WriteBatch[] = [];
+const lakehouse: Rule = (attempt) => {
+  const bad = attempt.files.some((file) => nameOf(file.uri).startsWith("bad"));
+  if (bad)
+    return attempt.files.length > 1
+      ? { kind: "split", error: badInput() }
+      : { kind: "failed", error: badInput() };
+  return committed(attempt);
+};
+
+const committed = (attempt: BatchAttempt<BatchFile>): BatchVerdict => ({
+  kind: "committed",
+  snapshotId: `snapshot-of-${attempt.batchId}`,
+  records: new Map(attempt.files.map((file) => [file.uri, nameOf(file.uri).length])),
+});
+
+/** More attempts than any test needs. */
+const MAX_ATTEMPTS = 50;
+
+/**
+ * A fake `write` that records every attempt and answers by a rule. While held, each write waits until
+ * released, so a test decides when writes end.
+ */
+class FakeWrite {
+  readonly attempts: RecordedAttempt[] = [];
   running = 0;
   maxRunning = 0;
-  transient = false;
-  nameTheFile = false;
-  delayMs = 5;
+  /** Writes that returned (or threw). */
+  finished = 0;
+  readonly #rule: Rule;
+  #holding = false;
+  readonly #gates: (() => void)[] = [];
 
-  async write(batch: WriteBatch, options?: { signal?: AbortSignal }): Promise<WriteResult> {
-    this.batches.push(batch);
+  constructor(rule: Rule = lakehouse) {
+    this.#rule = rule;
+  }
+
+  readonly write = async (attempt: BatchAttempt<BatchFile>, signal: AbortSignal): Promise<BatchVerdict> => {
+    this.attempts.push({ ...attempt, files: attempt.files.map((file) => nameOf(file.uri)), signal });
+    // A batcher that writes the same files again and again fails the test instead of hanging it.
+    if (this.attempts.length > MAX_ATTEMPTS) return { kind: "failed", error: new Error("too many attempts") };
     this.running += 1;
     this.maxRunning = Math.max(this.maxRunning, this.running);
     try {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(resolve, this.delayMs);
-        options?.signal?.addEventListener("abort", () => {
-          clearTimeout(timer);
-          reject(new LakeferryError("SPARK_ABORTED", "aborted", { retryable: true }));
-        });
-      });
-      if (this.transient) throw new LakeferryError("SPARK_UNAVAILABLE", "spark is down", { retryable: true });
-      const bad = batch.files.filter((file) => file.includes("bad"));
-      if (bad.length > 0) {
-        const named = this.nameTheFile ? ` while reading ${bad[0]}` : "";
-        throw new LakeferryError("SPARK_BAD_INPUT", `malformed record${named}`, { retryable: false });
-      }
-      return {
-        snapshotId: String(this.batches.length),
-        committedAt: new Date(),
-        records: new Map(batch.files.map((file) => [file, file.length])),
-        alreadyCommitted: false,
-      };
+      if (this.#holding) await new Promise<void>((resolve) => this.#gates.push(resolve));
+      return await this.#rule(attempt, signal);
     } finally {
       this.running -= 1;
+      this.finished += 1;
     }
+  };
+
+  /** Writes started from now on wait for `release`. */
+  hold(): void {
+    this.#holding = true;
   }
 
-  async findCommittedBatch(): Promise<undefined> {
-    return undefined;
+  /** Lets the oldest waiting write go on. */
+  releaseOne(): void {
+    this.#gates.shift()?.();
+  }
+
+  /** Lets every waiting write go on, and stops holding. */
+  releaseAll(): void {
+    this.#holding = false;
+    for (const open of this.#gates.splice(0)) open();
   }
 }
 
@@ -63,87 +105,218 @@ const target = (overrides: Partial<BatchTarget> = {}): BatchTarget => ({
   format: "json",
   options: {},
   mode: "append",
+  isolateFiles: false,
   ...overrides,
 });
 
-const file = (name: string, bytes = 10, to = target()): BatchFile => ({
+const file = (name: string, bytes = 10, to = target(), signal?: AbortSignal): BatchFile => ({
   uri: `file:///in/${name}`,
   bytes,
   target: to,
+  ...(signal ? { signal } : {}),
 });
 
-const names = (batch: WriteBatch): string[] => batch.files.map((uri) => uri.replace("file:///in/", ""));
+function nameOf(uri: string): string {
+  return uri.replace("file:///in/", "");
+}
+
+/** Attempts as sorted lists of names, in a stable order, to compare regardless of scheduling. */
+const fileSets = (attempts: RecordedAttempt[]): string[] =>
+  attempts.map((attempt) => [...attempt.files].sort().join(",")).sort();
+
+/** Tracks whether a promise settled, without leaving a rejection unhandled. */
+function watch<T>(promise: Promise<T>): { promise: Promise<T>; settled: () => boolean } {
+  let settled = false;
+  promise.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  return { promise, settled: () => settled };
+}
 
 describe("GroupCommitBatcher", () => {
-  it("writes a batch as soon as it holds maxFiles files, without waiting", async () => {
-    const writer = new RecordingWriter();
-    const batcher = new GroupCommitBatcher({ writer, limits: { maxFiles: 3, maxWaitMs: 60_000 } });
-    const started = Date.now();
-    const commits = await Promise.all(["a", "b", "c"].map((name) => batcher.add(file(name))));
-    expect(Date.now() - started).toBeLessThan(5_000);
-    expect(writer.batches.map(names)).toEqual([["a", "b", "c"]]);
-    expect(new Set(commits.map((commit) => commit.batchId)).size).toBe(1);
-    expect(commits[0]?.records).toBe("file:///in/a".length);
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("writes a batch as soon as it holds maxFiles files and gives each file its batch, snapshot and records", async () => {
+    const fake = new FakeWrite();
+    const batcher = new GroupCommitBatcher({ write: fake.write, limits: { maxFiles: 3, maxWaitMs: 60_000 } });
+    const pending = ["a", "bb", "ccc"].map((name) => batcher.add(file(name)));
+    expect(fake.attempts.map((attempt) => attempt.files)).toEqual([["a", "bb", "ccc"]]);
+    const commits = await Promise.all(pending);
+    const batchId = fake.attempts[0]?.batchId;
+    expect(commits).toEqual([
+      { batchId, snapshotId: `snapshot-of-${batchId}`, records: 1 },
+      { batchId, snapshotId: `snapshot-of-${batchId}`, records: 2 },
+      { batchId, snapshotId: `snapshot-of-${batchId}`, records: 3 },
+    ]);
+    await batcher.close();
+  });
+
+  it("resolves a file the committed verdict has no records for with 0 records and passes a null snapshot on", async () => {
+    const fake = new FakeWrite(() => ({ kind: "committed", snapshotId: null, records: new Map() }));
+    const batcher = new GroupCommitBatcher({ write: fake.write, limits: { maxFiles: 1 } });
+    await expect(batcher.add(file("a"))).resolves.toMatchObject({ snapshotId: null, records: 0 });
     await batcher.close();
   });
 
   it("writes a batch once it holds maxBytes bytes", async () => {
-    const writer = new RecordingWriter();
+    const fake = new FakeWrite();
     const batcher = new GroupCommitBatcher({
-      writer,
+      write: fake.write,
       limits: { maxFiles: 100, maxBytes: 100, maxWaitMs: 60_000 },
     });
-    await Promise.all([batcher.add(file("a", 60)), batcher.add(file("b", 60))]);
-    expect(writer.batches.map(names)).toEqual([["a", "b"]]);
+    const first = batcher.add(file("a", 60));
+    expect(fake.attempts).toHaveLength(0);
+    const second = batcher.add(file("b", 60));
+    expect(fake.attempts.map((attempt) => attempt.files)).toEqual([["a", "b"]]);
+    await Promise.all([first, second]);
     await batcher.close();
   });
 
-  it("writes a lone file after maxWaitMs, and files that come later in a batch of their own", async () => {
-    const writer = new RecordingWriter();
-    const batcher = new GroupCommitBatcher({ writer, limits: { maxFiles: 100, maxWaitMs: 150 } });
-    const started = Date.now();
-    await batcher.add(file("a"));
-    const waited = Date.now() - started;
-    expect(waited).toBeGreaterThanOrEqual(140);
-    await batcher.add(file("b"));
-    expect(writer.batches.map(names)).toEqual([["a"], ["b"]]);
+  it("writes a lone file after maxWaitMs, and a file that comes later in a batch of its own", async () => {
+    vi.useFakeTimers();
+    const fake = new FakeWrite();
+    const batcher = new GroupCommitBatcher({ write: fake.write, limits: { maxFiles: 100, maxWaitMs: 150 } });
+    const first = batcher.add(file("a"));
+    vi.advanceTimersByTime(149);
+    expect(fake.attempts).toHaveLength(0);
+    vi.advanceTimersByTime(1);
+    expect(fake.attempts).toHaveLength(1);
+    await first;
+    const second = batcher.add(file("b"));
+    vi.advanceTimersByTime(150);
+    await second;
+    expect(fake.attempts.map((attempt) => attempt.files)).toEqual([["a"], ["b"]]);
     await batcher.close();
   });
 
   it("never mixes files of different targets in one batch", async () => {
-    const writer = new RecordingWriter();
-    const batcher = new GroupCommitBatcher({ writer, limits: { maxWaitMs: 50 } });
-    await Promise.all([
+    const fake = new FakeWrite();
+    const batcher = new GroupCommitBatcher({ write: fake.write, limits: { maxWaitMs: 60_000 } });
+    const pending = [
       batcher.add(file("a")),
       batcher.add(file("b", 10, target({ table: "lake.ns.other" }))),
       batcher.add(file("c", 10, target({ mode: "replace" }))),
       batcher.add(file("d", 10, target({ options: { multiLine: "true" } }))),
-      batcher.add(file("e")),
-    ]);
-    const written = writer.batches
-      .map(names)
-      .sort((x, y) => x.length - y.length || (x[0] ?? "").localeCompare(y[0] ?? ""));
-    expect(written).toEqual([["b"], ["c"], ["d"], ["a", "e"]]);
-    expect(writer.batches.find((batch) => batch.files.length === 1 && names(batch)[0] === "c")?.mode).toBe(
-      "replace",
-    );
+      batcher.add(file("e", 10, target({ isolateFiles: true }))),
+      batcher.add(file("f", 10, target({ ingestionId: 2 }))),
+      batcher.add(file("g")),
+    ];
+    batcher.flush();
+    await Promise.all(pending);
+    expect(fileSets(fake.attempts)).toEqual(["a,g", "b", "c", "d", "e", "f"]);
+    const byFirstFile = new Map(fake.attempts.map((attempt) => [attempt.files[0], attempt.target]));
+    expect(byFirstFile.get("c")?.mode).toBe("replace");
+    expect(byFirstFile.get("e")?.isolateFiles).toBe(true);
     await batcher.close();
   });
 
-  it("splits a batch that fails permanently until each bad file fails alone; its neighbours land", async () => {
-    const writer = new RecordingWriter();
-    const settlements: { files: string[]; settlement: BatchSettlement }[] = [];
+  it("runs at most maxConcurrentWrites writes at once; the rest queue and start as writes end", async () => {
+    const fake = new FakeWrite();
+    fake.hold();
     const batcher = new GroupCommitBatcher({
-      writer,
-      limits: { maxFiles: 8, maxWaitMs: 60_000 },
-      settle: async (attempt, settlement) => {
-        settlements.push({ files: attempt.files.map((f) => f.uri), settlement });
-      },
+      write: fake.write,
+      limits: { maxFiles: 1, maxConcurrentWrites: 2 },
     });
+    const pending = Array.from({ length: 6 }, (_, i) => batcher.add(file(`f${i}`)));
+    expect(fake.attempts).toHaveLength(2);
+    expect(batcher.writing).toBe(2);
+    expect(batcher.waiting).toBe(4);
+    fake.releaseOne();
+    await vi.waitFor(() => expect(fake.attempts).toHaveLength(3));
+    expect(batcher.writing).toBe(2);
+    fake.releaseAll();
+    await Promise.all(pending);
+    expect(fake.attempts).toHaveLength(6);
+    expect(fake.maxRunning).toBe(2);
+    await batcher.close();
+  });
+
+  it("lets a file leave while its batch gathers; the rest of the batch is written without it", async () => {
+    const fake = new FakeWrite();
+    const batcher = new GroupCommitBatcher({ write: fake.write, limits: { maxWaitMs: 60_000 } });
+    const leaving = new AbortController();
+    const left = batcher.add(file("a", 10, target(), leaving.signal));
+    const stays = batcher.add(file("b"));
+    expect(batcher.waiting).toBe(2);
+    leaving.abort(new Error("job interrupted"));
+    await expect(left).rejects.toThrow("job interrupted");
+    expect(batcher.waiting).toBe(1);
+    batcher.flush();
+    await stays;
+    expect(fake.attempts.map((attempt) => attempt.files)).toEqual([["b"]]);
+    await batcher.close();
+  });
+
+  it("lets a file leave while its batch is queued behind the concurrency cap; it is never written", async () => {
+    const fake = new FakeWrite();
+    fake.hold();
+    const batcher = new GroupCommitBatcher({
+      write: fake.write,
+      limits: { maxFiles: 1, maxConcurrentWrites: 1 },
+    });
+    const first = batcher.add(file("a"));
+    const leaving = new AbortController();
+    const queued = batcher.add(file("b", 10, target(), leaving.signal));
+    expect(batcher.waiting).toBe(1);
+    leaving.abort(new Error("job interrupted"));
+    await expect(queued).rejects.toThrow("job interrupted");
+    expect(batcher.waiting).toBe(0);
+    fake.releaseAll();
+    await first;
+    await batcher.close();
+    expect(fake.attempts.map((attempt) => attempt.files)).toEqual([["a"]]);
+  });
+
+  it("aborts a write's signal only once every one of its files' signals is aborted", async () => {
+    const fake = new FakeWrite();
+    fake.hold();
+    const batcher = new GroupCommitBatcher({ write: fake.write, limits: { maxFiles: 2, maxWaitMs: 60_000 } });
+    const one = new AbortController();
+    const two = new AbortController();
+    const pending = [
+      batcher.add(file("a", 10, target(), one.signal)),
+      batcher.add(file("b", 10, target(), two.signal)),
+    ].map((promise) => promise.catch((error: unknown) => error));
+    const signal = fake.attempts[0]?.signal;
+    expect(signal?.aborted).toBe(false);
+    one.abort(new Error("stop"));
+    expect(signal?.aborted).toBe(false); // one file still wants the write
+    expect(batcher.writing).toBe(1);
+    two.abort(new Error("stop too"));
+    expect(signal?.aborted).toBe(true);
+    fake.releaseAll();
+    await Promise.all(pending);
+    await batcher.close();
+  });
+
+  it("close writes what is gathering at once and waits until the write has ended; then takes no more files", async () => {
+    const fake = new FakeWrite();
+    fake.hold();
+    const batcher = new GroupCommitBatcher({ write: fake.write, limits: { maxWaitMs: 60_000 } });
+    const pending = batcher.add(file("a"));
+    const closing = watch(batcher.close());
+    expect(fake.attempts.map((attempt) => attempt.files)).toEqual([["a"]]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(closing.settled()).toBe(false);
+    fake.releaseAll();
+    await closing.promise;
+    expect(fake.finished).toBe(1);
+    await expect(pending).resolves.toMatchObject({ records: 1 });
+    await expect(batcher.add(file("b"))).rejects.toBeInstanceOf(BatcherClosedError);
+  });
+
+  it("splits a failing batch in halves until each bad file fails alone; its neighbours land once, and close waits for it all", async () => {
+    const fake = new FakeWrite();
+    const batcher = new GroupCommitBatcher({ write: fake.write, limits: { maxFiles: 8, maxWaitMs: 60_000 } });
     const all = ["a", "bad1", "c", "d", "e", "f", "bad2", "h"];
-    const results = await Promise.allSettled(all.map((name) => batcher.add(file(name))));
-    const fate = Object.fromEntries(all.map((name, i) => [name, results[i]?.status]));
-    expect(fate).toEqual({
+    const watched = all.map((name) => watch(batcher.add(file(name))));
+    await batcher.close();
+    expect(watched.every((w) => w.settled())).toBe(true);
+    const results = await Promise.allSettled(watched.map((w) => w.promise));
+    expect(Object.fromEntries(all.map((name, i) => [name, results[i]?.status]))).toEqual({
       a: "fulfilled",
       bad1: "rejected",
       c: "fulfilled",
@@ -153,93 +326,129 @@ describe("GroupCommitBatcher", () => {
       bad2: "rejected",
       h: "fulfilled",
     });
-    // Each bad file was blamed only once it was written alone.
-    for (const name of ["bad1", "bad2"]) {
-      const blamed = settlements.filter(
-        (s) => s.settlement.kind === "failed" && !s.settlement.split && s.files.some((f) => f.endsWith(name)),
-      );
-      expect(blamed.map((s) => s.files.length)).toEqual([1]);
-    }
-    // Every good file was committed exactly once; batch ids are fresh per attempt.
-    const committed = settlements.filter((s) => s.settlement.kind === "committed").flatMap((s) => s.files);
-    expect(committed.sort()).toEqual(
-      all
-        .filter((n) => !n.startsWith("bad"))
-        .map((n) => `file:///in/${n}`)
-        .sort(),
+    expect(fileSets(fake.attempts)).toEqual(
+      [
+        "a,bad1,bad2,c,d,e,f,h",
+        "a,bad1,c,d",
+        "bad2,e,f,h",
+        "a,bad1",
+        "c,d",
+        "e,f",
+        "bad2,h",
+        "a",
+        "bad1",
+        "bad2",
+        "h",
+      ].sort(),
     );
+    // A fresh batch id for every attempt.
+    expect(new Set(fake.attempts.map((attempt) => attempt.batchId)).size).toBe(fake.attempts.length);
     const rejected = results[1] as PromiseRejectedResult;
-    expect((rejected.reason as LakeferryError).retryable).toBe(false);
-    await batcher.close();
+    expect(rejected.reason).toBeInstanceOf(LakeferryError);
+    expect((rejected.reason as LakeferryError).code).toBe("SPARK_BAD_INPUT");
   });
 
-  it("takes out the file a permanent error names instead of halving", async () => {
-    const writer = new RecordingWriter();
-    writer.nameTheFile = true;
-    const batcher = new GroupCommitBatcher({ writer, limits: { maxFiles: 6, maxWaitMs: 60_000 } });
+  it("takes out the file a SparkConnectError names (as Spark spells its path) instead of halving", async () => {
+    const namingBad: Rule = (attempt) => {
+      const bad = attempt.files.find((f) => nameOf(f.uri).startsWith("bad"));
+      if (!bad) return committed(attempt);
+      const error = new SparkConnectError("malformed record", {
+        grpcCode: 13,
+        retryable: false,
+        filePath: bad.uri.replace("file:///", "file:/"),
+      });
+      // The lifecycle may wrap Spark's error: the batcher looks along the cause chain.
+      const wrapped = new LakeferryError("BATCH_WRITE", "write failed", { retryable: false, cause: error });
+      return attempt.files.length > 1 ? { kind: "split", error: wrapped } : { kind: "failed", error };
+    };
+    const fake = new FakeWrite(namingBad);
+    const batcher = new GroupCommitBatcher({ write: fake.write, limits: { maxFiles: 6, maxWaitMs: 60_000 } });
     const all = ["a", "b", "bad", "d", "e", "f"];
-    await Promise.allSettled(all.map((name) => batcher.add(file(name))));
-    // The full batch, then the named file alone and the five others together.
-    expect(writer.batches.map((batch) => names(batch).length).sort()).toEqual([1, 5, 6]);
-    expect(writer.batches.some((batch) => names(batch).join() === "bad")).toBe(true);
+    const results = await Promise.allSettled(all.map((name) => batcher.add(file(name))));
+    expect(results.map((result) => result.status)).toEqual([
+      "fulfilled",
+      "fulfilled",
+      "rejected",
+      "fulfilled",
+      "fulfilled",
+      "fulfilled",
+    ]);
+    expect(fileSets(fake.attempts)).toEqual(["a,b,bad,d,e,f", "a,b,d,e,f", "bad"]);
+    expect((results[2] as PromiseRejectedResult).reason).toBeInstanceOf(SparkConnectError);
     await batcher.close();
   });
 
-  it("fails every file of a batch with a retryable error without splitting", async () => {
-    const writer = new RecordingWriter();
-    writer.transient = true;
-    const batcher = new GroupCommitBatcher({ writer, limits: { maxFiles: 4, maxWaitMs: 60_000 } });
+  it("halves a batch whose error names a file that is not in it", async () => {
+    const namingStranger: Rule = (attempt) => {
+      if (!attempt.files.some((f) => nameOf(f.uri).startsWith("bad"))) return committed(attempt);
+      const error = new SparkConnectError("malformed record", {
+        grpcCode: 13,
+        retryable: false,
+        filePath: "file:/elsewhere/bad",
+      });
+      return attempt.files.length > 1 ? { kind: "split", error } : { kind: "failed", error };
+    };
+    const fake = new FakeWrite(namingStranger);
+    const batcher = new GroupCommitBatcher({ write: fake.write, limits: { maxFiles: 4, maxWaitMs: 60_000 } });
+    await Promise.allSettled(["a", "b", "bad", "d"].map((name) => batcher.add(file(name))));
+    expect(fileSets(fake.attempts)).toEqual(["a,b", "a,b,bad,d", "bad", "bad,d", "d"]);
+    await batcher.close();
+  });
+
+  it("rejects every file of a failed batch with the verdict's error, without splitting", async () => {
+    const error = new LakeferryError("SPARK_UNAVAILABLE", "spark is down", { retryable: true });
+    const fake = new FakeWrite(() => ({ kind: "failed", error }));
+    const batcher = new GroupCommitBatcher({ write: fake.write, limits: { maxFiles: 4, maxWaitMs: 60_000 } });
     const results = await Promise.allSettled(["a", "b", "c", "d"].map((name) => batcher.add(file(name))));
-    expect(results.every((r) => r.status === "rejected" && (r.reason as LakeferryError).retryable)).toBe(
-      true,
-    );
-    expect(writer.batches).toHaveLength(1);
+    expect(results).toEqual(Array.from({ length: 4 }, () => ({ status: "rejected", reason: error })));
+    expect(fake.attempts).toHaveLength(1);
     await batcher.close();
   });
 
-  it("runs at most maxConcurrentWrites writes at once; the rest queue", async () => {
-    const writer = new RecordingWriter();
-    writer.delayMs = 40;
-    const batcher = new GroupCommitBatcher({ writer, limits: { maxFiles: 1, maxConcurrentWrites: 2 } });
-    await Promise.all(Array.from({ length: 6 }, (_, i) => batcher.add(file(`f${i}`))));
-    expect(writer.batches).toHaveLength(6);
-    expect(writer.maxRunning).toBe(2);
+  it("rejects every file of a fenced batch with BatchFencedError naming the batch", async () => {
+    const fake = new FakeWrite(() => ({ kind: "fenced" }));
+    const batcher = new GroupCommitBatcher({ write: fake.write, limits: { maxFiles: 3, maxWaitMs: 60_000 } });
+    const results = await Promise.allSettled(["a", "b", "c"].map((name) => batcher.add(file(name))));
+    expect(fake.attempts).toHaveLength(1);
+    const batchId = fake.attempts[0]?.batchId ?? "no attempt";
+    for (const result of results) {
+      expect(result.status).toBe("rejected");
+      const reason = (result as PromiseRejectedResult).reason as unknown;
+      expect(reason).toBeInstanceOf(BatchFencedError);
+      expect((reason as BatchFencedError).message).toContain(batchId);
+    }
     await batcher.close();
   });
 
-  it("lets a file leave while its batch gathers, and interrupts a write only when all its files gave up", async () => {
-    const writer = new RecordingWriter();
-    writer.delayMs = 10_000;
-    const batcher = new GroupCommitBatcher({ writer, limits: { maxFiles: 2, maxWaitMs: 60_000 } });
-    const leaving = new AbortController();
-    const left = batcher.add({ ...file("a"), signal: leaving.signal });
-    leaving.abort(new Error("job interrupted"));
-    await expect(left).rejects.toThrow("job interrupted");
-    expect(batcher.waiting).toBe(0);
-
-    const one = new AbortController();
-    const two = new AbortController();
-    const first = batcher.add({ ...file("b"), signal: one.signal });
-    const second = batcher.add({ ...file("c"), signal: two.signal });
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(batcher.writing).toBe(1);
-    one.abort(new Error("stop"));
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(batcher.writing).toBe(1); // one file still wants the write
-    two.abort(new Error("stop"));
-    await expect(first).rejects.toBeInstanceOf(BatchInterruptedError);
-    await expect(second).rejects.toBeInstanceOf(BatchInterruptedError);
+  it("rejects every file of an in-doubt batch with the verdict's error and writes it no more", async () => {
+    const error = new LakeferryError("BATCH_IN_DOUBT", "postgres went away while deciding", {
+      retryable: true,
+    });
+    const fake = new FakeWrite(() => ({ kind: "in-doubt", error }));
+    const batcher = new GroupCommitBatcher({ write: fake.write, limits: { maxFiles: 3, maxWaitMs: 60_000 } });
+    const results = await Promise.allSettled(["a", "b", "c"].map((name) => batcher.add(file(name))));
+    expect(results).toEqual(Array.from({ length: 3 }, () => ({ status: "rejected", reason: error })));
+    expect(fake.attempts).toHaveLength(1);
     await batcher.close();
   });
 
-  it("close writes what is gathering at once and waits for it", async () => {
-    const writer = new RecordingWriter();
-    const batcher = new GroupCommitBatcher({ writer, limits: { maxWaitMs: 60_000 } });
-    const pending = batcher.add(file("a"));
-    const started = Date.now();
+  it("treats a write that throws as in doubt: every file rejects with the thrown error, and later batches are still written", async () => {
+    const thrown = new Error("lifecycle bug");
+    let throwing = true;
+    const fake = new FakeWrite((attempt) => {
+      if (throwing) throw thrown;
+      return committed(attempt);
+    });
+    const batcher = new GroupCommitBatcher({ write: fake.write, limits: { maxFiles: 2, maxWaitMs: 60_000 } });
+    const results = await Promise.allSettled(["a", "b"].map((name) => batcher.add(file(name))));
+    expect(results).toEqual([
+      { status: "rejected", reason: thrown },
+      { status: "rejected", reason: thrown },
+    ]);
+    expect(fake.attempts).toHaveLength(1);
+    throwing = false;
+    await expect(Promise.all([batcher.add(file("c")), batcher.add(file("d"))])).resolves.toHaveLength(2);
+    expect(fake.attempts).toHaveLength(2);
     await batcher.close();
-    await expect(pending).resolves.toMatchObject({ records: "file:///in/a".length });
-    expect(Date.now() - started).toBeLessThan(5_000);
-    await expect(batcher.add(file("b"))).rejects.toThrow(/closing/);
   });
 });

@@ -162,14 +162,23 @@ export async function rowsPerFile(spark: SparkConnectClient, table: string): Pro
   return Object.fromEntries(rows.map((row) => [String(row.f), Number(row.n)]));
 }
 
-/** The table's snapshots, oldest first, with the batch id each carries. */
+/**
+ * The snapshots that published a batch on the table's current lineage, oldest first, with the batch id:
+ * the staged snapshot itself when publishing fast-forwarded the table, else Iceberg's cherry-picked copy
+ * (`published-wap-id`). Staged snapshots never published, and the empty snapshot that creates a table, are
+ * left out.
+ */
 export async function snapshotsOf(
   spark: SparkConnectClient,
   table: string,
 ): Promise<{ snapshotId: string; operation: string; batchId: string | null }[]> {
   const rows = await spark.sql(
-    `SELECT CAST(snapshot_id AS STRING) AS id, operation, summary['lakeferry.batch-id'] AS batch
-       FROM ${table}.snapshots ORDER BY committed_at`,
+    `SELECT CAST(s.snapshot_id AS STRING) AS id, s.operation,
+            coalesce(s.summary['published-wap-id'], s.summary['lakeferry.batch-id']) AS batch
+       FROM ${table}.snapshots s JOIN ${table}.history h ON h.snapshot_id = s.snapshot_id
+      WHERE h.is_current_ancestor
+        AND coalesce(s.summary['published-wap-id'], s.summary['lakeferry.batch-id']) IS NOT NULL
+      ORDER BY s.committed_at`,
   );
   return rows.map((row) => ({
     snapshotId: String(row.id),

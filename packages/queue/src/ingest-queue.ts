@@ -1,5 +1,6 @@
 import { InvalidInputError } from "@lakeferry/core";
 import { Queue } from "bullmq";
+import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
 import {
   DEFAULT_PREFIX,
@@ -26,13 +27,14 @@ export class IngestQueue {
   private readonly redis: Redis;
   private readonly queue: Queue<IngestJobData>;
   private readonly keys: QueueKeyLayout;
+  private readonly epochKey: string;
 
   constructor(options: QueueConnectionOptions) {
     this.redis = redisConnection(options.redisUrl);
-    this.queue = new Queue<IngestJobData>(INGEST_QUEUE, {
-      connection: this.redis,
-      prefix: options.prefix ?? DEFAULT_PREFIX,
-    });
+    const prefix = options.prefix ?? DEFAULT_PREFIX;
+    this.queue = new Queue<IngestJobData>(INGEST_QUEUE, { connection: this.redis, prefix });
+    // Our own key beside BullMQ's (outside any queue's key space): it goes when Redis loses its data.
+    this.epochKey = `${prefix}:lakeferry-epoch`;
     // An unhandled 'error' event would crash the process; connection errors surface on the calls instead.
     this.queue.on("error", () => {});
     this.keys = {
@@ -98,6 +100,23 @@ export class IngestQueue {
       });
     }
     return live;
+  }
+
+  /**
+   * The Redis epoch: an id kept in the marker key `<prefix>:lakeferry-epoch`, created when missing (then
+   * `created` is true). The id stays the same for as long as Redis keeps its data; a new one means Redis
+   * lost everything under the prefix since the id was last read (FLUSHALL, a restart without persistence,
+   * a failover to an empty replica), and with it jobs that Postgres still counts on. The reconciler reads
+   * it each pass and sweeps every PENDING file when it changed.
+   */
+  async redisEpoch(): Promise<{ epoch: string; created: boolean }> {
+    for (;;) {
+      const existing = await this.redis.get(this.epochKey);
+      if (existing !== null) return { epoch: existing, created: false };
+      const fresh = `${new Date().toISOString()}/${randomBytes(6).toString("hex")}`;
+      // NX: of several processes finding the key missing, one creates it and the others read its id.
+      if ((await this.redis.set(this.epochKey, fresh, "NX")) === "OK") return { epoch: fresh, created: true };
+    }
   }
 
   /** Number of jobs per state: `waiting`, `active`, `delayed`, `completed`, `failed`. */

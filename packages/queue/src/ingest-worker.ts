@@ -9,8 +9,9 @@ export interface IngestWorkerOptions extends QueueConnectionOptions {
   concurrency: number;
   /**
    * Runs one job. Resolve when done; throw to fail the attempt. An error whose `retryable` is false
-   * (see `isRetryable` in @lakeferry/core) fails the job at once; any other error is retried with the job's
-   * exponential backoff until its attempts run out.
+   * (see `isRetryable` in @lakeferry/core) fails the job at once; an error with an `outage` pauses the
+   * queue and returns the job to waiting without spending an attempt; any other error is retried with the
+   * job's exponential backoff until its attempts run out.
    */
   process: (job: IngestJobContext) => Promise<void>;
   /**
@@ -20,6 +21,16 @@ export interface IngestWorkerOptions extends QueueConnectionOptions {
   lockDurationMs?: number;
   /** Called with worker-level errors (Redis connection, lock renewal). Default: logged. */
   onError?: (err: unknown) => void;
+  /**
+   * A dependency is down (a job failed with an error carrying an `outage`): the ingest queue pauses for
+   * `pauseMs` (doubling while it lasts, with jitter, up to 30 s) and the job waits again without spending an
+   * attempt. Called with `pauseMs` 0 once a job succeeds again. Default: nothing.
+   */
+  onOutage?: (event: { outage: string; pauseMs: number; error: unknown }) => void;
+  /** First pause of the queue after an outage, in ms. Default 1 000. */
+  minOutagePauseMs?: number;
+  /** Longest pause, in ms. Default 30 000. */
+  maxOutagePauseMs?: number;
 }
 
 /** Consumer side of the ingest queue. */

@@ -5,6 +5,7 @@ import {
   errorMessage,
   errorType,
   isRetryable,
+  outageOf,
 } from "@lakeferry/core";
 import { UnrecoverableError, WaitingError, Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
@@ -37,6 +38,16 @@ export interface JobRunnerOptions<T> extends QueueConnectionOptions {
   lockDurationMs?: number;
   process: (job: JobContext<T>) => Promise<void>;
   onError?: (err: unknown) => void;
+  /**
+   * Called when a job failed because a dependency is down (an error with an `outage`): the queue pauses for
+   * `pauseMs` (doubling while the outage lasts, up to `maxOutagePauseMs`) and the job goes back to waiting
+   * without spending an attempt. Called with `pauseMs` 0 when a job succeeds again after an outage.
+   */
+  onOutage?: (event: { outage: string; pauseMs: number; error: unknown }) => void;
+  /** First pause after an outage, in ms. Default 1 000. */
+  minOutagePauseMs?: number;
+  /** Longest pause, in ms. Default 30 000. */
+  maxOutagePauseMs?: number;
 }
 
 export interface CloseOptions {
@@ -69,6 +80,8 @@ export class JobRunner<T> {
   private redis: Redis | undefined;
   private worker: Worker | undefined;
   private closing: Promise<void> | undefined;
+  /** Consecutive outage pauses; the breaker's next pause doubles with each. */
+  private outages = 0;
 
   constructor(options: JobRunnerOptions<T>) {
     if (!Number.isInteger(options.concurrency) || options.concurrency < 1) {
@@ -153,6 +166,10 @@ export class JobRunner<T> {
     });
     try {
       await Promise.race([work, abandoned]);
+      if (this.outages > 0) {
+        this.outages = 0;
+        this.options.onOutage?.({ outage: "none", pauseMs: 0, error: undefined });
+      }
     } catch (err) {
       if (controller.signal.reason instanceof WorkerClosingError) {
         // Interrupted by shutdown, not failed: hand the job back without spending an attempt.
@@ -160,10 +177,28 @@ export class JobRunner<T> {
         await job.moveToWait(token);
         throw new WaitingError();
       }
+      const outage = outageOf(err);
+      if (outage !== undefined && this.worker) {
+        // A dependency is down: the breaker pauses the whole queue (every worker shares the dependency) and
+        // the job goes back to waiting with its attempts untouched.
+        const pauseMs = this.nextOutagePause();
+        this.options.onOutage?.({ outage, pauseMs, error: err });
+        await this.worker.rateLimit(pauseMs);
+        throw Worker.RateLimitError();
+      }
       throw isRetryable(err) ? err : unrecoverable(err);
     } finally {
       this.running.delete(jobId);
     }
+  }
+
+  private nextOutagePause(): number {
+    const min = this.options.minOutagePauseMs ?? 1_000;
+    const max = this.options.maxOutagePauseMs ?? 30_000;
+    const pause = Math.min(max, min * 2 ** Math.min(this.outages, 20));
+    this.outages += 1;
+    // Jitter, so that workers paused together do not come back together.
+    return Math.round(pause * (0.8 + Math.random() * 0.4));
   }
 }
 

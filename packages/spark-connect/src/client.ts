@@ -509,6 +509,8 @@ export class SparkConnectClient {
       };
       if (cause.sparkThrowable?.errorClass) out.errorClass = cause.sparkThrowable.errorClass;
       if (cause.sparkThrowable?.sqlState) out.sqlState = cause.sparkThrowable.sqlState;
+      const parameters = cause.sparkThrowable?.messageParameters;
+      if (parameters && Object.keys(parameters).length > 0) out.messageParameters = parameters;
       return out;
     });
     failed.causeHierarchies = causes.map((cause) => cause.errorTypeHierarchy ?? []);

@@ -8,6 +8,12 @@ export {
   SparkAnalysisError,
   SparkExecutionError,
   isRetryableSparkError,
+  isTableNotFound,
+  isTableAlreadyExists,
+  isUnalignedOverwrite,
+  isStagedSnapshotGone,
+  isNotCherrypickable,
+  isAlreadyPublished,
   type SparkErrorCause,
   type SparkErrorFields,
 } from "./errors.ts";

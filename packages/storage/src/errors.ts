@@ -1,4 +1,4 @@
-import { LakeferryError } from "@lakeferry/core";
+import { LakeferryError, type Outage } from "@lakeferry/core";
 
 /** What a storage error is about, for messages and logs. */
 export interface StorageErrorContext {
@@ -26,7 +26,7 @@ export class StorageError extends LakeferryError {
     code: string,
     message: string,
     context: StorageErrorContext,
-    options: { retryable: boolean; cause?: unknown },
+    options: { retryable: boolean; cause?: unknown; outage?: Outage },
   ) {
     super(code, message, options);
     this.uri = context.uri;
@@ -52,18 +52,21 @@ export class StorageAccessDeniedError extends StorageError {
 
 /**
  * The service kept throttling (S3 SlowDown, HTTP 429/503) after the SDK's own retries with exponential
- * backoff were used up. Transient: retryable later.
+ * backoff were used up. Transient: retryable later, with `outage: "storage"` (back off; no file is to blame).
  */
 export class StorageThrottledError extends StorageError {
   constructor(message: string, context: StorageErrorContext, cause?: unknown) {
-    super("STORAGE_THROTTLED", message, context, { retryable: true, cause });
+    super("STORAGE_THROTTLED", message, context, { retryable: true, cause, outage: "storage" });
   }
 }
 
-/** The service could not be reached or failed on its side (network error, timeout, HTTP 5xx). Retryable. */
+/**
+ * The service could not be reached or failed on its side (network error, timeout, HTTP 5xx). Retryable,
+ * with `outage: "storage"`.
+ */
 export class StorageUnavailableError extends StorageError {
   constructor(message: string, context: StorageErrorContext, cause?: unknown) {
-    super("STORAGE_UNAVAILABLE", message, context, { retryable: true, cause });
+    super("STORAGE_UNAVAILABLE", message, context, { retryable: true, cause, outage: "storage" });
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
+import { outageOf } from "@lakeferry/core";
 import {
   StorageAccessDeniedError,
   StorageThrottledError,
@@ -115,7 +116,14 @@ describe("throttling is retried with backoff, then classified", () => {
     const server = await faultServer(answer);
     const error = await listOnce(uri, { ...options(server.endpoint), maxRetries: retries });
     expect(error).toBeInstanceOf(StorageThrottledError);
-    expect(error).toMatchObject({ retryable: true, code: "STORAGE_THROTTLED", operation: "list" });
+    // Throttling is the store's state, not the file's: back off without blaming anything.
+    expect(error).toMatchObject({
+      retryable: true,
+      code: "STORAGE_THROTTLED",
+      operation: "list",
+      outage: "storage",
+    });
+    expect(outageOf(error)).toBe("storage");
     // The first try and each retry.
     expect(server.requests()).toBe(1 + retries);
   });
@@ -142,9 +150,31 @@ describe("refusals are permanent access-denied errors", () => {
     const server = await faultServer(answer);
     const error = await listOnce(uri, { ...options(server.endpoint), maxRetries: 2 });
     expect(error).toBeInstanceOf(StorageAccessDeniedError);
-    expect(error).toMatchObject({ retryable: false });
+    expect(error).toMatchObject({ retryable: false, outage: undefined });
     // Not retried: it cannot get better.
     expect(server.requests()).toBe(1);
+  });
+});
+
+describe("a service failing on its side is a storage outage", () => {
+  it.each([
+    {
+      name: "s3 500 InternalError",
+      uri: "s3://bucket/",
+      answer: xmlError(500, "InternalError"),
+      options: s3Options,
+    },
+    {
+      name: "azure 500 InternalError",
+      uri: "az://devstoreaccount1/box/",
+      answer: xmlError(500, "InternalError"),
+      options: azureOptions,
+    },
+  ])("$name", async ({ uri, answer, options }) => {
+    const server = await faultServer(answer);
+    const error = await listOnce(uri, { ...options(server.endpoint), maxRetries: 0 });
+    expect(error).toBeInstanceOf(StorageUnavailableError);
+    expect(error).toMatchObject({ retryable: true, outage: "storage" });
   });
 });
 
@@ -158,6 +188,7 @@ describe("an unreachable service is a retryable unavailable error", () => {
     const port = await freePort();
     const error = await listOnce(uri, { ...options(`http://127.0.0.1:${port}`), maxRetries: 0 });
     expect(error).toBeInstanceOf(StorageUnavailableError);
-    expect(error).toMatchObject({ retryable: true, code: "STORAGE_UNAVAILABLE" });
+    expect(error).toMatchObject({ retryable: true, code: "STORAGE_UNAVAILABLE", outage: "storage" });
+    expect(outageOf(error)).toBe("storage");
   });
 });

@@ -1,0 +1,501 @@
+import { errorMessage, errorType, isRetryable, LakeferryError, outageOf, type Logger } from "@lakeferry/core";
+import {
+  abandonBatch,
+  beginPublish,
+  openBatch,
+  readBatch,
+  recordOutcomes,
+  type BatchRecord,
+  type Database,
+  type Outcome,
+} from "@lakeferry/db";
+import { ingestedAtNow, type PublishOutcome, type StagedWrite, type WriteBatch } from "@lakeferry/iceberg";
+import type { ExecutionOptions } from "@lakeferry/spark-connect";
+import type { BatchAttempt, BatchFile } from "./group-commit-batcher.ts";
+
+/** What the batch lifecycle writes through: `IcebergWriterPool` in production. */
+export interface BatchWriter {
+  stage(batch: WriteBatch, options?: ExecutionOptions): Promise<StagedWrite>;
+  publish(table: string, stagedSnapshotId: string, options?: ExecutionOptions): Promise<PublishOutcome>;
+  hasBatchRows(
+    table: string,
+    ingestedAtMicros: bigint,
+    files: readonly string[],
+    options?: ExecutionOptions,
+  ): Promise<boolean>;
+}
+
+/** A file as its batch's lifecycle needs it: everything travels with the file, nothing is asked back. */
+export interface LifecycleFile extends BatchFile {
+  fileId: number;
+  version: number;
+  /** The path Spark reads the file by (the ingestion's path rules applied to `uri`). */
+  readPath: string;
+  /** The job runs its last attempt: a failure that counts against the file is final. */
+  lastAttempt: boolean;
+  log: Logger;
+}
+
+/**
+ * How a write attempt ended, once the lifecycle has recorded what it can:
+ * - `committed`: published and recorded; every file's rows are in the table once;
+ * - `split`: a failure in a batch of several files, none of them blamed yet and nothing recorded for them:
+ *   write them again in smaller batches until a failing file is alone;
+ * - `failed`: not visible, never will be; each file's outcome is recorded (PENDING or FAILED, its attempt
+ *   counted unless `error` is an outage);
+ * - `fenced`: Postgres gave the batch up or a file was taken over before it could be published: nothing
+ *   was published and the files are someone else's now;
+ * - `in-doubt`: whether the batch was decided (or published) is unknown here (Postgres or Spark failed at
+ *   the deciding moment); it stays for recovery, which publishes or abandons it.
+ */
+export type BatchVerdict =
+  | { kind: "committed"; snapshotId: string | null; records: Map<string, number> }
+  | { kind: "split"; error: unknown }
+  | { kind: "failed"; error: unknown }
+  | { kind: "fenced" }
+  | { kind: "in-doubt"; error: unknown };
+
+/** How resolving a batch left by someone else ended. */
+export type BatchResolution = "committed" | "abandoned" | "live";
+
+/** Crash points for fault tests: the process SIGKILLs itself there. Never set in production. */
+export interface LifecycleFaults {
+  /** After the staged snapshot is written, before Postgres decides. */
+  crashAfterStage?: boolean;
+  /** After Postgres decided (PUBLISHING), before the publish. */
+  crashBeforePublish?: boolean;
+  /** After the publish, before Postgres records it COMMITTED. */
+  crashAfterCommit?: boolean;
+}
+
+export interface BatchLifecycleOptions {
+  db: Database;
+  writer: BatchWriter;
+  /** This process's name in leases and batches. */
+  workerId: string;
+  logger: Logger;
+  /**
+   * How long this worker alone publishes a batch it decided, in ms; its files' leases are extended as long.
+   * Recovery publishes a batch whose publisher did not finish in that time. Default 60 000.
+   */
+  publishLeaseMs?: number;
+  faults?: LifecycleFaults;
+}
+
+/** The batch was fenced off: given up on, or a file taken over, before it could be published. */
+export class BatchFencedError extends LakeferryError {
+  constructor(batchId: string) {
+    super(
+      "BATCH_FENCED",
+      `batch ${batchId} was given up on before it could be published; nothing was written`,
+      {
+        retryable: true,
+      },
+    );
+  }
+}
+
+/** Whether a batch was decided or published is unknown here; recovery settles it. Spends no attempt. */
+export class BatchInDoubtError extends LakeferryError {
+  readonly batchId: string;
+
+  constructor(batchId: string, cause: unknown) {
+    super("BATCH_IN_DOUBT", `batch ${batchId} is left for recovery: ${errorMessage(cause)}`, {
+      retryable: true,
+      cause,
+      outage: outageOf(cause) ?? "spark",
+    });
+    this.batchId = batchId;
+  }
+}
+
+/** The staged snapshot could not be published and its rows are not in the table: written again. */
+export class BatchUnpublishableError extends LakeferryError {
+  constructor(batchId: string, reason: string) {
+    super("BATCH_UNPUBLISHABLE", `batch ${batchId} could not be published (${reason}); writing it again`, {
+      retryable: true,
+    });
+  }
+}
+
+const PUBLISH_RETRY_DELAYS_MS = [250, 1_000, 2_000, 4_000, 8_000];
+
+/**
+ * The one owner of a write batch's life: open, stage, decide, publish, record — and resolve a batch whose
+ * writer is gone. Used by the file ingestor (its own batches, and a claimed file's earlier batch) and by
+ * the reconciler.
+ *
+ * The fence: a batch is staged in Iceberg (invisible), then Postgres moves it OPEN → PUBLISHING with a
+ * compare-and-set that fails if the batch was given up on or any of its files was taken over; only a
+ * PUBLISHING batch is ever published, and every PUBLISHING batch is published (by its writer, else by
+ * recovery, which first checks the table's rows so as not to publish twice once snapshots are expired).
+ * So a batch is visible if and only if Postgres decided it, whatever the timing of crashes, pauses, dropped
+ * connections and restarts; a late or repeated staged write is never seen.
+ */
+export class BatchLifecycle {
+  readonly #db: Database;
+  readonly #writer: BatchWriter;
+  readonly #workerId: string;
+  readonly #logger: Logger;
+  readonly #publishLeaseMs: number;
+  readonly #faults: LifecycleFaults;
+
+  constructor(options: BatchLifecycleOptions) {
+    this.#db = options.db;
+    this.#writer = options.writer;
+    this.#workerId = options.workerId;
+    this.#logger = options.logger;
+    this.#publishLeaseMs = options.publishLeaseMs ?? 60_000;
+    this.#faults = options.faults ?? {};
+  }
+
+  /** Writes one attempt of a batch through the fence and records the outcome; see {@link BatchVerdict}. */
+  async write(attempt: BatchAttempt<LifecycleFile>, signal: AbortSignal): Promise<BatchVerdict> {
+    const { batchId, target, files } = attempt;
+    const log = this.#logger.child({ batchId, table: target.table, ingestionId: target.ingestionId });
+    const ingestedAtMicros = ingestedAtNow().micros;
+    try {
+      await openBatch(this.#db, {
+        batchId,
+        ingestionId: target.ingestionId,
+        table: target.table,
+        worker: this.#workerId,
+        files: files.map((file) => ({ id: file.fileId, version: file.version })),
+        ingestedAtMicros,
+      });
+    } catch (error) {
+      // Nothing written, nothing recorded: the files' outcomes cannot be recorded either while Postgres fails.
+      return { kind: "failed", error: await this.#recordFailures(files, error, batchId, log) };
+    }
+
+    let staged: StagedWrite;
+    try {
+      staged = await this.#writer.stage(
+        {
+          batchId,
+          table: target.table,
+          format: target.format,
+          ...(target.schema === undefined ? {} : { schema: target.schema }),
+          options: target.options,
+          files: files.map((file) => file.uri),
+          readPaths: files.map((file) => file.readPath),
+          isolateFiles: target.isolateFiles,
+          mode: target.mode,
+          ingestedAtMicros,
+        },
+        { signal },
+      );
+    } catch (error) {
+      // Whatever happened to the staged write (it may still land on the server), it is never published.
+      await abandonBatch(this.#db, {
+        batchId,
+        from: "OPEN",
+        state: "FAILED",
+        errorMessage: errorMessage(error),
+      }).catch((err: unknown) =>
+        log.warn({ err: errorMessage(err) }, "could not record the batch FAILED; recovery abandons it"),
+      );
+      if (files.length > 1 && outageOf(error) === undefined && !signal.aborted) {
+        log.info(
+          { files: files.length, errorType: fileErrorType(error), error: errorMessage(error) },
+          "batch failed; splitting it so that a failing file fails alone",
+        );
+        return { kind: "split", error };
+      }
+      return { kind: "failed", error: await this.#recordFailures(files, error, batchId, log) };
+    }
+    if (this.#faults.crashAfterStage) crash(log, "after-stage");
+
+    let decided: boolean;
+    try {
+      decided = await beginPublish(this.#db, {
+        batchId,
+        worker: this.#workerId,
+        stagedSnapshotId: staged.stagedSnapshotId,
+        records: files.map((file) => ({ fileId: file.fileId, records: staged.records.get(file.uri) ?? 0 })),
+        publishLeaseMs: this.#publishLeaseMs,
+      });
+    } catch (error) {
+      log.warn({ err: errorMessage(error) }, "could not decide the batch; recovery publishes or abandons it");
+      return { kind: "in-doubt", error: new BatchInDoubtError(batchId, error) };
+    }
+    if (!decided) {
+      await abandonBatch(this.#db, {
+        batchId,
+        from: "OPEN",
+        state: "ABANDONED",
+        errorMessage: "fenced: a file was taken over before the batch could be published",
+      }).catch(() => undefined);
+      log.warn(
+        { files: files.length },
+        "batch fenced off before publishing; its staged snapshot stays unpublished",
+      );
+      return { kind: "fenced" };
+    }
+    if (this.#faults.crashBeforePublish) crash(log, "before-publish");
+
+    let published: PublishOutcome;
+    try {
+      published = await this.#publishWithRetries(target.table, staged.stagedSnapshotId, log);
+    } catch (error) {
+      log.warn({ err: errorMessage(error) }, "could not publish the batch; recovery publishes it");
+      return { kind: "in-doubt", error: new BatchInDoubtError(batchId, error) };
+    }
+    if (published.kind === "unpublishable") {
+      const rows = await this.#writer
+        .hasBatchRows(
+          target.table,
+          ingestedAtMicros,
+          files.map((file) => file.uri),
+          { deadlineMs: 60_000 },
+        )
+        .catch((error: unknown) => error);
+      if (rows instanceof Error || rows === undefined) {
+        return { kind: "in-doubt", error: new BatchInDoubtError(batchId, rows) };
+      }
+      if (!rows) {
+        const error = new BatchUnpublishableError(batchId, published.reason);
+        const state = await abandonBatch(this.#db, {
+          batchId,
+          from: "PUBLISHING",
+          state: "ABANDONED",
+          errorMessage: error.message,
+        }).catch((err: unknown) => err);
+        if (state !== "ABANDONED") return { kind: "in-doubt", error: new BatchInDoubtError(batchId, state) };
+        const outcomes = files.map((file) => failureOutcome(file, error, batchId, false));
+        await this.#record(outcomes, log).catch(() => undefined);
+        return { kind: "failed", error };
+      }
+    }
+    if (this.#faults.crashAfterCommit) crash(log, "after-commit");
+
+    const snapshotId = published.kind === "published" ? published.snapshotId : null;
+    const outcomes: Outcome[] = files.map((file) => ({
+      id: file.fileId,
+      version: file.version,
+      status: "SUCCESS",
+      recordsIngested: staged.records.get(file.uri) ?? 0,
+      bytesRead: file.bytes,
+      batchId,
+      ...(snapshotId === null ? {} : { snapshotId }),
+    }));
+    try {
+      await this.#recordCommitted(batchId, outcomes, snapshotId);
+    } catch (error) {
+      log.warn({ err: errorMessage(error) }, "published, but not recorded yet; recovery records it");
+      return { kind: "in-doubt", error: new BatchInDoubtError(batchId, error) };
+    }
+    log.info(
+      {
+        files: files.length,
+        snapshotId,
+        records: [...staged.records.values()].reduce((sum, n) => sum + n, 0),
+      },
+      "batch committed",
+    );
+    return { kind: "committed", snapshotId, records: staged.records };
+  }
+
+  /**
+   * Settles a batch whose writer may be gone: an OPEN one is abandoned (its staged snapshot is never
+   * published), a PUBLISHING one is published unless the table already holds its rows, a COMMITTED one has
+   * its files recorded again. With `skipLive`, a batch its writer may still be working on (an OPEN batch
+   * with a live lease, a PUBLISHING one within its publisher's time) is left alone.
+   */
+  async resolve(
+    batchId: string,
+    options: { skipLive: boolean; signal?: AbortSignal; deadlineMs?: number },
+  ): Promise<BatchResolution> {
+    let batch = await readBatch(this.#db, batchId);
+    if (!batch) return "abandoned";
+    const log = this.#logger.child({ batchId, table: batch.table });
+    if (batch.state === "OPEN") {
+      if (options.skipLive && batch.members.some((member) => member.liveLease)) return "live";
+      const state = await abandonBatch(this.#db, {
+        batchId,
+        from: "OPEN",
+        state: "ABANDONED",
+        errorMessage: "its writer was gone before deciding it; never published",
+      });
+      if (state !== "PUBLISHING") {
+        log.info({ files: batch.members.length }, "batch abandoned");
+        return "abandoned";
+      }
+      batch = await readBatch(this.#db, batchId);
+      if (!batch) return "abandoned";
+    }
+    if (batch.state === "FAILED" || batch.state === "ABANDONED") return "abandoned";
+    if (batch.state === "PUBLISHING" && options.skipLive && batch.publishLive) return "live";
+    const execution: ExecutionOptions = {
+      ...(options.signal ? { signal: options.signal } : {}),
+      deadlineMs: options.deadlineMs ?? 120_000,
+    };
+    let snapshotId = batch.snapshotId;
+    if (batch.state === "PUBLISHING") {
+      const published = await this.#publishFromRecord(batch, execution, log);
+      if (published === "abandoned") return "abandoned";
+      snapshotId = published.published;
+    }
+    const outcomes: Outcome[] = batch.members.map((member) => ({
+      id: member.id,
+      version: member.version,
+      status: "SUCCESS",
+      recordsIngested: member.records ?? 0,
+      bytesRead: member.size,
+      batchId,
+      ...(snapshotId === null ? {} : { snapshotId }),
+    }));
+    await this.#recordCommitted(batchId, outcomes, snapshotId);
+    log.info({ files: batch.members.length, snapshotId }, "batch resolved committed; files recorded from it");
+    return "committed";
+  }
+
+  /**
+   * Publishes a PUBLISHING batch from its record: `published` with the snapshot id (null when unknown), or
+   * `abandoned` when it can no longer be published and its rows are not in the table.
+   */
+  async #publishFromRecord(
+    batch: BatchRecord,
+    execution: ExecutionOptions,
+    log: Logger,
+  ): Promise<{ published: string | null } | "abandoned"> {
+    const files = batch.members.map((member) => member.path);
+    const marker = batch.ingestedAtMicros;
+    // Published before (by a writer that died before recording it)? Asked of the rows, not of snapshot
+    // history, which maintenance may have expired.
+    if (marker !== null && (await this.#writer.hasBatchRows(batch.table, marker, files, execution))) {
+      return { published: batch.snapshotId };
+    }
+    if (batch.stagedSnapshotId === null)
+      throw new Error(`batch ${batch.id} is PUBLISHING without a staged snapshot`);
+    const published = await this.#writer.publish(batch.table, batch.stagedSnapshotId, execution);
+    if (published.kind === "published") return { published: published.snapshotId };
+    if (published.kind === "already-published") return { published: batch.snapshotId };
+    const state = await abandonBatch(this.#db, {
+      batchId: batch.id,
+      from: "PUBLISHING",
+      state: "ABANDONED",
+      errorMessage: `could not be published (${published.reason}) and its rows are not in the table`,
+    });
+    if (state === "ABANDONED") {
+      log.warn(
+        { reason: published.reason },
+        "decided batch could not be published; its files are written again",
+      );
+      return "abandoned";
+    }
+    return { published: batch.snapshotId };
+  }
+
+  async #publishWithRetries(table: string, stagedSnapshotId: string, log: Logger): Promise<PublishOutcome> {
+    const deadline = Date.now() + this.#publishLeaseMs / 2;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.#writer.publish(table, stagedSnapshotId, { deadlineMs: 60_000 });
+      } catch (error) {
+        const delay = PUBLISH_RETRY_DELAYS_MS[Math.min(attempt, PUBLISH_RETRY_DELAYS_MS.length - 1)] ?? 1_000;
+        if (!isRetryable(error) || Date.now() + delay > deadline) throw error;
+        log.info({ err: errorMessage(error), attempt: attempt + 1 }, "publish failed; trying again");
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+
+  /** Records a published batch COMMITTED with its files SUCCESS, whoever holds them now. Retries briefly. */
+  async #recordCommitted(batchId: string, outcomes: Outcome[], snapshotId: string | null): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await recordOutcomes(this.#db, {
+          worker: null,
+          outcomes,
+          batch: { id: batchId, state: "COMMITTED", ...(snapshotId === null ? {} : { snapshotId }) },
+        });
+        return;
+      } catch (error) {
+        if (!isRetryable(error) || attempt >= 3) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 500 * 2 ** attempt));
+      }
+    }
+  }
+
+  /**
+   * Records a failed attempt for each file (PENDING to retry, or FAILED when permanent or on the job's last
+   * attempt; an outage counts against no file) and returns the error the files fail with.
+   */
+  async #recordFailures(
+    files: LifecycleFile[],
+    error: unknown,
+    batchId: string,
+    log: Logger,
+  ): Promise<unknown> {
+    const counted = outageOf(error) === undefined;
+    const outcomes = files.map((file) => failureOutcome(file, error, batchId, counted));
+    await this.#record(outcomes, log).catch((err: unknown) =>
+      log.warn({ err: errorMessage(err) }, "could not record the failures; the leases will expire"),
+    );
+    files.forEach((file, index) => {
+      const outcome = outcomes[index];
+      const fields = {
+        batchId,
+        errorType: outcome?.errorType,
+        error: outcome?.errorMessage,
+        status: outcome?.status,
+      };
+      if (outcome?.status === "FAILED") file.log.warn(fields, "file failed");
+      else file.log.info({ ...fields, counted }, "file will be retried");
+    });
+    return error;
+  }
+
+  /** Records this worker's outcomes for files it still holds. */
+  async #record(outcomes: Outcome[], log: Logger): Promise<void> {
+    const { applied } = await recordOutcomes(this.#db, { worker: this.#workerId, outcomes });
+    if (applied.length < outcomes.length) {
+      log.warn(
+        { recorded: applied.length, outcomes: outcomes.length },
+        "some outcomes not recorded: the lease was lost or the file changed meanwhile",
+      );
+    }
+  }
+}
+
+/** PENDING (retried) or FAILED (permanent, or the last attempt of a counted failure). */
+export function failureOutcome(
+  file: Pick<LifecycleFile, "fileId" | "version" | "lastAttempt">,
+  error: unknown,
+  batchId: string | null,
+  counted: boolean,
+): Outcome {
+  const final = !isRetryable(error) || (counted && file.lastAttempt);
+  return {
+    id: file.fileId,
+    version: file.version,
+    status: final ? "FAILED" : "PENDING",
+    errorType: fileErrorType(error),
+    errorMessage: errorMessage(error),
+    counted,
+    ...(batchId === null ? {} : { batchId }),
+  };
+}
+
+/**
+ * Spark's error class when there is one, the innermost of the cause chain (`FAILED_READ_FILE` wraps the
+ * `MALFORMED_RECORD_IN_PARSING` that says what is wrong), else the error's code or name.
+ */
+export function fileErrorType(error: unknown): string {
+  if (error instanceof LakeferryError && "errorClass" in error) {
+    const causes =
+      "causes" in error && Array.isArray(error.causes) ? (error.causes as { errorClass?: unknown }[]) : [];
+    const innermost = causes.findLast((cause) => typeof cause.errorClass === "string")?.errorClass;
+    if (typeof innermost === "string") return innermost;
+    if (typeof error.errorClass === "string") return error.errorClass;
+  }
+  return errorType(error);
+}
+
+function crash(log: Logger, point: string): never {
+  log.fatal({ point }, "fault injection: killing this process");
+  log.flush?.();
+  process.kill(process.pid, "SIGKILL");
+  throw new Error("unreachable");
+}
