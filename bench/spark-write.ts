@@ -1,8 +1,10 @@
 /**
  * What a batch write costs on this Spark: medians of `SELECT 1` (one round trip, the floor), a 1-file batch
- * and a 100-file batch through IcebergWriter.write (one job, one commit, then the snapshot lookup and the
- * per-file count), each also as a ratio to `SELECT 1`; and the 100-file batch again with isolateSourceFiles
- * off (its own session and table), to show what one task per file costs. Small JSON files in a temp dir.
+ * and a 100-file batch through IcebergWriter.write (stage one snapshot in one job, find it and count its rows
+ * per file, then publish it), each also as a ratio to `SELECT 1`; the two halves of the fenced commit of a
+ * 100-file batch on their own (stage; publish, the step added by the fence); and the 100-file batch again
+ * with isolateSourceFiles off (its own session and table), to show what one task per file costs. Small JSON
+ * files in a temp dir.
  *
  *   eval "$(bash scripts/services.sh env)"
  *   npx tsx bench/spark-write.ts [runs=5]
@@ -76,6 +78,13 @@ try {
   const one = await median(() => newFiles(1), writeBatch);
   const hundred = await median(() => newFiles(100), writeBatch);
   const hundredMixed = await median(() => newFiles(100), writeMixed);
+  const stageOf = async (files: string[]) =>
+    writer.stage({ batchId: randomUUID(), table, format: "json", schema: "id BIGINT, v STRING", files });
+  const stage = await median(() => newFiles(100), stageOf);
+  const publish = await median(
+    async () => (await stageOf(await newFiles(100))).stagedSnapshotId,
+    (staged) => writer.publish(table, staged),
+  );
 
   const line = (name: string, ms: number): string =>
     `${name.padEnd(22)} ${ms.toFixed(1).padStart(9)} ms  ${(ms / select1).toFixed(1).padStart(7)}x SELECT 1`;
@@ -84,6 +93,8 @@ try {
   console.log(line("write 1-file batch", one));
   console.log(line("write 100-file batch", hundred));
   console.log(line("  same, not isolated", hundredMixed));
+  console.log(line("  stage only", stage));
+  console.log(line("  publish only (fence)", publish));
   console.log(`${"per file in 100".padEnd(22)} ${(hundred / 100).toFixed(1).padStart(9)} ms`);
 } finally {
   for (const name of [table, mixedTable]) {

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   cli,
+  cliJson,
   createSandbox,
   deleteQueueKeys,
   expectExactlyOnce,
@@ -63,19 +64,30 @@ describe("crashes and a Redis flush", () => {
     );
     processes.push(afterCommit);
     expect(await afterCommit.exited).toEqual({ code: null, signal: "SIGKILL" });
-    const open = await query<{ id: string }>("SELECT id::text AS id FROM write_batches WHERE state = 'OPEN'");
+    // Decided (PUBLISHING) and published, but not recorded COMMITTED: recovery must record it, not write it.
+    const open = await query<{ id: string }>(
+      "SELECT id::text AS id FROM write_batches WHERE state = 'PUBLISHING'",
+    );
     expect(open.length).toBeGreaterThanOrEqual(1);
     const committedInIceberg = await cli(
       ["sql", `SELECT summary['lakeferry.batch-id'] AS batch FROM ${box.table}.snapshots`, "--json"],
       box.env,
     );
     const crashBatches = (JSON.parse(committedInIceberg.stdout) as { batch: string }[]).map((r) => r.batch);
-    // The dangerous point: a batch the table has, that Postgres still calls OPEN.
+    // The dangerous point: a batch the table has, that Postgres has not recorded COMMITTED yet.
     const crashBatch = open.map((b) => b.id).find((id) => crashBatches.includes(id));
     expect(
       crashBatch,
       `OPEN batches ${open.map((b) => b.id).join()} vs snapshots ${crashBatches.join()}`,
     ).toBeTruthy();
+    const visible = await cliJson<{ n: number }[]>(
+      [
+        "sql",
+        `SELECT count(*) AS n FROM ${box.table}.snapshots s JOIN ${box.table}.history h ON h.snapshot_id = s.snapshot_id WHERE h.is_current_ancestor AND coalesce(s.summary['published-wap-id'], s.summary['lakeferry.batch-id']) = '${crashBatch}'`,
+      ],
+      box.env,
+    );
+    expect(visible[0]?.n).toBe(1);
 
     // 2. Killed right after claiming files.
     const afterClaim = new LakeferryProcess(

@@ -143,7 +143,8 @@ export async function databaseNow(db: Database): Promise<Date> {
  * Puts files back to PENDING for another try, at the same version, keeping their attempt and retry
  * counts and last error: with `path`, that file if it is settled (SUCCESS, FAILED or SKIPPED; only FAILED
  * with `failedOnly`); without, every FAILED file of the ingestion. The file's batch id is cleared, so the
- * next attempt writes again instead of trusting an earlier commit. Returns the files reset.
+ * next attempt writes again instead of trusting an earlier commit, unless that batch may still become
+ * visible (OPEN or PUBLISHING): then the next claim settles it first. Returns the files reset.
  */
 export async function resetFilesForRetry(
   db: Database,
@@ -162,7 +163,11 @@ export async function resetFilesForRetry(
          FOR UPDATE
        ),
        reset AS (
-         UPDATE processed_files pf SET status = 'PENDING', batch_id = NULL, lease_owner = NULL,
+         -- A batch that may still become visible (OPEN, PUBLISHING) stays, so the next claim settles it first.
+         UPDATE processed_files pf SET status = 'PENDING', lease_owner = NULL,
+           batch_id = CASE WHEN EXISTS (SELECT 1 FROM write_batches wb
+                                        WHERE wb.id = pf.batch_id AND wb.state IN ('OPEN', 'PUBLISHING'))
+                           THEN pf.batch_id END,
            lease_expires_at = NULL, updated_at = now()
          FROM target WHERE pf.id = target.id
          RETURNING pf.id, pf.version, pf.file_path, pf.ingestion_id

@@ -67,7 +67,11 @@ bumped AS (
     status = 'PENDING', run_id = $2, processing_started_at = NULL, processed_at = NULL,
     records_ingested = NULL, bytes_read = NULL, processing_duration_ms = NULL, error_message = NULL,
     error_type = NULL, retry_count = 0, attempts = 0, lease_owner = NULL, lease_expires_at = NULL,
-    batch_id = NULL, snapshot_id = NULL, updated_at = now()
+    -- An earlier version's batch that Postgres decided to publish stays, so the new version's claim
+    -- publishes it first (and a replace then swaps its rows), instead of racing its publisher.
+    batch_id = CASE WHEN EXISTS (SELECT 1 FROM write_batches wb
+                                 WHERE wb.id = pf.batch_id AND wb.state = 'PUBLISHING') THEN pf.batch_id END,
+    snapshot_id = NULL, updated_at = now()
   FROM locked JOIN changed c ON c.id = locked.id
   WHERE pf.id = locked.id
   RETURNING pf.id, pf.version, pf.file_path, pf.file_size, pf.etag, pf.modified_at,

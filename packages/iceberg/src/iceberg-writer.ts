@@ -40,6 +40,11 @@ export interface StagedWrite {
   records: Map<string, number>;
   /** The `_ingested_at` value of every row written (µs since the epoch). */
   ingestedAtMicros: bigint;
+  /**
+   * True when the table committed the write at once instead of staging it (its `write.wap.enabled` was
+   * turned off, or the table was recreated without it): the rows are visible already, unfenced.
+   */
+  visible?: boolean;
 }
 
 /** How publishing a staged snapshot ended. */
@@ -140,8 +145,6 @@ export class IcebergWriter {
    *
    * @throws InvalidInputError for a bad table name, option key or file URI (before any Spark call).
    * @throws SparkConnectError subclasses as `@lakeferry/spark-connect` classifies them.
-   * @throws LakeferryError `ICEBERG_NOT_STAGED` (not retryable) when the table committed the write at once
-   *   instead of staging it (its `write.wap.enabled` was turned off meanwhile): the rows are visible.
    */
   stage(batch: WriteBatch, options?: ExecutionOptions): Promise<StagedWrite> {
     const valid = validateWriteBatch(batch);
@@ -192,6 +195,7 @@ export class IcebergWriter {
    */
   async write(batch: WriteBatch, options?: ExecutionOptions): Promise<WriteResult> {
     const staged = await this.stage(batch, options);
+    if (staged.visible) return { snapshotId: staged.stagedSnapshotId, records: staged.records };
     const published = await this.publish(batch.table, staged.stagedSnapshotId, options);
     if (published.kind !== "published") {
       throw new LakeferryError(
@@ -273,16 +277,15 @@ export class IcebergWriter {
         { retryable: true },
       );
     }
-    if (snapshot.current) {
-      throw new LakeferryError(
-        "ICEBERG_NOT_STAGED",
-        `${valid.tableName.quoted}: batch ${valid.batchId} was committed at once instead of staged ` +
-          "(write.wap.enabled is off?); its rows are visible without the Postgres fence",
-        { retryable: false },
-      );
-    }
+    // Committed at once: the table does not stage (any more); make sure it does before the next batch.
+    if (snapshot.current) this.#stagingTables.delete(valid.tableName.quoted);
     const records = await this.#countRecords(valid.tableName, snapshot, valid.files, options);
-    return { stagedSnapshotId: snapshot.snapshotId, records, ingestedAtMicros: ingestedAt.micros };
+    return {
+      stagedSnapshotId: snapshot.snapshotId,
+      records,
+      ingestedAtMicros: ingestedAt.micros,
+      ...(snapshot.current ? { visible: true } : {}),
+    };
   }
 
   /**

@@ -195,7 +195,11 @@ export class BatchLifecycle {
       }).catch((err: unknown) =>
         log.warn({ err: errorMessage(err) }, "could not record the batch FAILED; recovery abandons it"),
       );
-      if (files.length > 1 && outageOf(error) === undefined && !signal.aborted) {
+      if (signal.aborted) {
+        // Every file gave up on the write (shutdown, lost job locks): not the files' fault.
+        return { kind: "failed", error: await this.#recordFailures(files, error, batchId, log, false) };
+      }
+      if (files.length > 1 && outageOf(error) === undefined) {
         log.info(
           { files: files.length, errorType: fileErrorType(error), error: errorMessage(error) },
           "batch failed; splitting it so that a failing file fails alone",
@@ -205,6 +209,12 @@ export class BatchLifecycle {
       return { kind: "failed", error: await this.#recordFailures(files, error, batchId, log) };
     }
     if (this.#faults.crashAfterStage) crash(log, "after-stage");
+    if (staged.visible) {
+      log.error(
+        { table: target.table },
+        "the table committed the batch at once instead of staging it (write.wap.enabled off?): deciding it now",
+      );
+    }
 
     let decided: boolean;
     try {
@@ -218,6 +228,12 @@ export class BatchLifecycle {
     } catch (error) {
       log.warn({ err: errorMessage(error) }, "could not decide the batch; recovery publishes or abandons it");
       return { kind: "in-doubt", error: new BatchInDoubtError(batchId, error) };
+    }
+    if (!decided && staged.visible) {
+      log.fatal(
+        { files: files.length },
+        "fence bypassed: the table committed a batch Postgres then gave up on; its files may be in the table twice",
+      );
     }
     if (!decided) {
       await abandonBatch(this.#db, {
@@ -236,7 +252,9 @@ export class BatchLifecycle {
 
     let published: PublishOutcome;
     try {
-      published = await this.#publishWithRetries(target.table, staged.stagedSnapshotId, log);
+      published = staged.visible
+        ? { kind: "published", snapshotId: staged.stagedSnapshotId }
+        : await this.#publishWithRetries(target.table, staged.stagedSnapshotId, log);
     } catch (error) {
       log.warn({ err: errorMessage(error) }, "could not publish the batch; recovery publishes it");
       return { kind: "in-doubt", error: new BatchInDoubtError(batchId, error) };
@@ -304,6 +322,26 @@ export class BatchLifecycle {
    */
   async resolve(
     batchId: string,
+    options: {
+      skipLive: boolean;
+      signal?: AbortSignal;
+      deadlineMs?: number;
+      /** The claim asking: "committed" only when the batch holds this very version of the file. */
+      forFile?: { id: number; version: number };
+    },
+  ): Promise<BatchResolution> {
+    const resolution = await this.#resolve(batchId, options);
+    if (resolution !== "committed" || options.forFile === undefined) return resolution;
+    const { id, version } = options.forFile;
+    const batch = await readBatch(this.#db, batchId);
+    // An earlier version's batch, published first: this version is still to be written.
+    return batch?.members.some((member) => member.id === id && member.version === version)
+      ? "committed"
+      : "abandoned";
+  }
+
+  async #resolve(
+    batchId: string,
     options: { skipLive: boolean; signal?: AbortSignal; deadlineMs?: number },
   ): Promise<BatchResolution> {
     let batch = await readBatch(this.#db, batchId);
@@ -361,16 +399,19 @@ export class BatchLifecycle {
   ): Promise<{ published: string | null } | "abandoned"> {
     const files = batch.members.map((member) => member.path);
     const marker = batch.ingestedAtMicros;
-    // Published before (by a writer that died before recording it)? Asked of the rows, not of snapshot
-    // history, which maintenance may have expired.
-    if (marker !== null && (await this.#writer.hasBatchRows(batch.table, marker, files, execution))) {
-      return { published: batch.snapshotId };
+    if (batch.stagedSnapshotId === null || marker === null) {
+      throw new Error(`batch ${batch.id} is PUBLISHING without its staged snapshot or rows marker`);
     }
-    if (batch.stagedSnapshotId === null)
-      throw new Error(`batch ${batch.id} is PUBLISHING without a staged snapshot`);
+    // While the staged snapshot exists, Iceberg refuses to publish it twice (it finds the earlier publish on
+    // the lineage: maintenance that expires by age removes the staged snapshot no later than the publish).
     const published = await this.#writer.publish(batch.table, batch.stagedSnapshotId, execution);
     if (published.kind === "published") return { published: published.snapshotId };
     if (published.kind === "already-published") return { published: batch.snapshotId };
+    // It can no longer be published. Was it, before (by a writer that died before recording it)? Asked of
+    // the rows, not of snapshot history, which maintenance may have expired.
+    if (await this.#writer.hasBatchRows(batch.table, marker, files, execution)) {
+      return { published: batch.snapshotId };
+    }
     const state = await abandonBatch(this.#db, {
       batchId: batch.id,
       from: "PUBLISHING",
@@ -410,6 +451,14 @@ export class BatchLifecycle {
           outcomes,
           batch: { id: batchId, state: "COMMITTED", ...(snapshotId === null ? {} : { snapshotId }) },
         });
+        const state = (await readBatch(this.#db, batchId))?.state;
+        if (state !== "COMMITTED") {
+          throw new LakeferryError(
+            "BATCH_NOT_COMMITTED",
+            `batch ${batchId} was published but Postgres has it ${state ?? "missing"}; recovery settles it`,
+            { retryable: true },
+          );
+        }
         return;
       } catch (error) {
         if (!isRetryable(error) || attempt >= 3) throw error;
@@ -427,8 +476,8 @@ export class BatchLifecycle {
     error: unknown,
     batchId: string,
     log: Logger,
+    counted = outageOf(error) === undefined,
   ): Promise<unknown> {
-    const counted = outageOf(error) === undefined;
     const outcomes = files.map((file) => failureOutcome(file, error, batchId, counted));
     await this.#record(outcomes, log).catch((err: unknown) =>
       log.warn({ err: errorMessage(err) }, "could not record the failures; the leases will expire"),

@@ -12,6 +12,7 @@ import type { FileFormat } from "@lakeferry/iceberg";
 import type { IngestJobContext } from "@lakeferry/queue";
 import { toSparkUri } from "@lakeferry/storage";
 import {
+  BatchFencedError,
   BatchLifecycle,
   failureOutcome,
   type BatchWriter,
@@ -203,9 +204,20 @@ export class FileIngestor {
         "file ingested",
       );
     } catch (err) {
+      if (err instanceof LeaseLostError) {
+        // Someone else holds the file now (a takeover, or the reconciler): it is theirs to finish.
+        log.info({ batchId: null }, "lease lost before writing; the file is someone else's now");
+        return;
+      }
+      if (err instanceof BatchFencedError) {
+        // The batch was given up on: hand back what is still ours; the reconciler enqueues it again.
+        await this.#handBack(file, err);
+        log.info({ batchId: null }, "batch fenced off; file handed back");
+        return;
+      }
       if (signal.aborted && err === signal.reason) {
-        // Taken out before its batch was written: hand the file back unless someone else holds it now.
-        if (!(err instanceof LeaseLostError)) await this.#handBack(file, err);
+        // Taken out before its batch was written: hand the file back.
+        await this.#handBack(file, err);
         log.info({ batchId: null, reason: errorMessage(err) }, "file handed back before writing");
       }
       throw err;
@@ -262,7 +274,11 @@ export class FileIngestor {
     const held = this.#held.get(file.fileId);
     if (held) held.writing = true;
     try {
-      const resolution = await this.#lifecycle.resolve(batchId, { skipLive: false, signal: job.signal });
+      const resolution = await this.#lifecycle.resolve(batchId, {
+        skipLive: false,
+        signal: job.signal,
+        forFile: { id: file.fileId, version: file.version },
+      });
       if (resolution === "committed") {
         file.log.info({ batchId }, "file recovered from its committed batch; nothing written again");
         return true;

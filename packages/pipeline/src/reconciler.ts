@@ -138,6 +138,8 @@ export class Reconciler {
   readonly #changeOverlapMs: number;
   readonly #fullSweepIntervalMs: number;
   readonly #ingestions: IngestionCache;
+  /** Batches whose resolution timed out: tried after the others. */
+  readonly #slowBatches = new Set<string>();
   readonly #abort = new AbortController();
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<ReconcileResult> | undefined;
@@ -317,7 +319,12 @@ export class Reconciler {
     const batches = await this.#step("list open batches", () =>
       unresolvedBatches(this.#db, { olderThanMs: this.#batchGraceMs }),
     );
-    for (const batch of batches) {
+    // A batch whose resolution timed out goes last, so that one slow table cannot hold up all the others.
+    const ordered = [
+      ...batches.filter((batch) => !this.#slowBatches.has(batch.id)),
+      ...batches.filter((batch) => this.#slowBatches.has(batch.id)),
+    ];
+    for (const batch of ordered) {
       if (this.#abort.signal.aborted) break;
       await this.#keepLease();
       try {
@@ -329,6 +336,7 @@ export class Reconciler {
           }),
         );
         if (resolution !== "live") resolved += 1;
+        this.#slowBatches.delete(batch.id);
       } catch (err) {
         // Spark down, say: the batch stays OPEN and its files stay put until a later pass.
         this.#logger.warn(
@@ -336,7 +344,10 @@ export class Reconciler {
           "could not resolve batch",
         );
         // One lookup that hung says the rest would too; they wait for the next pass.
-        if (err instanceof ReconcileStepTimeoutError) break;
+        if (err instanceof ReconcileStepTimeoutError) {
+          this.#slowBatches.add(batch.id);
+          break;
+        }
       }
     }
     return resolved;

@@ -103,6 +103,9 @@ export class JobRunner<T> {
       prefix: this.options.prefix ?? DEFAULT_PREFIX,
       concurrency: this.options.concurrency,
       autorun: false,
+      // BullMQ honours a manual rateLimit (the outage breaker) only when the worker has a limiter; this one
+      // never limits by itself.
+      limiter: { max: 1_000_000, duration: 1_000 },
       ...(this.options.lockDurationMs === undefined ? {} : { lockDuration: this.options.lockDurationMs }),
     });
     worker.on("error", (err) => this.onError(err));
