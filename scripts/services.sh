@@ -11,7 +11,8 @@
 #
 # Environment overrides: LAKEFERRY_PG_PORT (55432), LAKEFERRY_REDIS_PORT (56379), LAKEFERRY_SPARK_PORT (15002),
 # LAKEFERRY_SPARK_NAME (lakeferry-spark: a second Spark server needs its own name and port),
-# LAKEFERRY_SPARK_MEMORY (2g), LAKEFERRY_SPARK_MASTER (local[2]), LAKEFERRY_SERVICES_DIR, LAKEFERRY_CACHE_DIR.
+# LAKEFERRY_SPARK_MEMORY (2g), LAKEFERRY_SPARK_MASTER (local[2]), LAKEFERRY_CATALOG_IDLE_MS (300000: Postgres
+# ends Iceberg catalog connections idle this long), LAKEFERRY_SERVICES_DIR, LAKEFERRY_CACHE_DIR.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -195,6 +196,13 @@ spark_up() {
   local warehouse=${LAKEFERRY_WAREHOUSE:-$SERVICES_DIR/warehouse}
   local jars
   jars=$(printf '%s,' "$JARS_DIR"/*.jar)
+  # Each Spark session opens its own Iceberg JDBC catalog, which holds a Postgres connection, and Spark 4.0
+  # does not close a session's catalogs when the session ends (SPARK-54367): released and expired sessions
+  # keep theirs open (so a shorter spark.connect.session.manager.defaultSessionTimeout frees nothing). So Postgres ends catalog
+  # connections idle for LAKEFERRY_CATALOG_IDLE_MS, and Iceberg reconnects and retries a statement that
+  # meets such a closed connection (57P05 idle-session timeout; 57P01 admin shutdown, as after a Postgres
+  # restart). Catalog connections carry the server's name as application_name (see pg_stat_activity).
+  local catalog_idle_ms=${LAKEFERRY_CATALOG_IDLE_MS:-300000}
   log "starting Spark Connect $SPARK_VERSION ($SPARK_NAME) on 127.0.0.1:$SPARK_PORT"
   (
     cd "$SPARK_DIR"
@@ -220,6 +228,9 @@ spark_up() {
       --conf spark.sql.catalog.lake.uri="jdbc:postgresql://127.0.0.1:$PG_PORT/lakeferry_catalog" \
       --conf spark.sql.catalog.lake.jdbc.user=$PG_USER \
       --conf spark.sql.catalog.lake.jdbc.password=$PG_PASSWORD \
+      --conf spark.sql.catalog.lake.jdbc.ApplicationName="$SPARK_NAME" \
+      --conf "spark.sql.catalog.lake.jdbc.options=-c idle_session_timeout=$catalog_idle_ms" \
+      --conf spark.sql.catalog.lake.retryable_status_codes=57P01,57P05 \
       --conf spark.sql.catalog.lake.jdbc.schema-version=V1 \
       --conf spark.sql.catalog.lake.warehouse="file://$warehouse" \
       --conf spark.sql.catalog.lake.cache-enabled=false \

@@ -41,6 +41,10 @@ Environment:
   LAKEFERRY_DB_SCHEMA     Postgres schema of lakeferry's tables (default public)
   LAKEFERRY_QUEUE_PREFIX  BullMQ key prefix (default lakeferry)
   LAKEFERRY_LOG_LEVEL     log level of the JSON logs on stderr (default warn; info for worker/discoverer)
+  XDG_STATE_HOME          where \`sql\` keeps its Spark session's id (default ~/.local/state)
+
+\`sql\` calls by one user against one Spark server share one session, left open until it idles out
+there: SET, USE and temporary views carry over from call to call.
 
 Exit codes: 0 done; 1 bad input, or files FAILED; 2 the operation failed (service down, run failed, timeout).`;
 

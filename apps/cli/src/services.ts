@@ -1,4 +1,8 @@
-import { createLogger, InvalidInputError, type Logger } from "@lakeferry/core";
+import { createHash, randomUUID } from "node:crypto";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
+import { createLogger, errorMessage, InvalidInputError, type Logger } from "@lakeferry/core";
 import type { Database, Ingestion } from "@lakeferry/db";
 import type { PipelineContext } from "@lakeferry/pipeline";
 import type { DiscoveryQueue, IngestQueue } from "@lakeferry/queue";
@@ -17,7 +21,9 @@ export class CliServices {
   #db: Database | undefined;
   #ingestQueue: IngestQueue | undefined;
   #discoveryQueue: DiscoveryQueue | undefined;
-  #spark: SparkConnectClient | undefined;
+  #spark: Promise<SparkConnectClient> | undefined;
+  /** The session the client was opened in when it is kept past this call (see `spark()`). */
+  #keptSession: KeptSession | undefined;
 
   constructor(config: CliConfig, env: Record<string, string | undefined>) {
     this.config = config;
@@ -46,11 +52,51 @@ export class CliServices {
     return this.#discoveryQueue;
   }
 
-  async spark(): Promise<SparkConnectClient> {
+  /**
+   * The Spark Connect client. Every call by one user against one server joins the same server session,
+   * left open at exit and reused until the server lets it idle out: Spark 4.0 does not close a session's
+   * Iceberg catalog when the session ends (SPARK-54367), so a session per call would leave one more idle
+   * catalog connection in Postgres per call. The session id is kept in a state file
+   * (`$XDG_STATE_HOME/lakeferry/`, default `~/.local/state/lakeferry/`) and replaced when the server has
+   * closed that session. A `session_id` in SPARK_REMOTE is used as it is, and also left open. Where no
+   * state file can be written the session is this call's own and is released at exit.
+   */
+  spark(): Promise<SparkConnectClient> {
     const remote = requireSetting(this.config, "sparkRemote");
-    const { SparkConnectClient } = await import("@lakeferry/spark-connect");
-    this.#spark ??= new SparkConnectClient({ remote });
+    this.#spark ??= this.#openSpark(remote);
     return this.#spark;
+  }
+
+  async #openSpark(remote: string): Promise<SparkConnectClient> {
+    const { SparkConnectClient, parseSparkRemote } = await import("@lakeferry/spark-connect");
+    const named = parseSparkRemote(remote).sessionId;
+    if (named !== undefined) {
+      this.#keptSession = { id: named, file: undefined };
+      return new SparkConnectClient({ remote });
+    }
+    const file = sessionFile(this.env, remote);
+    try {
+      const id = (await readSessionId(file)) ?? (await saveSessionId(file, randomUUID()));
+      this.#keptSession = { id, file };
+      return new SparkConnectClient({ remote: withSessionId(remote, id) });
+    } catch (error) {
+      this.logger.debug(
+        { file, err: errorMessage(error) },
+        "no Spark session state file; session released at exit",
+      );
+      return new SparkConnectClient({ remote });
+    }
+  }
+
+  /** Leaves a kept session open for the next call (saving its id if the server replaced it); else releases it. */
+  async #closeSpark(opening: Promise<SparkConnectClient>): Promise<void> {
+    const spark = await opening;
+    const kept = this.#keptSession;
+    if (kept === undefined) return spark.close();
+    if (kept.file !== undefined && spark.sessionId !== kept.id)
+      await saveSessionId(kept.file, spark.sessionId);
+    // Not spark.close(): it would release the session, and a released id can never be used again. The
+    // channel ends with the process (main.ts exits once the command is done).
   }
 
   /** What the pipeline's functions need: Postgres, the ingest queue, a logger, storage settings. */
@@ -78,10 +124,56 @@ export class CliServices {
 
   async close(): Promise<void> {
     const closing: Promise<void>[] = [];
-    if (this.#spark) closing.push(this.#spark.close());
+    if (this.#spark) closing.push(this.#closeSpark(this.#spark));
     if (this.#ingestQueue) closing.push(this.#ingestQueue.close());
     if (this.#discoveryQueue) closing.push(this.#discoveryQueue.close());
     if (this.#db) closing.push(this.#db.close());
     await Promise.allSettled(closing);
   }
+}
+
+/** A Spark session a CLI call joins and leaves open; `file` holds its id for the next call (if any). */
+interface KeptSession {
+  id: string;
+  file: string | undefined;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** The state file of the session kept for `remote` (server, user and token: one file per hash of them). */
+function sessionFile(env: Record<string, string | undefined>, remote: string): string {
+  const stateHome = env.XDG_STATE_HOME || join(env.HOME || homedir(), ".local", "state");
+  const key = createHash("sha256").update(remote.trim()).digest("hex").slice(0, 16);
+  return join(stateHome, "lakeferry", `spark-session-${key}`);
+}
+
+/** The kept session id, or undefined when there is none (or the file holds something else). */
+async function readSessionId(file: string): Promise<string | undefined> {
+  try {
+    const id = (await readFile(file, "utf8")).trim();
+    return UUID.test(id) ? id : undefined;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Writes the kept session id atomically (a concurrent call reads one id or the other, whole); returns it.
+ * Two first calls at once may each start a session: the one written last is kept, the other idles out.
+ */
+async function saveSessionId(file: string, id: string): Promise<string> {
+  await mkdir(dirname(file), { recursive: true });
+  const temp = `${file}.${process.pid}.tmp`;
+  await writeFile(temp, `${id}\n`, { mode: 0o600 });
+  await rename(temp, file);
+  return id;
+}
+
+/** `remote` with a `session_id` parameter (SPARK_REMOTE's format: `sc://host:port/;name=value;…`). */
+function withSessionId(remote: string, id: string): string {
+  const base = remote.trim().replace(/;+$/, "");
+  return /^sc:\/\/[^/]*\/?$/.test(base)
+    ? `${base.replace(/\/$/, "")}/;session_id=${id}`
+    : `${base};session_id=${id}`;
 }
