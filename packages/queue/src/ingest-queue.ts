@@ -124,6 +124,14 @@ export class IngestQueue {
     return this.queue.getJobCounts(...COUNTED_STATES);
   }
 
+  /**
+   * How long the queue stays paused by the workers' outage breaker (a dependency was down), in ms; 0 when
+   * it is not paused.
+   */
+  async pausedForMs(): Promise<number> {
+    return Math.max(0, await this.queue.getRateLimitTtl());
+  }
+
   /** Deletes the queue and every job in it, active ones included. For tests and operators. */
   async drainAll(): Promise<void> {
     await this.queue.obliterate({ force: true });

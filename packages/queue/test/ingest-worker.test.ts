@@ -1,4 +1,4 @@
-import { InvalidInputError } from "@lakeferry/core";
+import { InvalidInputError, LakeferryError } from "@lakeferry/core";
 import { describe, expect, it } from "vitest";
 import {
   INGEST_QUEUE,
@@ -229,5 +229,42 @@ describe("IngestWorker", () => {
     const reason = await aborted.promise;
     expect(reason).toBeInstanceOf(WorkerClosingError);
     expect((reason as WorkerClosingError).retryable).toBe(true);
+  });
+
+  it("an outage pauses the queue for every worker and returns the job without spending an attempt", async () => {
+    const prefix = testPrefix();
+    const queue = new IngestQueue({ redisUrl: redisUrl(), prefix });
+    closeAfterTest(queue);
+    await queue.enqueue(files(1, { attempts: 1, backoffMs: 10 }));
+    const attempts: number[] = [];
+    const pauses: number[] = [];
+    let calls = 0;
+    const worker = new IngestWorker({
+      redisUrl: redisUrl(),
+      prefix,
+      concurrency: 1,
+      minOutagePauseMs: 300,
+      maxOutagePauseMs: 300,
+      onOutage: ({ pauseMs }) => pauses.push(pauseMs),
+      process: async (job) => {
+        attempts.push(job.attempt);
+        if (++calls <= 2) {
+          throw new LakeferryError("SPARK_UNAVAILABLE", "Spark is down (test)", {
+            retryable: true,
+            outage: "spark",
+          });
+        }
+      },
+    });
+    closeAfterTest({ close: () => worker.close({ timeoutMs: 1_000, abortGraceMs: 100 }) });
+    await worker.start();
+    await waitFor("the queue paused", async () => (await queue.pausedForMs()) > 0);
+    await waitFor("the job to complete", async () =>
+      (await queue.counts()).completed === 1 ? true : undefined,
+    );
+    // One attempt allowed, two outages survived: the job ran three times as its first attempt.
+    expect(attempts).toEqual([1, 1, 1]);
+    expect(pauses.slice(0, 2).every((ms) => ms >= 240 && ms <= 360)).toBe(true);
+    expect(pauses.at(-1)).toBe(0); // closed again once a job succeeded
   });
 });

@@ -26,6 +26,20 @@ export async function statusCommand(
     return;
   }
   printTable(FILE_STATUSES.map((status) => ({ status, files: counts[status] ?? 0 })));
+  // The outage breaker: workers pause the ingest queue while Spark, Postgres or storage is down.
+  let pausedMs: number | undefined;
+  try {
+    pausedMs = await (await s.ingestQueue()).pausedForMs();
+  } catch {
+    printLine("ingest queue: Redis did not answer (REDIS_URL)");
+    return;
+  }
+  if (pausedMs > 0) {
+    printLine(
+      `ingest queue: paused by the outage breaker for ${(pausedMs / 1000).toFixed(1)} s more ` +
+        "(a dependency is down; see the worker logs)",
+    );
+  }
 }
 
 /** `lakeferry files NAME`: the tracked files, every field with --json. */
