@@ -5,6 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 name=${1:?usage: scripts/bench.sh NAME [args…]}
 shift
-bash scripts/services.sh up >&2
+# What each benchmark needs (spark-sessions starts a Spark server of its own); all services otherwise.
+services=()
+case $name in
+  spark-sessions) services=(postgres) ;;
+  # The chaos suite starts a Postgres, a Redis and a Spark of its own (it restarts and flushes them).
+  chaos) exec npx tsx "bench/$name.ts" "$@" ;;
+esac
+bash scripts/services.sh up ${services[@]+"${services[@]}"} >&2
 eval "$(bash scripts/services.sh env)"
 exec npx tsx "bench/$name.ts" "$@"
