@@ -263,18 +263,25 @@ export class SparkConnectClient {
         throw new InvalidInputError("tags", "each tag must be a non-empty string without commas");
       }
     }
-    const ctx: CallContext = { sessionId: this.#sessionId, deadline: Date.now() + deadlineMs, deadlineMs };
-    if (options?.signal) ctx.signal = options.signal;
-    if (options?.tags?.length) ctx.tags = [...options.tags];
-    if (ctx.signal?.aborted) throw abortedError(ctx.signal);
-    try {
-      if (this.#replayConfig) {
-        if (this.#sessionConfig.size > 0) await this.#setConfig([...this.#sessionConfig], ctx);
-        if (ctx.sessionId === this.#sessionId) this.#replayConfig = false;
+    const deadline = Date.now() + deadlineMs;
+    // A lost session (server restarted, session expired) is refused before anything runs: the call is
+    // made once more in the fresh session, with the config re-applied first.
+    for (let attempt = 0; ; attempt++) {
+      const ctx: CallContext = { sessionId: this.#sessionId, deadline, deadlineMs };
+      if (options?.signal) ctx.signal = options.signal;
+      if (options?.tags?.length) ctx.tags = [...options.tags];
+      if (ctx.signal?.aborted) throw abortedError(ctx.signal);
+      try {
+        if (this.#replayConfig) {
+          if (this.#sessionConfig.size > 0) await this.#setConfig([...this.#sessionConfig], ctx);
+          if (ctx.sessionId === this.#sessionId) this.#replayConfig = false;
+        }
+        return await body(ctx);
+      } catch (error) {
+        const typed = await this.#toSparkError(error, ctx);
+        if (typed instanceof SparkSessionChangedError && attempt === 0 && Date.now() < deadline) continue;
+        throw typed;
       }
-      return await body(ctx);
-    } catch (error) {
-      throw await this.#toSparkError(error, ctx);
     }
   }
 

@@ -1,4 +1,3 @@
-import { SparkSessionChangedError } from "@lakeferry/spark-connect";
 import { printJson, printTable } from "../output.ts";
 import type { CliServices } from "../services.ts";
 
@@ -12,14 +11,9 @@ export async function sqlCommand(
   query: string,
   options: { json?: boolean; timeout: number },
 ): Promise<void> {
-  const spark = await s.spark();
-  const run = () => spark.sql(query, undefined, { deadlineMs: options.timeout * 1_000 });
-  const rows = await run().catch((error: unknown) => {
-    // The kept session expired, was released, or the server restarted: the server refused it before running
-    // anything, and the client has moved to a fresh session. Once is enough.
-    if (error instanceof SparkSessionChangedError) return run();
-    throw error;
-  });
+  // A kept session that expired, or a server that restarted, is handled by the client: it moves to a fresh
+  // session and runs the query there.
+  const rows = await (await s.spark()).sql(query, undefined, { deadlineMs: options.timeout * 1_000 });
   if (options.json) printJson(rows);
   else printTable(rows);
 }
