@@ -1,4 +1,4 @@
-import { errorMessage, InvalidInputError, type Logger } from "@lakeferry/core";
+import { errorMessage, InvalidInputError, outageOf, type Logger } from "@lakeferry/core";
 import { createDatabase, getIngestionById, listIngestions, type Database } from "@lakeferry/db";
 import { DiscoveryQueue, DiscoveryWorker, IngestQueue } from "@lakeferry/queue";
 import type { StoreOptions } from "@lakeferry/storage";
@@ -75,7 +75,15 @@ export class DiscovererRuntime {
       logger,
       ...(o.storeOptions ? { storeOptions: o.storeOptions } : {}),
     };
-    await this.syncSchedules();
+    // Postgres or Redis down at start: the periodic check syncs the schedules once they answer, instead of
+    // the process exiting (and a supervisor restarting it in a loop).
+    await this.syncSchedules().catch((err: unknown) => {
+      if (outageOf(err) === undefined) throw err;
+      logger.warn(
+        { err: errorMessage(err) },
+        "could not sync the discovery schedules yet; trying again later",
+      );
+    });
     const db = this.#db;
     this.#worker = new DiscoveryWorker({
       ...connection,
