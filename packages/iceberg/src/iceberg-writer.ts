@@ -109,7 +109,7 @@ interface StagedSnapshot {
   parentId: string | undefined;
   operation: string;
   ingestedAt: bigint | undefined;
-  /** On the table's current lineage: the write was not staged (the table does not stage writes). */
+  /** Committed at once, not staged (no wap id in its summary): on the table's current lineage. */
   current: boolean;
 }
 
@@ -358,11 +358,12 @@ export class IcebergWriter {
     options: ExecutionOptions | undefined,
   ): Promise<StagedSnapshot | undefined> {
     const table = tableName.quoted;
+    // A write the table staged carries the wap id in its summary; one it committed at once does not (and is
+    // current): telling them apart needs no scan of the table's history.
     const rows = await this.#spark.sql(
       `SELECT s.snapshot_id, s.parent_id, s.operation,
               s.summary['${INGESTED_AT_PROPERTY}'] AS ingested_at,
-              EXISTS (SELECT 1 FROM ${table}.\`history\` AS h
-                       WHERE h.snapshot_id = s.snapshot_id AND h.is_current_ancestor) AS current
+              s.summary['${STAGED_WAP_ID}'] IS NULL AS current
          FROM ${table}.\`snapshots\` AS s
         WHERE s.summary['${BATCH_ID_PROPERTY}'] = :batchId
           AND s.summary['${INGESTED_AT_PROPERTY}'] = :ingestedAt

@@ -234,6 +234,20 @@ describe("IcebergWriter", () => {
     expect(await writer.hasBatchRows(table, staged.ingestedAtMicros, [a])).toBe(true);
   });
 
+  it("a table whose staging was turned off by hand commits at once, says so, and stages again after", async () => {
+    const table = newTable();
+    await writer.write(batchOf(table, [await file("unstaged/first.json", jsonLines([{ id: 0, v: "0" }]))]));
+    await spark.sqlCommand(`ALTER TABLE ${quote(table)} SET TBLPROPERTIES ('write.wap.enabled' = 'false')`);
+    const a = await file("unstaged/a.json", jsonLines([{ id: 1, v: "a" }]));
+    const direct = await writer.stage(batchOf(table, [a]));
+    expect(direct.visible).toBe(true);
+    expect(await countsByFile(table)).toHaveProperty([a], 1);
+    const b = await file("unstaged/b.json", jsonLines([{ id: 2, v: "b" }]));
+    const staged = await writer.stage(batchOf(table, [b]));
+    expect(staged.visible).toBeUndefined();
+    expect(await countsByFile(table)).not.toHaveProperty([b]);
+  });
+
   it("a staged snapshot that maintenance expired cannot be published; the rows tell published from not", async () => {
     const table = newTable();
     await writer.write(batchOf(table, [await file("expire/first.json", jsonLines([{ id: 0, v: "0" }]))]));
