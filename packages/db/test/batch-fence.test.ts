@@ -19,7 +19,14 @@ import {
   type FileRef,
   type ModifiedPolicy,
 } from "../src/index.ts";
-import { eventually, freshDatabase, listing, newIngestion, secondConnection } from "./helpers.ts";
+import {
+  blockedBehind,
+  eventually,
+  freshDatabase,
+  listing,
+  newIngestion,
+  secondConnection,
+} from "./helpers.ts";
 
 const TABLE = "lake.db.orders";
 const MARKER = 1_700_000_000_000_000n;
@@ -152,16 +159,7 @@ async function inLockOrder<T>(
       await eventually(
         `${started.length} backends blocked behind pid ${pid}`,
         async () => {
-          const { rows: blocked } = await db.pool.query<{ n: number }>(
-            `WITH RECURSIVE chain(pid) AS (
-               SELECT a.pid FROM pg_stat_activity a WHERE $1 = ANY(pg_blocking_pids(a.pid))
-               UNION
-               SELECT a.pid FROM pg_stat_activity a JOIN chain c ON c.pid = ANY(pg_blocking_pids(a.pid))
-             )
-             SELECT count(*)::int AS n FROM chain`,
-            [pid],
-          );
-          return blocked[0]!.n >= started.length ? true : undefined;
+          return (await blockedBehind(db, pid)) >= started.length ? true : undefined;
         },
         30_000,
       );

@@ -105,6 +105,23 @@ export async function eventually<T>(
 }
 
 /**
+ * How many backends wait, directly or down a chain, on the transaction of backend `pid` (later waiters
+ * queue behind the first one's tuple lock, so the whole chain is followed).
+ */
+export async function blockedBehind(db: Database, pid: number): Promise<number> {
+  const { rows } = await db.pool.query<{ n: number }>(
+    `WITH RECURSIVE chain(pid) AS (
+       SELECT a.pid FROM pg_stat_activity a WHERE $1 = ANY(pg_blocking_pids(a.pid))
+       UNION
+       SELECT a.pid FROM pg_stat_activity a JOIN chain c ON c.pid = ANY(pg_blocking_pids(a.pid))
+     )
+     SELECT count(*)::int AS n FROM chain`,
+    [pid],
+  );
+  return rows[0]!.n;
+}
+
+/**
  * Makes a race deterministic: holds row locks (taken by `lockSql`) in an open transaction, starts the
  * contenders, waits until `waiters` backends are blocked behind that transaction (so every contender has
  * already read its snapshot, directly or queued behind another waiter), then commits and lets them all go at once.
@@ -126,17 +143,7 @@ export async function raceBehindLock<T>(
     await eventually(
       `${waiters} backends blocked behind pid ${pid}`,
       async () => {
-        const { rows: blocked } = await db.pool.query<{ n: number }>(
-          // Later waiters queue behind the first one's tuple lock, so follow the whole chain.
-          `WITH RECURSIVE chain(pid) AS (
-           SELECT a.pid FROM pg_stat_activity a WHERE $1 = ANY(pg_blocking_pids(a.pid))
-           UNION
-           SELECT a.pid FROM pg_stat_activity a JOIN chain c ON c.pid = ANY(pg_blocking_pids(a.pid))
-         )
-         SELECT count(*)::int AS n FROM chain`,
-          [pid],
-        );
-        return blocked[0]!.n >= waiters ? true : undefined;
+        return (await blockedBehind(db, pid)) >= waiters ? true : undefined;
       },
       30_000,
     );

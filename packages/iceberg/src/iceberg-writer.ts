@@ -299,12 +299,14 @@ export class IcebergWriter {
   ): Promise<void> {
     const table = batch.tableName.quoted;
     if (this.#stagingTables.has(table)) return;
-    try {
-      await this.#spark.sqlCommand(
+    const enableStaging = (): Promise<unknown> =>
+      this.#spark.sqlCommand(
         `ALTER TABLE ${table} SET TBLPROPERTIES ('write.wap.enabled' = 'true')`,
         undefined,
         options,
       );
+    try {
+      await enableStaging();
     } catch (error) {
       if (!isTableNotFound(error)) throw error;
       try {
@@ -317,11 +319,7 @@ export class IcebergWriter {
           { table, batchId: batch.batchId, err: createError },
           "another writer created the table first",
         );
-        await this.#spark.sqlCommand(
-          `ALTER TABLE ${table} SET TBLPROPERTIES ('write.wap.enabled' = 'true')`,
-          undefined,
-          options,
-        );
+        await enableStaging();
       }
     }
     this.#stagingTables.add(table);

@@ -542,7 +542,8 @@ export function fileErrorType(error: unknown): string {
   return errorType(error);
 }
 
-function crash(log: Logger, point: string): never {
+/** Fault injection: SIGKILLs this process (no cleanup, no signal handlers) at `point`. Tests only. */
+export function crash(log: Logger, point: string): never {
   log.fatal({ point }, "fault injection: killing this process");
   log.flush?.();
   process.kill(process.pid, "SIGKILL");

@@ -14,6 +14,7 @@ import { toSparkUri } from "@lakeferry/storage";
 import {
   BatchFencedError,
   BatchLifecycle,
+  crash,
   failureOutcome,
   type BatchWriter,
   type LifecycleFaults,
@@ -196,7 +197,7 @@ export class FileIngestor {
       log,
     };
     try {
-      if (this.#faults.crashAfterClaim) this.#crash("after-claim");
+      if (this.#faults.crashAfterClaim) crash(log.child({ batchId: null }), "after-claim");
       if (claim.previousBatchId !== null && (await this.#settleEarlierBatch(file, job))) return;
       const commit = await this.#batcher.add(file);
       log.info(
@@ -324,12 +325,6 @@ export class FileIngestor {
       this.#logger.warn({ fileId, batchId: null }, "lease lost; dropping the file before it is written");
       held.controller.abort(new LeaseLostError(fileId));
     }
-  }
-
-  #crash(point: string): void {
-    this.#logger.fatal({ point, batchId: null }, "fault injection: killing this process");
-    this.#logger.flush?.();
-    process.kill(process.pid, "SIGKILL");
   }
 }
 
