@@ -11,6 +11,7 @@
 #
 # Environment overrides: LAKEFERRY_PG_PORT (55432), LAKEFERRY_REDIS_PORT (56379), LAKEFERRY_SPARK_PORT (15002),
 # LAKEFERRY_SPARK_NAME (lakeferry-spark: a second Spark server needs its own name and port),
+# LAKEFERRY_SPARK_VERSION (4.0.1; 3.5.x, 4.0.x and 4.1.x are supported, and can run side by side),
 # LAKEFERRY_SPARK_MEMORY (2g), LAKEFERRY_SPARK_MASTER (local[2]), LAKEFERRY_CATALOG_IDLE_MS (300000: Postgres
 # ends Iceberg catalog connections idle this long), LAKEFERRY_SERVICES_DIR, LAKEFERRY_CACHE_DIR.
 set -euo pipefail
@@ -30,16 +31,43 @@ PG_USER=lakeferry
 PG_PASSWORD=lakeferry
 PG_DATA=$SERVICES_DIR/postgres
 
-SPARK_VERSION=4.0.1
+# Spark Connect versions lakeferry supports, each with the jars known to work with it: the Iceberg runtime for
+# its Spark line and Scala, the Postgres JDBC driver for the catalog, and S3A for its Hadoop (hadoop-aws plus
+# the AWS SDK bundle that hadoop-aws version declares). 3.5's pyspark carries no connect server jar.
+SPARK_VERSION=${LAKEFERRY_SPARK_VERSION:-4.0.1}
+case "$SPARK_VERSION" in
+  3.5.*)
+    SPARK_JARS=(
+      "org.apache.spark:spark-connect_2.12:$SPARK_VERSION"
+      org.apache.iceberg:iceberg-spark-runtime-3.5_2.12:1.10.0
+      org.apache.hadoop:hadoop-aws:3.3.4
+      com.amazonaws:aws-java-sdk-bundle:1.12.262
+    )
+    ;;
+  4.0.*)
+    SPARK_JARS=(
+      org.apache.iceberg:iceberg-spark-runtime-4.0_2.13:1.10.0
+      org.apache.hadoop:hadoop-aws:3.4.1
+      software.amazon.awssdk:bundle:2.24.6
+    )
+    ;;
+  4.1.*)
+    SPARK_JARS=(
+      org.apache.iceberg:iceberg-spark-runtime-4.1_2.13:1.12.0
+      org.apache.hadoop:hadoop-aws:3.4.2
+      software.amazon.awssdk:bundle:2.29.52
+      software.amazon.s3.analyticsaccelerator:analyticsaccelerator-s3:1.2.1
+    )
+    ;;
+  *)
+    echo "services: LAKEFERRY_SPARK_VERSION=$SPARK_VERSION is not supported; use 3.5.x, 4.0.x or 4.1.x" >&2
+    exit 2
+    ;;
+esac
+SPARK_JARS+=(org.postgresql:postgresql:42.7.8)
 SPARK_HOME_DIR=$CACHE_DIR/spark-$SPARK_VERSION
-JARS_DIR=$CACHE_DIR/jars
-# Known to work together with Spark 4.0.1 (Scala 2.13, Hadoop 3.4.1).
-JARS=(
-  org.apache.iceberg:iceberg-spark-runtime-4.0_2.13:1.10.0
-  org.postgresql:postgresql:42.7.8
-  org.apache.hadoop:hadoop-aws:3.4.1
-  software.amazon.awssdk:bundle:2.24.6
-)
+# One directory per version: every jar in it goes on that server's classpath.
+JARS_DIR=$CACHE_DIR/jars/spark-$SPARK_VERSION
 
 LOG_TAG=services
 # shellcheck source=scripts/lib.sh
@@ -145,7 +173,8 @@ SPARK_DIR=$SERVICES_DIR/$SPARK_NAME
 
 spark_install() {
   if [ ! -x "$SPARK_HOME_DIR/bin/spark-submit" ]; then
-    # The pyspark source distribution carries Spark's jars and launch scripts (deps/), connect server included.
+    # The pyspark source distribution carries Spark's jars and launch scripts (deps/), and from 4.0 on the
+    # connect server too.
     local dl=$CACHE_DIR/dl
     mkdir -p "$dl"
     if ! ls "$dl"/pyspark-$SPARK_VERSION.tar.gz >/dev/null 2>&1; then
@@ -166,11 +195,10 @@ spark_install() {
     mv "$SPARK_HOME_DIR.part/spark" "$SPARK_HOME_DIR"
     rm -rf "$SPARK_HOME_DIR.part"
     chmod +x "$SPARK_HOME_DIR"/bin/*
-    ls "$SPARK_HOME_DIR"/jars/spark-connect_*.jar >/dev/null 2>&1 || die "Spark has no connect server jar"
   fi
   mkdir -p "$JARS_DIR"
   local coordinate artifact version
-  for coordinate in "${JARS[@]}"; do
+  for coordinate in "${SPARK_JARS[@]}"; do
     IFS=: read -r _ artifact version <<<"$coordinate"
     if [ ! -f "$JARS_DIR/$artifact-$version.jar" ]; then
       log "fetching $coordinate from Maven Central"
@@ -178,6 +206,8 @@ spark_install() {
         >"$CACHE_DIR/mvn.log" 2>&1 || die "could not fetch $coordinate; see $CACHE_DIR/mvn.log"
     fi
   done
+  compgen -G "$SPARK_HOME_DIR/jars/spark-connect_*.jar" >/dev/null || compgen -G "$JARS_DIR/spark-connect_*.jar" >/dev/null ||
+    die "Spark $SPARK_VERSION has no connect server jar"
 }
 
 spark_ready() {
@@ -188,7 +218,13 @@ spark_ready() {
 
 spark_up() {
   spark_install
-  if spark_ready; then return 0; fi
+  if spark_ready; then
+    local running
+    running=$(cat "$SPARK_DIR/spark.version" 2>/dev/null || echo unknown)
+    [ "$running" = "$SPARK_VERSION" ] && return 0
+    log "$SPARK_NAME runs Spark $running; restarting it with $SPARK_VERSION"
+    spark_down
+  fi
   local old
   old=$(cat "$SPARK_DIR/spark.pid" 2>/dev/null || true)
   if alive "$old"; then kill "$old" 2>/dev/null || true; fi
@@ -244,6 +280,7 @@ spark_up() {
       --conf spark.hadoop.fs.s3a.aws.credentials.provider=org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider \
       >"$SPARK_DIR/spark.log" 2>&1 &
     echo $! >"$SPARK_DIR/spark.pid"
+    echo "$SPARK_VERSION" >"$SPARK_DIR/spark.version"
   )
   wait_for "spark connect ($SPARK_NAME)" 240 spark_ready || {
     tail -30 "$SPARK_DIR/spark.log" >&2 || true
@@ -264,7 +301,13 @@ spark_down() {
   rm -f "$SPARK_DIR/spark.pid"
 }
 
-spark_status() { spark_ready && echo "spark ($SPARK_NAME): up on sc://127.0.0.1:$SPARK_PORT" || echo "spark ($SPARK_NAME): down"; }
+spark_status() {
+  if spark_ready; then
+    echo "spark ($SPARK_NAME): $(cat "$SPARK_DIR/spark.version" 2>/dev/null || echo "version unknown") up on sc://127.0.0.1:$SPARK_PORT"
+  else
+    echo "spark ($SPARK_NAME): down"
+  fi
+}
 
 # ---------------------------------------------------------------- storage emulators
 storage_up() { bash "$ROOT/scripts/emulators.sh" up; }

@@ -9,6 +9,7 @@ import {
   SparkSessionChangedError,
   SparkUnavailableError,
   classifyFailedCall,
+  errorFactsInMessage,
   type FailedCall,
   type SparkErrorCause,
 } from "./errors.ts";
@@ -19,11 +20,13 @@ import {
   type ErrorInfoMessage,
   type ExecutePlanResponse,
   type ExpressionMessage,
+  type LiteralMessage,
   type FetchErrorDetailsResponse,
   type PlanMessage,
   type RelationMessage,
   type SessionFields,
 } from "./proto.ts";
+import { dialectOf, type ServerDialect } from "./server-dialect.ts";
 import { parseSparkRemote, type SparkRemote } from "./spark-remote.ts";
 import type { ExecutionOptions, Row, SqlArg } from "./types.ts";
 
@@ -56,6 +59,8 @@ const SQL_PARAMETER_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 interface CallContext {
   /** The session the call was made in; a session reset only applies if it is still the current one. */
   sessionId: string;
+  /** What the server understands; set once the session's server is known. */
+  dialect?: ServerDialect;
   /** Epoch milliseconds. */
   deadline: number;
   deadlineMs: number;
@@ -69,7 +74,8 @@ interface CallContext {
  * A Spark Connect session over one gRPC channel. Safe for concurrent use; each call runs as its own
  * operation in the session. Errors are typed (see errors.ts) and say whether to retry. When the server
  * loses the session (restart, expiry) the failing call throws SparkSessionChangedError and the client
- * continues in a fresh session, re-applying config set through setConfig.
+ * continues in a fresh session, re-applying config set through setConfig. The client learns the server's
+ * version at session start and shapes requests for it (Spark 3.5, 4.0, 4.1 and later; see server-dialect.ts).
  */
 export class SparkConnectClient {
   readonly #remote: SparkRemote;
@@ -82,6 +88,8 @@ export class SparkConnectClient {
   /** Config set through setConfig, re-applied to a fresh session. */
   readonly #sessionConfig = new Map<string, string>();
   #replayConfig = false;
+  /** The dialect of the server behind the current session, learned once per session. */
+  #dialect: { sessionId: string; dialect: Promise<ServerDialect> } | undefined;
   #closed = false;
   /** Interrupts in flight; close() lets them finish. */
   readonly #sideCalls = new Set<Promise<void>>();
@@ -123,8 +131,10 @@ export class SparkConnectClient {
 
   /** Runs a query and returns its rows. `args` bind to named parameters (`:name`) in the query. */
   sql(query: string, args?: Record<string, SqlArg>, options?: ExecutionOptions): Promise<Row[]> {
-    const relation = sqlRelation("query", query, args);
-    return this.#run(options, async (ctx) => (await this.#executePlan({ root: relation }, ctx)).rows);
+    const sql = sqlWithArgs("query", query, args);
+    return this.#run(options, async (ctx) => {
+      return (await this.#executePlan({ root: sqlRelation(sql, dialectIn(ctx)) }, ctx)).rows;
+    });
   }
 
   /**
@@ -132,9 +142,14 @@ export class SparkConnectClient {
    * query works too: the server hands it back unexecuted and it is then run as `sql` would.
    */
   sqlCommand(statement: string, args?: Record<string, SqlArg>, options?: ExecutionOptions): Promise<Row[]> {
-    const relation = sqlRelation("statement", statement, args);
+    const sql = sqlWithArgs("statement", statement, args);
     return this.#run(options, async (ctx) => {
-      const result = await this.#executePlan({ command: { sqlCommand: { input: relation } } }, ctx);
+      const dialect = dialectIn(ctx);
+      const relation = sqlRelation(sql, dialect);
+      const command = dialect.commandAsRelation
+        ? { input: relation }
+        : { sql: sql.query, args: sql.literals };
+      const result = await this.#executePlan({ command: { sqlCommand: command } }, ctx);
       const local = result.commandRelation?.localRelation;
       if (local) return [...result.rows, ...(local.data ? rowsFromArrowIpc(local.data) : [])];
       if (result.commandRelation === undefined || result.rows.length > 0) return result.rows;
@@ -142,26 +157,14 @@ export class SparkConnectClient {
     });
   }
 
-  /** The server's Spark version; a cheap health check. */
+  /** The server's Spark version, asked each time: a cheap health check. */
   version(options?: ExecutionOptions): Promise<string> {
-    return this.#run(options, async (ctx) => {
-      const response = await this.#unary(
-        "AnalyzePlan",
-        codecs.analyzePlanRequest,
-        codecs.analyzePlanResponse,
-        { ...this.#sessionFields(ctx.sessionId), sparkVersion: {} },
-        ctx,
-      );
-      this.#observe(ctx.sessionId, response.serverSideSessionId);
-      const version = response.sparkVersion?.version;
-      if (!version) {
-        throw new SparkConnectError("Spark Connect answered without a version", {
-          grpcCode: status.OK,
-          retryable: false,
-        });
-      }
-      return version;
-    });
+    return this.#run(options, (ctx) => this.#askVersion(ctx));
+  }
+
+  /** The server's Spark version as learned at session start (asked once per session). */
+  serverVersion(options?: ExecutionOptions): Promise<string> {
+    return this.#run(options, async (ctx) => dialectIn(ctx).version);
   }
 
   /** Sets session config (`spark.sql.*` and the like). Remembered and re-applied to a fresh session. */
@@ -232,6 +235,12 @@ export class SparkConnectClient {
     if (this.#closed) return;
     this.#closed = true;
     await Promise.allSettled([...this.#sideCalls]);
+    // A 3.5 server has no ReleaseSession (its sessions expire); when the server is unknown, ask anyway.
+    const dialect = await this.#dialect?.dialect.catch(() => undefined);
+    if (dialect?.structuredErrors === false) {
+      this.#grpc.close();
+      return;
+    }
     try {
       await this.#unary(
         "ReleaseSession",
@@ -272,6 +281,7 @@ export class SparkConnectClient {
       if (options?.tags?.length) ctx.tags = [...options.tags];
       if (ctx.signal?.aborted) throw abortedError(ctx.signal);
       try {
+        ctx.dialect = await this.#dialectFor(ctx);
         if (this.#replayConfig) {
           if (this.#sessionConfig.size > 0) await this.#setConfig([...this.#sessionConfig], ctx);
           if (ctx.sessionId === this.#sessionId) this.#replayConfig = false;
@@ -283,6 +293,39 @@ export class SparkConnectClient {
         throw typed;
       }
     }
+  }
+
+  /** The dialect of the session's server: asked once per session, shared by concurrent calls. */
+  #dialectFor(ctx: CallContext): Promise<ServerDialect> {
+    const known = this.#dialect;
+    if (known?.sessionId === ctx.sessionId) return known.dialect;
+    const dialect = this.#askVersion(ctx).then(dialectOf);
+    const entry = { sessionId: ctx.sessionId, dialect };
+    this.#dialect = entry;
+    // A failed ask is asked again by the next call.
+    dialect.catch(() => {
+      if (this.#dialect === entry) this.#dialect = undefined;
+    });
+    return dialect;
+  }
+
+  async #askVersion(ctx: CallContext): Promise<string> {
+    const response = await this.#unary(
+      "AnalyzePlan",
+      codecs.analyzePlanRequest,
+      codecs.analyzePlanResponse,
+      { ...this.#sessionFields(ctx.sessionId), sparkVersion: {} },
+      ctx,
+    );
+    this.#observe(ctx.sessionId, response.serverSideSessionId);
+    const version = response.sparkVersion?.version;
+    if (!version) {
+      throw new SparkConnectError("Spark Connect answered without a version", {
+        grpcCode: status.OK,
+        retryable: false,
+      });
+    }
+    return version;
   }
 
   async #setConfig(pairs: [string, string][], ctx: CallContext): Promise<void> {
@@ -394,6 +437,8 @@ export class SparkConnectClient {
     this.#sessionId = randomUUID();
     this.#serverSideSessionId = undefined;
     this.#replayConfig = true;
+    // The server may have come back as another version.
+    this.#dialect = undefined;
   }
 
   /** Asks the server to stop an operation whose call we abandoned. Best effort, never throws. */
@@ -457,6 +502,15 @@ export class SparkConnectClient {
       const meta = errorInfo.metadata ?? {};
       if (errorInfo.reason) failed.fields.exceptionClass = errorInfo.reason;
       if (meta.errorClass) failed.fields.errorClass = meta.errorClass;
+      else {
+        // Spark 3.5 sends no error class: read it, and a failed task's exception, from the message's tags.
+        const facts = errorFactsInMessage(details);
+        if (facts.errorClass) failed.fields.errorClass = facts.errorClass;
+        if (facts.causes.length > 0) {
+          failed.fields.causes = facts.causes;
+          failed.causeHierarchies = facts.causes.map((c) => [c.exceptionClass]);
+        }
+      }
       if (meta.sqlState) failed.fields.sqlState = meta.sqlState;
       const parameters = parseJson(meta.messageParameters);
       if (isStringRecord(parameters)) failed.fields.messageParameters = parameters;
@@ -534,13 +588,15 @@ export class SparkConnectClient {
 
 // ---------------------------------------------------------------- helpers
 
-function sqlRelation(
-  field: string,
-  query: string,
-  args: Record<string, SqlArg> | undefined,
-): RelationMessage {
+/** A SQL text with its arguments, checked, as literals by name. */
+interface SqlWithArgs {
+  query: string;
+  literals: Record<string, LiteralMessage>;
+}
+
+function sqlWithArgs(field: string, query: string, args: Record<string, SqlArg> | undefined): SqlWithArgs {
   nonEmpty(field, query);
-  const namedArguments: Record<string, ExpressionMessage> = {};
+  const literals: Record<string, LiteralMessage> = {};
   for (const [name, value] of Object.entries(args ?? {})) {
     if (!SQL_PARAMETER_NAME.test(name)) {
       throw new InvalidInputError(
@@ -548,9 +604,22 @@ function sqlRelation(
         "parameter names must be SQL identifiers ([A-Za-z_][A-Za-z0-9_]*)",
       );
     }
-    namedArguments[name] = { literal: toLiteral(value, `args.${name}`) };
+    literals[name] = toLiteral(value, `args.${name}`);
   }
-  return { sql: { query, namedArguments } };
+  return { query, literals };
+}
+
+/** The SQL relation in the form the server understands: named arguments from 4.0, literal `args` in 3.5. */
+function sqlRelation(sql: SqlWithArgs, dialect: ServerDialect): RelationMessage {
+  if (!dialect.namedArguments) return { sql: { query: sql.query, args: sql.literals } };
+  const namedArguments: Record<string, ExpressionMessage> = {};
+  for (const [name, literal] of Object.entries(sql.literals)) namedArguments[name] = { literal };
+  return { sql: { query: sql.query, namedArguments } };
+}
+
+function dialectIn(ctx: CallContext): ServerDialect {
+  if (ctx.dialect === undefined) throw new Error("bug: a call ran before its server's dialect was known");
+  return ctx.dialect;
 }
 
 function abortedError(signal: AbortSignal): SparkConnectError {

@@ -344,6 +344,35 @@ function isBadInput(e: ChainLink): boolean {
   );
 }
 
+// ---------------------------------------------------------------- Spark 3.5's errors
+
+/** Spark's error class tag, `[CLASS]` or `[CLASS.SUBCLASS]`, which starts the message of every Spark error. */
+const ERROR_CLASS_TAG = /^\s*\[([A-Z][A-Z0-9_]*(?:\.[A-Z][A-Z0-9_]*)*)\]/;
+/**
+ * How Spark reports a job that failed in a task: `… most recent failure: Lost task 0.0 in stage 0.0 (TID 0)
+ * (<host> executor <id>): <exception class>: [<error class>] <message>`.
+ */
+const FAILED_TASK =
+  /most recent failure: Lost task [^\n]*?\): ([A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+): (?:\[([A-Z][A-Z0-9_]*(?:\.[A-Z][A-Z0-9_]*)*)\] )?([^\n]*)/;
+
+/**
+ * The error class and the failed task's exception, read from the message of an error whose ErrorInfo has
+ * no error class (Spark 3.5 sends only the exception's class hierarchy, and no FetchErrorDetails). Both are
+ * tags in the fixed shapes Spark gives every error message, not prose: the error class in brackets at the
+ * start, and a failed job's task exception as `<class>: [<error class>] …` after `Lost task … :`.
+ */
+export function errorFactsInMessage(message: string): { errorClass?: string; causes: SparkErrorCause[] } {
+  const errorClass = ERROR_CLASS_TAG.exec(message)?.[1];
+  const task = FAILED_TASK.exec(message);
+  const causes: SparkErrorCause[] = [];
+  if (task?.[1]) {
+    const cause: SparkErrorCause = { exceptionClass: task[1], message: task[3] ?? "" };
+    if (task[2]) cause.errorClass = task[2];
+    causes.push(cause);
+  }
+  return errorClass === undefined ? { causes } : { errorClass, causes };
+}
+
 // ---------------------------------------------------------------- the file a failure names
 
 /**
@@ -355,6 +384,8 @@ const PATH_IN_MESSAGE = [
   /\bMalformed ORC file (.+?)\.(?:\s|$)/,
   /^File (.+) does not exist\.?$/m,
   /^No such file or directory: (.+)$/m,
+  // Spark 3.5, which sends PATH_NOT_FOUND without its parameters.
+  /^\s*\[PATH_NOT_FOUND\] Path does not exist: (.+)\.$/m,
 ];
 
 /**
@@ -373,7 +404,8 @@ function namedFilePath(call: FailedCall): string | undefined {
       return path;
     if (errorClass.startsWith("FAILED_READ_FILE.")) return percentDecoded(path);
   }
-  for (const link of chain) {
+  // Innermost first: an outer message quotes its cause's ("… Lost task …: <class>: <path> is not a …").
+  for (const link of [...chain].reverse()) {
     for (const pattern of PATH_IN_MESSAGE) {
       const path = pattern.exec(link.message)?.[1]?.trim();
       if (path) return path;

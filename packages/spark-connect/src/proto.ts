@@ -70,7 +70,12 @@ export interface RelationMessage {
     groupingExpressions: ExpressionMessage[];
     aggregateExpressions: ExpressionMessage[];
   };
-  sql?: { query: string; namedArguments?: Record<string, ExpressionMessage> };
+  sql?: {
+    query: string;
+    /** Spark 3.5's form (literals only). */
+    args?: Record<string, LiteralMessage>;
+    namedArguments?: Record<string, ExpressionMessage>;
+  };
   localRelation?: { data?: Uint8Array; schema?: string };
   withColumns?: { input: RelationMessage; aliases: AliasMessage[] };
 }
@@ -98,7 +103,8 @@ export interface WriteOperationV2Message {
 
 export interface CommandMessage {
   writeOperationV2?: WriteOperationV2Message;
-  sqlCommand?: { input: RelationMessage };
+  /** `input` from Spark 4.0 on; `sql` and `args` for Spark 3.5. */
+  sqlCommand?: { input?: RelationMessage; sql?: string; args?: Record<string, LiteralMessage> };
 }
 
 export interface PlanMessage {

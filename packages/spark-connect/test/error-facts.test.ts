@@ -29,8 +29,16 @@ import {
 const remote = process.env.SPARK_REMOTE;
 if (!remote) throw new Error('SPARK_REMOTE is not set; run: eval "$(bash scripts/services.sh env)"');
 
+/**
+ * Spark 3.5 sends less about an error than 4.x (no SQLSTATE, no parameters, no cause chain, no
+ * FetchErrorDetails) and has no ReleaseSession: where a fact differs, the test says what 3.5 gives instead.
+ */
+let spark35 = false;
 let client: SparkConnectClient;
 let dir: string;
+
+/** How Spark spells a failed local file: 4.x as the reader was given it, 3.5 as a Hadoop Path (`file:/…`). */
+const spelled = (path: string): string => (spark35 ? `file:${path}` : `file://${path}`);
 const schema = `errf_${randomBytes(4).toString("hex")}`;
 const namespace = `lake.${schema}`;
 
@@ -46,6 +54,7 @@ async function rejection(promise: Promise<unknown>): Promise<SparkConnectError> 
 
 beforeAll(async () => {
   client = new SparkConnectClient({ remote, deadlineMs: 120_000 });
+  spark35 = (await client.serverVersion()).startsWith("3.5.");
   // A space, '#' and '%' in the directory name: Spark percent-encodes them in FAILED_READ_FILE's path.
   dir = mkdtempSync(join(tmpdir(), "lakeferry errors #%41-"));
   await client.sqlCommand(`CREATE NAMESPACE IF NOT EXISTS ${namespace}`);
@@ -68,7 +77,11 @@ describe("outages", () => {
     }
   });
 
-  it("a lost session is no failure at all: the call runs again in a fresh session", async () => {
+  it("a lost session is no failure at all: the call runs again in a fresh session", async (ctx) => {
+    if (spark35)
+      ctx.skip(
+        "Spark 3.5 has no ReleaseSession nor server-side session ids: it recreates a lost session silently",
+      );
     // (Its classification, SparkSessionChangedError with outage spark, is unit-tested: the client now
     // handles it before a caller could see it.)
     const sessionId = "5a3c2e10-0000-4000-8000-" + randomBytes(6).toString("hex");
@@ -85,6 +98,8 @@ describe("outages", () => {
   });
 
   it("a bad record reports none", async () => {
+    // 3.5 casts a bad value to NULL unless ANSI mode is on (4.x's default).
+    if (spark35) await client.setConfig({ "spark.sql.ansi.enabled": "true" });
     const error = await rejection(client.sql("SELECT CAST('x' AS INT)"));
     expect(error).toMatchObject({ retryable: false, outage: undefined });
     expect(outageOf(error)).toBeUndefined();
@@ -101,6 +116,12 @@ describe("unreadable files", () => {
         .collect(),
     );
     expect(error).toBeInstanceOf(SparkExecutionError);
+    if (spark35) {
+      // 3.5 names the failed task's error class, not the file: a batch is split until the file is alone.
+      expect(error).toMatchObject({ code: "SPARK_BAD_INPUT", filePath: undefined });
+      expect(error.causes[0]?.errorClass).toBe("MALFORMED_RECORD_IN_PARSING.WITHOUT_SUGGESTION");
+      return;
+    }
     expect(error).toMatchObject({ code: "SPARK_BAD_INPUT", errorClass: "FAILED_READ_FILE.NO_HINT" });
     expect(error.filePath).toBe(`file://${path}`);
   });
@@ -112,13 +133,19 @@ describe("unreadable files", () => {
       client.read({ format: "parquet", schema: "id INT", paths: [path] }).collect(),
     );
     expect(error).toMatchObject({ code: "SPARK_BAD_INPUT", retryable: false });
-    expect(error.filePath).toBe(`file://${path}`);
+    expect(error.filePath).toBe(spelled(path));
   });
 
   it("a text file read as Parquet without a schema fails reading its footer: bad input, named", async () => {
     const path = join(dir, "footer.parquet");
     writeFileSync(path, "hello, this is not parquet either\n".repeat(10));
     const error = await rejection(client.read({ format: "parquet", paths: [path] }).collect());
+    if (spark35) {
+      // 3.5 reports only "Exception thrown in awaitResult" from inferring the schema: nothing says the file
+      // is at fault, so it is retried like any failure it cannot judge.
+      expect(error).toMatchObject({ code: "SPARK_EXECUTION", retryable: true, filePath: undefined });
+      return;
+    }
     expect(error.causes.some((c) => c.errorClass === "FAILED_READ_FILE.CANNOT_READ_FILE_FOOTER")).toBe(true);
     expect(error).toMatchObject({ code: "SPARK_BAD_INPUT", retryable: false });
     // Spark prints the footer error's path as a Hadoop Path: file:/…, not percent-encoded.
@@ -136,14 +163,14 @@ describe("unreadable files", () => {
     const error = await rejection(
       client.read({ format: "parquet", schema: "id BIGINT", paths: [path] }).collect(),
     );
-    expect(error).toMatchObject({ code: "SPARK_BAD_INPUT", retryable: false, filePath: `file://${path}` });
+    expect(error).toMatchObject({ code: "SPARK_BAD_INPUT", retryable: false, filePath: spelled(path) });
   });
 
   it("a text file read as ORC is bad input", async () => {
     const path = join(dir, "text.orc");
     writeFileSync(path, "hello, this is not orc\n".repeat(10));
     const error = await rejection(client.read({ format: "orc", schema: "id INT", paths: [path] }).collect());
-    expect(error).toMatchObject({ code: "SPARK_BAD_INPUT", retryable: false, filePath: `file://${path}` });
+    expect(error).toMatchObject({ code: "SPARK_BAD_INPUT", retryable: false, filePath: spelled(path) });
   });
 
   it("a missing path is named too", async () => {
@@ -186,7 +213,8 @@ describe("Iceberg facts", () => {
     const error = await rejection(
       client.sqlCommand(`CALL lake.system.cherrypick_snapshot('${schema}.no_such_table', 1)`),
     );
-    expect(isTableNotFound(error)).toBe(true);
+    // 3.5 sends the procedure's RuntimeException without its NoSuchTableException cause.
+    expect(isTableNotFound(error)).toBe(!spark35);
   });
 
   it("publishing staged snapshots: gone, already published, not cherry-pickable", async () => {

@@ -26,6 +26,11 @@ if (!remote) throw new Error('SPARK_REMOTE is not set; run: eval "$(bash scripts
 const SLOW_QUERY =
   "SELECT reflect('java.lang.Thread', 'sleep', CAST(100 AS BIGINT)) AS slept FROM range(0, 300, 1, 1)";
 
+/**
+ * Spark 3.5 sends less about an error than 4.x (no SQLSTATE, no parameters, no cause chain, no
+ * FetchErrorDetails) and has no ReleaseSession: where a fact differs, the test says what 3.5 gives instead.
+ */
+let spark35 = false;
 let client: SparkConnectClient;
 const namespace = `lake.sc_${randomBytes(4).toString("hex")}`;
 let dir: string;
@@ -42,6 +47,7 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
 
 beforeAll(async () => {
   client = new SparkConnectClient({ remote, deadlineMs: 60_000 });
+  spark35 = (await client.serverVersion()).startsWith("3.5.");
   dir = mkdtempSync(join(tmpdir(), "lakeferry-spark-connect-"));
   await client.sqlCommand(`CREATE NAMESPACE IF NOT EXISTS ${namespace}`);
 });
@@ -105,7 +111,11 @@ describe("queries", () => {
   });
 
   it("reports the server version and sets and reads config", async () => {
-    expect(await client.version()).toMatch(/^4\.\d+\.\d+/);
+    const version = await client.version();
+    expect(version).toMatch(/^\d+\.\d+\.\d+/);
+    // scripts/services.sh env says which Spark it started.
+    if (process.env.LAKEFERRY_SPARK_VERSION) expect(version).toBe(process.env.LAKEFERRY_SPARK_VERSION);
+    expect(await client.serverVersion()).toBe(version);
     await client.setConfig({ "spark.sql.shuffle.partitions": "3", "lakeferry.test.key": "v1" });
     expect(
       await client.getConfig(["spark.sql.shuffle.partitions", "lakeferry.test.key", "lakeferry.unset"]),
@@ -226,7 +236,8 @@ describe("typed errors", () => {
   it("bad SQL is a non-retryable SparkAnalysisError with its error class", async () => {
     const error = await rejection(client.sql("SELEC 1"));
     expect(error).toBeInstanceOf(SparkAnalysisError);
-    expect(error).toMatchObject({ errorClass: "PARSE_SYNTAX_ERROR", sqlState: "42601", retryable: false });
+    expect(error).toMatchObject({ errorClass: "PARSE_SYNTAX_ERROR", retryable: false });
+    expect((error as SparkConnectError).sqlState).toBe(spark35 ? undefined : "42601");
     expect(isRetryableSparkError(error)).toBe(false);
     expect((error as Error).message).toMatch(/^\[PARSE_SYNTAX_ERROR\]/);
 
@@ -298,7 +309,11 @@ describe("typed errors", () => {
     });
   });
 
-  it("a lost session moves the client to a fresh session that keeps its config, and the call runs there", async () => {
+  it("a lost session moves the client to a fresh session that keeps its config, and the call runs there", async (ctx) => {
+    if (spark35)
+      ctx.skip(
+        "Spark 3.5 has no ReleaseSession nor server-side session ids: it recreates a lost session silently",
+      );
     const sessionId = "5a3c2e10-0000-4000-8000-" + randomBytes(6).toString("hex");
     const victim = new SparkConnectClient({ remote: `${remote}/;session_id=${sessionId}` });
     try {
