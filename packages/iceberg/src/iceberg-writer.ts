@@ -173,9 +173,11 @@ export class IcebergWriter {
       });
     }
     try {
+      // The table inline, not as a parameter: Iceberg's own CALL parser on Spark 3.5 knows no parameter
+      // markers. Its parts are identifiers (parseTableName), so the literal needs no escaping.
       const rows = await this.#spark.sqlCommand(
-        `CALL \`${name.catalog}\`.system.cherrypick_snapshot(:table, ${stagedSnapshotId})`,
-        { table: `\`${name.namespace}\`.\`${name.table}\`` },
+        `CALL \`${name.catalog}\`.system.cherrypick_snapshot('\`${name.namespace}\`.\`${name.table}\`', ${stagedSnapshotId})`,
+        undefined,
         options,
       );
       const current = rows[0]?.current_snapshot_id;
@@ -402,7 +404,7 @@ export class IcebergWriter {
         "end-snapshot-id": snapshot.snapshotId,
       });
     } else if (snapshot.operation === "append") {
-      rows = this.#spark.table(table, { "snapshot-id": snapshot.snapshotId });
+      rows = this.#spark.sqlFrame(asOf(table, snapshot.snapshotId));
     } else {
       if (snapshot.ingestedAt === undefined) {
         throw new LakeferryError(
@@ -416,7 +418,7 @@ export class IcebergWriter {
         fn("==", col("_ingested_at"), fn("timestamp_micros", lit(snapshot.ingestedAt))),
         fn("in", col("_source_file"), ...files.map((file) => lit(file))),
       );
-      rows = this.#spark.table(table, { "snapshot-id": snapshot.snapshotId }).filter(condition);
+      rows = this.#spark.sqlFrame(asOf(table, snapshot.snapshotId)).filter(condition);
     }
     const counts = await rows
       .groupBy(col("_source_file"))
@@ -428,6 +430,15 @@ export class IcebergWriter {
     for (const row of counts) records.set(String(row._source_file), toCount(row.records));
     return records;
   }
+}
+
+/**
+ * The table as of a snapshot, in the one form every supported runtime honours: SQL's `VERSION AS OF` (Spark
+ * 3.5 ignores a `versionAsOf` read option; Iceberg's Spark 4.1 runtime refuses its own `snapshot-id`).
+ */
+function asOf(table: string, snapshotId: string): string {
+  if (!/^-?\d{1,20}$/.test(snapshotId)) throw new Error(`bug: not a snapshot id: ${snapshotId}`);
+  return `SELECT * FROM ${table} VERSION AS OF ${snapshotId}`;
 }
 
 function idString(value: unknown): string {

@@ -222,6 +222,17 @@ export class SparkConnectClient {
     });
   }
 
+  /**
+   * A DataFrame over the result of a SQL query, to build on (filter, groupBy, …). It takes no parameters:
+   * inline only values you have validated. For a table as of a snapshot, `SELECT * FROM t VERSION AS OF
+   * <id>` is the form every supported Spark and Iceberg runtime honours (a `versionAsOf` read option is
+   * ignored by Spark 3.5, Iceberg's `snapshot-id` refused by its Spark 4.1 runtime).
+   */
+  sqlFrame(query: string): DataFrame {
+    nonEmpty("sqlFrame", query);
+    return new DataFrame(this.#runner, { sql: { query } });
+  }
+
   /** A DataFrame over a catalog table; `options` are read options (Iceberg: snapshot-id, start-snapshot-id…). */
   table(name: string, options?: Record<string, string>): DataFrame {
     nonEmpty("table", name);
