@@ -321,6 +321,7 @@ export DATABASE_URL='postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/lakef
 export LAKEFERRY_CATALOG_DATABASE_URL='postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/lakeferry_catalog'
 export REDIS_URL='redis://127.0.0.1:$REDIS_PORT'
 export SPARK_REMOTE='sc://127.0.0.1:$SPARK_PORT'
+export LAKEFERRY_SPARK_VERSION='$(cat "$SPARK_DIR/spark.version" 2>/dev/null || echo "$SPARK_VERSION")'
 export LAKEFERRY_WAREHOUSE='${LAKEFERRY_WAREHOUSE:-$SERVICES_DIR/warehouse}'
 export LAKEFERRY_SERVICES_DIR='$SERVICES_DIR'
 export LAKEFERRY_SERVICES_SCRIPT='$ROOT/scripts/services.sh'
