@@ -13,7 +13,8 @@ versions=("$@")
 [ ${#versions[@]} -gt 0 ] || versions=(3.5.7 4.0.1 4.1.4)
 
 # The suites that talk to Spark: the client, the writer, ingestion end to end with a corrupt file, recovery
-# and the commit fence, and the acceptance run with real worker processes (one killed after a commit).
+# and the commit fence, the acceptance run with real worker processes (one killed after a commit), and
+# objects read from the S3 emulator through the version's S3A jars.
 SUITES=(
   packages/spark-connect/test/spark-connect.test.ts
   packages/spark-connect/test/error-facts.test.ts
@@ -21,6 +22,7 @@ SUITES=(
   packages/pipeline/test/pipeline-flow.test.ts
   packages/pipeline/test/recovery.test.ts
   apps/cli/test/spark-versions.test.ts
+  apps/cli/test/s3-end-to-end.test.ts
 )
 
 bash scripts/services.sh up postgres redis storage
