@@ -50,6 +50,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
   );
   const stopped = stopOnSignals(runtime, { timeoutMs: config.shutdownTimeoutMs, logger });
   await runtime.start();
+  logger.info({ worker: runtime.workerId }, "worker ready");
   await stopped;
   logger.flush();
 }
