@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { LogLevel } from "@lakeferry/core";
 import {
+  boolVar,
   intVar,
   logLevelVar,
   nameVar,
@@ -38,8 +39,12 @@ export const WorkerEnv = z.object({
   LAKEFERRY_BATCH_MAX_FILES: intVar(100, 1),
   /** …or this many bytes… Default 256 MiB. */
   LAKEFERRY_BATCH_MAX_BYTES: intVar(256 * 1024 * 1024, 1),
-  /** …or when its oldest file has waited this long (ms). Default 250. */
+  /** …or when its oldest file has waited this long (ms) and its table has no write in flight. Default 250. */
   LAKEFERRY_BATCH_MAX_WAIT_MS: intVar(250, 0),
+  /** A write running longer than this (ms) lets the next write of its table start beside it. Default 15 s. */
+  LAKEFERRY_BATCH_SLOW_WRITE_MS: intVar(15_000, 1),
+  /** One write in flight per table across the fleet (a write lease per table in Postgres). Default true. */
+  LAKEFERRY_ONE_WRITER_PER_TABLE: boolVar(true),
 
   // Recovery.
   /** How long a claim holds a file without renewal (ms); an expired claim can be taken over. Default 60 s. */
@@ -79,7 +84,8 @@ export interface WorkerConfig {
   dbSchema: string;
   queuePrefix: string;
   concurrency: number;
-  batch: { maxFiles: number; maxBytes: number; maxWaitMs: number };
+  batch: { maxFiles: number; maxBytes: number; maxWaitMs: number; slowWriteMs: number };
+  oneWriterPerTable: boolean;
   leaseMs: number;
   reconcileIntervalMs: number;
   batchGraceMs: number;
@@ -103,7 +109,9 @@ export function parseWorkerConfig(env: Record<string, string | undefined>): Work
       maxFiles: e.LAKEFERRY_BATCH_MAX_FILES,
       maxBytes: e.LAKEFERRY_BATCH_MAX_BYTES,
       maxWaitMs: e.LAKEFERRY_BATCH_MAX_WAIT_MS,
+      slowWriteMs: e.LAKEFERRY_BATCH_SLOW_WRITE_MS,
     },
+    oneWriterPerTable: e.LAKEFERRY_ONE_WRITER_PER_TABLE,
     leaseMs: e.LAKEFERRY_LEASE_MS,
     reconcileIntervalMs: e.LAKEFERRY_RECONCILE_INTERVAL_MS,
     batchGraceMs: e.LAKEFERRY_BATCH_GRACE_MS,

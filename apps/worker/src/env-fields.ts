@@ -55,6 +55,17 @@ export function nameVar(pattern: RegExp, what: string, fallback: string) {
   );
 }
 
+/** `true` or `false`, `fallback` when unset. */
+export function boolVar(fallback: boolean) {
+  return z.preprocess(
+    unset,
+    z
+      .enum(["true", "false"], { error: "must be true or false" })
+      .transform((value) => value === "true")
+      .default(fallback),
+  );
+}
+
 /** An optional free-form string. */
 export function optionalVar() {
   return z.preprocess(unset, z.string().optional());

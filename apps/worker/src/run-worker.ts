@@ -27,6 +27,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
     queuePrefix: config.queuePrefix,
     concurrency,
     batch: config.batch,
+    oneWriterPerTable: config.oneWriterPerTable,
     leaseMs: config.leaseMs,
     reconcileIntervalMs: config.reconcileIntervalMs,
     batchGraceMs: config.batchGraceMs,

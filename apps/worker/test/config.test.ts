@@ -27,7 +27,8 @@ describe("worker environment", () => {
       dbSchema: "public",
       queuePrefix: "lakeferry",
       concurrency: 200,
-      batch: { maxFiles: 100, maxBytes: 256 * 1024 * 1024, maxWaitMs: 250 },
+      batch: { maxFiles: 100, maxBytes: 256 * 1024 * 1024, maxWaitMs: 250, slowWriteMs: 15_000 },
+      oneWriterPerTable: true,
       leaseMs: 60_000,
       reconcileIntervalMs: 30_000,
       batchGraceMs: 60_000,
@@ -47,6 +48,8 @@ describe("worker environment", () => {
       LAKEFERRY_BATCH_MAX_FILES: "20",
       LAKEFERRY_BATCH_MAX_BYTES: "",
       LAKEFERRY_BATCH_MAX_WAIT_MS: "0",
+      LAKEFERRY_BATCH_SLOW_WRITE_MS: "60000",
+      LAKEFERRY_ONE_WRITER_PER_TABLE: "false",
       LAKEFERRY_LEASE_MS: "5000",
       LAKEFERRY_RECONCILE_INTERVAL_MS: "1000",
       LAKEFERRY_BATCH_GRACE_MS: "2000",
@@ -59,7 +62,8 @@ describe("worker environment", () => {
       dbSchema: "tenant_a",
       queuePrefix: "tenant-a",
       concurrency: 50,
-      batch: { maxFiles: 20, maxBytes: 256 * 1024 * 1024, maxWaitMs: 0 },
+      batch: { maxFiles: 20, maxBytes: 256 * 1024 * 1024, maxWaitMs: 0, slowWriteMs: 60_000 },
+      oneWriterPerTable: false,
       leaseMs: 5_000,
       reconcileIntervalMs: 1_000,
       batchGraceMs: 2_000,
@@ -85,6 +89,9 @@ describe("worker environment", () => {
     );
     expect(problem({ ...required, LAKEFERRY_DB_SCHEMA: "a-b; drop" })).toContain(
       "LAKEFERRY_DB_SCHEMA must be a Postgres identifier",
+    );
+    expect(problem({ ...required, LAKEFERRY_ONE_WRITER_PER_TABLE: "yes" })).toContain(
+      "LAKEFERRY_ONE_WRITER_PER_TABLE must be true or false",
     );
     expect(problem({ ...required, LAKEFERRY_LOG_LEVEL: "loud" })).toContain(
       "LAKEFERRY_LOG_LEVEL must be one of",

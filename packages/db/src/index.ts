@@ -46,4 +46,4 @@ export { recordOutcomes, STALE_OUTCOME } from "./record-outcomes.ts";
 export { reclaimExpiredLeases, pendingFiles, resetFilesForRetry } from "./reconcile.ts";
 export { statusCounts, listFiles, getFile, fileHistory, fileIdentity } from "./files.ts";
 export { changedPendingFiles, databaseNow, type ChangedPendingCursor } from "./reconcile.ts";
-export { acquireMaintenanceLease, releaseMaintenanceLease } from "./maintenance-lease.ts";
+export { acquireLeaseInTurn, acquireMaintenanceLease, releaseMaintenanceLease } from "./maintenance-lease.ts";

@@ -1,3 +1,4 @@
+import { InvalidInputError } from "@lakeferry/core";
 import type { Database } from "./database.ts";
 import { runOperation } from "./errors.ts";
 import { requireCount, requireText } from "./values.ts";
@@ -53,5 +54,59 @@ export async function releaseMaintenanceLease(
       [input.name, input.holder],
     );
     return rowCount === 1;
+  });
+}
+
+/**
+ * Takes or renews the lease `name` for `holder`, for `ttlMs` from now, waiting in turn: when the lease is
+ * held, `holder` is reserved as its next holder if nobody is, or if the one reserved has waited less long
+ * than `holder` (by `waitingSince`), or let the reservation lapse (it lasts `reserveMs` and is renewed by
+ * asking again). A lease that is free goes only to its reserved holder while the reservation lasts, so a
+ * holder that releases and asks again at once cannot take it back from a waiter. One statement.
+ *
+ * @returns whether `holder` holds the lease now.
+ * @throws InvalidInputError for an empty name or holder, or durations that are not positive integers.
+ */
+export async function acquireLeaseInTurn(
+  db: Database,
+  input: { name: string; holder: string; ttlMs: number; reserveMs: number; waitingSince: Date },
+): Promise<boolean> {
+  requireText("name", input.name);
+  requireText("holder", input.holder);
+  requireCount("ttlMs", input.ttlMs, 1);
+  requireCount("reserveMs", input.reserveMs, 1);
+  if (!(input.waitingSince instanceof Date) || Number.isNaN(input.waitingSince.getTime())) {
+    throw new InvalidInputError("waitingSince", "must be a valid Date");
+  }
+  return runOperation("acquireLeaseInTurn", async () => {
+    const { rows } = await db.pool.query<{ acquired: boolean }>(
+      `WITH taken AS (
+         INSERT INTO maintenance_leases AS l (name, holder, expires_at)
+         VALUES ($1, $2, now() + $3::float8 * interval '1 millisecond')
+         ON CONFLICT (name) DO UPDATE SET
+           holder = EXCLUDED.holder,
+           expires_at = EXCLUDED.expires_at,
+           acquired_at = CASE WHEN l.holder = EXCLUDED.holder AND l.expires_at > now()
+                              THEN l.acquired_at ELSE now() END,
+           next_holder = CASE WHEN l.next_holder = EXCLUDED.holder THEN NULL ELSE l.next_holder END,
+           next_since = CASE WHEN l.next_holder = EXCLUDED.holder THEN NULL ELSE l.next_since END,
+           next_until = CASE WHEN l.next_holder = EXCLUDED.holder THEN NULL ELSE l.next_until END
+         WHERE (l.holder = EXCLUDED.holder AND l.expires_at > now())
+            OR (l.expires_at <= now()
+                AND (l.next_holder IS NULL OR l.next_holder = EXCLUDED.holder OR l.next_until <= now()))
+         RETURNING 1
+       ), queued AS (
+         UPDATE maintenance_leases SET
+           next_holder = $2,
+           next_since = CASE WHEN next_holder = $2 THEN next_since ELSE $5::timestamptz END,
+           next_until = now() + $4::float8 * interval '1 millisecond'
+         WHERE name = $1 AND NOT EXISTS (SELECT 1 FROM taken)
+           AND (next_holder IS NULL OR next_holder = $2 OR next_until <= now() OR next_since > $5::timestamptz)
+         RETURNING 1
+       )
+       SELECT EXISTS (SELECT 1 FROM taken) AS acquired, (SELECT count(*) FROM queued) AS queued`,
+      [input.name, input.holder, input.ttlMs, input.reserveMs, input.waitingSince],
+    );
+    return rows[0]?.acquired === true;
   });
 }

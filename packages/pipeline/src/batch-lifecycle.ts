@@ -12,6 +12,7 @@ import {
 import { ingestedAtNow, type PublishOutcome, type StagedWrite, type WriteBatch } from "@lakeferry/iceberg";
 import type { ExecutionOptions } from "@lakeferry/spark-connect";
 import type { BatchAttempt, BatchFile } from "./group-commit-batcher.ts";
+import type { ReleaseTableWrite, TableWriteLeases } from "./table-write-lease.ts";
 
 /** What the batch lifecycle writes through: `IcebergWriterPool` in production. */
 export interface BatchWriter {
@@ -79,6 +80,8 @@ export interface BatchLifecycleOptions {
    * Recovery publishes a batch whose publisher did not finish in that time. Default 60 000.
    */
   publishLeaseMs?: number;
+  /** When set, each write first takes its table's write lease: one write per table across the fleet. */
+  tableLeases?: TableWriteLeases;
   faults?: LifecycleFaults;
 }
 
@@ -138,6 +141,7 @@ export class BatchLifecycle {
   readonly #workerId: string;
   readonly #logger: Logger;
   readonly #publishLeaseMs: number;
+  readonly #tableLeases: TableWriteLeases | undefined;
   readonly #faults: LifecycleFaults;
 
   constructor(options: BatchLifecycleOptions) {
@@ -146,11 +150,37 @@ export class BatchLifecycle {
     this.#workerId = options.workerId;
     this.#logger = options.logger;
     this.#publishLeaseMs = options.publishLeaseMs ?? 60_000;
+    this.#tableLeases = options.tableLeases;
     this.#faults = options.faults ?? {};
   }
 
-  /** Writes one attempt of a batch through the fence and records the outcome; see {@link BatchVerdict}. */
+  /**
+   * Writes one attempt of a batch through the fence and records the outcome; see {@link BatchVerdict}.
+   * With table leases, waits for its table's write lease first (and gives it back after).
+   */
   async write(attempt: BatchAttempt<LifecycleFile>, signal: AbortSignal): Promise<BatchVerdict> {
+    if (this.#tableLeases === undefined) return this.#write(attempt, signal);
+    let release: ReleaseTableWrite;
+    try {
+      release = await this.#tableLeases.acquire(attempt.target.table, signal);
+    } catch (error) {
+      // Nothing opened, nothing written. A shutdown abort or an outage spends no attempt.
+      const reason: unknown = signal.aborted ? signal.reason : error;
+      const log = this.#logger.child({ batchId: attempt.batchId, table: attempt.target.table });
+      const counted = !signal.aborted && outageOf(reason) === undefined;
+      return {
+        kind: "failed",
+        error: await this.#recordFailures(attempt.files, reason, attempt.batchId, log, counted),
+      };
+    }
+    try {
+      return await this.#write(attempt, signal);
+    } finally {
+      await release();
+    }
+  }
+
+  async #write(attempt: BatchAttempt<LifecycleFile>, signal: AbortSignal): Promise<BatchVerdict> {
     const { batchId, target, files } = attempt;
     const log = this.#logger.child({ batchId, table: target.table, ingestionId: target.ingestionId });
     const ingestedAtMicros = ingestedAtNow().micros;

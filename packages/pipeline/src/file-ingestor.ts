@@ -20,8 +20,14 @@ import {
   type LifecycleFaults,
   type LifecycleFile,
 } from "./batch-lifecycle.ts";
+import { TableWriteLeases } from "./table-write-lease.ts";
 import { ClaimCoalescer } from "./claim-coalescer.ts";
-import { GroupCommitBatcher, type BatchLimits, type BatchTarget } from "./group-commit-batcher.ts";
+import {
+  DEFAULT_BATCH_LIMITS,
+  GroupCommitBatcher,
+  type BatchLimits,
+  type BatchTarget,
+} from "./group-commit-batcher.ts";
 import { IngestionCache } from "./ingestion-cache.ts";
 import { LeaseKeeper } from "./lease-keeper.ts";
 import { readSourceSettings } from "./source-settings.ts";
@@ -48,6 +54,11 @@ export interface FileIngestorOptions {
   leaseMs?: number;
   /** Group-commit limits; see {@link BatchLimits}. */
   batch?: Partial<BatchLimits>;
+  /**
+   * One write in flight per table across the fleet (a write lease per table in Postgres, waited for in
+   * turn); see {@link TableWriteLeases}. Default true.
+   */
+  oneWriterPerTable?: boolean;
   logger: Logger;
   faults?: FaultInjection;
 }
@@ -135,6 +146,17 @@ export class FileIngestor {
       workerId: options.workerId,
       logger: options.logger,
       publishLeaseMs: leaseMs,
+      ...(options.oneWriterPerTable === false
+        ? {}
+        : {
+            tableLeases: new TableWriteLeases({
+              db: options.db,
+              holder: options.workerId,
+              logger: options.logger,
+              // A write that outlasts slowWriteMs lets the next one start, in this process and in the fleet.
+              ttlMs: options.batch?.slowWriteMs ?? DEFAULT_BATCH_LIMITS.slowWriteMs,
+            }),
+          }),
       ...(options.faults ? { faults: options.faults } : {}),
     });
     this.#batcher = new GroupCommitBatcher<IngestFile>({

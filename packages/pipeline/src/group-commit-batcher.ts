@@ -12,13 +12,27 @@ export interface BatchLimits {
   maxFiles: number;
   /** Bytes (sum of file sizes) per batch. Default 256 MiB. */
   maxBytes: number;
-  /** How long the first file of a batch waits for company, in ms. Default 250. */
+  /**
+   * How long the first file of a batch waits for company, in ms, when its table has no write in flight.
+   * While one is in flight the batch keeps gathering until that write ends (or a size limit is reached):
+   * batches grow with the backlog instead of being cut small by the timer. Default 250.
+   */
   maxWaitMs: number;
   /**
    * Writes running at once in this process; closed batches beyond it queue (and batches still gathering
    * keep growing meanwhile). Default 2.
    */
   maxConcurrentWrites: number;
+  /**
+   * Writes running at once to one table in this process. Iceberg commits to one table one at a time, so
+   * more only compete for Spark and retry their commits. Default 1.
+   */
+  maxWritesPerTable: number;
+  /**
+   * A write running longer than this, in ms, no longer holds its table: the next batch may start beside it
+   * (a stuck Spark call or a paused process must not stall the table). Default 15 000.
+   */
+  slowWriteMs: number;
 }
 
 export const DEFAULT_BATCH_LIMITS: Readonly<BatchLimits> = {
@@ -26,6 +40,8 @@ export const DEFAULT_BATCH_LIMITS: Readonly<BatchLimits> = {
   maxBytes: 256 * 1024 * 1024,
   maxWaitMs: 250,
   maxConcurrentWrites: 2,
+  maxWritesPerTable: 1,
+  slowWriteMs: 15_000,
 };
 
 /** Where and how files are written. Only files with equal targets share a batch. */
@@ -102,14 +118,18 @@ interface Holder<F extends BatchFile> {
   members: Set<Member<F>>;
   bytes: number;
   timer: NodeJS.Timeout | undefined;
+  /** Its first file waited maxWaitMs: it closes as soon as its table has no write in flight. */
+  due: boolean;
   state: "gathering" | "ready";
 }
 
 /**
  * Group commit: gathers files for the same target into one batch, which is written (one `BatchWriter.write`,
- * so one Spark job and one Iceberg commit) once it holds `maxFiles` files or `maxBytes` bytes or its first
- * file waited `maxWaitMs`. A batch that fails permanently is split in halves (or the file its error names
- * is taken out) and written again until the bad files are alone, so their neighbours still land.
+ * so one Spark job and one Iceberg commit) once it holds `maxFiles` files or `maxBytes` bytes, or its first
+ * file waited `maxWaitMs` and its table has no write in flight (adaptive: under a backlog each batch holds
+ * what arrived while the previous one was written). A batch that fails permanently is split in halves (or
+ * the file its error names is taken out) and written again until the bad files are alone, so their
+ * neighbours still land.
  */
 export class GroupCommitBatcher<F extends BatchFile = BatchFile> {
   readonly limits: Readonly<BatchLimits>;
@@ -117,6 +137,8 @@ export class GroupCommitBatcher<F extends BatchFile = BatchFile> {
   readonly #gathering = new Map<string, Holder<F>>();
   readonly #ready: Holder<F>[] = [];
   readonly #writes = new Set<Promise<void>>();
+  /** Writes in flight per table that have not been running for slowWriteMs yet. */
+  readonly #writingTo = new Map<string, number>();
   #closed = false;
 
   constructor(options: GroupCommitBatcherOptions<F>) {
@@ -165,11 +187,12 @@ export class GroupCommitBatcher<F extends BatchFile = BatchFile> {
           members: new Set(),
           bytes: 0,
           timer: undefined,
+          due: false,
           state: "gathering",
         };
         this.#gathering.set(key, holder);
         const gathering = holder;
-        holder.timer = setTimeout(() => this.#close(gathering), this.limits.maxWaitMs);
+        holder.timer = setTimeout(() => this.#due(gathering), this.limits.maxWaitMs);
       }
       holder.members.add(member);
       member.holder = holder;
@@ -193,6 +216,16 @@ export class GroupCommitBatcher<F extends BatchFile = BatchFile> {
       if (this.#writes.size === 0) return;
       await Promise.allSettled([...this.#writes]);
     }
+  }
+
+  /** The first file of a gathering batch waited maxWaitMs: close it, unless its table is being written. */
+  #due(holder: Holder<F>): void {
+    holder.due = true;
+    if (!this.#tableBusy(holder.target.table)) this.#close(holder);
+  }
+
+  #tableBusy(table: string): boolean {
+    return (this.#writingTo.get(table) ?? 0) >= this.limits.maxWritesPerTable;
   }
 
   #close(holder: Holder<F>): void {
@@ -222,12 +255,35 @@ export class GroupCommitBatcher<F extends BatchFile = BatchFile> {
 
   #pump(): void {
     while (this.#writes.size < this.limits.maxConcurrentWrites) {
-      const holder = this.#ready.shift();
-      if (!holder) return;
+      const index = this.#ready.findIndex((holder) => !this.#tableBusy(holder.target.table));
+      if (index < 0) return;
+      const [holder] = this.#ready.splice(index, 1) as [Holder<F>];
+      const table = holder.target.table;
       const members = [...holder.members];
       for (const member of members) member.holder = undefined;
+      this.#writingTo.set(table, (this.#writingTo.get(table) ?? 0) + 1);
+      let holdsTable = true;
+      const letGo = (): void => {
+        if (!holdsTable) return;
+        holdsTable = false;
+        const left = (this.#writingTo.get(table) ?? 1) - 1;
+        if (left > 0) this.#writingTo.set(table, left);
+        else this.#writingTo.delete(table);
+        // What gathered for this table while it was written goes next, if it has waited long enough.
+        for (const gathering of [...this.#gathering.values()]) {
+          if (gathering.due && gathering.target.table === table && !this.#tableBusy(table)) {
+            this.#close(gathering);
+          }
+        }
+      };
+      const slow = setTimeout(() => {
+        letGo();
+        this.#pump();
+      }, this.limits.slowWriteMs);
       const write = this.#write(holder.target, members).finally(() => {
+        clearTimeout(slow);
         this.#writes.delete(write);
+        letGo();
         this.#pump();
       });
       this.#writes.add(write);
@@ -298,6 +354,7 @@ export class GroupCommitBatcher<F extends BatchFile = BatchFile> {
       members: new Set(members),
       bytes: members.reduce((sum, member) => sum + member.file.bytes, 0),
       timer: undefined,
+      due: true,
       state: "ready",
     };
     for (const member of members) member.holder = holder;

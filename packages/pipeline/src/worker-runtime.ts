@@ -25,6 +25,8 @@ export interface WorkerRuntimeOptions {
   concurrency?: number;
   /** Group-commit limits. */
   batch?: Partial<BatchLimits>;
+  /** One write in flight per table across the fleet; see FileIngestorOptions. Default true. */
+  oneWriterPerTable?: boolean;
   /** File lease in ms. Default 60 000. */
   leaseMs?: number;
   /** Time between reconciler passes in ms. Default 30 000. */
@@ -84,6 +86,7 @@ export class WorkerRuntime {
       logger,
       ...(o.leaseMs ? { leaseMs: o.leaseMs } : {}),
       ...(o.batch ? { batch: o.batch } : {}),
+      ...(o.oneWriterPerTable === undefined ? {} : { oneWriterPerTable: o.oneWriterPerTable }),
       ...(o.faults ? { faults: o.faults } : {}),
     });
     this.#ingestor = ingestor;

@@ -220,7 +220,10 @@ describe("GroupCommitBatcher", () => {
       write: fake.write,
       limits: { maxFiles: 1, maxConcurrentWrites: 2 },
     });
-    const pending = Array.from({ length: 6 }, (_, i) => batcher.add(file(`f${i}`)));
+    // Six tables: one table is never written twice at once (see below).
+    const pending = Array.from({ length: 6 }, (_, i) =>
+      batcher.add(file(`f${i}`, 10, target({ table: `lake.ns.t${i}` }))),
+    );
     expect(fake.attempts).toHaveLength(2);
     expect(batcher.writing).toBe(2);
     expect(batcher.waiting).toBe(4);
@@ -231,6 +234,60 @@ describe("GroupCommitBatcher", () => {
     await Promise.all(pending);
     expect(fake.attempts).toHaveLength(6);
     expect(fake.maxRunning).toBe(2);
+    await batcher.close();
+  });
+
+  it("writes one table once at a time: its next batch gathers past maxWaitMs until the write ends, then goes", async () => {
+    const fake = new FakeWrite();
+    fake.hold();
+    const batcher = new GroupCommitBatcher({ write: fake.write, limits: { maxWaitMs: 20 } });
+    const first = batcher.add(file("a"));
+    await vi.waitFor(() => expect(fake.attempts).toHaveLength(1));
+    const next = ["b", "c", "d"].map((name) => batcher.add(file(name)));
+    // Long past maxWaitMs, the table is still being written: b, c and d keep waiting together.
+    await new Promise((r) => setTimeout(r, 150));
+    expect(fake.attempts).toHaveLength(1);
+    expect(batcher.waiting).toBe(3);
+    // Another table is not held up.
+    const other = batcher.add(file("x", 10, target({ table: "lake.ns.other" })));
+    await vi.waitFor(() => expect(fake.attempts).toHaveLength(2));
+    fake.releaseAll();
+    await Promise.all([first, ...next, other]);
+    expect(fake.attempts.map((attempt) => attempt.files)).toEqual([["a"], ["x"], ["b", "c", "d"]]);
+    await batcher.close();
+  });
+
+  it("lets the next batch of a table start beside a write that has run for slowWriteMs", async () => {
+    const fake = new FakeWrite();
+    fake.hold();
+    const batcher = new GroupCommitBatcher({
+      write: fake.write,
+      limits: { maxWaitMs: 10, slowWriteMs: 200 },
+    });
+    const stuck = batcher.add(file("a"));
+    await vi.waitFor(() => expect(fake.attempts).toHaveLength(1));
+    const next = batcher.add(file("b"));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(fake.attempts).toHaveLength(1);
+    await vi.waitFor(() => expect(fake.attempts).toHaveLength(2), { timeout: 2_000 });
+    expect(fake.maxRunning).toBe(2);
+    fake.releaseAll();
+    await Promise.all([stuck, next]);
+    await batcher.close();
+  });
+
+  it("still cuts a batch at maxFiles while its table is written, and writes the full batches one by one", async () => {
+    const fake = new FakeWrite();
+    fake.hold();
+    const batcher = new GroupCommitBatcher({ write: fake.write, limits: { maxFiles: 2, maxWaitMs: 10 } });
+    const pending = ["a", "b", "c", "d", "e"].map((name) => batcher.add(file(name)));
+    await vi.waitFor(() => expect(fake.attempts).toHaveLength(1));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(fake.attempts).toHaveLength(1);
+    fake.releaseAll();
+    await Promise.all(pending);
+    expect(fake.attempts.map((attempt) => attempt.files)).toEqual([["a", "b"], ["c", "d"], ["e"]]);
+    expect(fake.maxRunning).toBe(1);
     await batcher.close();
   });
 

@@ -265,7 +265,8 @@ async function ingestWith(
     writer,
     workerId: options.workerId ?? "test-worker",
     logger: w.logger,
-    batch: { maxWaitMs: options.maxWaitMs ?? 100 },
+    // A stuck write lets the next write of its table start after 2 s (here and in the fleet).
+    batch: { maxWaitMs: options.maxWaitMs ?? 100, slowWriteMs: 2_000 },
     ...(options.leaseMs ? { leaseMs: options.leaseMs } : {}),
   });
   const worker = new IngestWorker({
