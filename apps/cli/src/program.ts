@@ -105,7 +105,7 @@ export function createProgram(env: Record<string, string | undefined>): Command 
   program
     .command("worker")
     .description("run an ingest worker until SIGTERM (settings: LAKEFERRY_* variables, see the worker app)")
-    .option("--concurrency <n>", "jobs worked on at once (default 200)", positiveInt)
+    .option("--concurrency <n>", "jobs worked on at once (default 1000)", positiveInt)
     .action(async (o: { concurrency?: number }) => (await commands.processes()).workerCommand(env, o));
 
   program

@@ -33,10 +33,13 @@ export const WorkerEnv = z.object({
   LAKEFERRY_QUEUE_PREFIX: nameVar(QUEUE_PREFIX, "letters, digits, _ . : or -", "lakeferry"),
 
   // Throughput.
-  /** Jobs this process works on at once (claimed files waiting for their batch count). Default 200. */
-  LAKEFERRY_WORKER_CONCURRENCY: intVar(200, 1),
-  /** A batch is written once it holds this many files… Default 100. */
-  LAKEFERRY_BATCH_MAX_FILES: intVar(100, 1),
+  /**
+   * Jobs this process works on at once (claimed files waiting for their batch count): also the most files
+   * one batch can gather. Default 1000 (bench:vs-streaming).
+   */
+  LAKEFERRY_WORKER_CONCURRENCY: intVar(1000, 1),
+  /** A batch is written once it holds this many files… Default 1000 (bench:vs-streaming). */
+  LAKEFERRY_BATCH_MAX_FILES: intVar(1000, 1),
   /** …or this many bytes… Default 256 MiB. */
   LAKEFERRY_BATCH_MAX_BYTES: intVar(256 * 1024 * 1024, 1),
   /** …or when its oldest file has waited this long (ms) and its table has no write in flight. Default 250. */

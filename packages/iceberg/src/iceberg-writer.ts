@@ -97,6 +97,13 @@ const STAGED_WAP_ID = "wap.id";
 const ISOLATING_OPEN_COST = String(2 ** 40);
 /** Spark's default `spark.sql.files.openCostInBytes` (4 MiB): small files are packed together. */
 const PACKING_OPEN_COST = String(4 * 1024 * 1024);
+/**
+ * Tasks of the Spark job that looks up a batch's files (Spark lists explicit paths in a job of its own once
+ * there are more than 32). Spark's default makes one task per path: for 1,000 small files that listing took
+ * about 4 s of a 5 s write, against about 1 s with a few dozen tasks, which still list object stores in
+ * parallel.
+ */
+const LISTING_TASKS = "32";
 
 const DEFAULT_TABLE_PROPERTIES: Readonly<Record<string, string>> = {
   "format-version": "2",
@@ -268,6 +275,7 @@ export class IcebergWriter {
     await this.#spark.setConfig({
       "spark.wap.id": valid.batchId,
       "spark.sql.files.openCostInBytes": isolate ? ISOLATING_OPEN_COST : PACKING_OPEN_COST,
+      "spark.sql.sources.parallelPartitionDiscovery.parallelism": LISTING_TASKS,
     });
     await this.#writeStaged(valid, rows, ingestedAt, options);
 

@@ -8,7 +8,7 @@ export type { BatchWriter } from "./batch-lifecycle.ts";
 
 /** When a gathering batch is written: whichever limit is reached first. */
 export interface BatchLimits {
-  /** Files per batch. Default 100. */
+  /** Files per batch. Default 1000. */
   maxFiles: number;
   /** Bytes (sum of file sizes) per batch. Default 256 MiB. */
   maxBytes: number;
@@ -36,7 +36,7 @@ export interface BatchLimits {
 }
 
 export const DEFAULT_BATCH_LIMITS: Readonly<BatchLimits> = {
-  maxFiles: 100,
+  maxFiles: 1000,
   maxBytes: 256 * 1024 * 1024,
   maxWaitMs: 250,
   maxConcurrentWrites: 2,

@@ -21,7 +21,7 @@ export interface WorkerRuntimeOptions {
   queuePrefix?: string;
   /** Postgres schema of lakeferry's tables. Default `public`. */
   dbSchema?: string;
-  /** Jobs (files) this process works on at once. Default 200. */
+  /** Jobs (files) this process works on at once. Default 1000. */
   concurrency?: number;
   /** Group-commit limits. */
   batch?: Partial<BatchLimits>;
@@ -67,7 +67,7 @@ export class WorkerRuntime {
   async start(): Promise<void> {
     const o = this.#options;
     const logger = o.logger.child({ worker: this.workerId });
-    const concurrency = o.concurrency ?? 200;
+    const concurrency = o.concurrency ?? 1000;
     this.#db = createDatabase({
       connectionString: o.databaseUrl,
       ...(o.dbSchema ? { schema: o.dbSchema } : {}),
