@@ -60,8 +60,8 @@ export async function releaseMaintenanceLease(
 /**
  * Takes or renews the lease `name` for `holder`, for `ttlMs` from now, waiting in turn: when the lease is
  * held, `holder` is reserved as its next holder if nobody is, or if the one reserved has waited less long
- * than `holder` (by `waitingSince`), or let the reservation lapse (it lasts `reserveMs` and is renewed by
- * asking again). A lease that is free goes only to its reserved holder while the reservation lasts, so a
+ * than `holder` (`waitedMs`, turned into a moment by the database clock, so the waiters' clocks do not
+ * matter), or let the reservation lapse (it lasts `reserveMs` and is renewed by asking again). A lease that is free goes only to its reserved holder while the reservation lasts, so a
  * holder that releases and asks again at once cannot take it back from a waiter. One statement.
  *
  * @returns whether `holder` holds the lease now.
@@ -69,14 +69,14 @@ export async function releaseMaintenanceLease(
  */
 export async function acquireLeaseInTurn(
   db: Database,
-  input: { name: string; holder: string; ttlMs: number; reserveMs: number; waitingSince: Date },
+  input: { name: string; holder: string; ttlMs: number; reserveMs: number; waitedMs: number },
 ): Promise<boolean> {
   requireText("name", input.name);
   requireText("holder", input.holder);
   requireCount("ttlMs", input.ttlMs, 1);
   requireCount("reserveMs", input.reserveMs, 1);
-  if (!(input.waitingSince instanceof Date) || Number.isNaN(input.waitingSince.getTime())) {
-    throw new InvalidInputError("waitingSince", "must be a valid Date");
+  if (typeof input.waitedMs !== "number" || !(input.waitedMs >= 0)) {
+    throw new InvalidInputError("waitedMs", "must be a number of milliseconds ≥ 0");
   }
   return runOperation("acquireLeaseInTurn", async () => {
     const { rows } = await db.pool.query<{ acquired: boolean }>(
@@ -98,14 +98,16 @@ export async function acquireLeaseInTurn(
        ), queued AS (
          UPDATE maintenance_leases SET
            next_holder = $2,
-           next_since = CASE WHEN next_holder = $2 THEN next_since ELSE $5::timestamptz END,
+           next_since = CASE WHEN next_holder = $2 THEN next_since
+                             ELSE now() - $5::float8 * interval '1 millisecond' END,
            next_until = now() + $4::float8 * interval '1 millisecond'
          WHERE name = $1 AND NOT EXISTS (SELECT 1 FROM taken)
-           AND (next_holder IS NULL OR next_holder = $2 OR next_until <= now() OR next_since > $5::timestamptz)
+           AND (next_holder IS NULL OR next_holder = $2 OR next_until <= now()
+                OR next_since > now() - $5::float8 * interval '1 millisecond')
          RETURNING 1
        )
        SELECT EXISTS (SELECT 1 FROM taken) AS acquired, (SELECT count(*) FROM queued) AS queued`,
-      [input.name, input.holder, input.ttlMs, input.reserveMs, input.waitingSince],
+      [input.name, input.holder, input.ttlMs, input.reserveMs, input.waitedMs],
     );
     return rows[0]?.acquired === true;
   });

@@ -100,38 +100,37 @@ describe("maintenance leases", () => {
   it("in turn: a free lease goes to the longest waiter, not back to the holder that just released it", async () => {
     const db = await freshDatabase();
     const name = "write:lake.ns.t";
-    const since = (msAgo: number): Date => new Date(Date.now() - msAgo);
-    const ask = (holder: string, waitingSince: Date, reserveMs = 60_000): Promise<boolean> =>
-      acquireLeaseInTurn(db, { name, holder, ttlMs: 60_000, reserveMs, waitingSince });
+    const ask = (holder: string, waitedMs: number, reserveMs = 60_000): Promise<boolean> =>
+      acquireLeaseInTurn(db, { name, holder, ttlMs: 60_000, reserveMs, waitedMs });
 
-    expect(await ask("a", since(0))).toBe(true);
+    expect(await ask("a", 0)).toBe(true);
     // b waits (reserved next), then c, who has waited longer, takes the reservation over.
-    expect(await ask("b", since(100))).toBe(false);
-    expect(await ask("c", since(500))).toBe(false);
+    expect(await ask("b", 100)).toBe(false);
+    expect(await ask("c", 500)).toBe(false);
     // b, younger, cannot take it back.
-    expect(await ask("b", since(100))).toBe(false);
+    expect(await ask("b", 100)).toBe(false);
     const reserved = await db.pool.query<{ next_holder: string }>(
       "SELECT next_holder FROM maintenance_leases WHERE name = $1",
       [name],
     );
     expect(reserved.rows[0]?.next_holder).toBe("c");
     // a renews while holding; then releases and asks again at once: the lease waits for c.
-    expect(await ask("a", since(0))).toBe(true);
+    expect(await ask("a", 0)).toBe(true);
     expect(await releaseMaintenanceLease(db, { name, holder: "a" })).toBe(true);
-    expect(await ask("a", since(0))).toBe(false);
-    expect(await ask("b", since(100))).toBe(false);
-    expect(await ask("c", since(500))).toBe(true);
+    expect(await ask("a", 0)).toBe(false);
+    expect(await ask("b", 100)).toBe(false);
+    expect(await ask("c", 500)).toBe(true);
     // c holds it; the reservation is cleared and goes to the longest waiter among a and b.
-    expect(await ask("b", since(300))).toBe(false);
-    expect(await ask("a", since(50))).toBe(false);
+    expect(await ask("b", 300)).toBe(false);
+    expect(await ask("a", 50)).toBe(false);
     expect(await releaseMaintenanceLease(db, { name, holder: "c" })).toBe(true);
-    expect(await ask("a", since(50))).toBe(false);
-    expect(await ask("b", since(300))).toBe(true);
+    expect(await ask("a", 50)).toBe(false);
+    expect(await ask("b", 300)).toBe(true);
 
     // A reservation whose waiter stopped asking lapses: then anyone may take the free lease.
-    expect(await ask("d", since(1_000), 200)).toBe(false);
+    expect(await ask("d", 1_000, 200)).toBe(false);
     expect(await releaseMaintenanceLease(db, { name, holder: "b" })).toBe(true);
-    expect(await ask("e", since(0))).toBe(false);
-    await eventually("d's reservation to lapse", async () => ((await ask("e", since(0))) ? true : undefined));
+    expect(await ask("e", 0)).toBe(false);
+    await eventually("d's reservation to lapse", async () => ((await ask("e", 0)) ? true : undefined));
   });
 });

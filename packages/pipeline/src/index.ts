@@ -61,3 +61,8 @@ export {
   type DiscovererRuntimeOptions,
   type ScheduleSyncResult,
 } from "./discoverer-runtime.ts";
+export {
+  TableWriteLeases,
+  type ReleaseTableWrite,
+  type TableWriteLeasesOptions,
+} from "./table-write-lease.ts";

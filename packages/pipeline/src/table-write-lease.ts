@@ -1,16 +1,17 @@
+import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { errorMessage, type Logger } from "@lakeferry/core";
 import { acquireLeaseInTurn, releaseMaintenanceLease, type Database } from "@lakeferry/db";
 
 export interface TableWriteLeasesOptions {
   db: Database;
-  /** This process (the worker id). */
+  /** This process (the worker id); each acquisition holds the lease under a token of its own. */
   holder: string;
   logger: Logger;
   /**
-   * How long a lease holds at most. It is not renewed: a write that takes longer (a huge batch, a stuck
-   * Spark call, a paused process) lets the next writer of the table start rather than block it. Default
-   * 15 s.
+   * How long a lease holds without renewal: a process that stops (killed, paused) frees the table after
+   * this. Renewed every third of it while its write runs, up to 4 × ttlMs in all, so a write that is stuck
+   * but alive lets the next writer in after that. Default 15 s.
    */
   ttlMs?: number;
   /** How often a waiter asks again. Default 100 ms (with jitter). */
@@ -22,11 +23,11 @@ export type ReleaseTableWrite = () => Promise<void>;
 
 /**
  * One write in flight per Iceberg table across the whole fleet: before a batch is written its worker takes
- * the table's lease (`write:<table>` in Postgres), waiting in turn behind the workers that have waited
+ * the table's lease (`write:<table>` in Postgres), waiting in turn behind the writers that have waited
  * longer. Workers add claiming capacity without adding Spark jobs and commits that compete for one table,
  * and the batches that wait meanwhile grow (see GroupCommitBatcher). A throughput device, not a safety
- * one: the commit fence keeps writes exactly once whatever happens to a lease, so a lease that lapses while
- * held (after `ttlMs`) only lets a second write start.
+ * one: the commit fence keeps writes exactly once whatever happens to a lease, so a lease that lapses, or
+ * a database that cannot be asked (the write then goes ahead without one), only lets a second write start.
  */
 export class TableWriteLeases {
   readonly #db: Database;
@@ -44,28 +45,57 @@ export class TableWriteLeases {
   }
 
   /**
-   * Waits until this process holds `table`'s write lease (for at most ttlMs from then).
-   * @throws the abort reason when `signal` aborts first, or the database error that stopped the wait.
+   * Waits until this write holds `table`'s write lease and keeps it renewed (see ttlMs) until released.
+   * @throws the abort reason when `signal` aborts first.
    */
   async acquire(table: string, signal: AbortSignal): Promise<ReleaseTableWrite> {
     const name = `write:${table}`;
-    const waitingSince = new Date();
-    const lease = { name, holder: this.#holder, ttlMs: this.#ttlMs };
+    // A token per acquisition: two writes of one process never share (or release) each other's lease.
+    const holder = `${this.#holder}:${randomUUID()}`;
+    const started = performance.now();
+    const ask = (): Promise<boolean> =>
+      acquireLeaseInTurn(this.#db, {
+        name,
+        holder,
+        ttlMs: this.#ttlMs,
+        reserveMs: Math.max(1_000, this.#pollMs * 10),
+        waitedMs: performance.now() - started,
+      });
     for (;;) {
       signal.throwIfAborted();
-      if (await acquireLeaseInTurn(this.#db, { ...lease, reserveMs: this.#pollMs * 5, waitingSince })) break;
-      const jitter = 0.5 + Math.random();
       try {
-        await sleep(Math.round(this.#pollMs * jitter), undefined, { signal });
+        if (await ask()) break;
+      } catch (error) {
+        this.#logger.warn(
+          { table, err: errorMessage(error) },
+          "could not ask for the table's write lease; writing without it",
+        );
+        return async () => {};
+      }
+      try {
+        await sleep(Math.round(this.#pollMs * (0.5 + Math.random())), undefined, { signal });
       } catch (error) {
         throw signal.aborted ? signal.reason : error;
       }
     }
-    const waitedMs = Date.now() - waitingSince.getTime();
+    const waitedMs = Math.round(performance.now() - started);
     if (waitedMs > 1_000) this.#logger.debug({ table, waitedMs }, "waited for the table's write lease");
+    const heldSince = performance.now();
+    const renewal = setInterval(
+      () => {
+        if (performance.now() - heldSince >= 3 * this.#ttlMs) {
+          clearInterval(renewal);
+          return;
+        }
+        ask().catch(() => undefined);
+      },
+      Math.max(50, Math.floor(this.#ttlMs / 3)),
+    );
+    renewal.unref();
     return async () => {
+      clearInterval(renewal);
       try {
-        await releaseMaintenanceLease(this.#db, { name, holder: this.#holder });
+        await releaseMaintenanceLease(this.#db, { name, holder });
       } catch (error) {
         this.#logger.warn({ table, err: errorMessage(error) }, "could not release the table's write lease");
       }
