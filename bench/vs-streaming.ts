@@ -322,28 +322,29 @@ const tables: string[] = [];
 async function scenario(label: string, description: string, landing: Landing, python: string): Promise<void> {
   const ns = `lake.bench_vs_${runId}`;
   await spark.sqlCommand(`CREATE NAMESPACE IF NOT EXISTS ${ns}`);
-  const plainTable = `${ns}.plain_${label}`;
-  tables.push(plainTable);
-  const plain = await peer(python, "batch", landing.dir, plainTable);
-  lines.push({
-    scenario: description,
-    contender: "plain batch job (the limit)",
-    seconds: plain.seconds,
-    snapshots: plain.error ? "-" : await snapshots(plainTable),
-    check: plain.error ? `failed: ${plain.error}` : summarise(await checkRows(plainTable, landing)),
-  });
-  const streamTable = `${ns}.option3_${label}`;
-  tables.push(streamTable);
-  const checkpoint = await mkdtemp(join(tmpdir(), "lakeferry-vs-checkpoint-"));
-  const option3 = await peer(python, "stream", landing.dir, streamTable, checkpoint);
-  lines.push({
-    scenario: description,
-    contender: "Option 3 (streaming, availableNow)",
-    seconds: option3.seconds,
-    snapshots: option3.error ? "-" : await snapshots(streamTable),
-    check: option3.error ? `failed: ${option3.error}` : summarise(await checkRows(streamTable, landing)),
-  });
-  await rm(checkpoint, { recursive: true, force: true });
+  /** Runs one peer job into a table of its own and records its line. */
+  const runPeer = async (
+    mode: "batch" | "stream",
+    name: string,
+    contender: string,
+  ): Promise<{ seconds: number; error: string | null }> => {
+    const table = `${ns}.${name}_${label}`;
+    tables.push(table);
+    const checkpoint =
+      mode === "stream" ? await mkdtemp(join(tmpdir(), "lakeferry-vs-checkpoint-")) : undefined;
+    const result = await peer(python, mode, landing.dir, table, checkpoint);
+    if (checkpoint) await rm(checkpoint, { recursive: true, force: true });
+    lines.push({
+      scenario: description,
+      contender,
+      seconds: result.seconds,
+      snapshots: result.error ? "-" : await snapshots(table),
+      check: result.error ? `failed: ${result.error}` : summarise(await checkRows(table, landing)),
+    });
+    return result;
+  };
+  const plain = await runPeer("batch", "plain", "plain batch job (the limit)");
+  const option3 = await runPeer("stream", "option3", "Option 3 (streaming, availableNow)");
   for (const workers of options.workers) {
     const result = await lakeferryRun(landing, workers, label);
     lines.push({

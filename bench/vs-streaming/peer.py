@@ -27,15 +27,18 @@ def main() -> None:
     error = None
     started = time.monotonic()
     try:
+        if mode not in ("stream", "batch"):
+            raise SystemExit(f"unknown mode {mode}: use stream or batch")
+        reader = spark.readStream if mode == "stream" else spark.read
+        rows = (
+            reader.format("json")
+            .schema(schema)
+            .option("mode", "FAILFAST")
+            .load(source)
+            .withColumn("_source_file", col("_metadata.file_path"))
+        )
         if mode == "stream":
             checkpoint = sys.argv[6]
-            rows = (
-                spark.readStream.format("json")
-                .schema(schema)
-                .option("mode", "FAILFAST")
-                .load(source)
-                .withColumn("_source_file", col("_metadata.file_path"))
-            )
             query = (
                 rows.writeStream.format("iceberg")
                 .outputMode("append")
@@ -44,17 +47,8 @@ def main() -> None:
                 .toTable(table)
             )
             query.awaitTermination()
-        elif mode == "batch":
-            rows = (
-                spark.read.format("json")
-                .schema(schema)
-                .option("mode", "FAILFAST")
-                .load(source)
-                .withColumn("_source_file", col("_metadata.file_path"))
-            )
-            rows.writeTo(table).using("iceberg").createOrReplace()
         else:
-            raise SystemExit(f"unknown mode {mode}: use stream or batch")
+            rows.writeTo(table).using("iceberg").createOrReplace()
     except Exception as failure:  # the bench reports what the peer does with a corrupt file
         error = str(failure).splitlines()[0][:300]
     seconds = time.monotonic() - started

@@ -11,6 +11,7 @@ import {
   deleteQueueKeys,
   expectExactlyOnce,
   LakeferryProcess,
+  query,
   removeSandbox,
   rowsPerFile,
   setUpIngestion,
@@ -43,10 +44,6 @@ describe("crashes and a Redis flush", () => {
     LAKEFERRY_RECONCILE_INTERVAL_MS: "1000",
     LAKEFERRY_BATCH_MAX_FILES: "20",
   };
-  const query = async <T extends Record<string, unknown>>(
-    sql: string,
-    params: unknown[] = [],
-  ): Promise<T[]> => (await box.db.pool.query<T>(sql, params)).rows;
 
   it("loses no file and duplicates no row", async () => {
     const expected = await writeJsonFiles(box.source, FILES);
@@ -66,6 +63,7 @@ describe("crashes and a Redis flush", () => {
     expect(await afterCommit.exited).toEqual({ code: null, signal: "SIGKILL" });
     // Decided (PUBLISHING) and published, but not recorded COMMITTED: recovery must record it, not write it.
     const open = await query<{ id: string }>(
+      box,
       "SELECT id::text AS id FROM write_batches WHERE state = 'PUBLISHING'",
     );
     expect(open.length).toBeGreaterThanOrEqual(1);
@@ -99,6 +97,7 @@ describe("crashes and a Redis flush", () => {
     processes.push(afterClaim);
     expect(await afterClaim.exited).toEqual({ code: null, signal: "SIGKILL" });
     const held = await query<{ n: string }>(
+      box,
       "SELECT count(*) AS n FROM processed_files WHERE status = 'PROCESSING' AND lease_owner = 'crash-after-claim'",
     );
     expect(Number(held[0]?.n)).toBeGreaterThanOrEqual(1);
@@ -144,11 +143,12 @@ describe("crashes and a Redis flush", () => {
     expect(expectExactlyOnce(await rowsPerFile(box), expected)).toEqual([]);
 
     // The crashed commit was recognised in the table's snapshots, not written again.
-    const crashed = await query<{ state: string }>("SELECT state FROM write_batches WHERE id = $1", [
+    const crashed = await query<{ state: string }>(box, "SELECT state FROM write_batches WHERE id = $1", [
       crashBatch,
     ]);
     expect(crashed[0]?.state).toBe("COMMITTED");
     const sameBatch = await query<{ n: string }>(
+      box,
       "SELECT count(*) AS n FROM processed_files WHERE batch_id = $1 AND status = 'SUCCESS'",
       [crashBatch],
     );
@@ -162,14 +162,16 @@ describe("crashes and a Redis flush", () => {
       box.env,
     );
     expect(JSON.parse(snapshotsOfBatch.stdout)).toEqual([{ n: 1 }]);
-    expect(await query("SELECT id FROM write_batches WHERE state = 'OPEN'")).toEqual([]);
+    expect(await query(box, "SELECT id FROM write_batches WHERE state = 'OPEN'")).toEqual([]);
 
     // The audit trail shows what happened: the claims of the killed worker were LOST and taken over.
     const lost = await query<{ n: string }>(
+      box,
       "SELECT count(*) AS n FROM file_attempts WHERE worker = 'crash-after-claim' AND outcome = 'LOST'",
     );
     expect(Number(lost[0]?.n)).toBeGreaterThanOrEqual(1);
     const twice = await query(
+      box,
       "SELECT file_id FROM file_attempts WHERE outcome = 'SUCCESS' GROUP BY file_id HAVING count(*) > 1",
     );
     expect(twice).toEqual([]);

@@ -14,6 +14,7 @@ import {
   createSandbox,
   expectExactlyOnce,
   LakeferryProcess,
+  query,
   removeSandbox,
   rowsPerFile,
   setUpIngestion,
@@ -39,11 +40,6 @@ describe(`Spark ${process.env.LAKEFERRY_SPARK_VERSION ?? "(the server's version)
     if (passed) await removeSandbox(box, true);
     else await box.db.close();
   });
-
-  const query = async <T extends Record<string, unknown>>(
-    sql: string,
-    params: unknown[] = [],
-  ): Promise<T[]> => (await box.db.pool.query<T>(sql, params)).rows;
 
   it("50 files land exactly once, the corrupt one fails alone at once, a crash after a commit is recovered", async () => {
     const expected = new Map<string, number>();
@@ -74,6 +70,7 @@ describe(`Spark ${process.env.LAKEFERRY_SPARK_VERSION ?? "(the server's version)
     processes.push(crashing);
     expect(await crashing.exited).toEqual({ code: null, signal: "SIGKILL" });
     const [crashed] = await query<{ id: string }>(
+      box,
       "SELECT id::text AS id FROM write_batches WHERE state = 'PUBLISHING'",
     );
     expect(crashed, "a batch published but not recorded").toBeDefined();
@@ -104,13 +101,15 @@ describe(`Spark ${process.env.LAKEFERRY_SPARK_VERSION ?? "(the server's version)
 
     // Every good file's 10 rows once; nothing of the corrupt file.
     expect(expectExactlyOnce(await rowsPerFile(box), expected)).toEqual([]);
-    const good = await query<{ records: string; attempts: number }>(
-      "SELECT records_ingested::text AS records, attempts FROM processed_files WHERE status = 'SUCCESS'",
+    const good = await query<{ records: string }>(
+      box,
+      "SELECT records_ingested::text AS records FROM processed_files WHERE status = 'SUCCESS'",
     );
     expect(good.every((f) => f.records === String(ROWS))).toBe(true);
 
     // The corrupt file failed alone, at its first attempt, with its parse error.
     const [bad] = await query<{ status: string; attempts: number; error_message: string | null }>(
+      box,
       "SELECT status, attempts, error_message FROM processed_files WHERE file_path = $1",
       [`file://${corrupt}`],
     );
@@ -129,6 +128,7 @@ describe(`Spark ${process.env.LAKEFERRY_SPARK_VERSION ?? "(the server's version)
       box.env,
     );
     const committed = await query<{ id: string }>(
+      box,
       "SELECT id::text AS id FROM write_batches WHERE state = 'COMMITTED'",
     );
     const batches = lineage.map((row) => row.batch);

@@ -275,6 +275,15 @@ export async function redis(box: Sandbox, ...args: string[]): Promise<string> {
   return stdout.trim();
 }
 
+/** Rows of a SQL query on this sandbox's Postgres schema, for assertions. */
+export async function query<T extends Record<string, unknown>>(
+  box: Sandbox,
+  sql: string,
+  params: unknown[] = [],
+): Promise<T[]> {
+  return (await box.db.pool.query<T>(sql, params)).rows;
+}
+
 export type StatusCounts = Record<"PENDING" | "PROCESSING" | "SUCCESS" | "FAILED" | "SKIPPED", number>;
 
 export async function statusOf(box: Sandbox): Promise<StatusCounts> {

@@ -90,6 +90,8 @@ export class SparkConnectClient {
   #replayConfig = false;
   /** The dialect of the server behind the current session, learned once per session. */
   #dialect: { sessionId: string; dialect: Promise<ServerDialect> } | undefined;
+  /** The last dialect learned, once known (close() must not wait for an ask still in flight). */
+  #knownDialect: ServerDialect | undefined;
   #closed = false;
   /** Interrupts in flight; close() lets them finish. */
   readonly #sideCalls = new Set<Promise<void>>();
@@ -247,8 +249,7 @@ export class SparkConnectClient {
     this.#closed = true;
     await Promise.allSettled([...this.#sideCalls]);
     // A 3.5 server has no ReleaseSession (its sessions expire); when the server is unknown, ask anyway.
-    const dialect = await this.#dialect?.dialect.catch(() => undefined);
-    if (dialect?.structuredErrors === false) {
+    if (this.#knownDialect?.structuredErrors === false) {
       this.#grpc.close();
       return;
     }
@@ -310,7 +311,7 @@ export class SparkConnectClient {
   #dialectFor(ctx: CallContext): Promise<ServerDialect> {
     const known = this.#dialect;
     if (known?.sessionId === ctx.sessionId) return known.dialect;
-    const dialect = this.#askVersion(ctx).then(dialectOf);
+    const dialect = this.#askVersion(ctx).then((version) => (this.#knownDialect = dialectOf(version)));
     const entry = { sessionId: ctx.sessionId, dialect };
     this.#dialect = entry;
     // A failed ask is asked again by the next call.
