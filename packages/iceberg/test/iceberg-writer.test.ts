@@ -135,6 +135,42 @@ describe("IcebergWriter", () => {
     expect(await snapshots(table)).toHaveLength(2);
   });
 
+  it("counts per file from the manifests, and by reading rows where the bounds cannot tell", async () => {
+    // A table made elsewhere, keeping only 8-character bounds: files whose URIs share that prefix cannot be
+    // told apart by their bounds, so the writer reads the staged rows instead (counts stay exact).
+    const truncated = newTable();
+    await spark.sqlCommand(
+      `CREATE TABLE ${quote(truncated)} (id BIGINT, v STRING, _source_file STRING, _ingested_at TIMESTAMP)
+       USING iceberg TBLPROPERTIES ('format-version' = '2', 'write.metadata.metrics.default' = 'truncate(8)')`,
+    );
+    const same = await Promise.all(
+      [2, 3].map((n, i) =>
+        file(
+          `bounds/same-prefix-${i}.json`,
+          jsonLines(Array.from({ length: n }, (_, id) => ({ id, v: "t" }))),
+        ),
+      ),
+    );
+    const inTruncated = await writer.write(batchOf(truncated, same));
+    expect(Object.fromEntries(inTruncated.records)).toEqual({ [same[0]!]: 2, [same[1]!]: 3 });
+
+    // A table this writer created keeps full bounds: each isolated data file names its one source file.
+    const full = newTable();
+    const files = await Promise.all(
+      [1, 4, 0].map((n, i) =>
+        file(`bounds/full-${i}.json`, jsonLines(Array.from({ length: n }, (_, id) => ({ id, v: "f" })))),
+      ),
+    );
+    const inFull = await writer.write(batchOf(full, files));
+    expect(Object.fromEntries(inFull.records)).toEqual({ [files[0]!]: 1, [files[1]!]: 4, [files[2]!]: 0 });
+    const bounds = await spark.sql(
+      `SELECT readable_metrics._source_file.lower_bound AS lower, readable_metrics._source_file.upper_bound AS upper
+         FROM ${quote(full)}.files`,
+    );
+    expect(bounds).toHaveLength(2);
+    for (const row of bounds) expect(row.lower).toBe(row.upper);
+  });
+
   it("reads CSV with a header", async () => {
     const table = newTable();
     const x = await file("csv/x.csv", "id,v\n1,one\n2,two\n");
