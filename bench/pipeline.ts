@@ -88,8 +88,9 @@ async function rawBullmq(): Promise<number> {
   const name = "raw-noop";
   const queue = new Queue(name, { connection, prefix: `${prefix}-raw` });
   const { tick, done } = countdown(files);
+  const workerConnection = new Redis(redisUrl, { maxRetriesPerRequest: null });
   const worker = new Worker(name, async () => tick(), {
-    connection: new Redis(redisUrl, { maxRetriesPerRequest: null }),
+    connection: workerConnection,
     prefix: `${prefix}-raw`,
     concurrency,
   });
@@ -116,6 +117,7 @@ async function rawBullmq(): Promise<number> {
   await queue.obliterate({ force: true });
   await queue.close();
   await connection.quit();
+  await workerConnection.quit();
   report(
     "raw BullMQ no-op",
     perSecond(files, s),
@@ -192,7 +194,7 @@ async function controlPlane(db: Database, rawRate: number): Promise<void> {
     refs.push(...created);
   }
   const writer = new NoopWriter();
-  const ingestor = new FileIngestor({ db, writer, workerId: `bench-${id}`, logger });
+  const ingestor = new FileIngestor({ db, writer, workerId: `bench-${id}`, logger, concurrency });
   const queue = new IngestQueue({ redisUrl, prefix });
   const { tick, done } = countdown(files);
   const worker = new IngestWorker({

@@ -55,6 +55,11 @@ export interface FileIngestorOptions {
   /** Group-commit limits; see {@link BatchLimits}. */
   batch?: Partial<BatchLimits>;
   /**
+   * Jobs this worker runs at once (its queue concurrency). Once that many files wait in batches no more can
+   * arrive, so the batches stop waiting for company. Default: unknown (batches wait up to maxWaitMs).
+   */
+  concurrency?: number;
+  /**
    * One write in flight per table across the fleet (a write lease per table in Postgres, waited for in
    * turn); see {@link TableWriteLeases}. Default true.
    */
@@ -161,6 +166,7 @@ export class FileIngestor {
     });
     this.#batcher = new GroupCommitBatcher<IngestFile>({
       ...(options.batch ? { limits: options.batch } : {}),
+      ...(options.concurrency === undefined ? {} : { capacity: options.concurrency }),
       write: (attempt, signal) => {
         for (const file of attempt.files) {
           const held = this.#held.get(file.fileId);

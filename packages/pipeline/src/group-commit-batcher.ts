@@ -84,6 +84,12 @@ export interface GroupCommitBatcherOptions<F extends BatchFile> {
    */
   write: (attempt: BatchAttempt<F>, signal: AbortSignal) => Promise<BatchVerdict>;
   limits?: Partial<BatchLimits>;
+  /**
+   * The most files that can be in the batcher at once (the worker's job concurrency). Once that many are
+   * held no more can arrive, so gathering batches stop waiting for company (maxWaitMs) and go as soon as
+   * their table is free. Default: no such limit.
+   */
+  capacity?: number;
 }
 
 /** What a file's promise resolves to once its batch committed. */
@@ -139,6 +145,8 @@ export class GroupCommitBatcher<F extends BatchFile = BatchFile> {
   readonly #writes = new Set<Promise<void>>();
   /** Writes in flight per table that have not been running for slowWriteMs yet. */
   readonly #writingTo = new Map<string, number>();
+  /** Files added and not settled yet (gathering, queued or being written). */
+  #held = 0;
   #closed = false;
 
   constructor(options: GroupCommitBatcherOptions<F>) {
@@ -151,6 +159,9 @@ export class GroupCommitBatcher<F extends BatchFile = BatchFile> {
     }
     this.limits = limits;
     this.#options = options;
+    if (options.capacity !== undefined && !(options.capacity >= 1)) {
+      throw new RangeError(`batcher capacity must be a number ≥ 1, got ${options.capacity}`);
+    }
   }
 
   /** Files waiting in batches that are not being written yet. */
@@ -171,7 +182,25 @@ export class GroupCommitBatcher<F extends BatchFile = BatchFile> {
     if (this.#closed) return Promise.reject(new BatcherClosedError());
     if (file.signal?.aborted) return Promise.reject(file.signal.reason as Error);
     return new Promise<FileCommit>((resolve, reject) => {
-      const member: Member<F> = { file, resolve, reject, release: () => {}, holder: undefined };
+      this.#held++;
+      const settled = (): void => {
+        this.#held--;
+      };
+      const member: Member<F> = {
+        file,
+        resolve: (commit) => {
+          settled();
+          resolve(commit);
+        },
+        reject: (error) => {
+          settled();
+          // The verdict's error as the lifecycle gave it (a LakeferryError, or an abort reason).
+          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+          reject(error);
+        },
+        release: () => {},
+        holder: undefined,
+      };
       if (file.signal) {
         const signal = file.signal;
         const onAbort = (): void => this.#withdraw(member, signal.reason);
@@ -199,6 +228,10 @@ export class GroupCommitBatcher<F extends BatchFile = BatchFile> {
       holder.bytes += file.bytes;
       if (holder.members.size >= this.limits.maxFiles || holder.bytes >= this.limits.maxBytes)
         this.#close(holder);
+      else if (this.#held >= (this.#options.capacity ?? Infinity)) {
+        // Every job slot is taken: no company can come until something settles.
+        for (const gathering of [...this.#gathering.values()]) this.#due(gathering);
+      }
     });
   }
 
@@ -220,6 +253,7 @@ export class GroupCommitBatcher<F extends BatchFile = BatchFile> {
 
   /** The first file of a gathering batch waited maxWaitMs: close it, unless its table is being written. */
   #due(holder: Holder<F>): void {
+    clearTimeout(holder.timer);
     holder.due = true;
     if (!this.#tableBusy(holder.target.table)) this.#close(holder);
   }

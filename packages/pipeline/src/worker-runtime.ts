@@ -84,6 +84,7 @@ export class WorkerRuntime {
       writer,
       workerId: this.workerId,
       logger,
+      concurrency,
       ...(o.leaseMs ? { leaseMs: o.leaseMs } : {}),
       ...(o.batch ? { batch: o.batch } : {}),
       ...(o.oneWriterPerTable === undefined ? {} : { oneWriterPerTable: o.oneWriterPerTable }),

@@ -192,6 +192,37 @@ describe("GroupCommitBatcher", () => {
     await batcher.close();
   });
 
+  it("stops waiting for company once every job slot (capacity) holds a file, and waits again after", async () => {
+    const fake = new FakeWrite();
+    fake.hold();
+    const batcher = new GroupCommitBatcher({
+      write: fake.write,
+      limits: { maxFiles: 100, maxWaitMs: 60_000 },
+      capacity: 3,
+    });
+    const first = [batcher.add(file("a")), batcher.add(file("b"))];
+    expect(fake.attempts).toHaveLength(0);
+    const third = batcher.add(file("c"));
+    // No more files can come: the gathering batch goes at once.
+    expect(fake.attempts.map((attempt) => attempt.files)).toEqual([["a", "b", "c"]]);
+    // Added beyond the slots (a retried job): it waits for the table, not for the timer.
+    const later = batcher.add(file("d"));
+    expect(fake.attempts).toHaveLength(1);
+    fake.releaseAll();
+    await Promise.all([...first, third]);
+    await expect(later).resolves.toMatchObject({ records: 1 });
+    expect(fake.attempts.map((attempt) => attempt.files)).toEqual([["a", "b", "c"], ["d"]]);
+    // Slots freed: a lone file waits maxWaitMs again.
+    vi.useFakeTimers();
+    const lone = batcher.add(file("e"));
+    vi.advanceTimersByTime(59_999);
+    expect(fake.attempts).toHaveLength(2);
+    vi.advanceTimersByTime(1);
+    await lone;
+    expect(fake.attempts).toHaveLength(3);
+    await batcher.close();
+  });
+
   it("never mixes files of different targets in one batch", async () => {
     const fake = new FakeWrite();
     const batcher = new GroupCommitBatcher({ write: fake.write, limits: { maxWaitMs: 60_000 } });
