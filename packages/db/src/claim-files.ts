@@ -125,3 +125,37 @@ export async function renewLeases(
     return rows.map((row) => toNumber(row.id)).sort((a, b) => a - b);
   });
 }
+
+/**
+ * Files of an ingestion waiting for their first attempt (PENDING, never claimed), oldest first, at most
+ * `limit` and, after the first, no more than `maxBytes` in all: what a worker about to write the
+ * ingestion's table can claim and write along with its own batch instead of waiting for their jobs. With
+ * `firstVersionOnly`, only files at version 1. Read-only: claim them with {@link claimFiles}.
+ */
+export async function firstAttemptFiles(
+  db: Database,
+  input: { ingestionId: number; limit: number; maxBytes: number; firstVersionOnly: boolean },
+): Promise<{ id: number; version: number; size: number }[]> {
+  requireId("ingestionId", input.ingestionId);
+  requireCount("limit", input.limit);
+  requireCount("maxBytes", input.maxBytes);
+  if (input.limit === 0) return [];
+  return runOperation("firstAttemptFiles", async () => {
+    const { rows } = await db.pool.query<{ id: string; version: number; file_size: string }>(
+      `SELECT id, version, file_size FROM processed_files
+        WHERE ingestion_id = $1 AND status = 'PENDING' AND attempts = 0 AND (NOT $3 OR version = 1)
+        ORDER BY id
+        LIMIT $2`,
+      [input.ingestionId, input.limit, input.firstVersionOnly],
+    );
+    const files: { id: number; version: number; size: number }[] = [];
+    let bytes = 0;
+    for (const row of rows) {
+      const size = toNumber(row.file_size);
+      if (files.length > 0 && bytes + size > input.maxBytes) break;
+      bytes += size;
+      files.push({ id: toNumber(row.id), version: row.version, size });
+    }
+    return files;
+  });
+}

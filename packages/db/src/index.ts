@@ -32,7 +32,7 @@ export {
 } from "./ingestions.ts";
 export { startRun, finishRun, listRuns, runSettled } from "./runs.ts";
 export { registerFiles, IGNORED_CHANGE, SUPERSEDED } from "./register-files.ts";
-export { claimFiles, renewLeases, LEASE_EXPIRED } from "./claim-files.ts";
+export { claimFiles, firstAttemptFiles, renewLeases, LEASE_EXPIRED } from "./claim-files.ts";
 export {
   abandonBatch,
   beginPublish,

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import {
   claimFiles,
   fileHistory,
+  firstAttemptFiles,
   getFile,
   openBatch,
   reclaimExpiredLeases,
@@ -132,6 +133,44 @@ describe("claimFiles", () => {
       [1, "slow", "LOST", "LEASE_EXPIRED"],
       [2, "eager", null, null],
     ]);
+  });
+});
+
+describe("firstAttemptFiles", () => {
+  it("lists an ingestion's never-claimed PENDING files oldest first, within the file and byte limits", async () => {
+    const db = await freshDatabase();
+    const { ingestionId, refs } = await registered(db, 6);
+    const other = await registered(db, 2);
+    await claimFiles(db, { refs: [refs[1]!], worker: "w1", leaseMs: 60_000 });
+    const ids = (files: { id: number }[]): number[] => files.map((file) => file.id);
+    const all = await firstAttemptFiles(db, {
+      ingestionId,
+      limit: 10,
+      maxBytes: 10_000,
+      firstVersionOnly: false,
+    });
+    expect(ids(all)).toEqual([refs[0]!, ...refs.slice(2)].map((ref) => ref.id));
+    expect(all[0]).toEqual({ id: refs[0]!.id, version: 1, size: 100 });
+    const two = await firstAttemptFiles(db, {
+      ingestionId,
+      limit: 2,
+      maxBytes: 10_000,
+      firstVersionOnly: false,
+    });
+    expect(ids(two)).toEqual([refs[0]!.id, refs[2]!.id]);
+    // Sizes 100, 102, 103…: the byte limit stops the list, but the first file always fits.
+    const bytes = await firstAttemptFiles(db, {
+      ingestionId,
+      limit: 10,
+      maxBytes: 205,
+      firstVersionOnly: false,
+    });
+    expect(ids(bytes)).toEqual([refs[0]!.id, refs[2]!.id]);
+    expect(
+      ids(await firstAttemptFiles(db, { ingestionId, limit: 10, maxBytes: 1, firstVersionOnly: true })),
+    ).toEqual([refs[0]!.id]);
+    // Another ingestion's files never appear.
+    expect(all.some((file) => other.refs.some((ref) => ref.id === file.id))).toBe(false);
   });
 });
 

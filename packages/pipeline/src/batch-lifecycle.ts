@@ -159,7 +159,7 @@ export class BatchLifecycle {
    * With table leases, waits for its table's write lease first (and gives it back after).
    */
   async write(attempt: BatchAttempt<LifecycleFile>, signal: AbortSignal): Promise<BatchVerdict> {
-    if (this.#tableLeases === undefined) return this.#write(attempt, signal);
+    if (this.#tableLeases === undefined) return this.#grownWrite(attempt, signal);
     let release: ReleaseTableWrite;
     try {
       release = await this.#tableLeases.acquire(attempt.target.table, signal);
@@ -174,10 +174,29 @@ export class BatchLifecycle {
       };
     }
     try {
-      return await this.#write(attempt, signal);
+      return await this.#grownWrite(attempt, signal);
     } finally {
       await release();
     }
+  }
+
+  /**
+   * The write may start now: the attempt first takes on the files its batcher adopts (files waiting for
+   * their jobs, which arrived while it waited for the table), then is written with them.
+   */
+  async #grownWrite(attempt: BatchAttempt<LifecycleFile>, signal: AbortSignal): Promise<BatchVerdict> {
+    if (attempt.grow !== undefined && !signal.aborted) {
+      try {
+        await attempt.grow();
+      } catch (error) {
+        // A throughput device only: the batch goes as it is.
+        this.#logger.warn(
+          { batchId: attempt.batchId, table: attempt.target.table, err: errorMessage(error) },
+          "could not take on waiting files; writing the batch as it is",
+        );
+      }
+    }
+    return this.#write(attempt, signal);
   }
 
   async #write(attempt: BatchAttempt<LifecycleFile>, signal: AbortSignal): Promise<BatchVerdict> {

@@ -2,6 +2,7 @@ import { errorMessage, LakeferryError, outageOf, type Logger } from "@lakeferry/
 import {
   claimFiles,
   fileIdentity,
+  firstAttemptFiles,
   recordOutcomes,
   renewLeases,
   type ClaimedFile,
@@ -24,7 +25,12 @@ import { TableWriteLeases } from "./table-write-lease.ts";
 import { ClaimCoalescer } from "./claim-coalescer.ts";
 import {
   DEFAULT_BATCH_LIMITS,
+  BatcherClosedError,
   GroupCommitBatcher,
+  targetKey,
+  type AdoptedFile,
+  type BatchAttempt,
+  type FileCommit,
   type BatchLimits,
   type BatchTarget,
 } from "./group-commit-batcher.ts";
@@ -64,6 +70,13 @@ export interface FileIngestorOptions {
    * turn); see {@link TableWriteLeases}. Default true.
    */
   oneWriterPerTable?: boolean;
+  /**
+   * When this worker is about to write a table, it also claims that ingestion's files still waiting for
+   * their first job (up to the batch limits) and writes them in the same batch: the backlog goes out in
+   * few, large batches however many workers hold its jobs, and those jobs then find their files done.
+   * Default true.
+   */
+  adoptWaitingFiles?: boolean;
   logger: Logger;
   faults?: FaultInjection;
 }
@@ -127,11 +140,13 @@ export class FileIngestor {
   readonly #lifecycle: BatchLifecycle;
   readonly #batcher: GroupCommitBatcher<IngestFile>;
   readonly #held = new Map<number, Held>();
+  readonly #leaseMs: number;
   #closed = false;
 
   constructor(options: FileIngestorOptions) {
     const leaseMs = options.leaseMs ?? 60_000;
     this.#db = options.db;
+    this.#leaseMs = leaseMs;
     this.#workerId = options.workerId;
     this.#logger = options.logger;
     this.#faults = options.faults ?? {};
@@ -165,6 +180,9 @@ export class FileIngestor {
       ...(options.faults ? { faults: options.faults } : {}),
     });
     this.#batcher = new GroupCommitBatcher<IngestFile>({
+      ...(options.adoptWaitingFiles === false
+        ? {}
+        : { adopt: (attempt, room) => this.#adoptWaiting(attempt, room) }),
       ...(options.batch ? { limits: options.batch } : {}),
       ...(options.concurrency === undefined ? {} : { capacity: options.concurrency }),
       write: (attempt, signal) => {
@@ -330,6 +348,91 @@ export class FileIngestor {
       throw err;
     } finally {
       if (held) held.writing = false;
+    }
+  }
+
+  /**
+   * Claims files of the batch's ingestion that wait for their first job, as many as `room` allows, to be
+   * written in the batch as members of it (split, retried and recorded with it). Their jobs, when they
+   * come, find the files taken or done; a file handed back or left PENDING by a failure is enqueued again
+   * by the reconciler.
+   */
+  async #adoptWaiting(
+    attempt: BatchAttempt<IngestFile>,
+    room: { files: number; bytes: number },
+  ): Promise<AdoptedFile<IngestFile>[]> {
+    if (this.#closed) return [];
+    const ingestion = await this.#ingestions.get(attempt.target.ingestionId);
+    if (!ingestion) return [];
+    const waiting = await firstAttemptFiles(this.#db, {
+      ingestionId: ingestion.id,
+      limit: room.files,
+      maxBytes: room.bytes,
+      firstVersionOnly: ingestion.modifiedPolicy === "replace",
+    });
+    if (waiting.length === 0) return [];
+    const claims = await claimFiles(this.#db, {
+      refs: waiting.map(({ id, version }) => ({ id, version, ingestionId: ingestion.id })),
+      worker: this.#workerId,
+      leaseMs: this.#leaseMs,
+    });
+    const key = targetKey(attempt.target);
+    const adopted: AdoptedFile<IngestFile>[] = [];
+    for (const claim of claims) {
+      const log = this.#logger.child({
+        ingestion: ingestion.name,
+        fileId: claim.id,
+        version: claim.version,
+        attempt: claim.attempt,
+        adopted: true,
+      });
+      const file: IngestFile = {
+        uri: claim.path,
+        bytes: claim.size,
+        target: targetOf(ingestion, claim),
+        claim,
+        fileId: claim.id,
+        version: claim.version,
+        readPath: toSparkUri(claim.path, readSourceSettings(ingestion.listing).sparkPathRules),
+        lastAttempt: claim.attempt >= ingestion.maxAttempts,
+        log,
+      };
+      // Not expected (a first attempt has no earlier batch; its target is the batch's unless the ingestion
+      // changed meanwhile), but a file that cannot go in this batch is given back, not written wrongly.
+      if (claim.previousBatchId !== null || targetKey(file.target) !== key) {
+        await this.#handBack(file, new Error("claimed for a batch it cannot join"));
+        continue;
+      }
+      this.#leases.hold(file.fileId);
+      adopted.push({ file, follow: (commit) => void this.#followAdopted(file, commit) });
+    }
+    if (adopted.length > 0) {
+      this.#logger.debug(
+        {
+          batchId: attempt.batchId,
+          table: attempt.target.table,
+          own: attempt.files.length,
+          adopted: adopted.length,
+        },
+        "batch takes on files still waiting for their jobs",
+      );
+    }
+    return adopted;
+  }
+
+  /** What `process` does with a file's fate, for a file a batch took on without its job. */
+  async #followAdopted(file: IngestFile, commit: Promise<FileCommit>): Promise<void> {
+    try {
+      const { batchId, snapshotId, records } = await commit;
+      file.log.info({ batchId, snapshotId, records }, "file ingested");
+    } catch (err) {
+      // A failure the lifecycle recorded stands (PENDING is enqueued again by the reconciler).
+      if (err instanceof BatchFencedError || err instanceof BatcherClosedError) {
+        await this.#handBack(file, err);
+      }
+      file.log.info({ batchId: null, err: errorMessage(err) }, "file taken on by a batch did not land");
+    } finally {
+      this.#leases.release(file.fileId);
     }
   }
 

@@ -75,6 +75,18 @@ export interface BatchAttempt<F extends BatchFile> {
   batchId: string;
   target: BatchTarget;
   files: F[];
+  /**
+   * Takes on more files for this attempt (the batcher's `adopt`), adding them to `files`: called by the
+   * writer once the write may start. Absent when there is nothing to adopt with, and for the parts of a
+   * split batch (which must stay small until a failing file is alone).
+   */
+  grow?: () => Promise<void>;
+}
+
+/** A file taken on by a batch as it is written; `follow` is given the file's fate. */
+export interface AdoptedFile<F extends BatchFile> {
+  file: F;
+  follow: (commit: Promise<FileCommit>) => void;
 }
 
 export interface GroupCommitBatcherOptions<F extends BatchFile> {
@@ -84,6 +96,12 @@ export interface GroupCommitBatcherOptions<F extends BatchFile> {
    */
   write: (attempt: BatchAttempt<F>, signal: AbortSignal) => Promise<BatchVerdict>;
   limits?: Partial<BatchLimits>;
+  /**
+   * More files for a batch about to be written (at most `room` files and `roomBytes` bytes, of the batch's
+   * target): they become members of the batch like any added file, so they are split, retried and settled
+   * with it. Default: none.
+   */
+  adopt?: (attempt: BatchAttempt<F>, room: { files: number; bytes: number }) => Promise<AdoptedFile<F>[]>;
   /**
    * The most files that can be in the batcher at once (the worker's job concurrency). Once that many are
    * held no more can arrive, so gathering batches stop waiting for company (maxWaitMs) and go as soon as
@@ -127,6 +145,8 @@ interface Holder<F extends BatchFile> {
   /** Its first file waited maxWaitMs: it closes as soon as its table has no write in flight. */
   due: boolean;
   state: "gathering" | "ready";
+  /** Part of a split batch: written as it is, taking on no more files (see `adopt`). */
+  split?: boolean;
 }
 
 /**
@@ -182,25 +202,7 @@ export class GroupCommitBatcher<F extends BatchFile = BatchFile> {
     if (this.#closed) return Promise.reject(new BatcherClosedError());
     if (file.signal?.aborted) return Promise.reject(file.signal.reason as Error);
     return new Promise<FileCommit>((resolve, reject) => {
-      this.#held++;
-      const settled = (): void => {
-        this.#held--;
-      };
-      const member: Member<F> = {
-        file,
-        resolve: (commit) => {
-          settled();
-          resolve(commit);
-        },
-        reject: (error) => {
-          settled();
-          // The verdict's error as the lifecycle gave it (a LakeferryError, or an abort reason).
-          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
-          reject(error);
-        },
-        release: () => {},
-        holder: undefined,
-      };
+      const member = this.#member(file, resolve, reject);
       if (file.signal) {
         const signal = file.signal;
         const onAbort = (): void => this.#withdraw(member, signal.reason);
@@ -233,6 +235,24 @@ export class GroupCommitBatcher<F extends BatchFile = BatchFile> {
         for (const gathering of [...this.#gathering.values()]) this.#due(gathering);
       }
     });
+  }
+
+  /** A member of the batcher: counted in #held until its promise settles. */
+  #member(file: F, resolve: (commit: FileCommit) => void, reject: (error: unknown) => void): Member<F> {
+    this.#held++;
+    return {
+      file,
+      resolve: (commit) => {
+        this.#held--;
+        resolve(commit);
+      },
+      reject: (error) => {
+        this.#held--;
+        reject(error);
+      },
+      release: () => {},
+      holder: undefined,
+    };
   }
 
   /** Writes every gathering batch now instead of waiting. */
@@ -314,7 +334,7 @@ export class GroupCommitBatcher<F extends BatchFile = BatchFile> {
         letGo();
         this.#pump();
       }, this.limits.slowWriteMs);
-      const write = this.#write(holder.target, members).finally(() => {
+      const write = this.#write(holder.target, members, holder.split === true).finally(() => {
         clearTimeout(slow);
         this.#writes.delete(write);
         letGo();
@@ -324,12 +344,30 @@ export class GroupCommitBatcher<F extends BatchFile = BatchFile> {
     }
   }
 
-  async #write(target: BatchTarget, members: Member<F>[]): Promise<void> {
+  async #write(target: BatchTarget, members: Member<F>[], splitPart: boolean): Promise<void> {
     const attempt: BatchAttempt<F> = {
       batchId: randomUUID(),
       target,
       files: members.map((member) => member.file),
     };
+    const adopt = this.#options.adopt;
+    if (adopt !== undefined && !splitPart && !this.#closed) {
+      attempt.grow = async () => {
+        const bytes = attempt.files.reduce((sum, file) => sum + file.bytes, 0);
+        const room = {
+          files: this.limits.maxFiles - attempt.files.length,
+          bytes: this.limits.maxBytes - bytes,
+        };
+        if (room.files <= 0 || room.bytes <= 0) return;
+        for (const adopted of await adopt(attempt, room)) {
+          const commit = new Promise<FileCommit>((resolve, reject) => {
+            members.push(this.#member(adopted.file, resolve, reject));
+          });
+          attempt.files.push(adopted.file);
+          adopted.follow(commit);
+        }
+      };
+    }
     // The write is interrupted only when every file gave up on it (a worker shutting down aborts them all).
     const controller = new AbortController();
     const signals = attempt.files.map((file) => file.signal).filter((signal) => signal !== undefined);
@@ -390,6 +428,7 @@ export class GroupCommitBatcher<F extends BatchFile = BatchFile> {
       timer: undefined,
       due: true,
       state: "ready",
+      split: true,
     };
     for (const member of members) member.holder = holder;
     // Files whose signal was aborted while their batch was written leave now.
@@ -441,7 +480,8 @@ function safeDecode(value: string): string {
   }
 }
 
-function targetKey(target: BatchTarget): string {
+/** Files with equal keys may share a batch. */
+export function targetKey(target: BatchTarget): string {
   const options = Object.entries(target.options).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return JSON.stringify([
     target.ingestionId,

@@ -26,6 +26,7 @@ export {
   type BatchFile,
   type BatchAttempt,
   type FileCommit,
+  type AdoptedFile,
   type GroupCommitBatcherOptions,
 } from "./group-commit-batcher.ts";
 export {

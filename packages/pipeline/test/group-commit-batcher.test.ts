@@ -9,6 +9,7 @@ import {
   type BatchFile,
   type BatchTarget,
   type BatchVerdict,
+  type FileCommit,
 } from "../src/index.ts";
 
 /** One call of the fake `write`, as the batcher made it. */
@@ -68,6 +69,8 @@ class FakeWrite {
   }
 
   readonly write = async (attempt: BatchAttempt<BatchFile>, signal: AbortSignal): Promise<BatchVerdict> => {
+    // As the lifecycle does once the write may start (only when there is something to adopt with).
+    if (attempt.grow) await attempt.grow();
     this.attempts.push({ ...attempt, files: attempt.files.map((file) => nameOf(file.uri)), signal });
     // A batcher that writes the same files again and again fails the test instead of hanging it.
     if (this.attempts.length > MAX_ATTEMPTS) return { kind: "failed", error: new Error("too many attempts") };
@@ -221,6 +224,53 @@ describe("GroupCommitBatcher", () => {
     await lone;
     expect(fake.attempts).toHaveLength(3);
     await batcher.close();
+  });
+
+  it("a batch takes on the files `adopt` gives it, and they share its fate: committed, or split with it", async () => {
+    const fake = new FakeWrite();
+    const waiting = ["w1", "bad-w2", "w3", "w4"];
+    const rooms: { files: number; bytes: number }[] = [];
+    const fates = new Map<string, Promise<unknown>>();
+    const batcher = new GroupCommitBatcher({
+      write: fake.write,
+      limits: { maxFiles: 4, maxBytes: 1_000, maxWaitMs: 60_000 },
+      adopt: async (_attempt, room) => {
+        rooms.push(room);
+        return waiting.splice(0, room.files).map((name) => ({
+          file: file(name),
+          follow: (commit: Promise<FileCommit>) =>
+            void fates.set(
+              name,
+              commit.then(
+                (landed) => landed.records,
+                (error: unknown) => (error as LakeferryError).code,
+              ),
+            ),
+        }));
+      },
+    });
+    const own = batcher.add(file("a", 100));
+    batcher.flush();
+    await own;
+    expect(
+      await Promise.all(
+        ["w1", "bad-w2", "w3"].map((name) => fates.get(name) ?? Promise.resolve("not adopted")),
+      ),
+    ).toEqual([2, "SPARK_BAD_INPUT", 2]);
+    // Room left by the one file; the adopted files are written in the same attempt.
+    expect(rooms[0]).toEqual({ files: 3, bytes: 900 });
+    expect(fake.attempts[0]?.files).toEqual(["a", "w1", "bad-w2", "w3"]);
+    // The bad adopted file split the batch; the parts took on nothing more, so it ended alone.
+    expect(rooms).toHaveLength(1);
+    expect(fake.attempts.filter((attempt) => attempt.files.includes("bad-w2")).at(-1)?.files).toEqual([
+      "bad-w2",
+    ]);
+    // A later batch takes on what is still waiting.
+    const later = batcher.add(file("b"));
+    batcher.flush();
+    await later;
+    await batcher.close();
+    expect(fake.attempts.at(-1)?.files).toEqual(["b", "w4"]);
   });
 
   it("never mixes files of different targets in one batch", async () => {
