@@ -13,7 +13,14 @@ const owners = [
 
 export default tseslint.config(
   {
-    ignores: ["**/node_modules/**", ".cache/**", ".services/**", "**/generated/**", "coverage/**"],
+    ignores: [
+      "**/node_modules/**",
+      ".cache/**",
+      ".services/**",
+      "**/generated/**",
+      "coverage/**",
+      "apps/cli/dist/**",
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,

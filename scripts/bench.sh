@@ -9,6 +9,7 @@ shift
 services=()
 case $name in
   spark-sessions) services=(postgres) ;;
+  startup) services=(postgres redis spark) ;;
   # The chaos suite starts a Postgres, a Redis and a Spark of its own (it restarts and flushes them).
   chaos) exec npx tsx "bench/$name.ts" "$@" ;;
 esac

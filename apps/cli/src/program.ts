@@ -1,7 +1,6 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import type { FileStatus } from "@lakeferry/db";
-import { parseCliConfig } from "./config.ts";
-import { CliServices } from "./services.ts";
+import type { CliServices } from "./services.ts";
 
 // Command modules are imported when their command runs: each pulls in only the packages it needs.
 const commands = {
@@ -42,6 +41,7 @@ Environment:
   LAKEFERRY_QUEUE_PREFIX  BullMQ key prefix (default lakeferry)
   LAKEFERRY_LOG_LEVEL     log level of the JSON logs on stderr (default warn; info for worker/discoverer)
   XDG_STATE_HOME          where \`sql\` keeps its Spark session's id (default ~/.local/state)
+  LAKEFERRY_FROM_SOURCE   1: run the TypeScript sources through tsx, not the build (apps/cli/dist)
 
 \`sql\` calls by one user against one Spark server share one session, left open until it idles out
 there: SET, USE and temporary views carry over from call to call.
@@ -54,6 +54,11 @@ Exit codes: 0 done; 1 bad input, or files FAILED; 2 the operation failed (servic
  */
 export function createProgram(env: Record<string, string | undefined>): Command {
   const act = (handler: (s: CliServices) => Promise<number | void>) => async (): Promise<void> => {
+    // Imported when a command runs, so that building the program (and `--help`) loads commander alone.
+    const [{ parseCliConfig }, { CliServices }] = await Promise.all([
+      import("./config.ts"),
+      import("./services.ts"),
+    ]);
     const services = new CliServices(parseCliConfig(env), env);
     try {
       process.exitCode = (await handler(services)) ?? 0;

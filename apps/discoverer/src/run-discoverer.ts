@@ -31,6 +31,7 @@ export async function runDiscoverer(options: RunDiscovererOptions): Promise<void
   );
   const stopped = stopOnSignals(runtime, { timeoutMs: config.shutdownTimeoutMs, logger });
   await runtime.start();
+  logger.info("discoverer ready");
   await stopped;
   logger.flush();
 }

@@ -1,7 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { errorMessage, InvalidInputError } from "@lakeferry/core";
 import { listIngestions } from "@lakeferry/db";
-import { applyIngestion, parseIngestionFile } from "@lakeferry/pipeline";
 import { printJson, printLine, printTable } from "../output.ts";
 import type { CliServices } from "../services.ts";
 
@@ -22,6 +21,8 @@ async function readSpecFile(file: string): Promise<string> {
 /** `lakeferry ingestion apply -f FILE`: creates or updates each ingestion of the file, by name. */
 export async function applyCommand(s: CliServices, options: { file: string; json?: boolean }): Promise<void> {
   const text = await readSpecFile(options.file);
+  // Imported here: @lakeferry/pipeline loads Spark's client and every cloud SDK, which `list` does not need.
+  const { applyIngestion, parseIngestionFile } = await import("@lakeferry/pipeline");
   // Every document is validated before any is applied: a typo in the third leaves the first two alone.
   const inputs = parseIngestionFile(text);
   if (inputs.length === 0) throw new InvalidInputError("-f", `${options.file} holds no ingestion`);

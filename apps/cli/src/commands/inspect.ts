@@ -9,7 +9,6 @@ import {
   statusCounts,
   type FileStatus,
 } from "@lakeferry/db";
-import { resolveWithinSource } from "@lakeferry/storage";
 import { printJson, printLine, printTable } from "../output.ts";
 import type { CliServices } from "../services.ts";
 
@@ -112,6 +111,9 @@ export async function historyCommand(
   options: { json?: boolean },
 ): Promise<void> {
   const ingestion = await s.ingestion(name);
+  // Imported here: @lakeferry/storage loads every cloud SDK (about 0.5 s), which `status` and the other
+  // commands of this module do not need.
+  const { resolveWithinSource } = await import("@lakeferry/storage");
   const uri = resolveWithinSource(ingestion.sourceUri, path);
   const db = await s.db();
   const file = await getFile(db, ingestion.id, uri);

@@ -1,11 +1,11 @@
-import { runDiscoverer } from "@lakeferry/discoverer-app";
-import { runWorker } from "@lakeferry/worker-app";
+// Each command imports its own app: a worker does not load the discoverer's modules, nor the reverse.
 
 /** `lakeferry worker`: an ingest worker in this process, until SIGTERM/SIGINT (see @lakeferry/worker-app). */
 export async function workerCommand(
   env: Record<string, string | undefined>,
   options: { concurrency?: number },
 ): Promise<void> {
+  const { runWorker } = await import("@lakeferry/worker-app");
   await runWorker({
     env,
     ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
@@ -14,5 +14,6 @@ export async function workerCommand(
 
 /** `lakeferry discoverer`: a scheduled-discovery process, until SIGTERM/SIGINT. */
 export async function discovererCommand(env: Record<string, string | undefined>): Promise<void> {
+  const { runDiscoverer } = await import("@lakeferry/discoverer-app");
   await runDiscoverer({ env });
 }
