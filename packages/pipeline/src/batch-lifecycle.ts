@@ -159,6 +159,16 @@ export class BatchLifecycle {
    * With table leases, waits for its table's write lease first (and gives it back after).
    */
   async write(attempt: BatchAttempt<LifecycleFile>, signal: AbortSignal): Promise<BatchVerdict> {
+    const blamed = attempt.blamed;
+    if (blamed !== undefined && attempt.files.length === 1 && !isRetryable(blamed.error)) {
+      // Spark named this file when its batch failed, and the error is the file's own (malformed, not
+      // readable as its format): that is its fate, found without reading it again.
+      const log = this.#logger.child({ batchId: blamed.batchId, table: attempt.target.table });
+      return {
+        kind: "failed",
+        error: await this.#recordFailures(attempt.files, blamed.error, blamed.batchId, log),
+      };
+    }
     if (this.#tableLeases === undefined) return this.#grownWrite(attempt, signal);
     let release: ReleaseTableWrite;
     try {

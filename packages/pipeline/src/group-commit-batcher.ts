@@ -81,6 +81,12 @@ export interface BatchAttempt<F extends BatchFile> {
    * split batch (which must stay small until a failing file is alone).
    */
   grow?: () => Promise<void>;
+  /**
+   * The lone file of this attempt is the one the failure of an earlier attempt (`batchId`) named: the
+   * writer may record that failure for it without reading it again, when the error says the file itself is
+   * bad (not retryable).
+   */
+  blamed?: { error: unknown; batchId: string };
 }
 
 /** A file taken on by a batch as it is written; `follow` is given the file's fate. */
@@ -147,6 +153,8 @@ interface Holder<F extends BatchFile> {
   state: "gathering" | "ready";
   /** Part of a split batch: written as it is, taking on no more files (see `adopt`). */
   split?: boolean;
+  /** A lone file the failure of an earlier attempt named (see BatchAttempt.blamed). */
+  blamed?: { error: unknown; batchId: string };
 }
 
 /**
@@ -334,7 +342,7 @@ export class GroupCommitBatcher<F extends BatchFile = BatchFile> {
         letGo();
         this.#pump();
       }, this.limits.slowWriteMs);
-      const write = this.#write(holder.target, members, holder.split === true).finally(() => {
+      const write = this.#write(holder, members).finally(() => {
         clearTimeout(slow);
         this.#writes.delete(write);
         letGo();
@@ -344,14 +352,16 @@ export class GroupCommitBatcher<F extends BatchFile = BatchFile> {
     }
   }
 
-  async #write(target: BatchTarget, members: Member<F>[], splitPart: boolean): Promise<void> {
+  async #write(holder: Holder<F>, members: Member<F>[]): Promise<void> {
+    const target = holder.target;
     const attempt: BatchAttempt<F> = {
       batchId: randomUUID(),
       target,
       files: members.map((member) => member.file),
+      ...(holder.blamed === undefined || members.length !== 1 ? {} : { blamed: holder.blamed }),
     };
     const adopt = this.#options.adopt;
-    if (adopt !== undefined && !splitPart && !this.#closed) {
+    if (adopt !== undefined && holder.split !== true && !this.#closed) {
       attempt.grow = async () => {
         const bytes = attempt.files.reduce((sum, file) => sum + file.bytes, 0);
         const room = {
@@ -403,9 +413,12 @@ export class GroupCommitBatcher<F extends BatchFile = BatchFile> {
           finish({ commit: { batchId: attempt.batchId, snapshotId: verdict.snapshotId, records } }, member);
         }
         return;
-      case "split":
-        for (const part of splitMembers(members, verdict.error)) this.#requeue(target, part);
+      case "split": {
+        const { suspect, rest } = splitMembers(members, verdict.error);
+        if (suspect) this.#requeue(target, [suspect], { error: verdict.error, batchId: attempt.batchId });
+        for (const part of rest) this.#requeue(target, part);
         return;
+      }
       case "fenced": {
         const error = new BatchFencedError(attempt.batchId);
         for (const member of members) finish({ error }, member);
@@ -419,7 +432,7 @@ export class GroupCommitBatcher<F extends BatchFile = BatchFile> {
   }
 
   /** Puts part of a split batch back in line, ahead of new batches. */
-  #requeue(target: BatchTarget, members: Member<F>[]): void {
+  #requeue(target: BatchTarget, members: Member<F>[], blamed?: Holder<F>["blamed"]): void {
     const holder: Holder<F> = {
       key: targetKey(target),
       target,
@@ -429,6 +442,7 @@ export class GroupCommitBatcher<F extends BatchFile = BatchFile> {
       due: true,
       state: "ready",
       split: true,
+      ...(blamed === undefined ? {} : { blamed }),
     };
     for (const member of members) member.holder = holder;
     // Files whose signal was aborted while their batch was written leave now.
@@ -444,15 +458,18 @@ export class GroupCommitBatcher<F extends BatchFile = BatchFile> {
  * goes alone and the rest stay together; otherwise the batch is cut in halves. Either way a file is only
  * blamed once it fails alone.
  */
-function splitMembers<F extends BatchFile>(members: Member<F>[], error: unknown): Member<F>[][] {
+function splitMembers<F extends BatchFile>(
+  members: Member<F>[],
+  error: unknown,
+): { suspect?: Member<F>; rest: Member<F>[][] } {
   const named = namedFile(error);
   const suspects = named === undefined ? [] : members.filter((member) => sameFile(member.file.uri, named));
   if (suspects.length === 1) {
     const [suspect] = suspects as [Member<F>];
-    return [[suspect], members.filter((member) => member !== suspect)];
+    return { suspect, rest: [members.filter((member) => member !== suspect)] };
   }
   const middle = Math.ceil(members.length / 2);
-  return [members.slice(0, middle), members.slice(middle)];
+  return { rest: [members.slice(0, middle), members.slice(middle)] };
 }
 
 /** The file a Spark error names (`SparkConnectError.filePath`), looked for along the cause chain. */
