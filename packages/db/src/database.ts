@@ -74,3 +74,29 @@ export function createDatabase(options: DatabaseOptions): Database {
 export function quoteIdentifier(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
+
+/**
+ * Runs `body` as one transaction on one pooled connection: COMMIT when it resolves, ROLLBACK when it throws
+ * (a connection that cannot roll back is discarded, not lent out again). Errors pass through unclassified:
+ * run it inside `runOperation`, which reruns the whole transaction after a deadlock or serialization failure.
+ */
+export async function inTransaction<T>(
+  db: Database,
+  body: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
+  const client = await db.pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query("BEGIN");
+    const result = await body(client);
+    await client.query("COMMIT");
+    return result;
+  } catch (error) {
+    await client.query("ROLLBACK").catch((rollbackError: unknown) => {
+      broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
+    });
+    throw error;
+  } finally {
+    client.release(broken);
+  }
+}

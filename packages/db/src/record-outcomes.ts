@@ -1,6 +1,7 @@
-import type { Database } from "./database.ts";
+import type pg from "pg";
+import { inTransaction, type Database } from "./database.ts";
 import { runOperation } from "./errors.ts";
-import type { Outcome } from "./types.ts";
+import type { BatchState, Outcome } from "./types.ts";
 import {
   requireCount,
   requireInt64,
@@ -18,102 +19,159 @@ const OUTCOME_STATUSES = ["SUCCESS", "FAILED", "PENDING"] as const;
 const BATCH_STATES = ["COMMITTED", "FAILED", "ABANDONED"] as const;
 
 /*
- * One statement is one transaction. An outcome applies only to the file version it names, and (for a
- * worker) only while that worker holds the lease: rows are locked in id order and re-checked against
- * their committed state, so an outcome racing a takeover or a new version loses cleanly. A worker's
- * outcome that does not apply still closes that worker's open attempt, as LOST.
+ * recordOutcomes runs the statements below in one transaction, each only when it has something to do. The
+ * file rows the outcomes apply to are locked first, in id order (as claimFiles and beginPublish lock them, so
+ * they queue rather than deadlock), and re-checked against their committed state, so an outcome racing a
+ * takeover or a new version loses cleanly. The statements after the lock touch only the locked files, except
+ * the one closing a worker's stale attempts, and copy the files' new state into attempts and versions found
+ * by `= ANY` of the file ids, not by joining an unnest of them: a planner that believes few attempts are open
+ * (statistics taken while none were) would scan the whole table for them and the unnest once per attempt.
  */
-const RECORD_OUTCOMES_SQL = `
-WITH o AS (
-  SELECT * FROM unnest($2::bigint[], $3::int[], $4::file_status[], $5::bigint[], $6::bigint[],
-                       $7::bigint[], $8::uuid[], $9::text[], $10::text[], $15::boolean[])
-    AS o(id, version, status, records_ingested, bytes_read, snapshot_id, batch_id, error_type, error_message,
-         counted)
-),
-locked AS MATERIALIZED (
-  SELECT pf.id FROM processed_files pf JOIN o ON o.id = pf.id AND o.version = pf.version
-  WHERE CASE WHEN $1::text IS NULL THEN pf.status IN ('PENDING', 'PROCESSING')
-                  -- A batch found committed after its writer gave up on the file: the rows are there.
-                  OR (pf.status = 'FAILED' AND o.status = 'SUCCESS' AND pf.batch_id = COALESCE(o.batch_id, $11::uuid))
-             ELSE pf.status = 'PROCESSING' AND pf.lease_owner = $1::text END
-    -- SUCCESS from a batch only once it was decided: never for a batch that may still be abandoned.
-    AND ($12::batch_state IS DISTINCT FROM 'COMMITTED'
-         OR EXISTS (SELECT 1 FROM write_batches wb WHERE wb.id = $11::uuid AND wb.state IN ('PUBLISHING', 'COMMITTED')))
-  ORDER BY pf.id
-  FOR UPDATE OF pf
-),
-updated AS (
-  UPDATE processed_files pf SET
-    status = o.status,
-    processed_at = CASE WHEN o.status = 'PENDING' THEN pf.processed_at ELSE now() END,
-    processing_duration_ms = (extract(epoch FROM now() - pf.processing_started_at) * 1000)::int,
-    records_ingested = o.records_ingested,
-    bytes_read = o.bytes_read,
-    snapshot_id = CASE WHEN o.status = 'SUCCESS' THEN COALESCE(o.snapshot_id, $13::bigint) END,
-    batch_id = COALESCE(o.batch_id, $11::uuid, pf.batch_id),
-    error_type = CASE WHEN o.status = 'SUCCESS' THEN NULL ELSE o.error_type END,
-    error_message = CASE WHEN o.status = 'SUCCESS' THEN NULL ELSE o.error_message END,
-    retry_count = pf.retry_count + CASE WHEN o.status = 'SUCCESS' OR NOT o.counted THEN 0 ELSE 1 END,
-    lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
-  FROM locked JOIN o ON o.id = locked.id
-  WHERE pf.id = locked.id
-  RETURNING pf.id, pf.version, pf.attempts, pf.status, pf.records_ingested, pf.snapshot_id, pf.batch_id,
-            pf.error_type, pf.error_message, pf.processed_at, o.counted
-),
-attempt_closed AS (
-  UPDATE file_attempts fa SET finished_at = now(),
-    outcome = CASE u.status WHEN 'SUCCESS' THEN 'SUCCESS' WHEN 'FAILED' THEN 'FAILED' ELSE 'RETRY' END::attempt_outcome,
-    error_type = u.error_type, error_message = u.error_message, records_ingested = u.records_ingested,
-    batch_id = COALESCE(u.batch_id, fa.batch_id), counted = u.status = 'SUCCESS' OR u.counted,
-    duration_ms = (extract(epoch FROM now() - fa.started_at) * 1000)::int
-  FROM updated u
-  WHERE fa.file_id = u.id AND fa.version = u.version AND fa.attempt = u.attempts AND fa.finished_at IS NULL
-),
-writer_attempt_succeeded AS (
-  -- A batch found committed after its writer gave up on it (a transient error after the commit; a crashed
-  -- writer stays LOST): the attempt that wrote it did succeed, whichever attempt or reconciler found out.
-  UPDATE file_attempts fa SET outcome = 'SUCCESS', error_type = NULL, error_message = NULL,
-    records_ingested = u.records_ingested
-  FROM updated u
-  WHERE u.status = 'SUCCESS' AND u.batch_id IS NOT NULL AND fa.file_id = u.id AND fa.version = u.version
-    AND fa.finished_at IS NOT NULL AND fa.outcome IN ('RETRY', 'FAILED')
-    AND fa.attempt = (SELECT min(first.attempt) FROM file_attempts first
-                      WHERE first.file_id = u.id AND first.version = u.version AND first.batch_id = u.batch_id)
-),
-version_recorded AS (
-  UPDATE file_versions fv SET status = u.status, records_ingested = u.records_ingested,
-    snapshot_id = u.snapshot_id, batch_id = u.batch_id, processed_at = u.processed_at,
-    error_type = u.error_type, error_message = u.error_message
-  FROM updated u
-  WHERE fv.file_id = u.id AND fv.version = u.version
-),
-stale_closed AS (
-  UPDATE file_attempts fa SET finished_at = now(), outcome = 'LOST', error_type = '${STALE_OUTCOME}',
-    error_message = 'the outcome (' || o.status || ') arrived after the lease was lost or the file changed',
-    duration_ms = (extract(epoch FROM now() - fa.started_at) * 1000)::int
-  FROM o
-  WHERE $1::text IS NOT NULL AND fa.file_id = o.id AND fa.version = o.version AND fa.worker = $1::text
-    AND fa.finished_at IS NULL AND o.id NOT IN (SELECT id FROM locked)
-),
-batch_resolved AS (
-  UPDATE write_batches SET state = $12::batch_state, resolved_at = now(), snapshot_id = $13::bigint,
-    error_message = $14::text
-  -- Only a PUBLISHING batch becomes COMMITTED; only an OPEN one (never published) FAILED or ABANDONED.
-  WHERE id = $11::uuid AND state = CASE WHEN $12::batch_state = 'COMMITTED' THEN 'PUBLISHING' ELSE 'OPEN' END::batch_state
-)
-SELECT id FROM updated ORDER BY id`;
+
+/** Outcomes recorded with a COMMITTED batch apply only once it was decided: never while it may be abandoned. */
+const BATCH_STATE_SQL = `SELECT state FROM write_batches WHERE id = $1`;
+
+/** The named versions the worker still holds. */
+const LOCK_HELD_SQL = `
+SELECT pf.id FROM processed_files pf
+JOIN unnest($1::bigint[], $2::int[]) AS o(id, version) ON o.id = pf.id AND o.version = pf.version
+WHERE pf.status = 'PROCESSING' AND pf.lease_owner = $3
+ORDER BY pf.id
+FOR UPDATE OF pf`;
+
+/**
+ * The reconciler's view: the named versions still PENDING or PROCESSING, whoever holds them, and FAILED ones
+ * turned SUCCESS by the batch they were written in (found committed after its writer gave up on the file:
+ * the rows are there).
+ */
+const LOCK_UNSETTLED_SQL = `
+SELECT pf.id FROM processed_files pf
+JOIN unnest($1::bigint[], $2::int[], $3::file_status[], $4::uuid[]) AS o(id, version, status, batch_id)
+  ON o.id = pf.id AND o.version = pf.version
+WHERE pf.status IN ('PENDING', 'PROCESSING')
+   OR (pf.status = 'FAILED' AND o.status = 'SUCCESS' AND pf.batch_id = o.batch_id)
+ORDER BY pf.id
+FOR UPDATE OF pf`;
+
+/** Settles the locked files: the outcome, the duration, the lease cleared. A retry keeps the last processed_at. */
+const SETTLE_FILES_SQL = `
+UPDATE processed_files pf SET
+  status = o.status,
+  processed_at = CASE WHEN o.status = 'PENDING' THEN pf.processed_at ELSE now() END,
+  processing_duration_ms = (extract(epoch FROM now() - pf.processing_started_at) * 1000)::int,
+  records_ingested = o.records_ingested, bytes_read = o.bytes_read, snapshot_id = o.snapshot_id,
+  batch_id = COALESCE(o.batch_id, pf.batch_id), error_type = o.error_type, error_message = o.error_message,
+  retry_count = pf.retry_count + o.spent,
+  lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+FROM unnest($1::bigint[], $2::file_status[], $3::bigint[], $4::bigint[], $5::bigint[], $6::uuid[], $7::text[],
+            $8::text[], $9::int[])
+  AS o(id, status, records_ingested, bytes_read, snapshot_id, batch_id, error_type, error_message, spent)
+WHERE pf.id = o.id`;
+
+/**
+ * A batch found committed after its writer gave up on it (a transient error after the commit; a crashed
+ * writer stays LOST): the first attempt that wrote it did succeed, whichever attempt or reconciler found out.
+ * Runs before the open attempts close, so it sees only attempts that had ended.
+ */
+const WRITER_ATTEMPT_SUCCEEDED_SQL = `
+UPDATE file_attempts fa SET outcome = 'SUCCESS', error_type = NULL, error_message = NULL,
+  records_ingested = pf.records_ingested
+FROM processed_files pf
+WHERE fa.file_id = ANY($1::bigint[]) AND pf.id = fa.file_id AND fa.version = pf.version
+  AND fa.finished_at IS NOT NULL AND fa.outcome IN ('RETRY', 'FAILED')
+  AND fa.attempt = (SELECT min(first.attempt) FROM file_attempts first
+                    WHERE first.file_id = pf.id AND first.version = pf.version AND first.batch_id = pf.batch_id)`;
+
+/**
+ * Closes each settled file's open attempt as the file now stands: SUCCESS, FAILED, or RETRY for PENDING.
+ * `$2` names the files whose failure does not count (an outage's).
+ */
+const CLOSE_ATTEMPTS_SQL = `
+UPDATE file_attempts fa SET finished_at = now(),
+  outcome = CASE pf.status WHEN 'SUCCESS' THEN 'SUCCESS' WHEN 'FAILED' THEN 'FAILED' ELSE 'RETRY' END::attempt_outcome,
+  error_type = pf.error_type, error_message = pf.error_message, records_ingested = pf.records_ingested,
+  batch_id = COALESCE(pf.batch_id, fa.batch_id), counted = fa.file_id <> ALL($2::bigint[]),
+  duration_ms = (extract(epoch FROM now() - fa.started_at) * 1000)::int
+FROM processed_files pf
+WHERE fa.file_id = ANY($1::bigint[]) AND pf.id = fa.file_id AND fa.version = pf.version AND fa.attempt = pf.attempts
+  AND fa.finished_at IS NULL`;
+
+/** Copies each settled file's state into its version's history. */
+const RECORD_VERSIONS_SQL = `
+UPDATE file_versions fv SET status = pf.status, records_ingested = pf.records_ingested,
+  snapshot_id = pf.snapshot_id, batch_id = pf.batch_id, processed_at = pf.processed_at,
+  error_type = pf.error_type, error_message = pf.error_message
+FROM processed_files pf
+WHERE fv.file_id = ANY($1::bigint[]) AND pf.id = fv.file_id AND fv.version = pf.version`;
+
+/**
+ * A worker's outcome that did not apply still closes that worker's open attempt of the version, as LOST; but
+ * not a claim the worker holds now, which it made after the outcomes were locked and the outcome is not about.
+ * (`= ANY` finds the attempts by index rather than among every open one.)
+ */
+const CLOSE_STALE_ATTEMPTS_SQL = `
+UPDATE file_attempts fa SET finished_at = now(), outcome = 'LOST', error_type = '${STALE_OUTCOME}',
+  error_message = 'the outcome (' || o.status || ') arrived after the lease was lost or the file changed',
+  duration_ms = (extract(epoch FROM now() - fa.started_at) * 1000)::int
+FROM unnest($2::bigint[], $3::int[], $4::text[]) AS o(id, version, status) JOIN processed_files pf ON pf.id = o.id
+WHERE fa.file_id = ANY($2::bigint[]) AND fa.file_id = o.id AND fa.version = o.version AND fa.worker = $1
+  AND fa.finished_at IS NULL
+  AND NOT (pf.status = 'PROCESSING' AND pf.lease_owner = $1 AND pf.version = fa.version AND pf.attempts = fa.attempt)`;
+
+/** Only a PUBLISHING batch (published through the fence) becomes COMMITTED. */
+const COMMIT_BATCH_SQL = `
+UPDATE write_batches SET state = 'COMMITTED', resolved_at = now(), snapshot_id = $2, error_message = $3
+WHERE id = $1 AND state = 'PUBLISHING'`;
+
+/** Only an OPEN batch (never published) becomes FAILED or ABANDONED. */
+const GIVE_UP_BATCH_SQL = `
+UPDATE write_batches SET state = $2::batch_state, resolved_at = now(), snapshot_id = $3, error_message = $4
+WHERE id = $1 AND state = 'OPEN'`;
+
+/**
+ * Integers as a Postgres array literal (`{1,2,3}`) for an `int[]` or `bigint[]` parameter. pg quotes and
+ * escapes each element of a JS array as a string: for a thousand-file batch's ids, sent to several
+ * statements, that was most of recordOutcomes' own CPU.
+ */
+function integers(values: number[]): string {
+  return `{${values.join(",")}}`;
+}
+
+/** An outcome as the file's row records it, the batch's defaults applied. */
+interface Settlement {
+  id: number;
+  version: number;
+  status: Outcome["status"];
+  recordsIngested: number | null;
+  bytesRead: number | null;
+  /** Only a SUCCESS has a snapshot. */
+  snapshotId: string | null;
+  batchId: string | null;
+  /** A SUCCESS clears the error. */
+  errorType: string | null;
+  errorMessage: string | null;
+  /** Whether the attempt counts: a SUCCESS always does, a failure unless `counted` is false. */
+  counted: boolean;
+}
 
 /**
  * Records how attempts ended, and resolves their write batch, in one transaction.
  *
- * A COMMITTED batch must be PUBLISHING (published through the fence); FAILED and ABANDONED apply to an OPEN
+ * A COMMITTED batch must be PUBLISHING (published through the fence): until it was decided (PUBLISHING, or
+ * COMMITTED already), none of the outcomes recorded with it applies. FAILED and ABANDONED apply to an OPEN
  * batch only.
  *
  * Each outcome applies only if the file is still at `version` and, when `worker` is given, still leased
  * to that worker (with `worker` null, the reconciler's view, it applies to a PENDING or PROCESSING file
- * whoever holds it). Applying clears the lease, sets the duration, counts an unsuccessful attempt in
- * retry_count, closes the attempt (SUCCESS, FAILED, or RETRY for PENDING) and updates the version's
- * history. A `batch` still OPEN becomes `batch.state`. Returns the ids of the files updated.
+ * whoever holds it, and a SUCCESS also to a FAILED file written in the same batch). Applying clears the
+ * lease, sets the duration, counts an unsuccessful attempt in retry_count (unless `counted` is false), closes
+ * the attempt (SUCCESS, FAILED, or RETRY for PENDING) and updates the version's history; a SUCCESS from a
+ * batch also marks SUCCESS the batch's writing attempt that had given up. A worker's outcome that does not
+ * apply closes that worker's open attempt of the version as LOST ({@link STALE_OUTCOME}). Returns the ids of
+ * the files updated, in id order.
+ *
+ * Short statements, each run only when it has something to do (a committed batch of any size takes seven:
+ * the batch's state, the lock, the files, the writer attempts, the open attempts, the versions, the batch).
  *
  * @throws InvalidInputError on a malformed outcome or batch.
  */
@@ -130,8 +188,9 @@ export async function recordOutcomes(
     };
   },
 ): Promise<{ applied: number[] }> {
-  if (input.worker !== null) requireText("worker", input.worker);
-  const { ids, versions } = requireRefs("outcomes", input.outcomes);
+  const worker = input.worker;
+  if (worker !== null) requireText("worker", worker);
+  const { ids } = requireRefs("outcomes", input.outcomes);
   input.outcomes.forEach((o, i) => {
     requireOneOf(`outcomes[${i}].status`, o.status, OUTCOME_STATUSES);
     if (o.recordsIngested !== undefined) requireCount(`outcomes[${i}].recordsIngested`, o.recordsIngested);
@@ -147,25 +206,108 @@ export async function recordOutcomes(
   } else if (ids.length === 0) {
     return { applied: [] };
   }
-  const column = <K extends keyof Outcome>(key: K) => input.outcomes.map((o) => o[key] ?? null);
-  return runOperation("recordOutcomes", async () => {
-    const { rows } = await db.pool.query<{ id: string }>(RECORD_OUTCOMES_SQL, [
-      input.worker,
-      ids,
-      versions,
-      column("status"),
-      column("recordsIngested"),
-      column("bytesRead"),
-      column("snapshotId"),
-      column("batchId"),
-      column("errorType"),
-      column("errorMessage"),
-      batch?.id ?? null,
-      batch?.state ?? null,
-      batch?.snapshotId ?? null,
-      batch?.errorMessage ?? null,
-      input.outcomes.map((o) => o.counted ?? true),
-    ]);
-    return { applied: rows.map((row) => toNumber(row.id)) };
+  const settlements = input.outcomes.map((o): Settlement => {
+    const success = o.status === "SUCCESS";
+    return {
+      id: o.id,
+      version: o.version,
+      status: o.status,
+      recordsIngested: o.recordsIngested ?? null,
+      bytesRead: o.bytesRead ?? null,
+      snapshotId: success ? (o.snapshotId ?? batch?.snapshotId ?? null) : null,
+      batchId: o.batchId ?? batch?.id ?? null,
+      errorType: success ? null : (o.errorType ?? null),
+      errorMessage: success ? null : (o.errorMessage ?? null),
+      counted: success || (o.counted ?? true),
+    };
   });
+
+  return runOperation("recordOutcomes", () =>
+    inTransaction(db, async (client) => {
+      // Whether the outcomes may apply, and whether the batch can still change: a COMMITTED batch is
+      // recorded only once decided, and read before any file is touched (with no outcome, its own
+      // statement's condition is enough).
+      let decided = true;
+      let resolvable = batch !== undefined;
+      if (batch?.state === "COMMITTED" && settlements.length > 0) {
+        const { rows } = await client.query<{ state: BatchState }>(BATCH_STATE_SQL, [batch.id]);
+        const state = rows[0]?.state;
+        decided = state === "PUBLISHING" || state === "COMMITTED";
+        resolvable = state === "PUBLISHING";
+      }
+      const applied = decided && settlements.length > 0 ? await lockFiles(client, worker, settlements) : [];
+
+      const appliedIds = new Set(applied);
+      const settled = settlements.filter((s) => appliedIds.has(s.id));
+      if (settled.length > 0) await settleFiles(client, settled);
+      const stale = settlements.filter((s) => !appliedIds.has(s.id));
+      if (worker !== null && stale.length > 0) {
+        await client.query(CLOSE_STALE_ATTEMPTS_SQL, [
+          worker,
+          integers(stale.map((s) => s.id)),
+          integers(stale.map((s) => s.version)),
+          stale.map((s) => s.status),
+        ]);
+      }
+
+      if (batch && resolvable) {
+        if (batch.state === "COMMITTED") {
+          await client.query(COMMIT_BATCH_SQL, [
+            batch.id,
+            batch.snapshotId ?? null,
+            batch.errorMessage ?? null,
+          ]);
+        } else {
+          await client.query(GIVE_UP_BATCH_SQL, [
+            batch.id,
+            batch.state,
+            batch.snapshotId ?? null,
+            batch.errorMessage ?? null,
+          ]);
+        }
+      }
+      return { applied };
+    }),
+  );
+}
+
+/** Locks the files the outcomes apply to, in id order; returns their ids in that order. */
+async function lockFiles(
+  client: pg.PoolClient,
+  worker: string | null,
+  settlements: Settlement[],
+): Promise<number[]> {
+  const ids = integers(settlements.map((s) => s.id));
+  const versions = integers(settlements.map((s) => s.version));
+  const { rows } =
+    worker === null
+      ? await client.query<{ id: string }>(LOCK_UNSETTLED_SQL, [
+          ids,
+          versions,
+          settlements.map((s) => s.status),
+          settlements.map((s) => s.batchId),
+        ])
+      : await client.query<{ id: string }>(LOCK_HELD_SQL, [ids, versions, worker]);
+  return rows.map((row) => toNumber(row.id));
+}
+
+/** Updates the locked files, then their attempts and version history from the files' new state. */
+async function settleFiles(client: pg.PoolClient, settled: Settlement[]): Promise<void> {
+  const ids = integers(settled.map((s) => s.id));
+  await client.query(SETTLE_FILES_SQL, [
+    ids,
+    settled.map((s) => s.status),
+    settled.map((s) => s.recordsIngested),
+    settled.map((s) => s.bytesRead),
+    settled.map((s) => s.snapshotId),
+    settled.map((s) => s.batchId),
+    settled.map((s) => s.errorType),
+    settled.map((s) => s.errorMessage),
+    integers(settled.map((s) => (s.counted && s.status !== "SUCCESS" ? 1 : 0))),
+  ]);
+  const succeeded = settled.filter((s) => s.status === "SUCCESS").map((s) => s.id);
+  if (succeeded.length > 0) await client.query(WRITER_ATTEMPT_SUCCEEDED_SQL, [integers(succeeded)]);
+  const uncounted = settled.filter((s) => !s.counted).map((s) => s.id);
+  await client.query(CLOSE_ATTEMPTS_SQL, [ids, integers(uncounted)]);
+  await client.query(RECORD_VERSIONS_SQL, [ids]);
 }

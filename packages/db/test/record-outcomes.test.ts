@@ -8,10 +8,11 @@ import {
   openBatch,
   recordOutcomes,
   registerFiles,
+  STALE_OUTCOME,
   type Database,
   type FileRef,
 } from "../src/index.ts";
-import { freshDatabase, listing, newIngestion } from "./helpers.ts";
+import { blockedBehind, eventually, freshDatabase, listing, newIngestion } from "./helpers.ts";
 
 async function claimedFiles(
   db: Database,
@@ -268,5 +269,176 @@ describe("recordOutcomes", () => {
       { attempt: 2, previousBatchId: null },
       { attempt: 2, previousBatchId: null },
     ]);
+  });
+
+  it("refuses outcomes recorded with a COMMITTED batch that is not decided, and gives up only on an OPEN batch", async () => {
+    const db = await freshDatabase();
+    const { ingestionId, refs } = await claimedFiles(db, 2, "w1");
+    const batchId = await openedBatch(db, ingestionId, refs, "w1");
+    const succeeded = refs.map((r) => ({ id: r.id, version: r.version, status: "SUCCESS" as const }));
+
+    for (const id of [batchId, randomUUID()]) {
+      const { applied } = await recordOutcomes(db, {
+        worker: null,
+        outcomes: succeeded,
+        batch: { id, state: "COMMITTED", snapshotId: "5" },
+      });
+      expect(applied).toEqual([]);
+    }
+    for (const ref of refs) {
+      expect(await getFile(db, ingestionId, ref.path)).toMatchObject({
+        status: "PROCESSING",
+        leaseOwner: "w1",
+        snapshotId: null,
+      });
+      expect((await fileHistory(db, ref.id)).attempts).toMatchObject([{ attempt: 1, outcome: null }]);
+    }
+    expect(await batchState(db, batchId)).toMatchObject({ state: "OPEN", snapshot_id: null });
+
+    // Once decided, the batch is no longer OPEN to give up on.
+    await decided(db, batchId, refs, "w1");
+    await recordOutcomes(db, {
+      worker: null,
+      outcomes: [],
+      batch: { id: batchId, state: "ABANDONED", errorMessage: "late" },
+    });
+    expect(await batchState(db, batchId)).toMatchObject({ state: "PUBLISHING", error_message: null });
+  });
+
+  it("turns a file its writer gave up on SUCCESS when recovery finds its batch committed, and the writing attempt with it", async () => {
+    const db = await freshDatabase();
+    const { ingestionId, refs } = await claimedFiles(db, 3, "w1");
+    const [failed, retried, elsewhere] = refs as [FileRef, FileRef, FileRef];
+    const batchId = await openedBatch(db, ingestionId, [failed, retried], "w1");
+    await decided(db, batchId, [failed, retried], "w1");
+    // The batch was published, but its writer saw an error and gave up on both files; a third file failed
+    // on its own, outside the batch.
+    await recordOutcomes(db, {
+      worker: "w1",
+      outcomes: [
+        {
+          id: failed.id,
+          version: 1,
+          status: "FAILED",
+          errorType: "SPARK_EXECUTION",
+          errorMessage: "lost",
+          batchId,
+        },
+        {
+          id: retried.id,
+          version: 1,
+          status: "PENDING",
+          errorType: "SPARK_EXECUTION",
+          errorMessage: "lost",
+          batchId,
+        },
+        { id: elsewhere.id, version: 1, status: "FAILED", errorType: "MALFORMED_FILE", errorMessage: "bad" },
+      ],
+    });
+    // Another worker claimed the retried file before recovery found the batch committed.
+    await claimFiles(db, { refs: [retried], worker: "w2", leaseMs: 60_000 });
+
+    const { applied } = await recordOutcomes(db, {
+      worker: null,
+      outcomes: refs.map((r) => ({ id: r.id, version: 1, status: "SUCCESS" as const, recordsIngested: 5 })),
+      batch: { id: batchId, state: "COMMITTED", snapshotId: "99" },
+    });
+    expect(applied).toEqual([failed.id, retried.id]);
+
+    expect(await getFile(db, ingestionId, failed.path)).toMatchObject({
+      status: "SUCCESS",
+      snapshotId: "99",
+      batchId,
+      errorType: null,
+      errorMessage: null,
+      retryCount: 1,
+    });
+    const failedHistory = await fileHistory(db, failed.id);
+    expect(failedHistory.attempts).toMatchObject([
+      {
+        attempt: 1,
+        worker: "w1",
+        outcome: "SUCCESS",
+        errorType: null,
+        errorMessage: null,
+        recordsIngested: 5,
+      },
+    ]);
+    expect(failedHistory.versions).toMatchObject([{ status: "SUCCESS", snapshotId: "99", errorType: null }]);
+    expect(await getFile(db, ingestionId, retried.path)).toMatchObject({
+      status: "SUCCESS",
+      leaseOwner: null,
+    });
+    expect((await fileHistory(db, retried.id)).attempts).toMatchObject([
+      { attempt: 1, worker: "w1", outcome: "SUCCESS", errorType: null, batchId },
+      { attempt: 2, worker: "w2", outcome: "SUCCESS", batchId },
+    ]);
+    // Not written in the batch: a SUCCESS in its name does not apply.
+    expect(await getFile(db, ingestionId, elsewhere.path)).toMatchObject({
+      status: "FAILED",
+      errorType: "MALFORMED_FILE",
+      snapshotId: null,
+    });
+    expect((await fileHistory(db, elsewhere.id)).attempts).toMatchObject([{ outcome: "FAILED" }]);
+    expect(await batchState(db, batchId)).toMatchObject({ state: "COMMITTED", snapshot_id: "99" });
+  });
+
+  it("closes a worker's open attempt as LOST when its outcome no longer applies, but not a claim the worker made meanwhile", async () => {
+    const db = await freshDatabase();
+    const { ingestionId, refs } = await claimedFiles(db, 2, "w1");
+    const [stale, held] = refs as [FileRef, FileRef];
+    // The worker no longer holds `stale`, but its attempt was left open: what the stale step is for.
+    await db.pool.query(
+      `UPDATE processed_files SET status = 'PENDING', lease_owner = NULL, lease_expires_at = NULL WHERE id = $1`,
+      [stale.id],
+    );
+
+    // Hold the recording back between its lock and its last steps (closing the held file's attempt waits
+    // on this row lock), and let the worker claim `stale` again meanwhile.
+    const blocker = await db.pool.connect();
+    try {
+      await blocker.query("BEGIN");
+      await blocker.query("SELECT 1 FROM file_attempts WHERE file_id = $1 FOR UPDATE", [held.id]);
+      const { rows } = await blocker.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
+      const pid = rows[0]!.pid;
+      const recording = recordOutcomes(db, {
+        worker: "w1",
+        outcomes: [
+          { id: stale.id, version: 1, status: "SUCCESS", recordsIngested: 1 },
+          { id: held.id, version: 1, status: "SUCCESS", recordsIngested: 1 },
+        ],
+      });
+      recording.catch(() => undefined);
+      await eventually("the recording waits on the held file's attempt", async () =>
+        (await blockedBehind(db, pid)) >= 1 ? true : undefined,
+      );
+      expect(await claimFiles(db, { refs: [stale], worker: "w1", leaseMs: 60_000 })).toMatchObject([
+        { id: stale.id, attempt: 2 },
+      ]);
+      await blocker.query("COMMIT");
+      expect((await recording).applied).toEqual([held.id]);
+    } finally {
+      blocker.release();
+    }
+
+    expect((await fileHistory(db, stale.id)).attempts).toMatchObject([
+      {
+        attempt: 1,
+        worker: "w1",
+        outcome: "LOST",
+        errorType: STALE_OUTCOME,
+        errorMessage: "the outcome (SUCCESS) arrived after the lease was lost or the file changed",
+      },
+      { attempt: 2, worker: "w1", outcome: null, finishedAt: null },
+    ]);
+    expect(await getFile(db, ingestionId, stale.path)).toMatchObject({
+      status: "PROCESSING",
+      leaseOwner: "w1",
+      recordsIngested: null,
+    });
+    expect(await getFile(db, ingestionId, held.path)).toMatchObject({
+      status: "SUCCESS",
+      recordsIngested: 1,
+    });
   });
 });
