@@ -116,20 +116,30 @@ export async function fileHistory(
   });
 }
 
-/** What a job may claim about a file, read to explain why a job could not claim it. */
-export async function fileIdentity(
+/**
+ * What jobs may claim about their files, read to explain why they could not claim them: each existing file's
+ * ingestion, current version and status, by id (ids that do not exist are left out).
+ */
+export async function fileIdentities(
   db: Database,
-  fileId: number,
-): Promise<{ ingestionId: number; version: number; status: FileStatus } | undefined> {
-  requireId("fileId", fileId);
-  return runOperation("fileIdentity", async () => {
-    const { rows } = await db.pool.query<{ ingestion_id: string; version: number; status: FileStatus }>(
-      "SELECT ingestion_id, version, status FROM processed_files WHERE id = $1",
-      [fileId],
+  fileIds: readonly number[],
+): Promise<Map<number, { ingestionId: number; version: number; status: FileStatus }>> {
+  fileIds.forEach((id, index) => requireId(`fileIds[${index}]`, id));
+  if (fileIds.length === 0) return new Map();
+  return runOperation("fileIdentities", async () => {
+    const { rows } = await db.pool.query<{
+      id: string;
+      ingestion_id: string;
+      version: number;
+      status: FileStatus;
+    }>("SELECT id, ingestion_id, version, status FROM processed_files WHERE id = ANY($1::bigint[])", [
+      [...new Set(fileIds)],
+    ]);
+    return new Map(
+      rows.map((row) => [
+        Number(row.id),
+        { ingestionId: Number(row.ingestion_id), version: row.version, status: row.status },
+      ]),
     );
-    const row = rows[0];
-    return row
-      ? { ingestionId: Number(row.ingestion_id), version: row.version, status: row.status }
-      : undefined;
   });
 }

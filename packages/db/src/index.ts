@@ -44,6 +44,6 @@ export {
 } from "./batches.ts";
 export { recordOutcomes, STALE_OUTCOME } from "./record-outcomes.ts";
 export { reclaimExpiredLeases, pendingFiles, resetFilesForRetry } from "./reconcile.ts";
-export { statusCounts, listFiles, getFile, fileHistory, fileIdentity } from "./files.ts";
+export { statusCounts, listFiles, getFile, fileHistory, fileIdentities } from "./files.ts";
 export { changedPendingFiles, databaseNow, type ChangedPendingCursor } from "./reconcile.ts";
 export { acquireLeaseInTurn, acquireMaintenanceLease, releaseMaintenanceLease } from "./maintenance-lease.ts";

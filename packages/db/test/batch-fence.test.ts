@@ -4,7 +4,7 @@ import {
   abandonBatch,
   beginPublish,
   claimFiles,
-  fileIdentity,
+  fileIdentities,
   getFile,
   openBatch,
   readBatch,
@@ -621,24 +621,33 @@ describe("recordOutcomes and the fence", () => {
   });
 });
 
-describe("claimFiles for an ingestion, and fileIdentity", () => {
+describe("claimFiles for an ingestion, and fileIdentities", () => {
   it("claims a file only for its own ingestion, and tells a job what the file is", async () => {
     const db = await freshDatabase();
     const { ingestionId, refs } = await registered(db, 1);
     const { ingestion: other } = await newIngestion(db, { name: "other" });
     const ref = refs[0]!;
-    expect(await fileIdentity(db, ref.id)).toEqual({ ingestionId, version: 1, status: "PENDING" });
+    expect((await fileIdentities(db, [ref.id])).get(ref.id)).toEqual({
+      ingestionId,
+      version: 1,
+      status: "PENDING",
+    });
 
     expect(
       await claimFiles(db, { refs: [{ ...ref, ingestionId: other.id }], worker: "w1", leaseMs: 60_000 }),
     ).toEqual([]);
     expect(await getFile(db, ingestionId, ref.path)).toMatchObject({ status: "PENDING", attempts: 0 });
-    expect(await fileIdentity(db, ref.id)).toEqual({ ingestionId, version: 1, status: "PENDING" });
+    expect((await fileIdentities(db, [ref.id])).get(ref.id)).toEqual({
+      ingestionId,
+      version: 1,
+      status: "PENDING",
+    });
 
     expect(
       await claimFiles(db, { refs: [{ ...ref, ingestionId }], worker: "w1", leaseMs: 60_000 }),
     ).toMatchObject([{ id: ref.id, ingestionId, attempt: 1 }]);
-    expect(await fileIdentity(db, ref.id)).toEqual({ ingestionId, version: 1, status: "PROCESSING" });
-    expect(await fileIdentity(db, 999_999)).toBeUndefined();
+    expect(await fileIdentities(db, [ref.id, 999_999, ref.id])).toEqual(
+      new Map([[ref.id, { ingestionId, version: 1, status: "PROCESSING" }]]),
+    );
   });
 });

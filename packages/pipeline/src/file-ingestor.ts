@@ -1,12 +1,13 @@
 import { errorMessage, LakeferryError, outageOf, type Logger } from "@lakeferry/core";
 import {
   claimFiles,
-  fileIdentity,
+  fileIdentities,
   firstAttemptFiles,
   recordOutcomes,
   renewLeases,
   type ClaimedFile,
   type Database,
+  type FileStatus,
   type Ingestion,
 } from "@lakeferry/db";
 import type { FileFormat } from "@lakeferry/iceberg";
@@ -22,7 +23,7 @@ import {
   type LifecycleFile,
 } from "./batch-lifecycle.ts";
 import { TableWriteLeases } from "./table-write-lease.ts";
-import { ClaimCoalescer } from "./claim-coalescer.ts";
+import { ClaimCoalescer, Coalescer } from "./claim-coalescer.ts";
 import {
   DEFAULT_BATCH_LIMITS,
   BatcherClosedError,
@@ -107,6 +108,8 @@ export class JobMismatchError extends LakeferryError {
   }
 }
 
+type FileIdentity = { ingestionId: number; version: number; status: FileStatus };
+
 interface IngestFile extends LifecycleFile {
   claim: ClaimedFile;
 }
@@ -136,6 +139,9 @@ export class FileIngestor {
   readonly #faults: FaultInjection;
   readonly #ingestions: IngestionCache;
   readonly #claims: ClaimCoalescer;
+  /** Why a job could not claim its file, for many jobs in one query (a backlog's jobs after their files
+   * were taken on by a batch all ask). */
+  readonly #identities: Coalescer<number, FileIdentity | undefined>;
   readonly #leases: LeaseKeeper;
   readonly #lifecycle: BatchLifecycle;
   readonly #batcher: GroupCommitBatcher<IngestFile>;
@@ -151,6 +157,10 @@ export class FileIngestor {
     this.#logger = options.logger;
     this.#faults = options.faults ?? {};
     this.#ingestions = new IngestionCache(options.db);
+    this.#identities = new Coalescer(async (ids) => {
+      const found = await fileIdentities(this.#db, ids);
+      return ids.map((id) => found.get(id));
+    });
     this.#claims = new ClaimCoalescer((refs) =>
       claimFiles(this.#db, { refs, worker: this.#workerId, leaseMs }),
     );
@@ -284,6 +294,7 @@ export class FileIngestor {
     this.#closed = true;
     await this.#batcher.close();
     await this.#claims.idle();
+    await this.#identities.idle();
     await this.#leases.close();
   }
 
@@ -293,7 +304,7 @@ export class FileIngestor {
    */
   async #explainUnclaimable(job: IngestJobContext): Promise<void> {
     const { fileId, version, ingestionId } = job.data;
-    const identity = await fileIdentity(this.#db, fileId);
+    const identity = await this.#identities.ask(fileId);
     if (!identity) {
       throw new JobMismatchError(
         `job ${job.jobId} names file ${fileId}, which does not exist; nothing written`,
