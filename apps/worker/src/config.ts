@@ -40,8 +40,8 @@ export const WorkerEnv = z.object({
   LAKEFERRY_WORKER_CONCURRENCY: intVar(1000, 1),
   /** A batch is written once it holds this many files… Default 1000 (bench:vs-streaming). */
   LAKEFERRY_BATCH_MAX_FILES: intVar(1000, 1),
-  /** …or this many bytes… Default 256 MiB. */
-  LAKEFERRY_BATCH_MAX_BYTES: intVar(256 * 1024 * 1024, 1),
+  /** …or this many bytes… Default 1 GiB (bench:vs-streaming). */
+  LAKEFERRY_BATCH_MAX_BYTES: intVar(1024 * 1024 * 1024, 1),
   /** …or when its oldest file has waited this long (ms) and its table has no write in flight. Default 250. */
   LAKEFERRY_BATCH_MAX_WAIT_MS: intVar(250, 0),
   /** A write running longer than this (ms) lets the next write of its table start beside it. Default 15 s. */

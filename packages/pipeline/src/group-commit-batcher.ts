@@ -10,7 +10,7 @@ export type { BatchWriter } from "./batch-lifecycle.ts";
 export interface BatchLimits {
   /** Files per batch. Default 1000. */
   maxFiles: number;
-  /** Bytes (sum of file sizes) per batch. Default 256 MiB. */
+  /** Bytes (sum of file sizes) per batch. Default 1 GiB (bench:vs-streaming: 20 files of 50 MB in one job). */
   maxBytes: number;
   /**
    * How long the first file of a batch waits for company, in ms, when its table has no write in flight.
@@ -37,7 +37,7 @@ export interface BatchLimits {
 
 export const DEFAULT_BATCH_LIMITS: Readonly<BatchLimits> = {
   maxFiles: 1000,
-  maxBytes: 256 * 1024 * 1024,
+  maxBytes: 1024 * 1024 * 1024,
   maxWaitMs: 250,
   maxConcurrentWrites: 2,
   maxWritesPerTable: 1,
