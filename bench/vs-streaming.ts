@@ -21,7 +21,8 @@ import { createDatabase, type Database } from "@lakeferry/db";
 import { SparkConnectClient } from "@lakeferry/spark-connect";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const MAIN = join(ROOT, "apps/cli/src/main.ts");
+/** The `lakeferry` command as installed: the launcher runs the built CLI (scripts/bench.sh builds it first). */
+const BIN = join(ROOT, "apps/cli/bin/lakeferry.js");
 const SCHEMA = "id BIGINT, file INT, amount DOUBLE, note STRING";
 
 interface Options {
@@ -94,7 +95,7 @@ function run(
 }
 
 async function lakeferry(args: string[], env: Record<string, string>): Promise<string> {
-  const result = await run(process.execPath, ["--import", "tsx", MAIN, ...args], env);
+  const result = await run(process.execPath, [BIN, ...args], env);
   if (result.code !== 0)
     throw new Error(`lakeferry ${args.join(" ")} exited ${result.code}: ${result.stderr}`);
   return result.stdout;
@@ -102,7 +103,7 @@ async function lakeferry(args: string[], env: Record<string, string>): Promise<s
 
 /** A `lakeferry worker`, resolved once it logged that it is ready. */
 async function startWorker(env: Record<string, string>, id: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", MAIN, "worker"], {
+  const child = spawn(process.execPath, [BIN, "worker"], {
     cwd: ROOT,
     env: {
       ...process.env,

@@ -14,5 +14,7 @@ case $name in
   chaos) exec npx tsx "bench/$name.ts" "$@" ;;
 esac
 bash scripts/services.sh up ${services[@]+"${services[@]}"} >&2
+# Benchmarks that run `lakeferry` run it as installed: built ahead of time (a second when up to date).
+node scripts/build.js >&2
 eval "$(bash scripts/services.sh env)"
 exec npx tsx "bench/$name.ts" "$@"
