@@ -8,7 +8,7 @@
  *   4. end to end: 1,000 small JSON files discovered and written through Spark into Iceberg, seconds.
  *
  *   eval "$(bash scripts/services.sh env)"
- *   npx tsx bench/pipeline.ts [files=5000] [listed=100000] [e2eFiles=1000] [concurrency=200]
+ *   npx tsx bench/pipeline.ts [files=5000] [listed=100000] [e2eFiles=1000] [concurrency=1000, the worker default]
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -43,7 +43,7 @@ import {
 import { IngestQueue, IngestWorker } from "@lakeferry/queue";
 import { SparkConnectClient } from "@lakeferry/spark-connect";
 
-const [files, listed, e2eFiles, concurrency] = [5_000, 100_000, 1_000, 200].map((fallback, i) => {
+const [files, listed, e2eFiles, concurrency] = [5_000, 100_000, 1_000, 1_000].map((fallback, i) => {
   const arg = process.argv[2 + i];
   return arg === undefined ? fallback : Number(arg);
 }) as [number, number, number, number];
