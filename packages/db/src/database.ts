@@ -1,7 +1,7 @@
 import pg from "pg";
-import { PrismaPg } from "@prisma/adapter-pg";
 import { InvalidInputError } from "@lakeferry/core";
-import { PrismaClient } from "./generated/prisma/client.ts";
+import type { PrismaClient } from "./generated/prisma/client.ts";
+import { lazyPrismaClient } from "./lazy-prisma-client.ts";
 
 export type { PrismaClient };
 
@@ -9,11 +9,16 @@ export type { PrismaClient };
 export interface Database {
   /** The pg pool every hot-path statement runs on. Its connections use `schema` as search_path. */
   pool: pg.Pool;
-  /** Prisma client over the same pool, for the cold paths and for apps' ad-hoc reads. */
+  /**
+   * Prisma client over the same pool, for apps' and tests' ad-hoc reads. Prisma is imported and the client
+   * created on its first call (about 0.3 s of CPU, and Prisma plans each new query shape on first use), so
+   * a process that never calls it never loads it; lakeferry's own statements are plain SQL on `pool`.
+   * Every call returns a Promise; `$transaction` takes a callback (not an array of queries).
+   */
   prisma: PrismaClient;
   /** The Postgres schema holding lakeferry's tables. */
   schema: string;
-  /** Disconnects Prisma and ends the pool. */
+  /** Disconnects Prisma (if it was used) and ends the pool. */
   close(): Promise<void>;
 }
 
@@ -31,7 +36,7 @@ export interface DatabaseOptions {
 
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
-/** Opens a pool (lazily connecting) and a Prisma client bound to `schema`. */
+/** Opens a pool (lazily connecting) and a Prisma client bound to `schema` (created on first use). */
 export function createDatabase(options: DatabaseOptions): Database {
   const schema = options.schema ?? "public";
   if (!SCHEMA_NAME.test(schema)) {
@@ -54,15 +59,15 @@ export function createDatabase(options: DatabaseOptions): Database {
   // An idle client losing its connection emits on the pool; without a listener that crashes the process.
   // The next query on the pool reconnects and reports its own (classified) error.
   pool.on("error", () => {});
-  const prisma = new PrismaClient({ adapter: new PrismaPg(pool, { schema }) });
+  const prisma = lazyPrismaClient(pool, schema);
   let closing: Promise<void> | undefined;
   return {
     pool,
-    prisma,
+    prisma: prisma.client,
     schema,
     close() {
       closing ??= (async () => {
-        await prisma.$disconnect();
+        await prisma.disconnect();
         await pool.end();
       })();
       return closing;

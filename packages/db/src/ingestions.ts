@@ -5,7 +5,7 @@ import type { Ingestion, IngestionInput, ModifiedPolicy } from "./types.ts";
 import { MODIFIED_POLICIES } from "./types.ts";
 import { requireCount, requireId, requireOneOf, requireText, toNumber } from "./values.ts";
 
-/** An ingestions row with camelCase keys, as pg (bigint as string) or Prisma (bigint) returns it. */
+/** An ingestions row with camelCase keys, as pg returns it (bigint as string). */
 interface IngestionRow {
   id: bigint | string;
   name: string;
@@ -132,23 +132,31 @@ export async function upsertIngestion(
 /** The ingestion with this name, if any. */
 export async function getIngestion(db: Database, name: string): Promise<Ingestion | undefined> {
   return runOperation("getIngestion", async () => {
-    const row = await db.prisma.ingestion.findUnique({ where: { name } });
-    return row ? toIngestion(row) : undefined;
+    const { rows } = await db.pool.query<IngestionRow>(
+      `SELECT ${INGESTION_COLUMNS} FROM ingestions WHERE name = $1`,
+      [name],
+    );
+    return rows[0] ? toIngestion(rows[0]) : undefined;
   });
 }
 
 export async function getIngestionById(db: Database, id: number): Promise<Ingestion | undefined> {
   requireId("id", id);
   return runOperation("getIngestionById", async () => {
-    const row = await db.prisma.ingestion.findUnique({ where: { id: BigInt(id) } });
-    return row ? toIngestion(row) : undefined;
+    const { rows } = await db.pool.query<IngestionRow>(
+      `SELECT ${INGESTION_COLUMNS} FROM ingestions WHERE id = $1`,
+      [id],
+    );
+    return rows[0] ? toIngestion(rows[0]) : undefined;
   });
 }
 
 /** Every ingestion, by name. */
 export async function listIngestions(db: Database): Promise<Ingestion[]> {
   return runOperation("listIngestions", async () => {
-    const rows = await db.prisma.ingestion.findMany({ orderBy: { name: "asc" } });
+    const { rows } = await db.pool.query<IngestionRow>(
+      `SELECT ${INGESTION_COLUMNS} FROM ingestions ORDER BY name`,
+    );
     return rows.map(toIngestion);
   });
 }
