@@ -1,12 +1,4 @@
-import {
-  AnonymousCredential,
-  BlobServiceClient,
-  RestError,
-  StorageRetryPolicyType,
-  StorageSharedKeyCredential,
-  type ContainerClient,
-  type StoragePipelineOptions,
-} from "@azure/storage-blob";
+import type * as Azure from "@azure/storage-blob";
 import { InvalidInputError } from "@lakeferry/core";
 import { classifyFailure, isNetworkFailure, type StorageError } from "./errors.ts";
 import {
@@ -20,9 +12,12 @@ import {
 } from "./object-store.ts";
 import { compareKeys } from "./compare-keys.ts";
 import { formatStorageUri } from "./storage-uri.ts";
+import { loadSdk } from "./load-sdk.ts";
 
 /** Azure returns up to 5,000 blobs per request. */
 const AZURE_PAGE = 5000;
+
+const sdk = (): typeof Azure => loadSdk("@azure/storage-blob");
 
 /** One `Name=value` field of an Azure connection string. */
 function connectionStringField(connectionString: string, name: string): string | undefined {
@@ -36,7 +31,7 @@ function connectionStringField(connectionString: string, name: string): string |
 
 /** Classifies an Azure SDK error once, here. */
 function classify(error: unknown, uri: string, operation: string, what: string): StorageError {
-  if (error instanceof RestError && !isNetworkFailure(error)) {
+  if (error instanceof sdk().RestError && !isNetworkFailure(error)) {
     const details = error.details as { errorCode?: string } | undefined;
     const serviceCode = details?.errorCode ?? (typeof error.code === "string" ? error.code : undefined);
     const message = error.message.split("\n")[0] ?? error.message;
@@ -66,7 +61,7 @@ export class AzureObjectStore implements ObjectStore {
   #listCalls = 0;
   readonly #account: string;
   readonly #containerName: string;
-  readonly #container: ContainerClient;
+  readonly #container: Azure.ContainerClient;
 
   /** `container` is `"account/container"`. */
   constructor(container: string, options: ResolvedStoreOptions) {
@@ -74,7 +69,9 @@ export class AzureObjectStore implements ObjectStore {
     this.#account = container.slice(0, slash);
     this.#containerName = container.slice(slash + 1);
     const { env, credentials } = options;
-    const pipeline: StoragePipelineOptions = {
+    const { AnonymousCredential, BlobServiceClient, StorageRetryPolicyType, StorageSharedKeyCredential } =
+      sdk();
+    const pipeline: Azure.StoragePipelineOptions = {
       // Azure throttles with 503 ServerBusy (and 500 OperationTimedOut); both are retried with backoff.
       retryOptions: {
         maxTries: options.maxRetries + 1,
@@ -89,7 +86,7 @@ export class AzureObjectStore implements ObjectStore {
       credentials.connectionString ??
       (explicit === undefined ? env.AZURE_STORAGE_CONNECTION_STRING : undefined);
 
-    let service: BlobServiceClient;
+    let service: Azure.BlobServiceClient;
     if (connectionString !== undefined && options.endpoint === undefined) {
       try {
         service = BlobServiceClient.fromConnectionString(connectionString, pipeline);
@@ -211,7 +208,7 @@ export class AzureObjectStore implements ObjectStore {
         modifiedAt: properties.lastModified ?? new Date(0),
       };
     } catch (error) {
-      if (!(error instanceof RestError && error.statusCode === 404)) {
+      if (!(error instanceof sdk().RestError && error.statusCode === 404)) {
         throw classify(error, this.#uri(key), "stat", `blob ${key}`);
       }
     }

@@ -1,10 +1,4 @@
-import {
-  ApiError,
-  Storage,
-  type Bucket,
-  type FileMetadata,
-  type StorageOptions,
-} from "@google-cloud/storage";
+import type * as Gcs from "@google-cloud/storage";
 import { classifyFailure, isNetworkFailure, type StorageError } from "./errors.ts";
 import {
   pageSizeOf,
@@ -16,15 +10,18 @@ import {
 } from "./object-store.ts";
 import { compareKeys } from "./compare-keys.ts";
 import { formatStorageUri } from "./storage-uri.ts";
+import { loadSdk } from "./load-sdk.ts";
 
 /** GCS returns up to 1,000 objects per request. */
 const GCS_PAGE = 1000;
 /** Only the fields a listing records, so pages stay small. */
 const LIST_FIELDS = "items(name,size,etag,updated),nextPageToken";
 
+const sdk = (): typeof Gcs => loadSdk("@google-cloud/storage");
+
 /** Classifies a Google Cloud Storage client error once, here. */
 function classify(error: unknown, uri: string, operation: string, what: string): StorageError {
-  if (error instanceof ApiError && typeof error.code === "number") {
+  if (error instanceof sdk().ApiError && typeof error.code === "number") {
     const reason = error.errors?.[0]?.reason;
     return classifyFailure(
       { status: error.code, serviceCode: reason, message: error.message },
@@ -44,7 +41,7 @@ function classify(error: unknown, uri: string, operation: string, what: string):
   );
 }
 
-function toInfo(metadata: FileMetadata, key: string, uri: string): ObjectInfo {
+function toInfo(metadata: Gcs.FileMetadata, key: string, uri: string): ObjectInfo {
   const { size, etag, updated } = metadata;
   return {
     uri,
@@ -64,7 +61,7 @@ export class GcsObjectStore implements ObjectStore {
   readonly scheme = "gs" as const;
   #listCalls = 0;
   readonly #bucketName: string;
-  readonly #bucket: Bucket;
+  readonly #bucket: Gcs.Bucket;
 
   constructor(bucket: string, options: ResolvedStoreOptions) {
     this.#bucketName = bucket;
@@ -76,7 +73,7 @@ export class GcsObjectStore implements ObjectStore {
       .replace(/\/storage\/v1$/, "");
     const keyFilename = credentials.keyFilename ?? env.GOOGLE_APPLICATION_CREDENTIALS;
     const projectId = credentials.projectId ?? env.GOOGLE_CLOUD_PROJECT ?? env.GCLOUD_PROJECT;
-    const config: StorageOptions = {
+    const config: Gcs.StorageOptions = {
       // 429, 5xx and network errors are retried with exponential backoff (1 s doubling, at most 32 s).
       retryOptions: {
         autoRetry: options.maxRetries > 0,
@@ -92,7 +89,7 @@ export class GcsObjectStore implements ObjectStore {
       if (apiEndpoint !== undefined) config.useAuthWithCustomEndpoint = true;
     }
     if (projectId !== undefined) config.projectId = projectId;
-    const storage = new Storage(config);
+    const storage = new (sdk().Storage)(config);
     if (apiEndpoint !== undefined) {
       // This client takes STORAGE_EMULATOR_HOST from the process environment, when set, as its whole JSON
       // API base URL (without the /storage/v1 the emulators need); pin the base to the endpoint chosen here.
@@ -116,7 +113,7 @@ export class GcsObjectStore implements ObjectStore {
     do {
       signal?.throwIfAborted();
       this.#listCalls += 1;
-      let files: FileMetadata[];
+      let files: Gcs.FileMetadata[];
       let next: { pageToken?: string } | undefined;
       try {
         // startOffset is inclusive: the resume key itself is dropped below.
@@ -129,7 +126,7 @@ export class GcsObjectStore implements ObjectStore {
           pageToken,
           fields: LIST_FIELDS,
         });
-        files = items as unknown as FileMetadata[];
+        files = items as unknown as Gcs.FileMetadata[];
         next = nextQuery;
       } catch (error) {
         signal?.throwIfAborted();
@@ -153,7 +150,7 @@ export class GcsObjectStore implements ObjectStore {
       const [metadata] = await file.getMetadata();
       return toInfo(metadata, key, this.#uri(key));
     } catch (error) {
-      if (!(error instanceof ApiError && error.code === 404)) {
+      if (!(error instanceof sdk().ApiError && error.code === 404)) {
         throw classify(error, this.#uri(key), "stat", `object ${key}`);
       }
     }

@@ -1,11 +1,4 @@
-import {
-  HeadBucketCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  S3Client,
-  S3ServiceException,
-  type S3ClientConfig,
-} from "@aws-sdk/client-s3";
+import type * as S3 from "@aws-sdk/client-s3";
 import { InvalidInputError } from "@lakeferry/core";
 import { classifyFailure, isNetworkFailure, type StorageError } from "./errors.ts";
 import {
@@ -19,13 +12,16 @@ import {
 } from "./object-store.ts";
 import { compareKeys } from "./compare-keys.ts";
 import { formatStorageUri } from "./storage-uri.ts";
+import { loadSdk } from "./load-sdk.ts";
 
 /** S3 lists at most 1,000 keys per request. */
 const S3_PAGE = 1000;
 
+const sdk = (): typeof S3 => loadSdk("@aws-sdk/client-s3");
+
 /** Classifies an AWS SDK error once, here. */
 function classify(error: unknown, uri: string, operation: string, what: string): StorageError {
-  if (error instanceof S3ServiceException) {
+  if (error instanceof sdk().S3ServiceException) {
     return classifyFailure(
       { status: error.$metadata.httpStatusCode, serviceCode: error.name, message: error.message },
       { uri, operation },
@@ -49,7 +45,7 @@ export class S3ObjectStore implements ObjectStore {
   readonly scheme = "s3" as const;
   #listCalls = 0;
   readonly #bucket: string;
-  readonly #client: S3Client;
+  readonly #client: S3.S3Client;
 
   constructor(bucket: string, options: ResolvedStoreOptions) {
     this.#bucket = bucket;
@@ -63,7 +59,7 @@ export class S3ObjectStore implements ObjectStore {
     if (explicit && !secretAccessKey) {
       throw new InvalidInputError("credentials.secretAccessKey", "is required with credentials.accessKeyId");
     }
-    const config: S3ClientConfig = {
+    const config: S3.S3ClientConfig = {
       // A bucket in another region is followed by its redirect; the region only has to be a valid one.
       region: env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? "us-east-1",
       followRegionRedirects: true,
@@ -81,7 +77,7 @@ export class S3ObjectStore implements ObjectStore {
     if (accessKeyId !== undefined && secretAccessKey !== undefined) {
       config.credentials = { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) };
     }
-    this.#client = new S3Client(config);
+    this.#client = new (sdk().S3Client)(config);
   }
 
   get listCalls(): number {
@@ -102,7 +98,7 @@ export class S3ObjectStore implements ObjectStore {
       let response;
       try {
         response = await this.#client.send(
-          new ListObjectsV2Command({
+          new (sdk().ListObjectsV2Command)({
             Bucket: this.#bucket,
             Prefix: prefix === "" ? undefined : prefix,
             MaxKeys: pageSize,
@@ -135,7 +131,7 @@ export class S3ObjectStore implements ObjectStore {
 
   async stat(key: string): Promise<ObjectInfo | undefined> {
     try {
-      const head = await this.#client.send(new HeadObjectCommand({ Bucket: this.#bucket, Key: key }));
+      const head = await this.#client.send(new (sdk().HeadObjectCommand)({ Bucket: this.#bucket, Key: key }));
       return {
         uri: this.#uri(key),
         key,
@@ -144,12 +140,12 @@ export class S3ObjectStore implements ObjectStore {
         modifiedAt: head.LastModified ?? new Date(0),
       };
     } catch (error) {
-      const status = error instanceof S3ServiceException ? error.$metadata.httpStatusCode : undefined;
+      const status = error instanceof sdk().S3ServiceException ? error.$metadata.httpStatusCode : undefined;
       if (status !== 404) throw classify(error, this.#uri(key), "stat", `object ${key}`);
     }
     // HEAD answers a bare 404 for a missing bucket too: tell the two apart.
     try {
-      await this.#client.send(new HeadBucketCommand({ Bucket: this.#bucket }));
+      await this.#client.send(new (sdk().HeadBucketCommand)({ Bucket: this.#bucket }));
     } catch (error) {
       throw classify(error, this.#uri(""), "stat", `bucket ${this.#bucket}`);
     }
