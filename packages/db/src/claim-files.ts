@@ -127,8 +127,8 @@ export async function renewLeases(
 }
 
 /**
- * Files of an ingestion waiting for their first attempt (PENDING, never claimed), oldest first, at most
- * `limit` and, after the first, no more than `maxBytes` in all: what a worker about to write the
+ * Files of an ingestion waiting for their first attempt (PENDING, never claimed, in no batch), oldest
+ * first, at most `limit` files and `maxBytes` bytes in all: what a worker about to write the
  * ingestion's table can claim and write along with its own batch instead of waiting for their jobs. With
  * `firstVersionOnly`, only files at version 1. Read-only: claim them with {@link claimFiles}.
  */
@@ -143,7 +143,8 @@ export async function firstAttemptFiles(
   return runOperation("firstAttemptFiles", async () => {
     const { rows } = await db.pool.query<{ id: string; version: number; file_size: string }>(
       `SELECT id, version, file_size FROM processed_files
-        WHERE ingestion_id = $1 AND status = 'PENDING' AND attempts = 0 AND (NOT $3 OR version = 1)
+        WHERE ingestion_id = $1 AND status = 'PENDING' AND attempts = 0 AND batch_id IS NULL
+          AND (NOT $3 OR version = 1)
         ORDER BY id
         LIMIT $2`,
       [input.ingestionId, input.limit, input.firstVersionOnly],
@@ -152,7 +153,7 @@ export async function firstAttemptFiles(
     let bytes = 0;
     for (const row of rows) {
       const size = toNumber(row.file_size);
-      if (files.length > 0 && bytes + size > input.maxBytes) break;
+      if (bytes + size > input.maxBytes) break;
       bytes += size;
       files.push({ id: toNumber(row.id), version: row.version, size });
     }

@@ -158,7 +158,7 @@ describe("firstAttemptFiles", () => {
       firstVersionOnly: false,
     });
     expect(ids(two)).toEqual([refs[0]!.id, refs[2]!.id]);
-    // Sizes 100, 102, 103…: the byte limit stops the list, but the first file always fits.
+    // Sizes 100, 102, 103…: the byte limit stops the list (a file that alone is too big is not listed).
     const bytes = await firstAttemptFiles(db, {
       ingestionId,
       limit: 10,
@@ -167,7 +167,7 @@ describe("firstAttemptFiles", () => {
     });
     expect(ids(bytes)).toEqual([refs[0]!.id, refs[2]!.id]);
     expect(
-      ids(await firstAttemptFiles(db, { ingestionId, limit: 10, maxBytes: 1, firstVersionOnly: true })),
+      ids(await firstAttemptFiles(db, { ingestionId, limit: 10, maxBytes: 101, firstVersionOnly: true })),
     ).toEqual([refs[0]!.id]);
     // Another ingestion's files never appear.
     expect(all.some((file) => other.refs.some((ref) => ref.id === file.id))).toBe(false);

@@ -160,9 +160,9 @@ export class BatchLifecycle {
    */
   async write(attempt: BatchAttempt<LifecycleFile>, signal: AbortSignal): Promise<BatchVerdict> {
     const blamed = attempt.blamed;
-    if (blamed !== undefined && attempt.files.length === 1 && !isRetryable(blamed.error)) {
-      // Spark named this file when its batch failed, and the error is the file's own (malformed, not
-      // readable as its format): that is its fate, found without reading it again.
+    if (blamed !== undefined && attempt.files.length === 1 && ownFailure(attempt.target, blamed.error)) {
+      // Spark named this file when its batch failed, and the error is the file's own: that is its fate,
+      // found without reading it again.
       const log = this.#logger.child({ batchId: blamed.batchId, table: attempt.target.table });
       return {
         kind: "failed",
@@ -584,6 +584,35 @@ export function failureOutcome(
     counted,
     ...(batchId === null ? {} : { batchId }),
   };
+}
+
+/**
+ * Whether an error Spark raised while reading a batch, naming one of its files, would be that file's alone
+ * whatever it was read with: a record that does not parse under a schema the ingestion declares (JSON,
+ * CSV). Not so for a schema inferred from a sample or taken from another file's footer (a Parquet column
+ * typed int in one file and long in another fails the batch, yet each file reads alone), nor for a
+ * transient error: those files are read again alone before they are blamed.
+ */
+function ownFailure(target: { format: string; schema?: string }, error: unknown): boolean {
+  if (isRetryable(error) || target.schema === undefined) return false;
+  if (target.format !== "json" && target.format !== "csv") return false;
+  return errorClassesOf(error).some((errorClass) => errorClass.startsWith("MALFORMED_RECORD_IN_PARSING"));
+}
+
+/** Spark's error classes along the error and its cause chain (outermost first). */
+function errorClassesOf(error: unknown): string[] {
+  const classes: string[] = [];
+  let current: unknown = error;
+  for (let depth = 0; depth < 6 && current instanceof Error; depth++) {
+    if ("errorClass" in current && typeof current.errorClass === "string") classes.push(current.errorClass);
+    if ("causes" in current && Array.isArray(current.causes)) {
+      for (const cause of current.causes as { errorClass?: unknown }[]) {
+        if (typeof cause.errorClass === "string") classes.push(cause.errorClass);
+      }
+    }
+    current = current.cause;
+  }
+  return classes;
 }
 
 /**

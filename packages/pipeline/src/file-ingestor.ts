@@ -26,7 +26,6 @@ import { TableWriteLeases } from "./table-write-lease.ts";
 import { ClaimCoalescer, Coalescer } from "./claim-coalescer.ts";
 import {
   DEFAULT_BATCH_LIMITS,
-  BatcherClosedError,
   GroupCommitBatcher,
   targetKey,
   type AdoptedFile,
@@ -147,6 +146,12 @@ export class FileIngestor {
   readonly #batcher: GroupCommitBatcher<IngestFile>;
   readonly #held = new Map<number, Held>();
   readonly #leaseMs: number;
+  /** Aborted when the ingestor closes: the signal of files taken on without a job (see #adoptWaiting). */
+  readonly #shutdown = new AbortController();
+  /** What adopted files' fates are still being followed (awaited by close). */
+  readonly #following = new Set<Promise<void>>();
+  /** Set by flush (the worker is draining) and close: batches take on no more files. */
+  #draining = false;
   #closed = false;
 
   constructor(options: FileIngestorOptions) {
@@ -286,13 +291,18 @@ export class FileIngestor {
 
   /** Writes the batches still gathering now instead of waiting for company (used when shutting down). */
   flush(): void {
+    this.#draining = true;
     this.#batcher.flush();
   }
 
   /** Takes no more files, writes what it holds, waits for running writes and stops renewing leases. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#draining = true;
+    // Files taken on without a job have no job signal: they give up on their write now (handed back).
+    this.#shutdown.abort(new IngestorClosedError());
     await this.#batcher.close();
+    await Promise.allSettled([...this.#following]);
     await this.#claims.idle();
     await this.#identities.idle();
     await this.#leases.close();
@@ -372,13 +382,15 @@ export class FileIngestor {
     attempt: BatchAttempt<IngestFile>,
     room: { files: number; bytes: number },
   ): Promise<AdoptedFile<IngestFile>[]> {
-    if (this.#closed) return [];
+    // A replace batch swaps a file's rows in an overwrite that must stay small; appends take on the rest.
+    if (this.#draining || attempt.target.mode !== "append") return [];
     const ingestion = await this.#ingestions.get(attempt.target.ingestionId);
     if (!ingestion) return [];
     const waiting = await firstAttemptFiles(this.#db, {
       ingestionId: ingestion.id,
       limit: room.files,
       maxBytes: room.bytes,
+      // Under `replace`, a later version is written as an overwrite of its own: only first versions join.
       firstVersionOnly: ingestion.modifiedPolicy === "replace",
     });
     if (waiting.length === 0) return [];
@@ -388,47 +400,61 @@ export class FileIngestor {
       leaseMs: this.#leaseMs,
     });
     const key = targetKey(attempt.target);
-    const adopted: AdoptedFile<IngestFile>[] = [];
-    for (const claim of claims) {
-      const log = this.#logger.child({
-        ingestion: ingestion.name,
-        fileId: claim.id,
-        version: claim.version,
-        attempt: claim.attempt,
-        adopted: true,
-      });
-      const file: IngestFile = {
-        uri: claim.path,
-        bytes: claim.size,
-        target: targetOf(ingestion, claim),
-        claim,
-        fileId: claim.id,
-        version: claim.version,
-        readPath: toSparkUri(claim.path, readSourceSettings(ingestion.listing).sparkPathRules),
-        lastAttempt: claim.attempt >= ingestion.maxAttempts,
-        log,
-      };
-      // Not expected (a first attempt has no earlier batch; its target is the batch's unless the ingestion
-      // changed meanwhile), but a file that cannot go in this batch is given back, not written wrongly.
-      if (claim.previousBatchId !== null || targetKey(file.target) !== key) {
-        await this.#handBack(file, new Error("claimed for a batch it cannot join"));
-        continue;
+    const sparkPathRules = readSourceSettings(ingestion.listing).sparkPathRules;
+    const files: IngestFile[] = [];
+    const strays: IngestFile[] = [];
+    try {
+      for (const claim of claims) {
+        const file: IngestFile = {
+          uri: claim.path,
+          bytes: claim.size,
+          target: targetOf(ingestion, claim),
+          signal: this.#shutdown.signal,
+          claim,
+          fileId: claim.id,
+          version: claim.version,
+          readPath: toSparkUri(claim.path, sparkPathRules),
+          lastAttempt: claim.attempt >= ingestion.maxAttempts,
+          log: this.#logger.child({
+            ingestion: ingestion.name,
+            fileId: claim.id,
+            version: claim.version,
+            attempt: claim.attempt,
+            adopted: true,
+          }),
+        };
+        // Not expected (the query asks for files with no earlier batch, of the batch's kind), but a file
+        // that cannot go in this batch is given back rather than written wrongly.
+        (claim.previousBatchId !== null || targetKey(file.target) !== key ? strays : files).push(file);
       }
-      this.#leases.hold(file.fileId);
-      adopted.push({ file, follow: (commit) => void this.#followAdopted(file, commit) });
+    } catch (error) {
+      // Nothing is held yet: give back everything claimed.
+      await this.#handBackAll(
+        claims.map((claim) => ({ fileId: claim.id, version: claim.version, lastAttempt: false })),
+        error,
+      );
+      throw error;
     }
-    if (adopted.length > 0) {
+    if (strays.length > 0) await this.#handBackAll(strays, new Error("claimed for a batch it cannot join"));
+    for (const file of files) this.#leases.hold(file.fileId);
+    if (files.length > 0) {
       this.#logger.debug(
         {
           batchId: attempt.batchId,
           table: attempt.target.table,
           own: attempt.files.length,
-          adopted: adopted.length,
+          adopted: files.length,
         },
         "batch takes on files still waiting for their jobs",
       );
     }
-    return adopted;
+    return files.map((file) => ({
+      file,
+      follow: (commit) => {
+        const following = this.#followAdopted(file, commit).finally(() => this.#following.delete(following));
+        this.#following.add(following);
+      },
+    }));
   }
 
   /** What `process` does with a file's fate, for a file a batch took on without its job. */
@@ -438,12 +464,31 @@ export class FileIngestor {
       file.log.info({ batchId, snapshotId, records }, "file ingested");
     } catch (err) {
       // A failure the lifecycle recorded stands (PENDING is enqueued again by the reconciler).
-      if (err instanceof BatchFencedError || err instanceof BatcherClosedError) {
+      if (err instanceof BatchFencedError || err instanceof IngestorClosedError) {
         await this.#handBack(file, err);
       }
       file.log.info({ batchId: null, err: errorMessage(err) }, "file taken on by a batch did not land");
     } finally {
       this.#leases.release(file.fileId);
+    }
+  }
+
+  /** Gives claimed files back in one round trip (see #handBack). */
+  async #handBackAll(
+    files: Pick<IngestFile, "fileId" | "version" | "lastAttempt">[],
+    reason: unknown,
+  ): Promise<void> {
+    const outcomes = files.map((file) => ({
+      ...failureOutcome(file, reason, null, false),
+      status: "PENDING" as const,
+    }));
+    try {
+      await recordOutcomes(this.#db, { worker: this.#workerId, outcomes });
+    } catch (err) {
+      this.#logger.warn(
+        { batchId: null, files: files.length, err: errorMessage(err) },
+        "could not hand files back; their leases will expire",
+      );
     }
   }
 

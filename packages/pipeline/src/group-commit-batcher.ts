@@ -173,7 +173,7 @@ export class GroupCommitBatcher<F extends BatchFile = BatchFile> {
   readonly #writes = new Set<Promise<void>>();
   /** Writes in flight per table that have not been running for slowWriteMs yet. */
   readonly #writingTo = new Map<string, number>();
-  /** Files added and not settled yet (gathering, queued or being written). */
+  /** Files added (not taken on by `adopt`) and not settled yet: gathering, queued or being written. */
   #held = 0;
   #closed = false;
 
@@ -246,16 +246,22 @@ export class GroupCommitBatcher<F extends BatchFile = BatchFile> {
   }
 
   /** A member of the batcher: counted in #held until its promise settles. */
-  #member(file: F, resolve: (commit: FileCommit) => void, reject: (error: unknown) => void): Member<F> {
-    this.#held++;
+  #member(
+    file: F,
+    resolve: (commit: FileCommit) => void,
+    reject: (error: unknown) => void,
+    holdsSlot = true,
+  ): Member<F> {
+    const slot = holdsSlot ? 1 : 0;
+    this.#held += slot;
     return {
       file,
       resolve: (commit) => {
-        this.#held--;
+        this.#held -= slot;
         resolve(commit);
       },
       reject: (error) => {
-        this.#held--;
+        this.#held -= slot;
         reject(error);
       },
       release: () => {},
@@ -371,27 +377,31 @@ export class GroupCommitBatcher<F extends BatchFile = BatchFile> {
         if (room.files <= 0 || room.bytes <= 0) return;
         for (const adopted of await adopt(attempt, room)) {
           const commit = new Promise<FileCommit>((resolve, reject) => {
-            members.push(this.#member(adopted.file, resolve, reject));
+            // Not counted against capacity: no job slot holds it.
+            members.push(this.#member(adopted.file, resolve, reject, false));
           });
           attempt.files.push(adopted.file);
           adopted.follow(commit);
+          if (adopted.file.signal) watch(adopted.file.signal);
         }
+        check();
       };
     }
-    // The write is interrupted only when every file gave up on it (a worker shutting down aborts them all).
+    // The write is interrupted only when every file gave up on it (a worker shutting down aborts them all),
+    // the files the batch took on included.
     const controller = new AbortController();
-    const signals = attempt.files.map((file) => file.signal).filter((signal) => signal !== undefined);
     const detach: (() => void)[] = [];
-    if (signals.length === members.length && signals.length > 0) {
-      const onAbort = (): void => {
-        if (signals.every((signal) => signal.aborted)) controller.abort(signals[0]?.reason);
-      };
-      for (const signal of signals) {
-        signal.addEventListener("abort", onAbort, { once: true });
-        detach.push(() => signal.removeEventListener("abort", onAbort));
+    const check = (): void => {
+      if (members.length > 0 && members.every((member) => member.file.signal?.aborted)) {
+        controller.abort(members[0]?.file.signal?.reason);
       }
-      onAbort();
-    }
+    };
+    const watch = (signal: AbortSignal): void => {
+      signal.addEventListener("abort", check, { once: true });
+      detach.push(() => signal.removeEventListener("abort", check));
+    };
+    for (const member of members) if (member.file.signal) watch(member.file.signal);
+    check();
     const finish = (outcome: { commit: FileCommit } | { error: unknown }, member: Member<F>): void => {
       member.release();
       if ("commit" in outcome) member.resolve(outcome.commit);

@@ -273,6 +273,30 @@ describe("GroupCommitBatcher", () => {
     expect(fake.attempts.at(-1)?.files).toEqual(["b", "w4"]);
   });
 
+  it("interrupts a grown write only when its own files and the files it took on all gave up", async () => {
+    const fake = new FakeWrite();
+    fake.hold();
+    const own = new AbortController();
+    const shutdown = new AbortController();
+    const batcher = new GroupCommitBatcher({
+      write: fake.write,
+      limits: { maxWaitMs: 60_000 },
+      adopt: async () => [{ file: file("taken-on", 10, target(), shutdown.signal), follow: () => {} }],
+      capacity: 10,
+    });
+    const mine = batcher.add(file("mine", 10, target(), own.signal));
+    batcher.flush();
+    await vi.waitFor(() => expect(fake.attempts).toHaveLength(1));
+    expect(fake.attempts[0]?.files).toEqual(["mine", "taken-on"]);
+    own.abort(new Error("job lock lost"));
+    expect(fake.attempts[0]?.signal.aborted).toBe(false);
+    shutdown.abort(new Error("closing"));
+    expect(fake.attempts[0]?.signal.aborted).toBe(true);
+    fake.releaseAll();
+    await mine;
+    await batcher.close();
+  });
+
   it("never mixes files of different targets in one batch", async () => {
     const fake = new FakeWrite();
     const batcher = new GroupCommitBatcher({ write: fake.write, limits: { maxWaitMs: 60_000 } });
