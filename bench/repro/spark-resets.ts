@@ -52,8 +52,26 @@ const DEFAULT_SPEC = [
   "",
 ].join("\n");
 
+/**
+ * Which fault the run makes:
+ * - `resets` (hole 1): every open Spark connection is reset K times, every-ms apart, during writes;
+ * - `outage` (hole 5): Spark looks down for outage-ms once a write is in flight: open connections are reset
+ *   and new ones refused (`--blackhole`: held silently instead), as in a Spark restart;
+ * - `pause` (hole 2): two workers with a short lease; one is SIGSTOPped for pause-ms while a batch of its
+ *   own is open (its write in flight), longer than its lease and the reconciler's interval, then SIGCONTed.
+ */
+type Fault = "resets" | "outage" | "pause";
+const FAULTS: readonly Fault[] = ["resets", "outage", "pause"];
+
 interface Options {
   cli: string;
+  fault: Fault;
+  outageMs: number;
+  blackhole: boolean;
+  pauseMs: number;
+  pauseBatchFiles: number;
+  pauseAfterMs: number;
+  leaseMs: number;
   files: number;
   rows: number;
   resets: number;
@@ -71,6 +89,13 @@ function parseOptions(argv: string[]): Options {
     args: argv,
     options: {
       cli: { type: "string" },
+      fault: { type: "string", default: "resets" },
+      "outage-ms": { type: "string", default: "60000" },
+      blackhole: { type: "boolean", default: false },
+      "pause-ms": { type: "string", default: "30000" },
+      "pause-batch-files": { type: "string", default: "50" },
+      "pause-after-ms": { type: "string", default: "500" },
+      "lease-ms": { type: "string", default: "3000" },
       files: { type: "string", default: "3000" },
       rows: { type: "string", default: "20" },
       resets: { type: "string", default: "6" },
@@ -91,8 +116,17 @@ function parseOptions(argv: string[]): Options {
       throw new Error(`${flag} must be an integer ≥ ${min}, got "${text}"`);
     return n;
   };
+  const fault = values.fault as Fault;
+  if (!FAULTS.includes(fault)) throw new Error(`--fault must be one of ${FAULTS.join(", ")}, got "${fault}"`);
   return {
     cli: resolve(values.cli),
+    fault,
+    outageMs: whole("--outage-ms", values["outage-ms"], 0),
+    blackhole: values.blackhole,
+    pauseMs: whole("--pause-ms", values["pause-ms"], 0),
+    pauseBatchFiles: whole("--pause-batch-files", values["pause-batch-files"], 1),
+    pauseAfterMs: whole("--pause-after-ms", values["pause-after-ms"], 0),
+    leaseMs: whole("--lease-ms", values["lease-ms"], 1000),
     files: whole("--files", values.files, 1),
     rows: whole("--rows", values.rows, 1),
     resets: whole("--resets", values.resets, 0),
@@ -302,8 +336,10 @@ async function readSettledTable(spark: SparkConnectClient, table: string): Promi
 
 // ---------------------------------------------------------------- the run
 
+/** One fault made: a reset, an outage or a worker's pause. */
 interface Cut {
   atMs: number;
+  /** Connections cut (resets, outage) or files of the paused worker's open batch (pause). */
   connections: number;
   settledSoFar: number;
 }
@@ -318,11 +354,18 @@ interface Result {
   strangers: string[];
   unsettled: number;
   cuts: Cut[];
+  /** Connections the proxy refused (outage). */
+  refused: number;
   ok: boolean;
 }
 
 function formatRow(o: Options, r: Result): string[] {
   const cutConnections = r.cuts.reduce((sum, cut) => sum + cut.connections, 0);
+  const fault = {
+    resets: `${r.cuts.length}/${o.resets} resets × ${o.everyMs} ms (${cutConnections} connections cut)`,
+    outage: `${r.cuts.length}/1 outage of ${o.outageMs / 1000} s, ${o.blackhole ? "blackholed" : "refused"} (${cutConnections} connections cut, ${r.refused} refused)`,
+    pause: `${r.cuts.length}/1 pause of 1 of 2 workers for ${o.pauseMs / 1000} s, lease ${o.leaseMs} ms (${cutConnections} files in its open batch)`,
+  }[o.fault];
   const verdict = r.ok
     ? "exact"
     : [
@@ -338,7 +381,7 @@ function formatRow(o: Options, r: Result): string[] {
     r.label,
     o.files.toLocaleString("en-US"),
     String(o.rows),
-    `${r.cuts.length}/${o.resets} × ${o.everyMs} ms (${cutConnections} connections cut)`,
+    fault,
     r.expectedRows.toLocaleString("en-US"),
     r.foundRows.toLocaleString("en-US"),
     String(r.duplicated.length),
@@ -347,7 +390,7 @@ function formatRow(o: Options, r: Result): string[] {
     verdict,
   ];
   return [
-    "| checkout | files | rows/file | resets | rows expected | rows found | duplicated files | lost files | FAILED | verdict |",
+    "| checkout | files | rows/file | fault | rows expected | rows found | duplicated files | lost files | FAILED | verdict |",
     "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     `| ${cells.join(" | ")} |`,
   ];
@@ -369,12 +412,141 @@ async function deleteQueueKeys(redisUrl: string, prefix: string): Promise<number
   return deleted;
 }
 
+// ---------------------------------------------------------------- the faults
+
+/** What a fault acts on; `stop` is aborted once every file settled. */
+interface Scene {
+  o: Options;
+  db: Database;
+  proxy: FaultProxy;
+  workers: ChildProcess[];
+  workerIds: string[];
+  discovered: number;
+  cuts: Cut[];
+  stop: AbortSignal;
+}
+
+function makeFaults(scene: Scene): Promise<void> {
+  if (scene.o.fault === "outage") return makeOutage(scene);
+  if (scene.o.fault === "pause") return pauseWriter(scene);
+  return makeResets(scene);
+}
+
+/** Polls until files are claimed and a connection to Spark is open (a write can be in flight). */
+async function waitForWrite(scene: Scene): Promise<Record<string, number>> {
+  let counts = await statusCounts(scene.db).catch((): Record<string, number> => ({}));
+  while (!((counts.PROCESSING ?? 0) > 0 && scene.proxy.stats().open > 0)) {
+    await sleep(200, undefined, { signal: scene.stop });
+    counts = await statusCounts(scene.db).catch((): Record<string, number> => ({}));
+  }
+  return counts;
+}
+
+function recordCut(scene: Scene, connections: number, counts: Record<string, number>): void {
+  scene.cuts.push({
+    atMs: Date.now() - scene.discovered,
+    connections,
+    settledSoFar: (counts.SUCCESS ?? 0) + (counts.FAILED ?? 0),
+  });
+}
+
+/** Hole 1: resets every open connection K times, every-ms apart. */
+async function makeResets(scene: Scene): Promise<void> {
+  const { o, proxy } = scene;
+  const offsetMs = Math.floor(new Rng(o.seed).fork("offset").between(0, Math.max(1, o.everyMs)));
+  say(
+    `first reset in ${offsetMs} ms` + (o.onClock ? " (on the clock)" : " (each waits for a write in flight)"),
+  );
+  await sleep(offsetMs, undefined, { signal: scene.stop });
+  for (let k = 0; k < o.resets && !scene.stop.aborted; k++) {
+    if (k > 0) await sleep(o.everyMs, undefined, { signal: scene.stop });
+    // A worker that paused claiming after a reset (its breaker) holds no connection and writes nothing:
+    // a reset then would cut nothing, so it waits until files are claimed and Spark is spoken to again.
+    const counts = o.onClock
+      ? await statusCounts(scene.db).catch((): Record<string, number> => ({}))
+      : await waitForWrite(scene);
+    const connections = proxy.resetAll();
+    recordCut(scene, connections, counts);
+    say(`reset ${k + 1}/${o.resets}: ${connections} connection(s) cut; before it: ${describeCounts(counts)}`);
+  }
+}
+
+/**
+ * Hole 5: Spark goes away for outage-ms while a write is in flight, as in a restart: open connections are
+ * reset and new ones refused (or, with `--blackhole`, every connection is held silently), then it comes back.
+ */
+async function makeOutage(scene: Scene): Promise<void> {
+  const { o, proxy } = scene;
+  const counts = await waitForWrite(scene);
+  let connections = 0;
+  if (o.blackhole) proxy.blackhole(true);
+  else {
+    proxy.refuse(true);
+    connections = proxy.resetAll();
+  }
+  recordCut(scene, connections, counts);
+  say(
+    `Spark ${o.blackhole ? "blackholed" : "refused"} for ${o.outageMs} ms; ${connections} connection(s) cut; ` +
+      `before it: ${describeCounts(counts)}`,
+  );
+  try {
+    await sleep(o.outageMs, undefined, { signal: scene.stop });
+  } finally {
+    proxy.refuse(false);
+    proxy.blackhole(false);
+    say(`Spark reachable again; ${proxy.stats().refused} connection(s) were refused`);
+  }
+}
+
+/**
+ * Hole 2: SIGSTOPs a worker once a batch of its own is open (its files carry the batch id, so its
+ * write is in flight), for pause-ms, longer than its lease and the reconciler's interval; the other worker
+ * is free to claim the files the reconciler hands back. Then SIGCONT. The pause runs its whole length even if
+ * every file settles meanwhile, so that the paused writer wakes before the workers are stopped.
+ */
+async function pauseWriter(scene: Scene): Promise<void> {
+  const { o, db } = scene;
+  let open = 0;
+  let victimId = "";
+  // A batch of at least pause-batch-files files (the first batches hold the first few claims only), and
+  // pause-after-ms after it opened, so that its write has reached Spark: a worker stopped between opening
+  // its batch and sending the write notices its lost lease on waking and writes nothing.
+  while (open < Math.min(o.pauseBatchFiles, o.files)) {
+    await sleep(100, undefined, { signal: scene.stop });
+    const { rows } = await db.pool
+      .query<{ owner: string; n: number }>(
+        "SELECT lease_owner AS owner, count(*)::int AS n FROM processed_files " +
+          "WHERE status = 'PROCESSING' AND batch_id IS NOT NULL AND lease_owner = ANY($1::text[]) " +
+          "GROUP BY lease_owner ORDER BY n DESC LIMIT 1",
+        [scene.workerIds],
+      )
+      .catch(() => ({ rows: [] }));
+    open = rows[0]?.n ?? 0;
+    victimId = rows[0]?.owner ?? "";
+  }
+  const victim = scene.workers[scene.workerIds.indexOf(victimId)];
+  if (!victim) throw new Error(`no worker named ${victimId}`);
+  await sleep(o.pauseAfterMs, undefined, { signal: scene.stop });
+  victim.kill("SIGSTOP");
+  const counts = await statusCounts(db).catch((): Record<string, number> => ({}));
+  recordCut(scene, open, counts);
+  say(
+    `${victimId} stopped (SIGSTOP) with ${open} file(s) in its open batch; before it: ${describeCounts(counts)}`,
+  );
+  try {
+    await sleep(o.pauseMs);
+  } finally {
+    victim.kill("SIGCONT");
+    const after = await statusCounts(db).catch((): Record<string, number> => ({}));
+    say(`${victimId} continued (SIGCONT) after ${o.pauseMs} ms; now: ${describeCounts(after)}`);
+  }
+}
+
 async function run(o: Options): Promise<Result> {
   const databaseUrl = need("DATABASE_URL");
   const redisUrl = need("REDIS_URL");
   const sparkRemote = need("SPARK_REMOTE");
   const cli = await locateCli(o.cli);
-  const rng = new Rng(o.seed);
 
   const id = randomBytes(3).toString("hex");
   const box = {
@@ -401,7 +573,8 @@ async function run(o: Options): Promise<Result> {
   const onSignal = (): void => abort.abort();
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
-  let worker: ChildProcess | undefined;
+  const workers: ChildProcess[] = [];
+  const workerIds: string[] = [];
   let result: Result | undefined;
   try {
     await landFiles(source, o.files, o.rows);
@@ -430,11 +603,27 @@ async function run(o: Options): Promise<Result> {
     await writeFile(specFile, spec);
     await lakeferry(cli, ["ingestion", "apply", "-f", specFile], env);
 
-    worker = startWorker(
-      cli,
-      { ...env, LAKEFERRY_LOG_LEVEL: "info", LAKEFERRY_WORKER_ID: `repro-${id}` },
-      logFile,
-    );
+    // Hole 2 needs a lease that a paused writer outlives and a reconciler that notices soon; the other
+    // modes run the checkout's defaults.
+    const recovery: Record<string, string> =
+      o.fault === "pause"
+        ? {
+            LAKEFERRY_LEASE_MS: String(o.leaseMs),
+            LAKEFERRY_RECONCILE_INTERVAL_MS: "1000",
+            LAKEFERRY_BATCH_GRACE_MS: String(o.leaseMs),
+          }
+        : {};
+    for (let w = 1; w <= (o.fault === "pause" ? 2 : 1); w++) {
+      const workerId = `repro-${id}-${w}`;
+      workerIds.push(workerId);
+      workers.push(
+        startWorker(
+          cli,
+          { ...env, ...recovery, LAKEFERRY_LOG_LEVEL: "info", LAKEFERRY_WORKER_ID: workerId },
+          w === 1 ? logFile : logFile.replace(/(\.log)?$/, `-${w}$1`),
+        ),
+      );
+    }
     const discovered = Date.now();
     const discoverOut = await lakeferry(cli, ["discover", box.name], env);
     say(`discover returned: ${discoverOut.trim().split("\n").slice(-1)[0] ?? ""}`);
@@ -443,8 +632,7 @@ async function run(o: Options): Promise<Result> {
     const settled = (counts: Record<string, number>): boolean =>
       (counts.SUCCESS ?? 0) + (counts.FAILED ?? 0) + (counts.SKIPPED ?? 0) >= o.files;
 
-    // The resets start once the worker has claimed a first file (it is about to write), after a seeded
-    // offset within one interval, so that different seeds hit different moments of the writes.
+    // The faults start once a worker has claimed a first file (it is about to write).
     const claimed = await waitForFiles(
       db,
       (counts) => Object.entries(counts).some(([status, n]) => status !== "PENDING" && n > 0),
@@ -452,37 +640,13 @@ async function run(o: Options): Promise<Result> {
       abort.signal,
     );
     if (!claimed.reached) throw new Error(`no file was claimed before the deadline; see ${logFile}`);
-    const offsetMs = Math.floor(rng.fork("offset").between(0, Math.max(1, o.everyMs)));
-    say(
-      `first file claimed after ${((Date.now() - discovered) / 1000).toFixed(1)} s; first reset in ${offsetMs} ms` +
-        (o.onClock ? " (on the clock)" : " (each waits for a write in flight)"),
-    );
+    say(`first file claimed after ${((Date.now() - discovered) / 1000).toFixed(1)} s`);
     const cuts: Cut[] = [];
     const stopCuts = new AbortController();
-    const cutting = (async () => {
-      await sleep(offsetMs, undefined, { signal: stopCuts.signal });
-      for (let k = 0; k < o.resets && !stopCuts.signal.aborted; k++) {
-        if (k > 0) await sleep(o.everyMs, undefined, { signal: stopCuts.signal });
-        let counts = await statusCounts(db).catch((): Record<string, number> => ({}));
-        // A worker that paused claiming after a reset (its breaker) holds no connection and writes
-        // nothing: a reset then would cut nothing, so it waits until files are claimed and Spark is
-        // spoken to again.
-        while (!o.onClock && !((counts.PROCESSING ?? 0) > 0 && proxy.stats().open > 0)) {
-          await sleep(200, undefined, { signal: stopCuts.signal });
-          counts = await statusCounts(db).catch((): Record<string, number> => ({}));
-        }
-        const connections = proxy.resetAll();
-        const cut = {
-          atMs: Date.now() - discovered,
-          connections,
-          settledSoFar: (counts.SUCCESS ?? 0) + (counts.FAILED ?? 0),
-        };
-        cuts.push(cut);
-        say(
-          `reset ${k + 1}/${o.resets}: ${connections} connection(s) cut; before it: ${describeCounts(counts)}`,
-        );
-      }
-    })().catch(() => undefined);
+    const scene: Scene = { o, db, proxy, workers, workerIds, discovered, cuts, stop: stopCuts.signal };
+    const cutting = makeFaults(scene).catch((error: unknown) => {
+      if (!stopCuts.signal.aborted) say(`the fault could not be made: ${errorMessage(error)}`);
+    });
 
     const end = await waitForFiles(db, settled, deadline, abort.signal);
     stopCuts.abort();
@@ -493,9 +657,9 @@ async function run(o: Options): Promise<Result> {
         ? `every file settled ${took} s after discover: ${describeCounts(end.counts)}`
         : `NOT settled after ${took} s: ${describeCounts(end.counts)}`,
     );
-    if (cuts.length < o.resets)
-      say(`only ${cuts.length} of ${o.resets} resets were made before the files settled`);
-    await stopProcess(worker, 30_000);
+    if (cuts.length < (o.fault === "resets" ? o.resets : 1))
+      say(`only ${cuts.length} fault(s) were made before the files settled`);
+    await Promise.all(workers.map((worker) => stopProcess(worker, 30_000)));
 
     const table = await readSettledTable(spark, box.table);
     const { rows: failedRows } = await db.pool.query<{ file_path: string; error: string | null }>(
@@ -522,6 +686,7 @@ async function run(o: Options): Promise<Result> {
       strangers,
       unsettled,
       cuts,
+      refused: proxy.stats().refused,
       ok: false,
     };
     result.ok =
@@ -536,7 +701,7 @@ async function run(o: Options): Promise<Result> {
     );
     for (const cut of cuts) {
       say(
-        `  reset at +${(cut.atMs / 1000).toFixed(1)} s: ${cut.connections} cut, ${cut.settledSoFar} files settled before it`,
+        `  ${o.fault} at +${(cut.atMs / 1000).toFixed(1)} s: ${cut.connections} cut, ${cut.settledSoFar} files settled before it`,
       );
     }
     for (const [label, list] of [
@@ -551,7 +716,8 @@ async function run(o: Options): Promise<Result> {
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
-    if (worker) await stopProcess(worker, 10_000).catch(() => undefined);
+    for (const worker of workers) worker.kill("SIGCONT");
+    await Promise.all(workers.map((worker) => stopProcess(worker, 10_000).catch(() => undefined)));
     await proxy.close().catch(() => undefined);
     if (o.keep && !result?.ok) {
       say(
