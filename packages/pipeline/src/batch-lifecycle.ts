@@ -213,6 +213,14 @@ export class BatchLifecycle {
     const { batchId, target, files } = attempt;
     const log = this.#logger.child({ batchId, table: target.table, ingestionId: target.ingestionId });
     const ingestedAtMicros = ingestedAtNow().micros;
+    // Where a batch's time goes, logged with its commit: Postgres open, Spark stage, decide, publish, record.
+    const marks: Record<string, number> = {};
+    let lap = performance.now();
+    const mark = (step: string): void => {
+      const now = performance.now();
+      marks[step] = Math.round(now - lap);
+      lap = now;
+    };
     try {
       await openBatch(this.#db, {
         batchId,
@@ -227,6 +235,7 @@ export class BatchLifecycle {
       return { kind: "failed", error: await this.#recordFailures(files, error, batchId, log) };
     }
 
+    mark("openMs");
     let staged: StagedWrite;
     try {
       staged = await this.#writer.stage(
@@ -275,6 +284,7 @@ export class BatchLifecycle {
       );
     }
 
+    mark("stageMs");
     let decided: boolean;
     try {
       decided = await beginPublish(this.#db, {
@@ -309,6 +319,7 @@ export class BatchLifecycle {
     }
     if (this.#faults.crashBeforePublish) crash(log, "before-publish");
 
+    mark("decideMs");
     let published: PublishOutcome;
     try {
       published = staged.visible
@@ -356,17 +367,20 @@ export class BatchLifecycle {
       batchId,
       ...(snapshotId === null ? {} : { snapshotId }),
     }));
+    mark("publishMs");
     try {
       await this.#recordCommitted(batchId, outcomes, snapshotId);
     } catch (error) {
       log.warn({ err: errorMessage(error) }, "published, but not recorded yet; recovery records it");
       return { kind: "in-doubt", error: new BatchInDoubtError(batchId, error) };
     }
+    mark("recordMs");
     log.info(
       {
         files: files.length,
         snapshotId,
         records: [...staged.records.values()].reduce((sum, n) => sum + n, 0),
+        ...marks,
       },
       "batch committed",
     );
