@@ -110,9 +110,10 @@ describe("1,000 files, 3 workers", () => {
     const total = await cliJson<{ n: number }[]>(["sql", `SELECT count(*) AS n FROM ${box.table}`], box.env);
     expect(total[0]?.n).toBe([...expected.values()].reduce((a, b) => a + b, 0));
 
-    // Group commits: far fewer published snapshots than files, and the work was shared by the three workers.
-    // (Each batch is staged, then published: by the staged snapshot itself when nothing was committed in
-    // between, else by a copy; the table's current lineage holds one snapshot per batch.)
+    // Group commits: far fewer published snapshots than files, whichever of the three workers' jobs held them
+    // (the table's one writer takes on the files still waiting for their jobs). (Each batch is staged, then
+    // published: by the staged snapshot itself when nothing was committed in between, else by a copy; the
+    // table's current lineage holds one snapshot per batch.)
     const snapshots = await cliJson<{ n: number }[]>(
       [
         "sql",
@@ -128,8 +129,6 @@ describe("1,000 files, 3 workers", () => {
     const states = Object.fromEntries(committed.rows.map((r) => [r.state, Number(r.n)]));
     expect(states.COMMITTED).toBe(snapshots[0]!.n);
     expect(states.OPEN ?? 0).toBe(0);
-    const owners = await box.db.pool.query<{ worker: string }>("SELECT DISTINCT worker FROM file_attempts");
-    expect(owners.rows.length).toBeGreaterThanOrEqual(2);
 
     for (const worker of workers) expect(await worker.stop()).toEqual({ code: 0, signal: null });
     passed = true;
