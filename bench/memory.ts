@@ -32,6 +32,7 @@ import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { createDatabase, type Database } from "@lakeferry/db";
 import { SparkConnectClient } from "@lakeferry/spark-connect";
+import { need } from "./service-env.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 /** The `lakeferry` launcher a user or the image runs: the CLI in this very process (no wrapper to measure). */
@@ -94,12 +95,6 @@ function parseOptions(argv: string[]): Options {
     else throw new Error(`unknown option ${flag}`);
   }
   return options;
-}
-
-function need(name: string): string {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set; run: eval "$(bash scripts/services.sh env)"`);
-  return value;
 }
 
 const options = parseOptions(process.argv.slice(2));

@@ -42,17 +42,13 @@ import {
 } from "@lakeferry/pipeline";
 import { IngestQueue, IngestWorker } from "@lakeferry/queue";
 import { SparkConnectClient } from "@lakeferry/spark-connect";
+import { need } from "./service-env.ts";
 
 const [files, listed, e2eFiles, concurrency] = [5_000, 100_000, 1_000, 1_000].map((fallback, i) => {
   const arg = process.argv[2 + i];
   return arg === undefined ? fallback : Number(arg);
 }) as [number, number, number, number];
 
-function need(name: string): string {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set; run: eval "$(bash scripts/services.sh env)"`);
-  return value;
-}
 const databaseUrl = need("DATABASE_URL");
 const redisUrl = need("REDIS_URL");
 const sparkRemote = need("SPARK_REMOTE");

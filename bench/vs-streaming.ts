@@ -19,6 +19,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createDatabase, type Database } from "@lakeferry/db";
 import { SparkConnectClient } from "@lakeferry/spark-connect";
+import { need } from "./service-env.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 /** The `lakeferry` command as installed: the launcher runs the built CLI (scripts/bench.sh builds it first). */
@@ -62,12 +63,6 @@ function parseOptions(argv: string[]): Options {
     else throw new Error(`unknown option ${flag}`);
   }
   return options;
-}
-
-function need(name: string): string {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set; run: eval "$(bash scripts/services.sh env)"`);
-  return value;
 }
 
 const options = parseOptions(process.argv.slice(2));

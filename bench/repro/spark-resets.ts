@@ -40,6 +40,7 @@ import { createDatabase, type Database } from "@lakeferry/db";
 import { FaultProxy } from "@lakeferry/fault-proxy";
 import { isTableNotFound, parseSparkRemote, SparkConnectClient } from "@lakeferry/spark-connect";
 import { randomSeed, Rng } from "../chaos/rng.ts";
+import { need } from "../service-env.ts";
 
 const SCHEMA = "name STRING, line INT, amount DOUBLE";
 const DEFAULT_SPEC = [
@@ -138,12 +139,6 @@ function parseOptions(argv: string[]): Options {
     keep: values.keep,
     onClock: values["on-clock"],
   };
-}
-
-function need(name: string): string {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set; run: eval "$(bash scripts/services.sh env)"`);
-  return value;
 }
 
 const started = Date.now();
