@@ -494,15 +494,7 @@ export class FileIngestor {
 
   /** Gives a claimed file back (PENDING, lease cleared, attempt not counted) so another worker can take it. */
   async #handBack(file: IngestFile, reason: unknown): Promise<void> {
-    const outcome = { ...failureOutcome(file, reason, null, false), status: "PENDING" as const };
-    try {
-      await recordOutcomes(this.#db, { worker: this.#workerId, outcomes: [outcome] });
-    } catch (err) {
-      file.log.warn(
-        { batchId: null, err: errorMessage(err) },
-        "could not hand the file back; its lease will expire",
-      );
-    }
+    await this.#handBackAll([file], reason);
   }
 
   #leasesLost(fileIds: number[]): void {
