@@ -59,10 +59,18 @@ const DEFAULT_SPEC = [
  * - `outage` (hole 5): Spark looks down for outage-ms once a write is in flight: open connections are reset
  *   and new ones refused (`--blackhole`: held silently instead), as in a Spark restart;
  * - `pause` (hole 2): two workers with a short lease; one is SIGSTOPped for pause-ms while a batch of its
- *   own is open (its write in flight), longer than its lease and the reconciler's interval, then SIGCONTed.
+ *   own is open (its write in flight), longer than its lease and the reconciler's interval, then SIGCONTed;
+ * - `rewrite` (hole 3): the proxy changes the next `--rewrites` occurrences of `--find` in what the worker
+ *   sends Spark to `--replace` (as long), so that Spark rejects that one request as bad input (a function or
+ *   procedure it does not know) while everything else goes through: aimed at a call made after the write,
+ *   e.g. `count` (the post-commit count read) or `cherrypick_snapshot` (the publish);
+ * - `expire` (hole 4): the worker dies right after its first commit, before recording it (the checkout's own
+ *   `LAKEFERRY_FAULT_INJECTION=crash-after-commit`); two more commits are made on the table and every
+ *   snapshot but the current one is expired (`expire_snapshots`, as table maintenance does); then a second
+ *   worker starts and must resolve the dead worker's batch from the table as it is now.
  */
-type Fault = "resets" | "outage" | "pause";
-const FAULTS: readonly Fault[] = ["resets", "outage", "pause"];
+type Fault = "resets" | "outage" | "pause" | "rewrite" | "expire";
+const FAULTS: readonly Fault[] = ["resets", "outage", "pause", "rewrite", "expire"];
 
 interface Options {
   cli: string;
@@ -73,6 +81,9 @@ interface Options {
   pauseBatchFiles: number;
   pauseAfterMs: number;
   leaseMs: number;
+  find: string;
+  replace: string;
+  rewrites: number;
   files: number;
   rows: number;
   resets: number;
@@ -97,6 +108,9 @@ function parseOptions(argv: string[]): Options {
       "pause-batch-files": { type: "string", default: "50" },
       "pause-after-ms": { type: "string", default: "500" },
       "lease-ms": { type: "string", default: "3000" },
+      find: { type: "string", default: "count" },
+      replace: { type: "string" },
+      rewrites: { type: "string", default: "1" },
       files: { type: "string", default: "3000" },
       rows: { type: "string", default: "20" },
       resets: { type: "string", default: "6" },
@@ -119,6 +133,10 @@ function parseOptions(argv: string[]): Options {
   };
   const fault = values.fault as Fault;
   if (!FAULTS.includes(fault)) throw new Error(`--fault must be one of ${FAULTS.join(", ")}, got "${fault}"`);
+  // By default the last character is changed, which turns a name Spark knows into one it does not.
+  const replace = values.replace ?? `${values.find.slice(0, -1)}${values.find.endsWith("X") ? "Y" : "X"}`;
+  if (Buffer.byteLength(replace) !== Buffer.byteLength(values.find) || values.find === "")
+    throw new Error(`--replace must be as long as --find ("${values.find}"), got "${replace}"`);
   return {
     cli: resolve(values.cli),
     fault,
@@ -128,6 +146,9 @@ function parseOptions(argv: string[]): Options {
     pauseBatchFiles: whole("--pause-batch-files", values["pause-batch-files"], 1),
     pauseAfterMs: whole("--pause-after-ms", values["pause-after-ms"], 0),
     leaseMs: whole("--lease-ms", values["lease-ms"], 1000),
+    find: values.find,
+    replace,
+    rewrites: whole("--rewrites", values.rewrites, 1),
     files: whole("--files", values.files, 1),
     rows: whole("--rows", values.rows, 1),
     resets: whole("--resets", values.resets, 0),
@@ -351,6 +372,8 @@ interface Result {
   cuts: Cut[];
   /** Connections the proxy refused (outage). */
   refused: number;
+  /** Requests the proxy rewrote (rewrite). */
+  rewritten: number;
   ok: boolean;
 }
 
@@ -360,6 +383,8 @@ function formatRow(o: Options, r: Result): string[] {
     resets: `${r.cuts.length}/${o.resets} resets × ${o.everyMs} ms (${cutConnections} connections cut)`,
     outage: `${r.cuts.length}/1 outage of ${o.outageMs / 1000} s, ${o.blackhole ? "blackholed" : "refused"} (${cutConnections} connections cut, ${r.refused} refused)`,
     pause: `${r.cuts.length}/1 pause of 1 of 2 workers for ${o.pauseMs / 1000} s, lease ${o.leaseMs} ms (${cutConnections} files in its open batch)`,
+    rewrite: `${r.rewritten}/${o.rewrites} request(s) to Spark with "${o.find}" → "${o.replace}"`,
+    expire: `${r.cuts.length}/1 crash after commit, then 2 commits and expire_snapshots (${cutConnections} files in the dead worker's batch)`,
   }[o.fault];
   const verdict = r.ok
     ? "exact"
@@ -419,11 +444,18 @@ interface Scene {
   discovered: number;
   cuts: Cut[];
   stop: AbortSignal;
+  /** Reads the table straight from Spark (not through the proxy). */
+  spark: SparkConnectClient;
+  table: string;
+  /** Starts one more worker of the checkout (numbered after those running). */
+  launchWorker: () => void;
 }
 
 function makeFaults(scene: Scene): Promise<void> {
   if (scene.o.fault === "outage") return makeOutage(scene);
   if (scene.o.fault === "pause") return pauseWriter(scene);
+  if (scene.o.fault === "rewrite") return rewriteRequests(scene);
+  if (scene.o.fault === "expire") return expireAfterCrash(scene);
   return makeResets(scene);
 }
 
@@ -537,6 +569,69 @@ async function pauseWriter(scene: Scene): Promise<void> {
   }
 }
 
+/**
+ * Hole 3: the next `--rewrites` requests to Spark that contain `--find` reach it with `--replace` instead,
+ * which Spark rejects as bad input (not retryable); everything else goes through unchanged.
+ */
+async function rewriteRequests(scene: Scene): Promise<void> {
+  const { o, proxy } = scene;
+  proxy.rewriteToTarget(o.find, o.replace, o.rewrites);
+  say(`the next ${o.rewrites} request(s) to Spark with "${o.find}" will carry "${o.replace}"`);
+  let made = 0;
+  while (made < o.rewrites) {
+    await sleep(100, undefined, { signal: scene.stop });
+    const now = proxy.stats().rewritten;
+    for (; made < now; made++) {
+      const counts = await statusCounts(scene.db).catch((): Record<string, number> => ({}));
+      recordCut(scene, 1, counts);
+      say(`request ${made + 1}/${o.rewrites} rewritten; now: ${describeCounts(counts)}`);
+    }
+  }
+}
+
+/**
+ * Hole 4: the first worker kills itself right after its first commit (before recording it). Then two commits
+ * (a row of no landed file, and its delete) move the table on, and `expire_snapshots` keeps only the current
+ * snapshot, as table maintenance would; only then does a second worker start, which must resolve the dead
+ * worker's batch from the table as it is now.
+ */
+async function expireAfterCrash(scene: Scene): Promise<void> {
+  const { db, spark, table } = scene;
+  const victim = scene.workers[0];
+  if (!victim) throw new Error("no worker to crash");
+  if (victim.exitCode === null && victim.signalCode === null) {
+    await new Promise((resolveExit, reject) => {
+      victim.once("exit", resolveExit);
+      scene.stop.addEventListener("abort", () => reject(new Error("stopped")), { once: true });
+    });
+  }
+  const { rows } = await db.pool.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM processed_files WHERE status = 'PROCESSING' AND batch_id IS NOT NULL",
+  );
+  const inBatch = rows[0]?.n ?? 0;
+  const counts = await statusCounts(db);
+  recordCut(scene, inBatch, counts);
+  say(`the first worker died after its commit, ${inBatch} file(s) in its batch; now: ${describeCounts(counts)}`);
+
+  await spark.sqlCommand(`REFRESH TABLE ${table}`);
+  await spark.sqlCommand(
+    `INSERT INTO ${table} (name, line, amount, _source_file, _ingested_at) ` +
+      "VALUES ('maintenance', 0, 0, 'maintenance', current_timestamp())",
+  );
+  await spark.sqlCommand(`DELETE FROM ${table} WHERE name = 'maintenance'`);
+  const [catalog, ...identifier] = table.split(".");
+  const expired = await spark.sql(
+    `CALL ${catalog}.system.expire_snapshots(table => '${identifier.join(".")}', ` +
+      "older_than => TIMESTAMP '2999-01-01 00:00:00', retain_last => 1)",
+  );
+  const snapshots = await spark.sql(`SELECT count(*) AS n FROM ${table}.snapshots`);
+  say(
+    `2 commits made and snapshots expired (${JSON.stringify(expired[0] ?? {}, (_, v: unknown) => (typeof v === "bigint" ? Number(v) : v))}); ` +
+      `${String(snapshots[0]?.n)} snapshot(s) left; starting the second worker`,
+  );
+  scene.launchWorker();
+}
+
 async function run(o: Options): Promise<Result> {
   const databaseUrl = need("DATABASE_URL");
   const redisUrl = need("REDIS_URL");
@@ -598,27 +693,32 @@ async function run(o: Options): Promise<Result> {
     await writeFile(specFile, spec);
     await lakeferry(cli, ["ingestion", "apply", "-f", specFile], env);
 
-    // Hole 2 needs a lease that a paused writer outlives and a reconciler that notices soon; the other
-    // modes run the checkout's defaults.
+    // Holes 2 and 4 need a lease that a paused or dead writer outlives and a reconciler that notices soon;
+    // the other modes run the checkout's defaults.
     const recovery: Record<string, string> =
-      o.fault === "pause"
+      o.fault === "pause" || o.fault === "expire"
         ? {
             LAKEFERRY_LEASE_MS: String(o.leaseMs),
             LAKEFERRY_RECONCILE_INTERVAL_MS: "1000",
             LAKEFERRY_BATCH_GRACE_MS: String(o.leaseMs),
           }
         : {};
-    for (let w = 1; w <= (o.fault === "pause" ? 2 : 1); w++) {
+    const launchWorker = (): void => {
+      const w = workers.length + 1;
       const workerId = `repro-${id}-${w}`;
+      // Hole 4: the first worker dies right after its first commit, before recording it.
+      const crash: Record<string, string> =
+        o.fault === "expire" && w === 1 ? { LAKEFERRY_FAULT_INJECTION: "crash-after-commit" } : {};
       workerIds.push(workerId);
       workers.push(
         startWorker(
           cli,
-          { ...env, ...recovery, LAKEFERRY_LOG_LEVEL: "info", LAKEFERRY_WORKER_ID: workerId },
+          { ...env, ...recovery, ...crash, LAKEFERRY_LOG_LEVEL: "info", LAKEFERRY_WORKER_ID: workerId },
           w === 1 ? logFile : logFile.replace(/(\.log)?$/, `-${w}$1`),
         ),
       );
-    }
+    };
+    for (let w = 1; w <= (o.fault === "pause" ? 2 : 1); w++) launchWorker();
     const discovered = Date.now();
     const discoverOut = await lakeferry(cli, ["discover", box.name], env);
     say(`discover returned: ${discoverOut.trim().split("\n").slice(-1)[0] ?? ""}`);
@@ -638,7 +738,19 @@ async function run(o: Options): Promise<Result> {
     say(`first file claimed after ${((Date.now() - discovered) / 1000).toFixed(1)} s`);
     const cuts: Cut[] = [];
     const stopCuts = new AbortController();
-    const scene: Scene = { o, db, proxy, workers, workerIds, discovered, cuts, stop: stopCuts.signal };
+    const scene: Scene = {
+      o,
+      db,
+      proxy,
+      workers,
+      workerIds,
+      discovered,
+      cuts,
+      stop: stopCuts.signal,
+      spark,
+      table: box.table,
+      launchWorker,
+    };
     const cutting = makeFaults(scene).catch((error: unknown) => {
       if (!stopCuts.signal.aborted) say(`the fault could not be made: ${errorMessage(error)}`);
     });
@@ -652,7 +764,8 @@ async function run(o: Options): Promise<Result> {
         ? `every file settled ${took} s after discover: ${describeCounts(end.counts)}`
         : `NOT settled after ${took} s: ${describeCounts(end.counts)}`,
     );
-    if (cuts.length < (o.fault === "resets" ? o.resets : 1))
+    const planned = o.fault === "resets" ? o.resets : o.fault === "rewrite" ? o.rewrites : 1;
+    if (cuts.length < planned)
       say(`only ${cuts.length} fault(s) were made before the files settled`);
     await Promise.all(workers.map((worker) => stopProcess(worker, 30_000)));
 
@@ -682,6 +795,7 @@ async function run(o: Options): Promise<Result> {
       unsettled,
       cuts,
       refused: proxy.stats().refused,
+      rewritten: proxy.stats().rewritten,
       ok: false,
     };
     result.ok =

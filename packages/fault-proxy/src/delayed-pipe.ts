@@ -1,4 +1,5 @@
 import type { Socket } from "node:net";
+import { StreamRewriter, type RewriteRule } from "./byte-rewrite.ts";
 
 /** How long one chunk waits before it is written, in milliseconds. Read once per chunk as it arrives. */
 export type DelayFn = () => number;
@@ -28,6 +29,7 @@ export class DelayedPipe {
   private waitingForDrain = false;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private readonly rewriter: StreamRewriter | undefined;
 
   constructor(
     private readonly source: Socket,
@@ -35,12 +37,25 @@ export class DelayedPipe {
     private readonly delay: DelayFn,
     /** Called with the size of every chunk written to the destination. */
     private readonly onForwarded: (bytes: number) => void,
-  ) {}
+    /** The rewrite rule in force, read per chunk; none when omitted. */
+    rewriteRule?: () => RewriteRule | undefined,
+  ) {
+    this.rewriter =
+      rewriteRule === undefined
+        ? undefined
+        : new StreamRewriter(rewriteRule, (chunk) => {
+            if (!this.stopped) this.enqueue(chunk);
+          });
+  }
 
   /** Starts reading the source. */
   start(): void {
-    this.source.on("data", (chunk: Buffer) => this.enqueue(chunk));
+    this.source.on("data", (chunk: Buffer) => {
+      if (this.rewriter) this.rewriter.push(chunk);
+      else this.enqueue(chunk);
+    });
     this.source.on("end", () => {
+      this.rewriter?.flush();
       this.sourceEnded = true;
       this.flush();
     });
@@ -68,6 +83,7 @@ export class DelayedPipe {
   /** Drops the queue and every timer; the sockets are the caller's to destroy. */
   stop(): void {
     this.stopped = true;
+    this.rewriter?.stop();
     this.clearTimer();
     this.queue.length = 0;
     this.queuedBytes = 0;

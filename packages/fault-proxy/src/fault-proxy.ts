@@ -2,6 +2,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { once } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import { InvalidInputError, type Logger } from "@lakeferry/core";
+import type { RewriteRule } from "./byte-rewrite.ts";
 import { ProxiedConnection } from "./proxied-connection.ts";
 
 export interface FaultProxyOptions {
@@ -31,6 +32,8 @@ export interface FaultProxyStats {
   bytesToTarget: number;
   /** Bytes written from the target back to clients. */
   bytesToClient: number;
+  /** Occurrences rewritten by `rewriteToTarget()` rules. */
+  rewritten: number;
 }
 
 export interface CutEveryOptions {
@@ -50,6 +53,8 @@ export interface CutEveryOptions {
  * - `setLatency()` delays every chunk in both directions, keeping order within a direction.
  * - `blackhole()` is a silent partition: nothing is forwarded, nothing is closed.
  * - `refuse()` resets new connections at once, as a server that is down; open ones are untouched.
+ * - `rewriteToTarget()` changes the next occurrences of a byte string that clients send, so that the server
+ *   rejects one chosen request (a corrupted name) while the connection and every other request go through.
  */
 export class FaultProxy {
   private readonly server: Server;
@@ -62,7 +67,9 @@ export class FaultProxy {
     dialFailed: 0,
     bytesToTarget: 0,
     bytesToClient: 0,
+    rewritten: 0,
   };
+  private rewriteRule: RewriteRule | undefined;
   private latencyMs = 0;
   private jitterMs = 0;
   private blackholed = false;
@@ -172,9 +179,35 @@ export class FaultProxy {
     this.options.logger?.info({ refuse: on }, "fault proxy refusal switched");
   }
 
+  /**
+   * Rewrites the next `times` occurrences of `find` in the bytes clients send (on every connection, open or
+   * new, in the order they pass) to `replace`, which must be as long, so that length-prefixed framing
+   * (HTTP/2, gRPC, Postgres) stays valid: the server sees a request whose text changed, e.g. a function
+   * name it does not know, and rejects that request alone. Replaces an earlier rule; `times` 0 ends it.
+   * Matching is byte for byte; a match split across chunks is found (see `StreamRewriter`).
+   */
+  rewriteToTarget(find: string | Buffer, replace: string | Buffer, times: number): void {
+    const from = Buffer.from(find);
+    const to = Buffer.from(replace);
+    if (from.length === 0) throw new InvalidInputError("find", "must not be empty");
+    if (to.length !== from.length) {
+      throw new InvalidInputError(
+        "replace",
+        `must be as long as find (${from.length} bytes), got ${to.length}: a change of length breaks the framing`,
+      );
+    }
+    if (!Number.isInteger(times) || times < 0) {
+      throw new InvalidInputError("times", `must be a non-negative integer, got ${times}`);
+    }
+    this.counters.rewritten += this.rewriteRule?.made ?? 0;
+    this.rewriteRule = times === 0 ? undefined : { find: from, replace: to, remaining: times, made: 0 };
+    this.options.logger?.info({ find: from.toString(), times }, "fault proxy rewrite set");
+  }
+
   /** Counters since `start()`. */
   stats(): FaultProxyStats {
-    return { ...this.counters, open: this.connections.size };
+    const rewritten = this.counters.rewritten + (this.rewriteRule?.made ?? 0);
+    return { ...this.counters, rewritten, open: this.connections.size };
   }
 
   /**
@@ -221,6 +254,7 @@ export class FaultProxy {
         else this.counters.bytesToClient += bytes;
       },
       onClosed: () => this.connections.delete(connection),
+      rewriteRule: () => this.rewriteRule,
       onDialFailed: (error) => {
         this.counters.dialFailed++;
         this.options.logger?.warn(

@@ -1,4 +1,5 @@
 import { connect, type Socket } from "node:net";
+import type { RewriteRule } from "./byte-rewrite.ts";
 import { DelayedPipe, type DelayFn } from "./delayed-pipe.ts";
 
 export interface ProxiedConnectionOptions {
@@ -13,6 +14,8 @@ export interface ProxiedConnectionOptions {
   onClosed: () => void;
   /** Called when the target could not be reached; the client is reset right after. */
   onDialFailed: (error: Error) => void;
+  /** The rewrite rule for bytes towards the target, read per chunk. */
+  rewriteRule: () => RewriteRule | undefined;
 }
 
 /**
@@ -104,7 +107,13 @@ export class ProxiedConnection {
       }
       const { delay, onForwarded } = this.options;
       this.pipes.push(
-        new DelayedPipe(this.client, upstream, delay, (bytes) => onForwarded("toTarget", bytes)),
+        new DelayedPipe(
+          this.client,
+          upstream,
+          delay,
+          (bytes) => onForwarded("toTarget", bytes),
+          this.options.rewriteRule,
+        ),
         new DelayedPipe(upstream, this.client, delay, (bytes) => onForwarded("toClient", bytes)),
       );
       for (const pipe of this.pipes) {

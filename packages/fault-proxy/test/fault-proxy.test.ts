@@ -60,7 +60,43 @@ describe("FaultProxy", () => {
       dialFailed: 0,
       bytesToTarget: bytes,
       bytesToClient: bytes,
+      rewritten: 0,
     });
+  });
+
+  it("rewriteToTarget changes the next occurrences of a byte string clients send, then no more", async () => {
+    const echo = await startEchoServer();
+    const proxy = await startProxy(echo.port);
+    const first = await connectClient(proxy.port);
+    const second = await connectClient(proxy.port);
+    proxy.rewriteToTarget("count", "coun7", 3);
+
+    // Two in one chunk, on one connection; the third on another connection; the fourth passes unchanged.
+    await roundTrip(first, "select count(1), count(2)", "select coun7(1), coun7(2)");
+    await roundTrip(second, "count", "coun7");
+    await roundTrip(second, " count", "coun7 count");
+    expect(proxy.stats().rewritten).toBe(3);
+  });
+
+  it("rewriteToTarget finds a match split across chunks, and holds a partial one only briefly", async () => {
+    const echo = await startEchoServer();
+    const proxy = await startProxy(echo.port);
+    const client = await connectClient(proxy.port);
+    proxy.rewriteToTarget("cherrypick", "cherrypicX", 1);
+
+    client.socket.write("CALL cherr");
+    await quietFor(5);
+    await roundTrip(client, "ypick(1)", "CALL cherrypicX(1)");
+    // A tail that only looks like the start of a match goes on by itself.
+    await roundTrip(client, " cher", "CALL cherrypicX(1) cher");
+    expect(proxy.stats().rewritten).toBe(1);
+  });
+
+  it("rewriteToTarget refuses a replacement of another length", async () => {
+    const proxy = await startProxy((await startEchoServer()).port);
+    expect(() => proxy.rewriteToTarget("count", "cnt", 1)).toThrow(/as long as find/);
+    expect(() => proxy.rewriteToTarget("", "", 1)).toThrow(/must not be empty/);
+    expect(() => proxy.rewriteToTarget("a", "b", -1)).toThrow(/non-negative/);
   });
 
   it("resetAll cuts every open connection with an RST on both sides and still accepts new ones", async () => {
