@@ -611,7 +611,9 @@ async function expireAfterCrash(scene: Scene): Promise<void> {
   const inBatch = rows[0]?.n ?? 0;
   const counts = await statusCounts(db);
   recordCut(scene, inBatch, counts);
-  say(`the first worker died after its commit, ${inBatch} file(s) in its batch; now: ${describeCounts(counts)}`);
+  say(
+    `the first worker died after its commit, ${inBatch} file(s) in its batch; now: ${describeCounts(counts)}`,
+  );
 
   await spark.sqlCommand(`REFRESH TABLE ${table}`);
   await spark.sqlCommand(
@@ -765,8 +767,7 @@ async function run(o: Options): Promise<Result> {
         : `NOT settled after ${took} s: ${describeCounts(end.counts)}`,
     );
     const planned = o.fault === "resets" ? o.resets : o.fault === "rewrite" ? o.rewrites : 1;
-    if (cuts.length < planned)
-      say(`only ${cuts.length} fault(s) were made before the files settled`);
+    if (cuts.length < planned) say(`only ${cuts.length} fault(s) were made before the files settled`);
     await Promise.all(workers.map((worker) => stopProcess(worker, 30_000)));
 
     const table = await readSettledTable(spark, box.table);
