@@ -41,7 +41,9 @@ export interface JobRunnerOptions<T> extends QueueConnectionOptions {
   /**
    * Called when a job failed because a dependency is down (an error with an `outage`): the queue pauses for
    * `pauseMs` (doubling while the outage lasts, up to `maxOutagePauseMs`) and the job goes back to waiting
-   * without spending an attempt. Called with `pauseMs` 0 when a job succeeds again after an outage.
+   * without spending an attempt. Jobs that were already running when the pause began and fail the same way
+   * go back to waiting too, without a call and without lengthening the pause: one batch of 300 files that
+   * fails is one outage, not 300. Called with `pauseMs` 0 when a job succeeds again after an outage.
    */
   onOutage?: (event: { outage: string; pauseMs: number; error: unknown }) => void;
   /** First pause after an outage, in ms. Default 1 000. */
@@ -82,6 +84,9 @@ export class JobRunner<T> {
   private closing: Promise<void> | undefined;
   /** Consecutive outage pauses; the breaker's next pause doubles with each. */
   private outages = 0;
+  /** When (`performance.now()`) the breaker last paused the queue, and until when. */
+  private pausedAt = Number.NEGATIVE_INFINITY;
+  private pausedUntil = 0;
 
   constructor(options: JobRunnerOptions<T>) {
     if (!Number.isInteger(options.concurrency) || options.concurrency < 1) {
@@ -153,6 +158,7 @@ export class JobRunner<T> {
     if (!parsed.success) {
       throw new UnrecoverableError(`invalid job data: ${parsed.error.message}`);
     }
+    const startedAt = performance.now();
     const controller = new AbortController();
     let abandon = (): void => {};
     const abandoned = new Promise<never>((_, reject) => {
@@ -183,8 +189,17 @@ export class JobRunner<T> {
       const outage = outageOf(err);
       if (outage !== undefined && this.worker) {
         // A dependency is down: the breaker pauses the whole queue (every worker shares the dependency) and
-        // the job goes back to waiting with its attempts untouched.
+        // the job goes back to waiting with its attempts untouched. A job that began before the last pause
+        // failed in the outage that pause answers: it is not counted again. Only a job started after it (a
+        // probe) that fails lengthens the next pause.
+        if (startedAt < this.pausedAt) {
+          const remaining = Math.round(this.pausedUntil - performance.now());
+          if (remaining > 0) await this.worker.rateLimit(remaining);
+          throw Worker.RateLimitError();
+        }
         const pauseMs = this.nextOutagePause();
+        this.pausedAt = performance.now();
+        this.pausedUntil = this.pausedAt + pauseMs;
         this.options.onOutage?.({ outage, pauseMs, error: err });
         await this.worker.rateLimit(pauseMs);
         throw Worker.RateLimitError();

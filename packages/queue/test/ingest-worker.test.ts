@@ -267,4 +267,43 @@ describe("IngestWorker", () => {
     expect(pauses.slice(0, 2).every((ms) => ms >= 240 && ms <= 360)).toBe(true);
     expect(pauses.at(-1)).toBe(0); // closed again once a job succeeded
   });
+
+  it("jobs that were running when an outage paused the queue do not count it again", async () => {
+    const prefix = testPrefix();
+    const queue = closeAfterTest(new IngestQueue({ redisUrl: redisUrl(), prefix }));
+    await queue.enqueue(files(6, { attempts: 1, backoffMs: 10 }));
+    const pauses: number[] = [];
+    const started = deferred<void>();
+    let running = 0;
+    let failed = 0;
+    const worker = new IngestWorker({
+      redisUrl: redisUrl(),
+      prefix,
+      concurrency: 6,
+      minOutagePauseMs: 200,
+      maxOutagePauseMs: 10_000,
+      onOutage: ({ pauseMs }) => pauses.push(pauseMs),
+      process: async () => {
+        // The first six runs all fail together, as the files of one batch do; every later run succeeds.
+        if (failed >= 6) return;
+        if (++running === 6) started.resolve();
+        await started.promise;
+        failed += 1;
+        throw new LakeferryError("BATCH_IN_DOUBT", "left for recovery (test)", {
+          retryable: true,
+          outage: "spark",
+        });
+      },
+    });
+    closeAfterTest({ close: () => worker.close({ timeoutMs: 1_000, abortGraceMs: 100 }) });
+    await worker.start();
+    await waitFor("every job to complete", async () =>
+      (await queue.counts()).completed === 6 ? true : undefined,
+    );
+    // One pause for the six failures (not six pauses doubling to the longest), then closed again.
+    expect(pauses).toHaveLength(2);
+    expect(pauses[0]).toBeGreaterThanOrEqual(160);
+    expect(pauses[0]).toBeLessThanOrEqual(240);
+    expect(pauses[1]).toBe(0);
+  });
 });
