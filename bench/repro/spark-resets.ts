@@ -67,10 +67,16 @@ const DEFAULT_SPEC = [
  * - `expire` (hole 4): the worker dies right after its first commit, before recording it (the checkout's own
  *   `LAKEFERRY_FAULT_INJECTION=crash-after-commit`); two more commits are made on the table and every
  *   snapshot but the current one is expired (`expire_snapshots`, as table maintenance does); then a second
- *   worker starts and must resolve the dead worker's batch from the table as it is now.
+ *   worker starts and must resolve the dead worker's batch from the table as it is now;
+ * - `flush` (hole 9): discovery is scheduled every 5 s and runs in a `lakeferry discoverer`; once the first
+ *   half of the files settled, Redis loses everything the run keeps there (every key of its queue prefix is
+ *   deleted, as FLUSHALL would for this deployment), then the second half lands: it must still be found.
  */
-type Fault = "resets" | "outage" | "pause" | "rewrite" | "expire";
-const FAULTS: readonly Fault[] = ["resets", "outage", "pause", "rewrite", "expire"];
+type Fault = "resets" | "outage" | "pause" | "rewrite" | "expire" | "flush";
+const FAULTS: readonly Fault[] = ["resets", "outage", "pause", "rewrite", "expire", "flush"];
+
+/** Hole 9's discovery schedule: every 5 s (six fields, seconds first; both checkouts accept it). */
+const FLUSH_SCHEDULE = "*/5 * * * * *";
 
 interface Options {
   cli: string;
@@ -221,8 +227,18 @@ function lakeferry(cli: Cli, args: string[], env: Record<string, string>): Promi
 }
 
 function startWorker(cli: Cli, env: Record<string, string>, logFile: string): ChildProcess {
+  return startProcess(cli, "worker", env, logFile);
+}
+
+/** `lakeferry worker` or `lakeferry discoverer` of the checkout, its output appended to `logFile`. */
+function startProcess(
+  cli: Cli,
+  command: "worker" | "discoverer",
+  env: Record<string, string>,
+  logFile: string,
+): ChildProcess {
   const log = createWriteStream(logFile);
-  const child = spawn(process.execPath, [...cli.argv, "worker"], {
+  const child = spawn(process.execPath, [...cli.argv, command], {
     cwd: cli.root,
     env,
     stdio: ["ignore", "pipe", "pipe"],
@@ -232,7 +248,7 @@ function startWorker(cli: Cli, env: Record<string, string>, logFile: string): Ch
   child.on("exit", (code, signal) => {
     log.end();
     if (!stopping.has(child))
-      say(`the worker exited by itself (${signal ?? `code ${code}`}); see ${logFile}`);
+      say(`the ${command} exited by itself (${signal ?? `code ${code}`}); see ${logFile}`);
   });
   return child;
 }
@@ -256,10 +272,11 @@ function fileName(i: number): string {
   return `f-${String(i).padStart(6, "0")}.json`;
 }
 
-async function landFiles(dir: string, files: number, rows: number): Promise<void> {
-  for (let start = 0; start < files; start += 250) {
+/** Writes files number `from` to `to` (exclusive). */
+async function landFiles(dir: string, from: number, to: number, rows: number): Promise<void> {
+  for (let start = from; start < to; start += 250) {
     await Promise.all(
-      Array.from({ length: Math.min(250, files - start) }, async (_, k) => {
+      Array.from({ length: Math.min(250, to - start) }, async (_, k) => {
         const name = fileName(start + k);
         const lines = Array.from({ length: rows }, (_, line) =>
           JSON.stringify({ name, line, amount: start + k + line / 100 }),
@@ -384,6 +401,7 @@ function formatRow(o: Options, r: Result): string[] {
     outage: `${r.cuts.length}/1 outage of ${o.outageMs / 1000} s, ${o.blackhole ? "blackholed" : "refused"} (${cutConnections} connections cut, ${r.refused} refused)`,
     pause: `${r.cuts.length}/1 pause of 1 of 2 workers for ${o.pauseMs / 1000} s, lease ${o.leaseMs} ms (${cutConnections} files in its open batch)`,
     rewrite: `${r.rewritten}/${o.rewrites} request(s) to Spark with "${o.find}" → "${o.replace}"`,
+    flush: `${r.cuts.length}/1 loss of Redis's data (${cutConnections} keys), then ${o.files - Math.ceil(o.files / 2)} files landed`,
     expire: `${r.cuts.length}/1 crash after commit, then 2 commits and expire_snapshots (${cutConnections} files in the dead worker's batch)`,
   }[o.fault];
   const verdict = r.ok
@@ -449,6 +467,10 @@ interface Scene {
   table: string;
   /** Starts one more worker of the checkout (numbered after those running). */
   launchWorker: () => void;
+  /** Lands files number `from` to `to` (exclusive) in the watched folder. */
+  land: (from: number, to: number) => Promise<void>;
+  /** Deletes every key of the run's queue prefix; resolves with how many. */
+  loseRedis: () => Promise<number>;
 }
 
 function makeFaults(scene: Scene): Promise<void> {
@@ -456,6 +478,7 @@ function makeFaults(scene: Scene): Promise<void> {
   if (scene.o.fault === "pause") return pauseWriter(scene);
   if (scene.o.fault === "rewrite") return rewriteRequests(scene);
   if (scene.o.fault === "expire") return expireAfterCrash(scene);
+  if (scene.o.fault === "flush") return loseRedisThenLand(scene);
   return makeResets(scene);
 }
 
@@ -634,6 +657,26 @@ async function expireAfterCrash(scene: Scene): Promise<void> {
   scene.launchWorker();
 }
 
+/**
+ * Hole 9: once the first half of the files settled, everything the run keeps in Redis is lost (its schedule,
+ * its jobs, its markers); then the second half lands. Scheduled discovery must still find it.
+ */
+async function loseRedisThenLand(scene: Scene): Promise<void> {
+  const { o, db } = scene;
+  const firstHalf = Math.ceil(o.files / 2);
+  const settledNow = (counts: Record<string, number>): number => (counts.SUCCESS ?? 0) + (counts.FAILED ?? 0);
+  let counts = await statusCounts(db);
+  while (settledNow(counts) < firstHalf) {
+    await sleep(500, undefined, { signal: scene.stop });
+    counts = await statusCounts(db).catch(() => counts);
+  }
+  const keys = await scene.loseRedis();
+  recordCut(scene, keys, counts);
+  say(`Redis lost the run's ${keys} key(s) (schedule, jobs, markers); now: ${describeCounts(counts)}`);
+  await scene.land(firstHalf, o.files);
+  say(`landed the second half (${o.files - firstHalf} files); scheduled discovery must find them`);
+}
+
 async function run(o: Options): Promise<Result> {
   const databaseUrl = need("DATABASE_URL");
   const redisUrl = need("REDIS_URL");
@@ -667,10 +710,13 @@ async function run(o: Options): Promise<Result> {
   process.once("SIGTERM", onSignal);
   const workers: ChildProcess[] = [];
   const workerIds: string[] = [];
+  let discoverer: ChildProcess | undefined;
   let result: Result | undefined;
   try {
-    await landFiles(source, o.files, o.rows);
-    say(`landed ${o.files} files of ${o.rows} rows in ${source}`);
+    // Hole 9 lands the second half only after Redis lost its data.
+    const firstLanding = o.fault === "flush" ? Math.ceil(o.files / 2) : o.files;
+    await landFiles(source, 0, firstLanding, o.rows);
+    say(`landed ${firstLanding} files of ${o.rows} rows in ${source}`);
     await proxy.start();
     const env: Record<string, string> = {
       ...(process.env as Record<string, string>),
@@ -686,7 +732,7 @@ async function run(o: Options): Promise<Result> {
 
     await lakeferry(cli, ["migrate"], env);
     const specTemplate = o.spec === undefined ? DEFAULT_SPEC : await readFile(o.spec, "utf8");
-    const spec = specTemplate
+    const spec = (o.fault === "flush" ? `${specTemplate}schedule: "${FLUSH_SCHEDULE}"\n` : specTemplate)
       .replaceAll("{name}", box.name)
       .replaceAll("{source}", JSON.stringify(`file://${source}/`))
       .replaceAll("{table}", box.table)
@@ -722,8 +768,15 @@ async function run(o: Options): Promise<Result> {
     };
     for (let w = 1; w <= (o.fault === "pause" ? 2 : 1); w++) launchWorker();
     const discovered = Date.now();
-    const discoverOut = await lakeferry(cli, ["discover", box.name], env);
-    say(`discover returned: ${discoverOut.trim().split("\n").slice(-1)[0] ?? ""}`);
+    if (o.fault === "flush") {
+      // Scheduled discovery: a discoverer process runs the schedule.
+      const discovererLog = logFile.replace(/(\.log)?$/, `-discoverer$1`);
+      discoverer = startProcess(cli, "discoverer", { ...env, LAKEFERRY_LOG_LEVEL: "info" }, discovererLog);
+      say(`discoverer started (schedule "${FLUSH_SCHEDULE}"); its log ${discovererLog}`);
+    } else {
+      const discoverOut = await lakeferry(cli, ["discover", box.name], env);
+      say(`discover returned: ${discoverOut.trim().split("\n").slice(-1)[0] ?? ""}`);
+    }
 
     const deadline = discovered + o.timeoutS * 1000;
     const settled = (counts: Record<string, number>): boolean =>
@@ -752,6 +805,8 @@ async function run(o: Options): Promise<Result> {
       spark,
       table: box.table,
       launchWorker,
+      land: (from, to) => landFiles(source, from, to, o.rows),
+      loseRedis: () => deleteQueueKeys(redisUrl, box.prefix),
     };
     const cutting = makeFaults(scene).catch((error: unknown) => {
       if (!stopCuts.signal.aborted) say(`the fault could not be made: ${errorMessage(error)}`);
@@ -768,7 +823,9 @@ async function run(o: Options): Promise<Result> {
     );
     const planned = o.fault === "resets" ? o.resets : o.fault === "rewrite" ? o.rewrites : 1;
     if (cuts.length < planned) say(`only ${cuts.length} fault(s) were made before the files settled`);
-    await Promise.all(workers.map((worker) => stopProcess(worker, 30_000)));
+    await Promise.all(
+      [...workers, ...(discoverer ? [discoverer] : [])].map((child) => stopProcess(child, 30_000)),
+    );
 
     const table = await readSettledTable(spark, box.table);
     const { rows: failedRows } = await db.pool.query<{ file_path: string; error: string | null }>(
@@ -827,7 +884,11 @@ async function run(o: Options): Promise<Result> {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     for (const worker of workers) worker.kill("SIGCONT");
-    await Promise.all(workers.map((worker) => stopProcess(worker, 10_000).catch(() => undefined)));
+    await Promise.all(
+      [...workers, ...(discoverer ? [discoverer] : [])].map((child) =>
+        stopProcess(child, 10_000).catch(() => undefined),
+      ),
+    );
     await proxy.close().catch(() => undefined);
     if (o.keep && !result?.ok) {
       say(
