@@ -70,10 +70,14 @@ const DEFAULT_SPEC = [
  *   worker starts and must resolve the dead worker's batch from the table as it is now;
  * - `flush` (hole 9): discovery is scheduled every 5 s and runs in a `lakeferry discoverer`; once the first
  *   half of the files settled, Redis loses everything the run keeps there (every key of its queue prefix is
- *   deleted, as FLUSHALL would for this deployment), then the second half lands: it must still be found.
+ *   deleted, as FLUSHALL would for this deployment), then the second half lands: it must still be found;
+ * - `readonly` (hole 7): while a write is in flight, lakeferry's Postgres database turns read-only for
+ *   readonly-ms, as a replica does until a failover completes (`default_transaction_read_only` on the
+ *   database, its sessions cut so that they reconnect under it; then back, and cut again). Writes fail
+ *   with SQLSTATE 25006 meanwhile. The Iceberg catalog's own database is untouched.
  */
-type Fault = "resets" | "outage" | "pause" | "rewrite" | "expire" | "flush";
-const FAULTS: readonly Fault[] = ["resets", "outage", "pause", "rewrite", "expire", "flush"];
+type Fault = "resets" | "outage" | "pause" | "rewrite" | "expire" | "flush" | "readonly";
+const FAULTS: readonly Fault[] = ["resets", "outage", "pause", "rewrite", "expire", "flush", "readonly"];
 
 /** Hole 9's discovery schedule: every 5 s (six fields, seconds first; both checkouts accept it). */
 const FLUSH_SCHEDULE = "*/5 * * * * *";
@@ -90,6 +94,7 @@ interface Options {
   find: string;
   replace: string;
   rewrites: number;
+  readonlyMs: number;
   files: number;
   rows: number;
   resets: number;
@@ -117,6 +122,7 @@ function parseOptions(argv: string[]): Options {
       find: { type: "string", default: "count" },
       replace: { type: "string" },
       rewrites: { type: "string", default: "1" },
+      "readonly-ms": { type: "string", default: "20000" },
       files: { type: "string", default: "3000" },
       rows: { type: "string", default: "20" },
       resets: { type: "string", default: "6" },
@@ -155,6 +161,7 @@ function parseOptions(argv: string[]): Options {
     find: values.find,
     replace,
     rewrites: whole("--rewrites", values.rewrites, 1),
+    readonlyMs: whole("--readonly-ms", values["readonly-ms"], 0),
     files: whole("--files", values.files, 1),
     rows: whole("--rows", values.rows, 1),
     resets: whole("--resets", values.resets, 0),
@@ -401,6 +408,7 @@ function formatRow(o: Options, r: Result): string[] {
     outage: `${r.cuts.length}/1 outage of ${o.outageMs / 1000} s, ${o.blackhole ? "blackholed" : "refused"} (${cutConnections} connections cut, ${r.refused} refused)`,
     pause: `${r.cuts.length}/1 pause of 1 of 2 workers for ${o.pauseMs / 1000} s, lease ${o.leaseMs} ms (${cutConnections} files in its open batch)`,
     rewrite: `${r.rewritten}/${o.rewrites} request(s) to Spark with "${o.find}" → "${o.replace}"`,
+    readonly: `${r.cuts.length}/1 read-only Postgres for ${o.readonlyMs / 1000} s (${cutConnections} sessions cut)`,
     flush: `${r.cuts.length}/1 loss of Redis's data (${cutConnections} keys), then ${o.files - Math.ceil(o.files / 2)} files landed`,
     expire: `${r.cuts.length}/1 crash after commit, then 2 commits and expire_snapshots (${cutConnections} files in the dead worker's batch)`,
   }[o.fault];
@@ -479,6 +487,7 @@ function makeFaults(scene: Scene): Promise<void> {
   if (scene.o.fault === "rewrite") return rewriteRequests(scene);
   if (scene.o.fault === "expire") return expireAfterCrash(scene);
   if (scene.o.fault === "flush") return loseRedisThenLand(scene);
+  if (scene.o.fault === "readonly") return readOnlyWindow(scene);
   return makeResets(scene);
 }
 
@@ -675,6 +684,48 @@ async function loseRedisThenLand(scene: Scene): Promise<void> {
   say(`Redis lost the run's ${keys} key(s) (schedule, jobs, markers); now: ${describeCounts(counts)}`);
   await scene.land(firstHalf, o.files);
   say(`landed the second half (${o.files - firstHalf} files); scheduled discovery must find them`);
+}
+
+/**
+ * Hole 7: lakeferry's database refuses writes (SQLSTATE 25006) for readonly-ms while a write is in flight,
+ * as a replica does until a failover completes. Its sessions are cut so that they reconnect read-only, and
+ * cut again once it is writable, so that they reconnect writable.
+ */
+async function readOnlyWindow(scene: Scene): Promise<void> {
+  const { o, db } = scene;
+  const counts = await waitForWrite(scene);
+  const admin = await db.pool.connect();
+  const setReadOnly = async (on: boolean): Promise<number> => {
+    await admin.query(
+      `DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_read_only = ${on ? "on" : "off"}', current_database()); END $$`,
+    );
+    const { rows } = await admin.query<{ n: number }>(
+      "SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity " +
+        "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+    );
+    return rows[0]?.n ?? 0;
+  };
+  try {
+    // This session writes whatever the database's default becomes.
+    await admin.query("SET default_transaction_read_only = off");
+    const cut = await setReadOnly(true);
+    recordCut(scene, cut, counts);
+    say(
+      `Postgres read-only for ${o.readonlyMs} ms; ${cut} session(s) cut; before it: ${describeCounts(counts)}`,
+    );
+    await sleep(o.readonlyMs).catch(() => undefined);
+    const again = await setReadOnly(false);
+    say(`Postgres writable again; ${again} session(s) cut so that they reconnect writable`);
+  } finally {
+    await admin
+      .query(
+        "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I RESET default_transaction_read_only', current_database()); END $$",
+      )
+      .catch((error: unknown) =>
+        say(`could not reset default_transaction_read_only: ${errorMessage(error)}`),
+      );
+    admin.release();
+  }
 }
 
 async function run(o: Options): Promise<Result> {
