@@ -74,7 +74,8 @@ const DEFAULT_SPEC = [
  * - `readonly` (hole 7): while a write is in flight, lakeferry's Postgres database turns read-only for
  *   readonly-ms, as a replica does until a failover completes (`default_transaction_read_only` on the
  *   database, its sessions cut so that they reconnect under it; then back, and cut again). Writes fail
- *   with SQLSTATE 25006 meanwhile. The Iceberg catalog's own database is untouched.
+ *   with SQLSTATE 25006 meanwhile. The Iceberg catalog's own database is untouched. `--readonly-first`
+ *   starts the window before the worker (so that its first claims meet it) instead of during a write.
  */
 type Fault = "resets" | "outage" | "pause" | "rewrite" | "expire" | "flush" | "readonly";
 const FAULTS: readonly Fault[] = ["resets", "outage", "pause", "rewrite", "expire", "flush", "readonly"];
@@ -95,6 +96,7 @@ interface Options {
   replace: string;
   rewrites: number;
   readonlyMs: number;
+  readonlyFirst: boolean;
   files: number;
   rows: number;
   resets: number;
@@ -123,6 +125,7 @@ function parseOptions(argv: string[]): Options {
       replace: { type: "string" },
       rewrites: { type: "string", default: "1" },
       "readonly-ms": { type: "string", default: "20000" },
+      "readonly-first": { type: "boolean", default: false },
       files: { type: "string", default: "3000" },
       rows: { type: "string", default: "20" },
       resets: { type: "string", default: "6" },
@@ -162,6 +165,7 @@ function parseOptions(argv: string[]): Options {
     replace,
     rewrites: whole("--rewrites", values.rewrites, 1),
     readonlyMs: whole("--readonly-ms", values["readonly-ms"], 0),
+    readonlyFirst: values["readonly-first"],
     files: whole("--files", values.files, 1),
     rows: whole("--rows", values.rows, 1),
     resets: whole("--resets", values.resets, 0),
@@ -693,7 +697,7 @@ async function loseRedisThenLand(scene: Scene): Promise<void> {
  */
 async function readOnlyWindow(scene: Scene): Promise<void> {
   const { o, db } = scene;
-  const counts = await waitForWrite(scene);
+  const counts = scene.workers.length === 0 ? await statusCounts(db) : await waitForWrite(scene);
   const admin = await db.pool.connect();
   const setReadOnly = async (on: boolean): Promise<number> => {
     await admin.query(
@@ -713,6 +717,10 @@ async function readOnlyWindow(scene: Scene): Promise<void> {
     say(
       `Postgres read-only for ${o.readonlyMs} ms; ${cut} session(s) cut; before it: ${describeCounts(counts)}`,
     );
+    if (scene.workers.length === 0) {
+      scene.launchWorker();
+      say("the worker started: its first claims meet the read-only database");
+    }
     await sleep(o.readonlyMs).catch(() => undefined);
     const again = await setReadOnly(false);
     say(`Postgres writable again; ${again} session(s) cut so that they reconnect writable`);
@@ -817,7 +825,9 @@ async function run(o: Options): Promise<Result> {
         ),
       );
     };
-    for (let w = 1; w <= (o.fault === "pause" ? 2 : 1); w++) launchWorker();
+    // Hole 7 with --readonly-first starts its worker only once the database is read-only.
+    const startWith = o.fault === "pause" ? 2 : o.fault === "readonly" && o.readonlyFirst ? 0 : 1;
+    for (let w = 1; w <= startWith; w++) launchWorker();
     const discovered = Date.now();
     if (o.fault === "flush") {
       // Scheduled discovery: a discoverer process runs the schedule.
@@ -834,14 +844,16 @@ async function run(o: Options): Promise<Result> {
       (counts.SUCCESS ?? 0) + (counts.FAILED ?? 0) + (counts.SKIPPED ?? 0) >= o.files;
 
     // The faults start once a worker has claimed a first file (it is about to write).
-    const claimed = await waitForFiles(
-      db,
-      (counts) => Object.entries(counts).some(([status, n]) => status !== "PENDING" && n > 0),
-      deadline,
-      abort.signal,
-    );
-    if (!claimed.reached) throw new Error(`no file was claimed before the deadline; see ${logFile}`);
-    say(`first file claimed after ${((Date.now() - discovered) / 1000).toFixed(1)} s`);
+    if (startWith > 0) {
+      const claimed = await waitForFiles(
+        db,
+        (counts) => Object.entries(counts).some(([status, n]) => status !== "PENDING" && n > 0),
+        deadline,
+        abort.signal,
+      );
+      if (!claimed.reached) throw new Error(`no file was claimed before the deadline; see ${logFile}`);
+      say(`first file claimed after ${((Date.now() - discovered) / 1000).toFixed(1)} s`);
+    }
     const cuts: Cut[] = [];
     const stopCuts = new AbortController();
     const scene: Scene = {
