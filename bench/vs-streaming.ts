@@ -12,7 +12,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createWriteStream, existsSync } from "node:fs";
+import { createWriteStream, existsSync, mkdirSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -59,7 +59,10 @@ function parseOptions(argv: string[]): Options {
     else if (flag === "--corrupt") options.corrupt = Number(value);
     else if (flag === "--corrupt-of") options.corruptOf = Number(value);
     else if (flag === "--only") options.only = new Set(value.split(","));
-    else if (flag === "--logs") options.logs = resolve(value);
+    else if (flag === "--logs") {
+      options.logs = resolve(value);
+      mkdirSync(options.logs, { recursive: true });
+    }
     else throw new Error(`unknown option ${flag}`);
   }
   return options;
