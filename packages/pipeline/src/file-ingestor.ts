@@ -22,6 +22,7 @@ import {
   type LifecycleFaults,
   type LifecycleFile,
 } from "./batch-lifecycle.ts";
+import { TableClaimGate, type ClaimPass } from "./table-claim-gate.ts";
 import { TableWriteLeases } from "./table-write-lease.ts";
 import { ClaimCoalescer, Coalescer } from "./claim-coalescer.ts";
 import {
@@ -74,9 +75,12 @@ export interface FileIngestorOptions {
    * When this worker is about to write a table, it also claims that ingestion's files still waiting for
    * their first job (up to the batch limits) and writes them in the same batch: the backlog goes out in
    * few, large batches however many workers hold its jobs, and those jobs then find their files done.
-   * Default true.
+   * Default true. With it (and one writer per table), a worker does not claim files of a table that another
+   * worker is writing: that worker takes them on (see {@link TableClaimGate}).
    */
   adoptWaitingFiles?: boolean;
+  /** How long a job waits for another worker's write of its table before claiming anyway, in ms. Default 10 000. */
+  claimDeferMaxMs?: number;
   logger: Logger;
   faults?: FaultInjection;
 }
@@ -146,6 +150,8 @@ export class FileIngestor {
   readonly #batcher: GroupCommitBatcher<IngestFile>;
   readonly #held = new Map<number, Held>();
   readonly #leaseMs: number;
+  /** Jobs claim only in the process that writes their table (with adoption and table leases). */
+  readonly #gate: TableClaimGate | undefined;
   /** Aborted when the ingestor closes: the signal of files taken on without a job (see #adoptWaiting). */
   readonly #shutdown = new AbortController();
   /** What adopted files' fates are still being followed (awaited by close). */
@@ -175,23 +181,33 @@ export class FileIngestor {
       renew: (fileIds) => renewLeases(this.#db, { worker: this.#workerId, fileIds, leaseMs }),
       onLost: (fileIds) => this.#leasesLost(fileIds),
     });
+    const tableLeases =
+      options.oneWriterPerTable === false
+        ? undefined
+        : new TableWriteLeases({
+            db: options.db,
+            holder: options.workerId,
+            logger: options.logger,
+            // A write that outlasts slowWriteMs lets the next one start, in this process and in the fleet.
+            ttlMs: options.batch?.slowWriteMs ?? DEFAULT_BATCH_LIMITS.slowWriteMs,
+          });
+    this.#gate =
+      tableLeases === undefined || options.adoptWaitingFiles === false
+        ? undefined
+        : new TableClaimGate({
+            leases: tableLeases,
+            logger: options.logger,
+            ...(options.claimDeferMaxMs === undefined ? {} : { deferMaxMs: options.claimDeferMaxMs }),
+          });
+    const gate = this.#gate;
     this.#lifecycle = new BatchLifecycle({
       db: options.db,
       writer: options.writer,
       workerId: options.workerId,
       logger: options.logger,
       publishLeaseMs: leaseMs,
-      ...(options.oneWriterPerTable === false
-        ? {}
-        : {
-            tableLeases: new TableWriteLeases({
-              db: options.db,
-              holder: options.workerId,
-              logger: options.logger,
-              // A write that outlasts slowWriteMs lets the next one start, in this process and in the fleet.
-              ttlMs: options.batch?.slowWriteMs ?? DEFAULT_BATCH_LIMITS.slowWriteMs,
-            }),
-          }),
+      ...(tableLeases === undefined ? {} : { tableLeases }),
+      ...(gate === undefined ? {} : { takeReservation: (table: string) => gate.takeReservation(table) }),
       ...(options.faults ? { faults: options.faults } : {}),
     });
     this.#batcher = new GroupCommitBatcher<IngestFile>({
@@ -223,6 +239,24 @@ export class FileIngestor {
   /** Ingests the job's file version; resolves when its outcome is recorded (or there was nothing to do). */
   async process(job: IngestJobContext): Promise<void> {
     if (this.#closed) throw new IngestorClosedError();
+    const pass = await this.#enterGate(job);
+    try {
+      await this.#process(job);
+    } finally {
+      pass?.leave();
+    }
+  }
+
+  /** Waits while another worker writes the job's table (see TableClaimGate); none without a gate. */
+  async #enterGate(job: IngestJobContext): Promise<ClaimPass | undefined> {
+    if (this.#gate === undefined) return undefined;
+    // The job's ingestion is a hint (the claim checks it); one that does not exist passes straight on.
+    const ingestion = await this.#ingestions.get(job.data.ingestionId);
+    if (!ingestion) return undefined;
+    return this.#gate.enter(ingestion.targetTable, job.signal);
+  }
+
+  async #process(job: IngestJobContext): Promise<void> {
     const { fileId, version, ingestionId } = job.data;
     const claim = await this.#claims.claim({ id: fileId, version, ingestionId });
     if (!claim) {

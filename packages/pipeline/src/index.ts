@@ -67,3 +67,4 @@ export {
   type ReleaseTableWrite,
   type TableWriteLeasesOptions,
 } from "./table-write-lease.ts";
+export { TableClaimGate, type TableClaimGateOptions, type ClaimPass } from "./table-claim-gate.ts";

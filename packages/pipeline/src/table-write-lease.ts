@@ -35,6 +35,8 @@ export class TableWriteLeases {
   readonly #logger: Logger;
   readonly #ttlMs: number;
   readonly #pollMs: number;
+  /** Leases this process holds now, per table (writes and reservations). */
+  readonly #local = new Map<string, number>();
 
   constructor(options: TableWriteLeasesOptions) {
     this.#db = options.db;
@@ -49,6 +51,32 @@ export class TableWriteLeases {
    * @throws the abort reason when `signal` aborts first.
    */
   async acquire(table: string, signal: AbortSignal): Promise<ReleaseTableWrite> {
+    const asker = this.asker(table);
+    for (;;) {
+      signal.throwIfAborted();
+      const release = await asker.ask();
+      if (release) return release;
+      try {
+        await sleep(Math.round(this.#pollMs * (0.5 + Math.random())), undefined, { signal });
+      } catch (error) {
+        throw signal.aborted ? signal.reason : error;
+      }
+    }
+  }
+
+  /** Whether this process holds `table`'s write lease now (for a write, or reserved for its next one). */
+  holdsLocally(table: string): boolean {
+    return (this.#local.get(table) ?? 0) > 0;
+  }
+
+  /**
+   * One waiter for `table`'s lease under a token of its own, asked as often as its caller likes: each ask
+   * is one statement that takes the lease or keeps this waiter's turn (by how long it has waited). `ask`
+   * resolves with the release once the lease is held (kept renewed until then), undefined while another
+   * holds it, and a release that does nothing when Postgres cannot be asked (the write goes ahead
+   * without a lease: a throughput device, see the class).
+   */
+  asker(table: string): { ask: () => Promise<ReleaseTableWrite | undefined> } {
     const name = `write:${table}`;
     // A token per acquisition: two writes of one process never share (or release) each other's lease.
     const holder = `${this.#holder}:${randomUUID()}`;
@@ -61,25 +89,27 @@ export class TableWriteLeases {
         reserveMs: Math.max(1_000, this.#pollMs * 10),
         waitedMs: performance.now() - started,
       });
-    for (;;) {
-      signal.throwIfAborted();
-      try {
-        if (await ask()) break;
-      } catch (error) {
-        this.#logger.warn(
-          { table, err: errorMessage(error) },
-          "could not ask for the table's write lease; writing without it",
-        );
-        return async () => {};
-      }
-      try {
-        await sleep(Math.round(this.#pollMs * (0.5 + Math.random())), undefined, { signal });
-      } catch (error) {
-        throw signal.aborted ? signal.reason : error;
-      }
-    }
-    const waitedMs = Math.round(performance.now() - started);
-    if (waitedMs > 1_000) this.#logger.debug({ table, waitedMs }, "waited for the table's write lease");
+    return {
+      ask: async () => {
+        try {
+          if (!(await ask())) return undefined;
+        } catch (error) {
+          this.#logger.warn(
+            { table, err: errorMessage(error) },
+            "could not ask for the table's write lease; writing without it",
+          );
+          return async () => {};
+        }
+        const waitedMs = Math.round(performance.now() - started);
+        if (waitedMs > 1_000) this.#logger.debug({ table, waitedMs }, "waited for the table's write lease");
+        return this.#held(table, name, holder, ask);
+      },
+    };
+  }
+
+  /** Keeps a lease just taken renewed (see ttlMs) and counted as this process's, until released. */
+  #held(table: string, name: string, holder: string, ask: () => Promise<boolean>): ReleaseTableWrite {
+    this.#local.set(table, (this.#local.get(table) ?? 0) + 1);
     const heldSince = performance.now();
     const renewal = setInterval(
       () => {
@@ -92,8 +122,14 @@ export class TableWriteLeases {
       Math.max(50, Math.floor(this.#ttlMs / 3)),
     );
     renewal.unref();
+    let released = false;
     return async () => {
+      if (released) return;
+      released = true;
       clearInterval(renewal);
+      const left = (this.#local.get(table) ?? 1) - 1;
+      if (left > 0) this.#local.set(table, left);
+      else this.#local.delete(table);
       try {
         await releaseMaintenanceLease(this.#db, { name, holder });
       } catch (error) {

@@ -1,6 +1,6 @@
 /** The fleet-wide table write lease, against the real Postgres. */
 import { afterEach, describe, expect, it } from "vitest";
-import { TableWriteLeases } from "../src/index.ts";
+import { TableClaimGate, TableWriteLeases } from "../src/index.ts";
 import { createWorld, type TestWorld } from "./support.ts";
 
 let world: TestWorld | undefined;
@@ -52,5 +52,68 @@ describe("TableWriteLeases", () => {
     controller.abort(new Error("shutting down"));
     await expect(waiting).rejects.toThrow("shutting down");
     await release();
+  });
+});
+
+describe("TableClaimGate", () => {
+  function fleet(w: TestWorld, deferMaxMs = 10_000) {
+    return ["worker-1", "worker-2"].map((holder) => {
+      const leases = new TableWriteLeases({ db: w.db, holder, logger: w.logger, pollMs: 20 });
+      return { leases, gate: new TableClaimGate({ leases, logger: w.logger, pollMs: 20, deferMaxMs }) };
+    });
+  }
+
+  it("lets one worker claim a table's files; the other waits until that one lets go", async () => {
+    const w = (world = await createWorld());
+    const [a, b] = fleet(w);
+    const signal = new AbortController().signal;
+
+    const first = await a!.gate.enter("lake.ns.t", signal);
+    // The same worker's next jobs pass at once; another table is not held up.
+    const second = await a!.gate.enter("lake.ns.t", signal);
+    (await b!.gate.enter("lake.ns.u", signal)).leave();
+    const waiting = b!.gate.enter("lake.ns.t", signal);
+    expect(await pending(waiting)).toBe(true);
+
+    first.leave();
+    expect(await pending(waiting)).toBe(true);
+    // Its last job done without a write: the reservation is given back and the other worker passes.
+    second.leave();
+    (await waiting).leave();
+  });
+
+  it("the next write of the table takes over the reservation and holds the others off until it ends", async () => {
+    const w = (world = await createWorld());
+    const [a, b] = fleet(w);
+    const signal = new AbortController().signal;
+
+    const pass = await a!.gate.enter("lake.ns.t", signal);
+    const release = a!.gate.takeReservation("lake.ns.t");
+    expect(release).toBeDefined();
+    expect(a!.gate.takeReservation("lake.ns.t")).toBeUndefined();
+    pass.leave();
+    const waiting = b!.gate.enter("lake.ns.t", signal);
+    expect(await pending(waiting)).toBe(true);
+    // While the write runs, the writer's own new jobs still pass at once.
+    (await a!.gate.enter("lake.ns.t", signal)).leave();
+
+    await release!();
+    (await waiting).leave();
+  });
+
+  it("claims anyway after deferMaxMs, and gives up with the job's signal", async () => {
+    const w = (world = await createWorld());
+    const [a, b] = fleet(w, 400);
+    const pass = await a!.gate.enter("lake.ns.t", new AbortController().signal);
+
+    const started = performance.now();
+    (await b!.gate.enter("lake.ns.t", new AbortController().signal)).leave();
+    expect(performance.now() - started).toBeGreaterThanOrEqual(380);
+
+    const controller = new AbortController();
+    const waiting = b!.gate.enter("lake.ns.t", controller.signal);
+    controller.abort(new Error("shutting down"));
+    await expect(waiting).rejects.toThrow("shutting down");
+    pass.leave();
   });
 });
