@@ -62,8 +62,7 @@ function parseOptions(argv: string[]): Options {
     else if (flag === "--logs") {
       options.logs = resolve(value);
       mkdirSync(options.logs, { recursive: true });
-    }
-    else throw new Error(`unknown option ${flag}`);
+    } else throw new Error(`unknown option ${flag}`);
   }
   return options;
 }
