@@ -108,7 +108,21 @@ export class TableClaimGate {
     const asker = this.#leases.asker(table);
     const started = performance.now();
     for (;;) {
-      const release = await asker.ask();
+      // An ask that hangs (a Postgres that stopped answering) holds the jobs no longer than deferMaxMs;
+      // a lease it takes after that is given back.
+      const asking = asker.ask();
+      const remainingMs = this.#deferMaxMs - (performance.now() - started);
+      const timer = new AbortController();
+      const release = await Promise.race([
+        asking,
+        sleep(Math.max(0, remainingMs), "late" as const, { ref: false, signal: timer.signal }).catch(
+          () => "late" as const,
+        ),
+      ]).finally(() => timer.abort());
+      if (release === "late") {
+        void asking.then((late) => late?.());
+        return;
+      }
       if (release) {
         if (state.reservation === undefined) state.reservation = release;
         else void release();
