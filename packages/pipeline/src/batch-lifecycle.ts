@@ -82,11 +82,7 @@ export interface BatchLifecycleOptions {
   publishLeaseMs?: number;
   /** When set, each write first takes its table's write lease: one write per table across the fleet. */
   tableLeases?: TableWriteLeases;
-  /**
-   * The table's write lease already held for this process's next write of it (taken when its files were
-   * let claim, see TableClaimGate), which the write then takes over instead of waiting for the lease.
-   */
-  takeReservation?: (table: string) => ReleaseTableWrite | undefined;
+
   faults?: LifecycleFaults;
 }
 
@@ -147,7 +143,6 @@ export class BatchLifecycle {
   readonly #logger: Logger;
   readonly #publishLeaseMs: number;
   readonly #tableLeases: TableWriteLeases | undefined;
-  readonly #takeReservation: (table: string) => ReleaseTableWrite | undefined;
   readonly #faults: LifecycleFaults;
 
   constructor(options: BatchLifecycleOptions) {
@@ -157,7 +152,6 @@ export class BatchLifecycle {
     this.#logger = options.logger;
     this.#publishLeaseMs = options.publishLeaseMs ?? 60_000;
     this.#tableLeases = options.tableLeases;
-    this.#takeReservation = options.takeReservation ?? (() => undefined);
     this.#faults = options.faults ?? {};
   }
 
@@ -179,9 +173,7 @@ export class BatchLifecycle {
     if (this.#tableLeases === undefined) return this.#grownWrite(attempt, signal);
     let release: ReleaseTableWrite;
     try {
-      release =
-        this.#takeReservation(attempt.target.table) ??
-        (await this.#tableLeases.acquire(attempt.target.table, signal));
+      release = await this.#tableLeases.acquire(attempt.target.table, signal);
     } catch (error) {
       // Nothing opened, nothing written. A shutdown abort or an outage spends no attempt.
       const reason: unknown = signal.aborted ? signal.reason : error;

@@ -199,7 +199,6 @@ export class FileIngestor {
             logger: options.logger,
             ...(options.claimDeferMaxMs === undefined ? {} : { deferMaxMs: options.claimDeferMaxMs }),
           });
-    const gate = this.#gate;
     this.#lifecycle = new BatchLifecycle({
       db: options.db,
       writer: options.writer,
@@ -207,7 +206,6 @@ export class FileIngestor {
       logger: options.logger,
       publishLeaseMs: leaseMs,
       ...(tableLeases === undefined ? {} : { tableLeases }),
-      ...(gate === undefined ? {} : { takeReservation: (table: string) => gate.takeReservation(table) }),
       ...(options.faults ? { faults: options.faults } : {}),
     });
     this.#batcher = new GroupCommitBatcher<IngestFile>({

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "@lakeferry/core";
-import type { ReleaseTableWrite, TableWriteLeases } from "./table-write-lease.ts";
+import type { TableWriteLeases } from "./table-write-lease.ts";
 
 export interface TableClaimGateOptions {
   leases: TableWriteLeases;
@@ -21,8 +21,6 @@ export interface ClaimPass {
 }
 
 interface TableState {
-  /** The lease taken by the gate and not yet taken over by a write of the table. */
-  reservation: ReleaseTableWrite | undefined;
   /** Jobs past the gate whose files are not settled yet. */
   users: number;
   /** The one wait for the lease that every job of the table in this process shares. */
@@ -38,9 +36,9 @@ interface TableState {
  * anyway after `deferMaxMs`.
  *
  * The first job of a table in a process asks for the write lease itself, so that of several workers
- * starting together one becomes the writer at once; the lease so taken is a reservation that this process's
- * next write of the table takes over (`takeReservation`), or that is given back when the jobs that passed
- * with it are all done without a write. A throughput device only: the commit fence keeps every write exactly
+ * starting together one becomes the writer at once; the lease so taken is deposited for this process's
+ * next write of the table (`TableWriteLeases.deposit`: that write, even one already waiting, takes it over),
+ * or given back when the jobs that passed with it are all done without a write. A throughput device only: the commit fence keeps every write exactly
  * once whatever the gate lets through.
  */
 export class TableClaimGate {
@@ -65,7 +63,7 @@ export class TableClaimGate {
   async enter(table: string, signal: AbortSignal): Promise<ClaimPass> {
     const state = this.#state(table);
     if (!this.#leases.holdsLocally(table)) {
-      state.waiting ??= this.#takeOrWait(table, state).finally(() => {
+      state.waiting ??= this.#takeOrWait(table).finally(() => {
         state.waiting = undefined;
         // The jobs that waited count themselves in first (their continuations run before this callback):
         // a reservation that none of them is left to use is given back.
@@ -88,23 +86,14 @@ export class TableClaimGate {
   /** With no job left past the gate: gives back a reservation no write took, and forgets the table. */
   #settle(table: string, state: TableState): void {
     if (state.users > 0 || state.waiting !== undefined) return;
-    const release = state.reservation;
-    state.reservation = undefined;
-    // Every job that passed with the reservation is done and none was written: let others in.
+    // Every job that passed with the lease is done and no write took it: let others in.
+    const release = this.#leases.withdraw(table);
     if (release) void release();
     if (this.#tables.get(table) === state) this.#tables.delete(table);
   }
 
-  /** The lease the gate holds for `table`, handed to the write that starts now (which releases it). */
-  takeReservation(table: string): ReleaseTableWrite | undefined {
-    const state = this.#tables.get(table);
-    const reservation = state?.reservation;
-    if (state) state.reservation = undefined;
-    return reservation;
-  }
-
   /** Asks for the lease until it is held here or deferMaxMs passed. */
-  async #takeOrWait(table: string, state: TableState): Promise<void> {
+  async #takeOrWait(table: string): Promise<void> {
     const asker = this.#leases.asker(table);
     const started = performance.now();
     for (;;) {
@@ -124,8 +113,7 @@ export class TableClaimGate {
         return;
       }
       if (release) {
-        if (state.reservation === undefined) state.reservation = release;
-        else void release();
+        this.#leases.deposit(table, release);
         return;
       }
       // Another write of this process may have taken the lease meanwhile.
@@ -145,7 +133,7 @@ export class TableClaimGate {
   #state(table: string): TableState {
     let state = this.#tables.get(table);
     if (!state) {
-      state = { reservation: undefined, users: 0, waiting: undefined };
+      state = { users: 0, waiting: undefined };
       this.#tables.set(table, state);
     }
     return state;

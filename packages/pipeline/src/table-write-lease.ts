@@ -37,6 +37,8 @@ export class TableWriteLeases {
   readonly #pollMs: number;
   /** Leases this process holds now, per table (writes and reservations). */
   readonly #local = new Map<string, number>();
+  /** Leases taken ahead of a write (see `deposit`), per table. */
+  readonly #reserved = new Map<string, ReleaseTableWrite>();
 
   constructor(options: TableWriteLeasesOptions) {
     this.#db = options.db;
@@ -54,7 +56,8 @@ export class TableWriteLeases {
     const asker = this.asker(table);
     for (;;) {
       signal.throwIfAborted();
-      const release = await asker.ask();
+      // A lease this process took ahead of its next write is that write's, even one already waiting.
+      const release = this.withdraw(table) ?? (await asker.ask());
       if (release) return release;
       try {
         await sleep(Math.round(this.#pollMs * (0.5 + Math.random())), undefined, { signal });
@@ -62,6 +65,22 @@ export class TableWriteLeases {
         throw signal.aborted ? signal.reason : error;
       }
     }
+  }
+
+  /**
+   * Keeps a lease taken for `table` (by `asker`) for this process's next write of it, which `acquire`
+   * then returns at once. A second deposit while one is kept is released.
+   */
+  deposit(table: string, release: ReleaseTableWrite): void {
+    if (this.#reserved.has(table)) void release();
+    else this.#reserved.set(table, release);
+  }
+
+  /** The lease kept by `deposit` for `table`, taken out (undefined when none). */
+  withdraw(table: string): ReleaseTableWrite | undefined {
+    const release = this.#reserved.get(table);
+    this.#reserved.delete(table);
+    return release;
   }
 
   /** Whether this process holds `table`'s write lease now (for a write, or reserved for its next one). */

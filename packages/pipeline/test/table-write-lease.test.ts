@@ -88,17 +88,37 @@ describe("TableClaimGate", () => {
     const signal = new AbortController().signal;
 
     const pass = await a!.gate.enter("lake.ns.t", signal);
-    const release = a!.gate.takeReservation("lake.ns.t");
-    expect(release).toBeDefined();
-    expect(a!.gate.takeReservation("lake.ns.t")).toBeUndefined();
+    // The write takes the gate's lease over at once (it would wait behind another holder).
+    const release = await a!.leases.acquire("lake.ns.t", signal);
+    expect(a!.leases.withdraw("lake.ns.t")).toBeUndefined();
     pass.leave();
     const waiting = b!.gate.enter("lake.ns.t", signal);
     expect(await pending(waiting)).toBe(true);
     // While the write runs, the writer's own new jobs still pass at once.
     (await a!.gate.enter("lake.ns.t", signal)).leave();
 
-    await release!();
+    await release();
     (await waiting).leave();
+  });
+
+  it("a write of the worker already waiting for the lease takes over the one its gate took", async () => {
+    const w = (world = await createWorld());
+    const [a, b] = fleet(w);
+    const signal = new AbortController().signal;
+    const releaseOther = await b!.leases.acquire("lake.ns.t", signal);
+    const write = a!.leases.acquire("lake.ns.t", signal);
+    expect(await pending(write)).toBe(true);
+
+    await releaseOther();
+    // Whoever of the two asks first gets the lease, the waiting write ends up with it: no lapse to wait for.
+    const pass = await a!.gate.enter("lake.ns.t", signal);
+    const release = await write;
+    pass.leave();
+    expect(a!.leases.withdraw("lake.ns.t")).toBeUndefined();
+    const next = b!.gate.enter("lake.ns.t", signal);
+    expect(await pending(next)).toBe(true);
+    await release();
+    (await next).leave();
   });
 
   it("claims anyway after deferMaxMs, and gives up with the job's signal", async () => {
