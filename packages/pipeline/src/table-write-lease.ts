@@ -21,6 +21,9 @@ export interface TableWriteLeasesOptions {
 /** Gives the lease back at once; never throws (an unreleased lease lapses after its ttl). */
 export type ReleaseTableWrite = () => Promise<void>;
 
+/** What a write holds when Postgres could not be asked: nothing to give back. */
+const WITHOUT_LEASE: ReleaseTableWrite = async () => {};
+
 /**
  * One write in flight per Iceberg table across the whole fleet: before a batch is written its worker takes
  * the table's lease (`write:<table>` in Postgres), waiting in turn behind the writers that have waited
@@ -37,8 +40,8 @@ export class TableWriteLeases {
   readonly #pollMs: number;
   /** Leases this process holds now, per table (writes and reservations). */
   readonly #local = new Map<string, number>();
-  /** Leases taken ahead of a write (see `deposit`), per table. */
-  readonly #reserved = new Map<string, ReleaseTableWrite>();
+  /** Leases taken ahead of a write (see `deposit`), per table, each given back if no write takes it. */
+  readonly #reserved = new Map<string, { release: ReleaseTableWrite; expiry: NodeJS.Timeout }>();
 
   constructor(options: TableWriteLeasesOptions) {
     this.#db = options.db;
@@ -69,18 +72,32 @@ export class TableWriteLeases {
 
   /**
    * Keeps a lease taken for `table` (by `asker`) for this process's next write of it, which `acquire`
-   * then returns at once. A second deposit while one is kept is released.
+   * then returns at once. A second deposit while one is kept is released, and so is a deposit that no write
+   * takes within ttlMs (so that jobs that pass without writing cannot hold the fleet off). A release for no
+   * lease (Postgres could not be asked) is not kept.
    */
   deposit(table: string, release: ReleaseTableWrite): void {
-    if (this.#reserved.has(table)) void release();
-    else this.#reserved.set(table, release);
+    if (release === WITHOUT_LEASE) return;
+    if (this.#reserved.has(table)) {
+      void release();
+      return;
+    }
+    const expiry = setTimeout(() => {
+      if (this.#reserved.get(table)?.release !== release) return;
+      this.#reserved.delete(table);
+      void release();
+    }, this.#ttlMs);
+    expiry.unref();
+    this.#reserved.set(table, { release, expiry });
   }
 
   /** The lease kept by `deposit` for `table`, taken out (undefined when none). */
   withdraw(table: string): ReleaseTableWrite | undefined {
-    const release = this.#reserved.get(table);
+    const kept = this.#reserved.get(table);
+    if (!kept) return undefined;
+    clearTimeout(kept.expiry);
     this.#reserved.delete(table);
-    return release;
+    return kept.release;
   }
 
   /** Whether this process holds `table`'s write lease now (for a write, or reserved for its next one). */
@@ -117,7 +134,7 @@ export class TableWriteLeases {
             { table, err: errorMessage(error) },
             "could not ask for the table's write lease; writing without it",
           );
-          return async () => {};
+          return WITHOUT_LEASE;
         }
         const waitedMs = Math.round(performance.now() - started);
         if (waitedMs > 1_000) this.#logger.debug({ table, waitedMs }, "waited for the table's write lease");
@@ -129,11 +146,21 @@ export class TableWriteLeases {
   /** Keeps a lease just taken renewed (see ttlMs) and counted as this process's, until released. */
   #held(table: string, name: string, holder: string, ask: () => Promise<boolean>): ReleaseTableWrite {
     this.#local.set(table, (this.#local.get(table) ?? 0) + 1);
+    let counted = true;
+    // Once renewal gives up the lease lapses: this process no longer counts it as held.
+    const uncount = (): void => {
+      if (!counted) return;
+      counted = false;
+      const left = (this.#local.get(table) ?? 1) - 1;
+      if (left > 0) this.#local.set(table, left);
+      else this.#local.delete(table);
+    };
     const heldSince = performance.now();
     const renewal = setInterval(
       () => {
         if (performance.now() - heldSince >= 3 * this.#ttlMs) {
           clearInterval(renewal);
+          uncount();
           return;
         }
         ask().catch(() => undefined);
@@ -146,9 +173,7 @@ export class TableWriteLeases {
       if (released) return;
       released = true;
       clearInterval(renewal);
-      const left = (this.#local.get(table) ?? 1) - 1;
-      if (left > 0) this.#local.set(table, left);
-      else this.#local.delete(table);
+      uncount();
       try {
         await releaseMaintenanceLease(this.#db, { name, holder });
       } catch (error) {

@@ -121,6 +121,23 @@ describe("TableClaimGate", () => {
     (await next).leave();
   });
 
+  it("a lease the gate took and no write took over is given back after the lease's ttl", async () => {
+    const w = (world = await createWorld());
+    const [a, b] = ["worker-1", "worker-2"].map((holder) => {
+      const leases = new TableWriteLeases({ db: w.db, holder, logger: w.logger, pollMs: 20, ttlMs: 600 });
+      return { leases, gate: new TableClaimGate({ leases, logger: w.logger, pollMs: 20 }) };
+    });
+    const signal = new AbortController().signal;
+    // A job that passed and never gets written (it waits on something else) holds the others off only so long.
+    const pass = await a!.gate.enter("lake.ns.t", signal);
+    const started = performance.now();
+    (await b!.gate.enter("lake.ns.t", signal)).leave();
+    expect(performance.now() - started).toBeGreaterThanOrEqual(500);
+    expect(performance.now() - started).toBeLessThan(5_000);
+    expect(a!.leases.withdraw("lake.ns.t")).toBeUndefined();
+    pass.leave();
+  });
+
   it("claims anyway after deferMaxMs, and gives up with the job's signal", async () => {
     const w = (world = await createWorld());
     const [a, b] = fleet(w, 400);

@@ -84,7 +84,7 @@ export class JobRunner<T> {
   private closing: Promise<void> | undefined;
   /** Consecutive outage pauses; the breaker's next pause doubles with each. */
   private outages = 0;
-  /** When (`performance.now()`) the breaker last paused the queue, and until when. */
+  /** When (`performance.now()`) the breaker last paused the queue, and until when; reset once a job succeeds. */
   private pausedAt = Number.NEGATIVE_INFINITY;
   private pausedUntil = 0;
 
@@ -177,6 +177,7 @@ export class JobRunner<T> {
       await Promise.race([work, abandoned]);
       if (this.outages > 0) {
         this.outages = 0;
+        this.pausedAt = Number.NEGATIVE_INFINITY;
         this.options.onOutage?.({ outage: "none", pauseMs: 0, error: undefined });
       }
     } catch (err) {
@@ -192,9 +193,9 @@ export class JobRunner<T> {
         // the job goes back to waiting with its attempts untouched. A job that began before the last pause
         // failed in the outage that pause answers: it is not counted again. Only a job started after it (a
         // probe) that fails lengthens the next pause.
-        if (startedAt < this.pausedAt) {
-          const remaining = Math.round(this.pausedUntil - performance.now());
-          if (remaining > 0) await this.worker.rateLimit(remaining);
+        if (startedAt < this.pausedAt && performance.now() < this.pausedUntil) {
+          // The queue's limiter key (shared by the fleet) already holds the pause, maybe a longer one set by
+          // another worker: BullMQ moves the job back to waiting for what is left of it.
           throw Worker.RateLimitError();
         }
         const pauseMs = this.nextOutagePause();
