@@ -341,6 +341,10 @@ fi
 case "$command" in
   up)
     mkdir -p "$SERVICES_DIR" "$CACHE_DIR"
+    # One `up` at a time per services folder: two at once (a bench started while another `up` installs)
+    # would install the same tool into the same folder together and leave it broken.
+    exec 9>"$SERVICES_DIR/.up.lock"
+    flock 9
     for s in "${services[@]}"; do
       # Spark's catalog lives in Postgres.
       [ "$s" = spark ] && postgres_up
