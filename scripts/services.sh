@@ -342,9 +342,11 @@ case "$command" in
   up)
     mkdir -p "$SERVICES_DIR" "$CACHE_DIR"
     # One `up` at a time per services folder: two at once (a bench started while another `up` installs)
-    # would install the same tool into the same folder together and leave it broken.
-    exec 9>"$SERVICES_DIR/.up.lock"
-    flock 9
+    # would install the same tool into the same folder together and leave it broken. `flock -o` keeps the
+    # lock out of the services this starts, which outlive the script.
+    if [ -z "${LAKEFERRY_SERVICES_UP_LOCKED:-}" ]; then
+      LAKEFERRY_SERVICES_UP_LOCKED=1 exec flock -o "$SERVICES_DIR/.up.lock" bash "$0" up "$@"
+    fi
     for s in "${services[@]}"; do
       # Spark's catalog lives in Postgres.
       [ "$s" = spark ] && postgres_up
