@@ -45,6 +45,11 @@ export interface StagedWrite {
    * turned off, or the table was recreated without it): the rows are visible already, unfenced.
    */
   visible?: boolean;
+  /**
+   * Where the staging time went, in ms: `prepare` (settings, table creation), `write` (Spark's read of the
+   * files and write of the data files), `lookup` (finding the staged snapshot), `count` (rows per file).
+   */
+  timings?: { prepareMs: number; writeMs: number; lookupMs: number; countMs: number };
 }
 
 /** How publishing a staged snapshot ended. */
@@ -268,6 +273,13 @@ export class IcebergWriter {
         });
     const rows = read(sources.readerPaths);
     const isolate = valid.isolateFiles ?? this.#isolateSourceFiles;
+    let since = performance.now();
+    const lap = (): number => {
+      const now = performance.now();
+      const ms = Math.round(now - since);
+      since = now;
+      return ms;
+    };
     // Before anything lists the batch's files (creating a table plans the read too).
     await this.#spark.setConfig({
       "spark.sql.files.openCostInBytes": isolate ? ISOLATING_OPEN_COST : PACKING_OPEN_COST,
@@ -279,7 +291,9 @@ export class IcebergWriter {
     const shape = valid.schema !== undefined && first !== undefined ? read([first]) : rows;
     await this.#ensureStagingTable(valid, shape, options);
     await this.#spark.setConfig({ "spark.wap.id": valid.batchId });
+    const prepareMs = lap();
     await this.#writeStaged(valid, rows, ingestedAt, options);
+    const writeMs = lap();
 
     const snapshot = await this.#findStaged(valid.tableName, valid.batchId, ingestedAt.iso, options);
     if (snapshot === undefined) {
@@ -291,6 +305,7 @@ export class IcebergWriter {
     }
     // Committed at once: the table does not stage (any more); make sure it does before the next batch.
     if (snapshot.current) this.#stagingTables.delete(valid.tableName.quoted);
+    const lookupMs = lap();
     const records =
       (isolate
         ? await this.#countFromMetadata(valid.tableName, snapshot, valid.files, options)
@@ -300,6 +315,7 @@ export class IcebergWriter {
       records,
       ingestedAtMicros: ingestedAt.micros,
       ...(snapshot.current ? { visible: true } : {}),
+      timings: { prepareMs, writeMs, lookupMs, countMs: lap() },
     };
   }
 

@@ -16,6 +16,6 @@ export {
   type ValidatedBatch,
   type WriteBatch,
 } from "./write-batch.ts";
-export { sourceFileKey } from "./source-file-column.ts";
+export { sourceFileKey, verbatimSparkPath } from "./source-file-column.ts";
 export { IcebergWriterPool } from "./iceberg-writer-pool.ts";
 export { ingestedAtNow, formatMicros } from "./ingested-at.ts";

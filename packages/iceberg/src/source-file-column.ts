@@ -29,6 +29,25 @@ export function sourceFileKey(sparkPath: string): string {
   return qualified.replace(/\/+/g, "/");
 }
 
+/** Characters Spark never percent-encodes in `_metadata.file_path`: a path made of them only is printed as is. */
+const VERBATIM = /^[A-Za-z0-9/._~:=,@!$&'()*+;-]*$/;
+
+/**
+ * `_metadata.file_path` exactly as Spark prints it, predicted for paths it prints verbatim (`file:/x` for
+ * `file:///x` and `/x`, runs of slashes in the path collapsed); undefined for any other path. No other
+ * file can be printed as a verbatim path (Spark's encoding is one to one and leaves a '%' in anything it
+ * changes), so a row whose path equals the prediction came from that file.
+ */
+export function verbatimSparkPath(sparkPath: string): string | undefined {
+  if (!VERBATIM.test(sparkPath)) return undefined;
+  if (sparkPath.startsWith("/")) return `file:${sparkPath.replace(/\/+/g, "/")}`;
+  const authority = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/]*)(\/.*)?$/.exec(sparkPath);
+  if (authority === null) return undefined;
+  const [, scheme, host, path = ""] = authority;
+  const collapsed = path.replace(/\/+/g, "/");
+  return host === "" ? `${scheme}:${collapsed}` : `${scheme}://${host}${collapsed}`;
+}
+
 /** The same normalisation as {@link sourceFileKey}, in Spark, applied to `_metadata.file_path`. */
 function sparkSideKey(filePath: Column): Column {
   // url_decode turns '+' into a space (form encoding); Spark leaves a literal '+' unencoded in paths.
@@ -37,8 +56,11 @@ function sparkSideKey(filePath: Column): Column {
 }
 
 /**
- * Plans the reader paths and the `_source_file` lookup for a batch. The lookup is one literal `map()`
- * per batch keyed on {@link sourceFileKey}; caller input only ever enters the plan as literals.
+ * Plans the reader paths and the `_source_file` lookup for a batch. The lookup is a literal `map()` per
+ * batch keyed on the path as Spark prints it ({@link verbatimSparkPath}), then, for any path not found
+ * there, one keyed on {@link sourceFileKey} with Spark's side decoded and normalised per row (that
+ * decoding cost about a fifth of the write of 50 MB JSON files when every row paid it). Caller input only
+ * ever enters the plan as literals.
  */
 export function planSourceFiles(
   files: readonly string[],
@@ -46,6 +68,7 @@ export function planSourceFiles(
 ): SourceFilePlan {
   const readerPaths: string[] = [];
   const mapEntries: Column[] = [];
+  const verbatimEntries: Column[] = [];
   const seen = new Map<string, string>();
   files.forEach((uri, index) => {
     const mapped = sparkPath(uri);
@@ -63,10 +86,13 @@ export function planSourceFiles(
     seen.set(key, uri);
     readerPaths.push(escapeGlob(mapped));
     mapEntries.push(lit(key), lit(uri));
+    const verbatim = verbatimSparkPath(mapped);
+    if (verbatim !== undefined) verbatimEntries.push(lit(verbatim), lit(uri));
   });
   const filePath = col("_metadata.file_path");
   const column = fn(
     "coalesce",
+    ...(verbatimEntries.length > 0 ? [fn("element_at", fn("map", ...verbatimEntries), filePath)] : []),
     fn("element_at", fn("map", ...mapEntries), sparkSideKey(filePath)),
     fn("raise_error", fn("concat", lit("lakeferry: Spark read a file that is not in the batch: "), filePath)),
   );

@@ -1,7 +1,13 @@
 import { InvalidInputError } from "@lakeferry/core";
 import { describe, expect, it } from "vitest";
 import { formatMicros, parseMicros } from "../src/ingested-at.ts";
-import { parseTableName, sourceFileKey, validateWriteBatch, type WriteBatch } from "../src/index.ts";
+import {
+  parseTableName,
+  sourceFileKey,
+  validateWriteBatch,
+  verbatimSparkPath,
+  type WriteBatch,
+} from "../src/index.ts";
 
 const batch = (overrides: Partial<WriteBatch>): WriteBatch => ({
   batchId: "0b6f3c2e-8f1d-4a57-9a43-2f0f6f7d8e11",
@@ -68,6 +74,18 @@ describe("sourceFileKey", () => {
     expect(sourceFileKey("file:///tmp/x y+z.json")).toBe("file:/tmp/x y+z.json");
     expect(sourceFileKey("/tmp//x.json")).toBe("file:/tmp/x.json");
     expect(sourceFileKey("s3a://bucket/in//a.json")).toBe("s3a:/bucket/in/a.json");
+  });
+});
+
+describe("verbatimSparkPath", () => {
+  it("predicts the path Spark prints for paths it does not encode, and nothing for the others", () => {
+    expect(verbatimSparkPath("file:///tmp/in//a-1_b.json")).toBe("file:/tmp/in/a-1_b.json");
+    expect(verbatimSparkPath("/tmp/a+b.json")).toBe("file:/tmp/a+b.json");
+    expect(verbatimSparkPath("s3a://bucket/in//a.json")).toBe("s3a://bucket/in/a.json");
+    expect(verbatimSparkPath("file:///tmp/x y.json")).toBeUndefined();
+    expect(verbatimSparkPath("file:///tmp/a%20b.json")).toBeUndefined();
+    expect(verbatimSparkPath("file:///tmp/é.json")).toBeUndefined();
+    expect(verbatimSparkPath("file:///tmp/[1].json")).toBeUndefined();
   });
 });
 

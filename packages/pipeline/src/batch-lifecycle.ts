@@ -382,6 +382,7 @@ export class BatchLifecycle {
         snapshotId,
         records: [...staged.records.values()].reduce((sum, n) => sum + n, 0),
         ...marks,
+        stage: staged.timings,
       },
       "batch committed",
     );
