@@ -3,9 +3,10 @@ import { mkdir, mkdtemp, readdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { InvalidInputError } from "@lakeferry/core";
-import { SparkConnectClient, SparkConnectError, type Row } from "@lakeferry/spark-connect";
+import { col, SparkConnectClient, SparkConnectError, type Row } from "@lakeferry/spark-connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { IcebergWriter, type WriteBatch } from "../src/index.ts";
+import { IcebergWriter, verbatimSparkPath, type WriteBatch } from "../src/index.ts";
+import { lookupVerbatim } from "../src/source-file-column.ts";
 
 const remote = process.env.SPARK_REMOTE;
 if (!remote) throw new Error('SPARK_REMOTE is not set: eval "$(bash scripts/services.sh env)" first');
@@ -240,6 +241,23 @@ describe("IcebergWriter", () => {
     const pairs = await spark.sql(`SELECT DISTINCT _source_file, v FROM ${quote(table)}`);
     expect(pairs).toHaveLength(names.length);
     for (const pair of pairs) expect(pair._source_file).toBe(files[Number(pair.v)]);
+  });
+
+  it("finds a plainly named file by the path Spark prints, without decoding it per row", async () => {
+    const names = [...Array.from({ length: 37 }, (_, i) => `p-${i}.json`), "plus+sign.json", "a=b,c.json"];
+    const files: string[] = [];
+    for (const [index, name] of names.entries()) {
+      files.push(await file(`plain/${name}`, jsonLines([{ id: index, v: String(index) }])));
+    }
+    const printed = new Map<string, string>();
+    for (const uri of files) printed.set(verbatimSparkPath(uri) ?? "", uri);
+    expect(printed.size).toBe(files.length);
+    const rows = await spark
+      .read({ format: "json", schema: "id BIGINT, v STRING", paths: files })
+      .select(col("v"), lookupVerbatim(printed, col("_metadata.file_path")).alias("source"))
+      .collect();
+    expect(rows).toHaveLength(files.length);
+    for (const row of rows) expect(row.source).toBe(files[Number(row.v)]);
   });
 
   it("stages a batch invisibly; publishing makes it current once, and a second publish is refused", async () => {
