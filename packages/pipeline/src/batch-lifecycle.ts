@@ -248,7 +248,7 @@ export class BatchLifecycle {
           options: target.options,
           files: files.map((file) => file.uri),
           readPaths: files.map((file) => file.readPath),
-          isolateFiles: target.isolateFiles,
+          isolateFiles: target.isolateFiles || isolatesForFree(files),
           mode: target.mode,
           ingestedAtMicros,
         },
@@ -652,4 +652,16 @@ export function crash(log: Logger, point: string): never {
   log.flush?.();
   process.kill(process.pid, "SIGKILL");
   throw new Error("unreachable");
+}
+
+/** Files this large gain nothing from sharing a Spark task (and its data files) with other files. */
+const LARGE_FILE_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Whether keeping each file's rows in data files of their own costs nothing: every file is large enough to
+ * keep a Spark task busy on its own. Isolated, a batch's rows per file come from its manifests instead of a
+ * second read of what it wrote (about 1 s of 8 for 20 files of 50 MB).
+ */
+function isolatesForFree(files: readonly { bytes: number }[]): boolean {
+  return files.length > 0 && files.every((file) => file.bytes >= LARGE_FILE_BYTES);
 }
