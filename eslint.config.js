@@ -27,7 +27,11 @@ export default tseslint.config(
   {
     languageOptions: {
       globals: { ...globals.node },
-      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+      parserOptions: {
+        // Scripts run by node itself (a producer that shares no code with lakeferry) are outside the project.
+        projectService: { allowDefaultProject: ["packages/*/test/fixtures/*.mjs"] },
+        tsconfigRootDir: import.meta.dirname,
+      },
     },
     rules: {
       "@typescript-eslint/no-floating-promises": "error",

@@ -39,7 +39,8 @@ function relativeUrlPath(fromDir, to) {
  * npm packages bundled into the output, with the packages they import. Each is plain JavaScript that reads
  * no file of its own install at run time (checked for each: @grpc/grpc-js and protobufjs inline their
  * package.json and load .proto files only from paths they are given; BullMQ 6 ships its Lua scripts as
- * JavaScript modules, and its sandboxed processors, which locate files next to it, are not used).
+ * JavaScript modules, and its sandboxed processors, which locate files next to it, are not used; prom-client
+ * reads only /proc, and the worker and discoverer load it at every start).
  * commander is not bundled: `--help` loads it alone, and bundled, it would make main.js 15 times larger
  * for node's source-map support (enabled by the launcher) to read line by line.
  */
@@ -50,6 +51,7 @@ const BUNDLED = new Set([
   "cron-parser",
   "ioredis",
   "pino",
+  "prom-client",
   "protobufjs",
   "yaml",
   "zod",
@@ -58,11 +60,13 @@ const BUNDLED = new Set([
 /**
  * Never bundled, even where a bundled package imports them: pg (@prisma/adapter-pg, which stays external
  * with Prisma, tells a pool from a config by `instanceof pg.Pool`, so both must load the same copy), Prisma
- * (a generated client and WebAssembly), msgpackr (its native addon is found next to it), and the optional
- * peers of bundled packages.
+ * (a generated client and WebAssembly), msgpackr (its native addon is found next to it), Bull Board (the
+ * API's; it finds the UI's views and static files by resolving @bull-board/ui's package.json at run time)
+ * with express (Bull Board's ExpressAdapter is an express app of its own, mounted in the API's: one copy
+ * for both), and the optional peers of bundled packages.
  */
 const NEVER_BUNDLED =
-  /^(pg|pg-.*|@prisma\/.*|prisma|msgpackr|msgpackr-extract|@valkey\/.*|@redis\/.*|redis)$/;
+  /^(pg|pg-.*|@prisma\/.*|prisma|msgpackr|msgpackr-extract|@bull-board\/.*|express|@valkey\/.*|@redis\/.*|redis)$/;
 
 const NODE_MODULES = `${sep}node_modules${sep}`;
 

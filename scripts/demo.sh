@@ -47,7 +47,7 @@ lakeferry status demo-orders --json
 echo "== files that failed"
 lakeferry files demo-orders --status FAILED --json | node -e '
 let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
-  for (const f of JSON.parse(s)) console.log(`${f.filePath}\n  ${f.errorType}: ${f.errorMessage.split("\n")[0]}`);
+  for (const f of JSON.parse(s).files) console.log(`${f.filePath}\n  ${f.errorType}: ${f.errorMessage.split("\n")[0]}`);
 });'
 echo "== the table"
 lakeferry sql "SELECT count(*) AS rows, count(DISTINCT _source_file) AS files, round(sum(amount), 2) AS amount FROM lake.demo.orders"

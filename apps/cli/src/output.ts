@@ -1,4 +1,11 @@
-/** Command output: JSON for machines (`--json`), aligned text tables for people. Always stdout. */
+/**
+ * Command output: JSON for machines (`--json`), text for people, always on stdout. Text fits the terminal
+ * (100 columns when stdout is not one) unless `--full`: long values are cut, errors shown by their first
+ * line.
+ */
+
+/** Columns text output fits when stdout is not a terminal (a pipe, a file, a CI log). */
+const PIPE_COLUMNS = 100;
 
 /** A JSON value of anything the packages return: bigints as numbers when exact (else strings), dates ISO. */
 export function toJson(value: unknown): string {
@@ -27,6 +34,67 @@ export function printLine(text: string): void {
   process.stdout.write(`${text}\n`);
 }
 
+/** Columns text output may take: the terminal's width, else {@link PIPE_COLUMNS}; no limit with `full`. */
+export function outputWidth(full?: boolean, stream: NodeJS.WriteStream = process.stdout): number {
+  if (full) return Infinity;
+  return stream.isTTY && stream.columns > 0 ? stream.columns : PIPE_COLUMNS;
+}
+
+/** `text` cut to `width` columns, ending in … when cut. */
+export function clipEnd(text: string, width: number): string {
+  return text.length <= width ? text : `${text.slice(0, Math.max(0, width - 1))}…`;
+}
+
+/** `text` cut to `width` columns at its start, starting with … when cut (a path keeps its file name). */
+export function clipStart(text: string, width: number): string {
+  return text.length <= width ? text : `…${text.slice(text.length - Math.max(0, width - 1))}`;
+}
+
+/** Words, a command in backticks counting as one (with what sticks to it): it is not broken. */
+const WORDS = /(?:`[^`]*`|\S)+/g;
+
+/**
+ * `text` broken at spaces into lines of at most `width` columns, the first line starting with `first`, the
+ * others with `rest` (as wide as `first`, to hang under it). A word too long for a line is cut.
+ */
+export function wrapText(text: string, width: number, first: string, rest: string): string[] {
+  const lines: string[] = [];
+  let line = first;
+  let words = 0;
+  for (const word of text.match(WORDS) ?? []) {
+    if (words > 0 && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = rest;
+      words = 0;
+    }
+    line += words === 0 ? word : ` ${word}`;
+    words++;
+  }
+  lines.push(line);
+  return lines.map((l) => clipEnd(l, width));
+}
+
+/**
+ * The first line of `text` that has any, whitespace collapsed: a Java error's class and message without
+ * its stack trace and causes (tabs would break the column count).
+ */
+export function firstLine(text: string): string {
+  const line = text.split("\n").find((l) => l.trim() !== "") ?? "";
+  return line.replace(/\s+/g, " ").trim();
+}
+
+/** A failure as `TYPE: message`: the message's first line, or all of it with `full`. "" when none. */
+export function errorText(type: string | null, message: string | null, full?: boolean): string {
+  if (type === null && message === null) return "";
+  const text = full ? (message ?? "").trimEnd() : firstLine(message ?? "");
+  return type === null ? text : `${type}: ${text}`;
+}
+
+/** A tracked file's path relative to its ingestion's source (what `history` takes), else the whole URI. */
+export function sourceRelative(path: string, sourceUri: string): string {
+  return path.startsWith(sourceUri) && path.length > sourceUri.length ? path.slice(sourceUri.length) : path;
+}
+
 function cell(value: unknown): string {
   if (value === null || value === undefined) return "";
   if (value instanceof Date) return value.toISOString();
@@ -36,8 +104,49 @@ function cell(value: unknown): string {
   return toJson(value).replace(/\s*\n\s*/g, " ");
 }
 
+/**
+ * Fields as `key: value` lines with the keys aligned, empty values (null, undefined, "") left out. Each
+ * line is cut to `width`; a value's further lines (a full error) continue under its first.
+ */
+export function printRecord(
+  fields: Record<string, unknown>,
+  layout: { width: number; indent?: string },
+): void {
+  const entries = Object.entries(fields)
+    .map(([key, value]) => [key, cell(value)] as const)
+    .filter(([, value]) => value !== "");
+  const indent = layout.indent ?? "";
+  const keyWidth = Math.max(0, ...entries.map(([key]) => key.length)) + 2;
+  for (const [key, value] of entries) {
+    const [first, ...rest] = value.split("\n");
+    printLine(clipEnd(`${indent}${`${key}:`.padEnd(keyWidth)}${first ?? ""}`, layout.width));
+    for (const line of rest) printLine(clipEnd(`${indent}${" ".repeat(keyWidth)}${line}`, layout.width));
+  }
+}
+
+/** How {@link printTable} fits a table to the screen. */
+export interface TableLayout {
+  /** Columns a line may take (Infinity: no limit); every line is cut to it. Default: no limit. */
+  width?: number;
+  /** The column narrowed first when the table is too wide, cut at its start (a path keeps its file name). */
+  shrink?: string;
+  /**
+   * A field printed under its row, indented, instead of in a column (when not empty): an error, too long
+   * for a cell. Its further lines (a full error) follow, indented alike.
+   */
+  below?: string;
+}
+
+/** Narrowest a shrunk column gets: enough to tell a file name. */
+const MIN_SHRUNK = 16;
+
 /** Rows as a text table; `columns` picks and orders them (default: every key of the first row). */
-export function printTable(rows: Record<string, unknown>[], columns?: string[]): void {
+export function printTable(
+  rows: Record<string, unknown>[],
+  columns?: string[],
+  layout: TableLayout = {},
+): void {
+  const width = layout.width ?? Infinity;
   const keys = columns ?? Object.keys(rows[0] ?? {});
   if (keys.length === 0) {
     printLine("(no rows)");
@@ -45,13 +154,27 @@ export function printTable(rows: Record<string, unknown>[], columns?: string[]):
   }
   const cells = rows.map((row) => keys.map((key) => cell(row[key])));
   const widths = keys.map((key, i) => Math.max(key.length, ...cells.map((r) => r[i]?.length ?? 0)));
+  const shrunk = layout.shrink === undefined ? -1 : keys.indexOf(layout.shrink);
+  const excess = widths.reduce((sum, w) => sum + w + 2, -2) - width;
+  if (shrunk >= 0 && excess > 0) {
+    const natural = widths[shrunk]!;
+    widths[shrunk] = Math.min(natural, Math.max(MIN_SHRUNK, keys[shrunk]!.length, natural - excess));
+    for (const row of cells) row[shrunk] = clipStart(row[shrunk] ?? "", widths[shrunk]);
+  }
   const line = (values: string[]): string =>
-    values
-      .map((v, i) => v.padEnd(widths[i] ?? 0))
-      .join("  ")
-      .trimEnd();
+    clipEnd(
+      values
+        .map((v, i) => v.padEnd(widths[i] ?? 0))
+        .join("  ")
+        .trimEnd(),
+      width,
+    );
   printLine(line(keys));
   printLine(line(widths.map((w) => "-".repeat(w))));
-  for (const row of cells) printLine(line(row));
+  cells.forEach((row, i) => {
+    printLine(line(row));
+    const below = layout.below === undefined ? "" : cell(rows[i]?.[layout.below]);
+    for (const text of below === "" ? [] : below.split("\n")) printLine(clipEnd(`    ${text}`, width));
+  });
   if (rows.length === 0) printLine("(no rows)");
 }

@@ -24,6 +24,13 @@ function positiveInt(value: string): number {
   return n;
 }
 
+function portNumber(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || n > 65_535)
+    throw new InvalidArgumentError("must be a port number (0–65535).");
+  return n;
+}
+
 function fileStatus(value: string): FileStatus {
   const status = value.toUpperCase() as FileStatus;
   if (!FILE_STATUSES.includes(status)) {
@@ -67,6 +74,11 @@ export function createProgram(env: Record<string, string | undefined>): Command 
     }
   };
   const json = (): Option => new Option("--json", "machine-readable output");
+  const full = (): Option =>
+    new Option(
+      "--full",
+      "whole values and errors, however wide (default: fit the terminal, 100 columns on a pipe)",
+    );
 
   const program = new Command("lakeferry")
     .description("Move files landing in object storage into Iceberg tables, tracking every file in Postgres.")
@@ -99,12 +111,23 @@ export function createProgram(env: Record<string, string | undefined>): Command 
     .command("discover")
     .description("run one discovery pass of an ingestion now")
     .argument("<name>", "ingestion name")
-    .option("--wait", "wait until every file of the pass is settled; exit 1 if any FAILED")
+    .option("--wait", "follow the pass until every file is settled (progress shown); exit 1 if any FAILED")
     .option("--timeout <seconds>", "how long --wait waits at most", positiveInt, 1800)
     .option("--full", "list the whole source, ignoring the incremental cursor")
     .addOption(json())
     .action((name: string, o: { wait?: boolean; timeout: number; full?: boolean; json?: boolean }) =>
       act(async (s) => (await commands.discover()).discoverCommand(s, name, o))(),
+    );
+
+  program
+    .command("run")
+    .description("discover now and follow the run to its end with a progress bar (discover --wait)")
+    .argument("<name>", "ingestion name")
+    .option("--timeout <seconds>", "how long to follow the run at most", positiveInt, 1800)
+    .option("--full", "list the whole source, ignoring the incremental cursor")
+    .addOption(json())
+    .action((name: string, o: { timeout: number; full?: boolean; json?: boolean }) =>
+      act(async (s) => (await commands.discover()).runCommand(s, name, o))(),
     );
 
   program
@@ -117,6 +140,23 @@ export function createProgram(env: Record<string, string | undefined>): Command 
     .command("discoverer")
     .description("run scheduled discovery passes until SIGTERM")
     .action(async () => (await commands.processes()).discovererCommand(env));
+
+  program
+    .command("api")
+    .description("serve the HTTP API and Bull Board until SIGTERM (keys: LAKEFERRY_API_KEYS)")
+    .option("--host <host>", "address to listen on (default LAKEFERRY_API_HOST or 127.0.0.1)")
+    .option("--port <port>", "port to listen on (default LAKEFERRY_API_PORT or 8080)", portNumber)
+    .option("--insecure-no-auth", "serve every request as operator, without a key (trusted machines only)")
+    .addHelpText(
+      "after",
+      `
+Environment: DATABASE_URL, REDIS_URL, SPARK_REMOTE, LAKEFERRY_DB_SCHEMA, LAKEFERRY_QUEUE_PREFIX,
+  LAKEFERRY_API_HOST, LAKEFERRY_API_PORT, LAKEFERRY_API_KEYS (role:token,… with roles reader, producer,
+  operator), LAKEFERRY_API_KEYS_FILE (one role:token a line), LAKEFERRY_SHUTDOWN_TIMEOUT_MS.`,
+    )
+    .action(async (o: { host?: string; port?: number; insecureNoAuth?: boolean }) =>
+      (await commands.processes()).apiCommand(env, o),
+    );
 
   program
     .command("status")
@@ -132,11 +172,15 @@ export function createProgram(env: Record<string, string | undefined>): Command 
     .description("tracked files with every recorded field (--json)")
     .argument("<name>", "ingestion name")
     .option("--status <status>", `only files in this status (${FILE_STATUSES.join(", ")})`, fileStatus)
-    .option("--limit <n>", "at most this many files", positiveInt, 100)
-    .option("--after-id <id>", "files with a larger id (paging)", positiveInt)
+    .option("--limit <n>", "at most this many files (a page)", positiveInt, 100)
+    .option("--after-id <id>", "files with a larger id: the next page (its command is printed)", positiveInt)
+    .addOption(full())
     .addOption(json())
-    .action((name: string, o: { status?: FileStatus; limit: number; afterId?: number; json?: boolean }) =>
-      act(async (s) => (await commands.inspect()).filesCommand(s, name, o))(),
+    .action(
+      (
+        name: string,
+        o: { status?: FileStatus; limit: number; afterId?: number; json?: boolean; full?: boolean },
+      ) => act(async (s) => (await commands.inspect()).filesCommand(s, name, o))(),
     );
 
   program
@@ -175,9 +219,21 @@ export function createProgram(env: Record<string, string | undefined>): Command 
     .description("recent runs (discovery passes, submissions) with their counts")
     .argument("<name>", "ingestion name")
     .option("--limit <n>", "at most this many runs", positiveInt, 20)
+    .addOption(full())
     .addOption(json())
-    .action((name: string, o: { limit: number; json?: boolean }) =>
+    .action((name: string, o: { limit: number; json?: boolean; full?: boolean }) =>
       act(async (s) => (await commands.inspect()).runsCommand(s, name, o))(),
+    );
+
+  program
+    .command("report")
+    .description("how a run went: its files by fate, FAILED ones by error type with what to do")
+    .argument("<run-id>", "run id (see `lakeferry runs NAME`; printed by discover)", positiveInt)
+    .option("--limit <n>", "at most this many FAILED files listed", positiveInt, 100)
+    .addOption(full())
+    .addOption(json())
+    .action((runId: number, o: { limit: number; json?: boolean; full?: boolean }) =>
+      act(async (s) => (await commands.inspect()).reportCommand(s, runId, o))(),
     );
 
   program
@@ -185,8 +241,9 @@ export function createProgram(env: Record<string, string | undefined>): Command 
     .description("a file's versions and attempts")
     .argument("<name>", "ingestion name")
     .argument("<path>", "file URI or path relative to the source")
+    .addOption(full())
     .addOption(json())
-    .action((name: string, path: string, o: { json?: boolean }) =>
+    .action((name: string, path: string, o: { json?: boolean; full?: boolean }) =>
       act(async (s) => (await commands.inspect()).historyCommand(s, name, path, o))(),
     );
 

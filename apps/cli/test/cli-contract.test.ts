@@ -63,6 +63,12 @@ interface FileRecord {
   batchId: string | null;
 }
 
+/** `lakeferry files --json`: a page of files, and the `--after-id` of the next page (null on the last). */
+interface FilesPage {
+  files: FileRecord[];
+  next: number | null;
+}
+
 describe("lakeferry CLI", () => {
   let box: Sandbox;
   let worker: LakeferryProcess | undefined;
@@ -195,8 +201,9 @@ describe("lakeferry CLI", () => {
     expect(Object.keys(counts)).toEqual(["PENDING", "PROCESSING", "SUCCESS", "FAILED", "SKIPPED"]);
     expect(counts).toEqual({ PENDING: 0, PROCESSING: 0, SUCCESS: 4, FAILED: 2, SKIPPED: 0 });
 
-    const files = await cliJson<FileRecord[]>(["files", box.name, "--limit", "50"], box.env);
+    const { files, next } = await cliJson<FilesPage>(["files", box.name, "--limit", "50"], box.env);
     expect(files).toHaveLength(6);
+    expect(next).toBeNull();
     for (const file of files) {
       for (const field of FILE_FIELDS) expect(file, `${file.filePath} has ${field}`).toHaveProperty(field);
     }
@@ -206,14 +213,17 @@ describe("lakeferry CLI", () => {
       expect(file.batchId).not.toBeNull();
       expect(file.attempts).toBe(1);
     }
-    const failed = await cliJson<FileRecord[]>(["files", box.name, "--status", "failed"], box.env);
+    const { files: failed } = await cliJson<FilesPage>(["files", box.name, "--status", "failed"], box.env);
     expect(failed.map((f) => f.filePath).sort()).toEqual(bad.map((name) => `${box.sourceUri}${name}`));
     for (const file of failed) {
       expect(file.attempts).toBe(1); // permanent: no retries spent
       expect(file.errorType).toBeTruthy();
       expect(file.errorMessage).toContain(file.filePath);
     }
-    expect(await cliJson(["files", box.name, "--status", "PENDING"], box.env)).toEqual([]);
+    expect(await cliJson(["files", box.name, "--status", "PENDING"], box.env)).toEqual({
+      files: [],
+      next: null,
+    });
 
     const runs = await cliJson<Record<string, unknown>[]>(["runs", box.name], box.env);
     expect(runs).toHaveLength(1);

@@ -82,9 +82,15 @@ describe("1,000 files, 3 workers", () => {
     });
 
     // Corrupt files: FAILED with a permanent error of their own, one attempt each.
-    const failed = await cliJson<
-      { filePath: string; attempts: number; retryCount: number; errorType: string; errorMessage: string }[]
-    >(["files", box.name, "--status", "FAILED"], box.env);
+    const { files: failed } = await cliJson<{
+      files: {
+        filePath: string;
+        attempts: number;
+        retryCount: number;
+        errorType: string;
+        errorMessage: string;
+      }[];
+    }>(["files", box.name, "--status", "FAILED"], box.env);
     expect(new Set(failed.map((f) => f.filePath))).toEqual(corrupt);
     for (const file of failed) {
       expect(file.attempts, file.filePath).toBe(1);

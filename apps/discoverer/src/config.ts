@@ -2,8 +2,10 @@ import { z } from "zod";
 import type { LogLevel } from "@lakeferry/core";
 import {
   intVar,
+  LISTEN_HOST,
   logLevelVar,
   nameVar,
+  optionalPortVar,
   parseEnv,
   QUEUE_PREFIX,
   SCHEMA_NAME,
@@ -28,6 +30,12 @@ export const DiscovererEnv = z.object({
   /** Discovery passes this process runs at once. Default 2. */
   LAKEFERRY_DISCOVERY_CONCURRENCY: intVar(2, 1),
 
+  // Metrics.
+  /** Port serving Prometheus `/metrics` and `/healthz`. Unset: no metrics endpoint. */
+  LAKEFERRY_METRICS_PORT: optionalPortVar(),
+  /** Interface the metrics endpoint listens on. Default 127.0.0.1 (set 0.0.0.0 in a pod for Prometheus). */
+  LAKEFERRY_METRICS_HOST: nameVar(LISTEN_HOST, "a host name or IP address such as 0.0.0.0", "127.0.0.1"),
+
   // Lifecycle and logs.
   /** On SIGTERM, how long a running discovery pass may take before it is aborted (ms). Default 25 s. */
   LAKEFERRY_SHUTDOWN_TIMEOUT_MS: intVar(25_000, 0),
@@ -43,6 +51,8 @@ export interface DiscovererConfig {
   queuePrefix: string;
   concurrency: number;
   shutdownTimeoutMs: number;
+  /** Where `/metrics` and `/healthz` are served; undefined when LAKEFERRY_METRICS_PORT is unset. */
+  metrics: { port: number; host: string } | undefined;
   logLevel: LogLevel;
 }
 
@@ -56,6 +66,10 @@ export function parseDiscovererConfig(env: Record<string, string | undefined>): 
     queuePrefix: e.LAKEFERRY_QUEUE_PREFIX,
     concurrency: e.LAKEFERRY_DISCOVERY_CONCURRENCY,
     shutdownTimeoutMs: e.LAKEFERRY_SHUTDOWN_TIMEOUT_MS,
+    metrics:
+      e.LAKEFERRY_METRICS_PORT === undefined
+        ? undefined
+        : { port: e.LAKEFERRY_METRICS_PORT, host: e.LAKEFERRY_METRICS_HOST },
     logLevel: e.LAKEFERRY_LOG_LEVEL,
   };
 }

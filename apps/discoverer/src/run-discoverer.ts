@@ -1,5 +1,6 @@
 import { createLogger } from "@lakeferry/core";
-import { DiscovererRuntime } from "@lakeferry/pipeline";
+import { MetricsServer, type HealthStatus } from "@lakeferry/metrics";
+import { DiscovererRuntime, PipelineEvents } from "@lakeferry/pipeline";
 import { stopOnSignals } from "@lakeferry/worker-app/stop-on-signals";
 import { parseDiscovererConfig } from "./config.ts";
 
@@ -16,6 +17,9 @@ export interface RunDiscovererOptions {
 export async function runDiscoverer(options: RunDiscovererOptions): Promise<void> {
   const config = parseDiscovererConfig(options.env);
   const logger = createLogger({ name: "discoverer", level: config.logLevel });
+  const events = new PipelineEvents({
+    onListenerError: (err) => logger.warn({ err }, "pipeline event listener failed"),
+  });
   const runtime = new DiscovererRuntime({
     databaseUrl: config.databaseUrl,
     redisUrl: config.redisUrl,
@@ -23,14 +27,44 @@ export async function runDiscoverer(options: RunDiscovererOptions): Promise<void
     queuePrefix: config.queuePrefix,
     concurrency: config.concurrency,
     logger,
+    events,
     storeOptions: () => ({ env: options.env }),
   });
   logger.info(
     { schema: config.dbSchema, prefix: config.queuePrefix, concurrency: config.concurrency },
     "starting discoverer",
   );
-  const stopped = stopOnSignals(runtime, { timeoutMs: config.shutdownTimeoutMs, logger });
-  await runtime.start();
+  let health: HealthStatus = { ok: false, reason: "starting" };
+  const metrics = config.metrics
+    ? new MetricsServer({
+        ...config.metrics,
+        events,
+        databaseUrl: config.databaseUrl,
+        dbSchema: config.dbSchema,
+        redisUrl: config.redisUrl,
+        queuePrefix: config.queuePrefix,
+        health: () => health,
+        logger,
+      })
+    : undefined;
+  await metrics?.start();
+  const stopped = stopOnSignals(
+    {
+      close: async (closeOptions) => {
+        health = { ok: false, reason: "stopping" };
+        await runtime.close(closeOptions);
+        await metrics?.close();
+      },
+    },
+    { timeoutMs: config.shutdownTimeoutMs, logger },
+  );
+  try {
+    await runtime.start();
+  } catch (error) {
+    await metrics?.close();
+    throw error;
+  }
+  health = { ok: true };
   logger.info("discoverer ready");
   await stopped;
   logger.flush();

@@ -17,8 +17,23 @@ describe("discoverer environment", () => {
       queuePrefix: "lakeferry",
       concurrency: 2,
       shutdownTimeoutMs: 25_000,
+      metrics: undefined,
       logLevel: "info",
     });
+  });
+
+  it("serves metrics only when LAKEFERRY_METRICS_PORT is set, on 127.0.0.1 unless told otherwise", () => {
+    const env = { DATABASE_URL: "postgres://u@db/lakeferry", REDIS_URL: "redis://cache:6379" };
+    expect(parseDiscovererConfig({ ...env, LAKEFERRY_METRICS_PORT: "9465" }).metrics).toEqual({
+      port: 9465,
+      host: "127.0.0.1",
+    });
+    expect(
+      parseDiscovererConfig({ ...env, LAKEFERRY_METRICS_PORT: "9465", LAKEFERRY_METRICS_HOST: "::" }).metrics,
+    ).toEqual({ port: 9465, host: "::" });
+    expect(() => parseDiscovererConfig({ ...env, LAKEFERRY_METRICS_PORT: "99999" })).toThrow(
+      "environment: LAKEFERRY_METRICS_PORT must be a TCP port number (1-65535)",
+    );
   });
 
   it("refuses a bad environment naming each variable", () => {

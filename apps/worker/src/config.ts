@@ -5,6 +5,8 @@ import {
   intVar,
   logLevelVar,
   nameVar,
+  LISTEN_HOST,
+  optionalPortVar,
   optionalVar,
   parseEnv,
   QUEUE_PREFIX,
@@ -48,6 +50,8 @@ export const WorkerEnv = z.object({
   LAKEFERRY_BATCH_SLOW_WRITE_MS: intVar(15_000, 1),
   /** One write in flight per table across the fleet (a write lease per table in Postgres). Default true. */
   LAKEFERRY_ONE_WRITER_PER_TABLE: boolVar(true),
+  /** Path submissions from the `lakeferry-submit` queue registered at once; 0 takes none. Default 2. */
+  LAKEFERRY_SUBMIT_CONCURRENCY: intVar(2, 0),
 
   // Recovery.
   /** How long a claim holds a file without renewal (ms); an expired claim can be taken over. Default 60 s. */
@@ -61,6 +65,12 @@ export const WorkerEnv = z.object({
   LAKEFERRY_SHUTDOWN_TIMEOUT_MS: intVar(25_000, 0),
   /** Name recorded as the holder of claims and in file attempts. Default `<hostname>-<pid>`. */
   LAKEFERRY_WORKER_ID: optionalVar(),
+
+  // Metrics.
+  /** Port serving Prometheus `/metrics` and `/healthz`. Unset: no metrics endpoint. */
+  LAKEFERRY_METRICS_PORT: optionalPortVar(),
+  /** Interface the metrics endpoint listens on. Default 127.0.0.1 (set 0.0.0.0 in a pod for Prometheus). */
+  LAKEFERRY_METRICS_HOST: nameVar(LISTEN_HOST, "a host name or IP address such as 0.0.0.0", "127.0.0.1"),
 
   // Logs and tests.
   /** Lowest log level written (JSON lines on stderr). Default `info`. */
@@ -89,11 +99,14 @@ export interface WorkerConfig {
   concurrency: number;
   batch: { maxFiles: number; maxBytes: number; maxWaitMs: number; slowWriteMs: number };
   oneWriterPerTable: boolean;
+  submitConcurrency: number;
   leaseMs: number;
   reconcileIntervalMs: number;
   batchGraceMs: number;
   shutdownTimeoutMs: number;
   workerId: string | undefined;
+  /** Where `/metrics` and `/healthz` are served; undefined when LAKEFERRY_METRICS_PORT is unset. */
+  metrics: { port: number; host: string } | undefined;
   logLevel: LogLevel;
   faults: FaultName[];
 }
@@ -108,6 +121,7 @@ export function parseWorkerConfig(env: Record<string, string | undefined>): Work
     dbSchema: e.LAKEFERRY_DB_SCHEMA,
     queuePrefix: e.LAKEFERRY_QUEUE_PREFIX,
     concurrency: e.LAKEFERRY_WORKER_CONCURRENCY,
+    submitConcurrency: e.LAKEFERRY_SUBMIT_CONCURRENCY,
     batch: {
       maxFiles: e.LAKEFERRY_BATCH_MAX_FILES,
       maxBytes: e.LAKEFERRY_BATCH_MAX_BYTES,
@@ -120,6 +134,10 @@ export function parseWorkerConfig(env: Record<string, string | undefined>): Work
     batchGraceMs: e.LAKEFERRY_BATCH_GRACE_MS,
     shutdownTimeoutMs: e.LAKEFERRY_SHUTDOWN_TIMEOUT_MS,
     workerId: e.LAKEFERRY_WORKER_ID,
+    metrics:
+      e.LAKEFERRY_METRICS_PORT === undefined
+        ? undefined
+        : { port: e.LAKEFERRY_METRICS_PORT, host: e.LAKEFERRY_METRICS_HOST },
     logLevel: e.LAKEFERRY_LOG_LEVEL,
     faults: e.LAKEFERRY_FAULT_INJECTION,
   };

@@ -66,6 +66,19 @@ export function boolVar(fallback: boolean) {
   );
 }
 
+/** An optional TCP port (1–65535); unset means the feature it opens is off. */
+export function optionalPortVar() {
+  return z.preprocess(
+    unset,
+    z.coerce
+      .number({ error: "must be a TCP port number (1-65535)" })
+      .int({ error: "must be a TCP port number (1-65535)" })
+      .min(1, { error: "must be a TCP port number (1-65535)" })
+      .max(65_535, { error: "must be a TCP port number (1-65535)" })
+      .optional(),
+  );
+}
+
 /** An optional free-form string. */
 export function optionalVar() {
   return z.preprocess(unset, z.string().optional());
@@ -83,6 +96,8 @@ export function logLevelVar(fallback: LogLevel) {
 
 /** A Postgres schema name (unquoted identifier). */
 export const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+/** A host name or IP address to listen on (IPv6 without brackets). */
+export const LISTEN_HOST = /^[A-Za-z0-9.:%_-]{1,253}$/;
 /** A BullMQ key prefix. */
 export const QUEUE_PREFIX = /^[A-Za-z0-9_.:-]{1,64}$/;
 

@@ -5,10 +5,12 @@ export {
   intVar,
   logLevelVar,
   nameVar,
+  optionalPortVar,
   optionalUrlVar,
   optionalVar,
   parseEnv,
   urlVar,
   SCHEMA_NAME,
   QUEUE_PREFIX,
+  LISTEN_HOST,
 } from "./env-fields.ts";

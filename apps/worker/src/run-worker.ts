@@ -1,5 +1,6 @@
 import { createLogger } from "@lakeferry/core";
-import { WorkerRuntime } from "@lakeferry/pipeline";
+import { MetricsServer, type HealthStatus } from "@lakeferry/metrics";
+import { PipelineEvents, WorkerRuntime } from "@lakeferry/pipeline";
 import { parseWorkerConfig } from "./config.ts";
 import { stopOnSignals } from "./stop-on-signals.ts";
 
@@ -19,6 +20,9 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
   const config = parseWorkerConfig(options.env);
   const concurrency = options.concurrency ?? config.concurrency;
   const logger = createLogger({ name: "worker", level: config.logLevel });
+  const events = new PipelineEvents({
+    onListenerError: (err) => logger.warn({ err }, "pipeline event listener failed"),
+  });
   const runtime = new WorkerRuntime({
     databaseUrl: config.databaseUrl,
     redisUrl: config.redisUrl,
@@ -28,11 +32,13 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
     concurrency,
     batch: config.batch,
     oneWriterPerTable: config.oneWriterPerTable,
+    submitConcurrency: config.submitConcurrency,
     leaseMs: config.leaseMs,
     reconcileIntervalMs: config.reconcileIntervalMs,
     batchGraceMs: config.batchGraceMs,
     ...(config.workerId !== undefined ? { workerId: config.workerId } : {}),
     logger,
+    events,
     faults: {
       crashAfterClaim: config.faults.includes("crash-after-claim"),
       crashAfterCommit: config.faults.includes("crash-after-commit"),
@@ -49,8 +55,38 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
     },
     "starting worker",
   );
-  const stopped = stopOnSignals(runtime, { timeoutMs: config.shutdownTimeoutMs, logger });
-  await runtime.start();
+  let health: HealthStatus = { ok: false, reason: "starting" };
+  const metrics = config.metrics
+    ? new MetricsServer({
+        ...config.metrics,
+        events,
+        databaseUrl: config.databaseUrl,
+        dbSchema: config.dbSchema,
+        redisUrl: config.redisUrl,
+        queuePrefix: config.queuePrefix,
+        health: () => health,
+        logger,
+      })
+    : undefined;
+  // A port that cannot be opened stops the worker before it takes any job.
+  await metrics?.start();
+  const stopped = stopOnSignals(
+    {
+      close: async (closeOptions) => {
+        health = { ok: false, reason: "stopping" };
+        await runtime.close(closeOptions);
+        await metrics?.close();
+      },
+    },
+    { timeoutMs: config.shutdownTimeoutMs, logger },
+  );
+  try {
+    await runtime.start();
+  } catch (error) {
+    await metrics?.close();
+    throw error;
+  }
+  health = { ok: true };
   logger.info({ worker: runtime.workerId }, "worker ready");
   await stopped;
   logger.flush();

@@ -29,14 +29,36 @@ describe("worker environment", () => {
       concurrency: 1000,
       batch: { maxFiles: 1000, maxBytes: 1024 * 1024 * 1024, maxWaitMs: 250, slowWriteMs: 15_000 },
       oneWriterPerTable: true,
+      submitConcurrency: 2,
       leaseMs: 60_000,
       reconcileIntervalMs: 30_000,
       batchGraceMs: 60_000,
       shutdownTimeoutMs: 25_000,
       workerId: undefined,
+      metrics: undefined,
       logLevel: "info",
       faults: [],
     });
+  });
+
+  it("serves metrics only when LAKEFERRY_METRICS_PORT is set, on 127.0.0.1 unless told otherwise", () => {
+    expect(parseWorkerConfig({ ...required, LAKEFERRY_METRICS_PORT: "" }).metrics).toBeUndefined();
+    expect(parseWorkerConfig({ ...required, LAKEFERRY_METRICS_PORT: "9464" }).metrics).toEqual({
+      port: 9464,
+      host: "127.0.0.1",
+    });
+    expect(
+      parseWorkerConfig({ ...required, LAKEFERRY_METRICS_PORT: "9464", LAKEFERRY_METRICS_HOST: "0.0.0.0" })
+        .metrics,
+    ).toEqual({ port: 9464, host: "0.0.0.0" });
+    for (const bad of ["0", "65536", "metrics", "94.5"]) {
+      expect(problem({ ...required, LAKEFERRY_METRICS_PORT: bad })).toBe(
+        "environment: LAKEFERRY_METRICS_PORT must be a TCP port number (1-65535)",
+      );
+    }
+    expect(problem({ ...required, LAKEFERRY_METRICS_HOST: "http://0.0.0.0/" })).toContain(
+      "LAKEFERRY_METRICS_HOST must be a host name or IP address",
+    );
   });
 
   it("reads every setting, treating empty variables as unset", () => {
@@ -50,6 +72,7 @@ describe("worker environment", () => {
       LAKEFERRY_BATCH_MAX_WAIT_MS: "0",
       LAKEFERRY_BATCH_SLOW_WRITE_MS: "60000",
       LAKEFERRY_ONE_WRITER_PER_TABLE: "false",
+      LAKEFERRY_SUBMIT_CONCURRENCY: "0",
       LAKEFERRY_LEASE_MS: "5000",
       LAKEFERRY_RECONCILE_INTERVAL_MS: "1000",
       LAKEFERRY_BATCH_GRACE_MS: "2000",
@@ -64,6 +87,7 @@ describe("worker environment", () => {
       concurrency: 50,
       batch: { maxFiles: 20, maxBytes: 1024 * 1024 * 1024, maxWaitMs: 0, slowWriteMs: 60_000 },
       oneWriterPerTable: false,
+      submitConcurrency: 0,
       leaseMs: 5_000,
       reconcileIntervalMs: 1_000,
       batchGraceMs: 2_000,

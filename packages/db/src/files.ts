@@ -1,3 +1,4 @@
+import { InvalidInputError } from "@lakeferry/core";
 import type { Database } from "./database.ts";
 import { runOperation } from "./errors.ts";
 import type { FileAttemptRecord, FileRecord, FileStatus, FileVersionRecord } from "./types.ts";
@@ -59,27 +60,96 @@ export async function statusCounts(db: Database, ingestionId: number): Promise<R
   });
 }
 
-/** An ingestion's files in id order, optionally of one status; page with `afterId` (default limit 100). */
+/** Which of an ingestion's files {@link listFiles} returns; every filter given must hold. */
+export interface FileFilter {
+  /** Only files in this status. */
+  status?: FileStatus;
+  /** Only files whose current version was registered by this run. */
+  runId?: number;
+  /** Only files whose record changed at or after this moment (`updated_at`). */
+  updatedSince?: Date;
+  /** Only files whose path (the full URI, as listed) starts with this text, taken literally. */
+  pathPrefix?: string;
+  /** At most this many files. Default 100. */
+  limit?: number;
+  /** Only files with a larger id (paging: the last id of the previous page). */
+  afterId?: number;
+}
+
+/** An ingestion's files in id order, filtered by {@link FileFilter}; page with `afterId` (default limit 100). */
 export async function listFiles(
   db: Database,
   ingestionId: number,
-  options: { status?: FileStatus; limit?: number; afterId?: number } = {},
+  options: FileFilter = {},
 ): Promise<FileRecord[]> {
   requireId("ingestionId", ingestionId);
   if (options.status !== undefined) requireOneOf("status", options.status, FILE_STATUSES);
   const limit = requireCount("limit", options.limit ?? 100, 1);
   if (options.afterId !== undefined) requireCount("afterId", options.afterId);
+  if (options.runId !== undefined) requireId("runId", options.runId);
+  if (options.updatedSince !== undefined && Number.isNaN(options.updatedSince.getTime())) {
+    throw new InvalidInputError("updatedSince", "must be a valid date");
+  }
   return runOperation("listFiles", async () => {
     const rows = await db.prisma.processedFile.findMany({
       where: {
         ingestionId: BigInt(ingestionId),
         ...(options.status === undefined ? {} : { status: options.status }),
         ...(options.afterId === undefined ? {} : { id: { gt: BigInt(options.afterId) } }),
+        ...(options.runId === undefined ? {} : { runId: BigInt(options.runId) }),
+        ...(options.updatedSince === undefined ? {} : { updatedAt: { gte: options.updatedSince } }),
+        // Prisma's startsWith is a LIKE that leaves % and _ in the value as wildcards.
+        ...(options.pathPrefix ? { filePath: { startsWith: escapeLike(options.pathPrefix) } } : {}),
       },
       orderBy: { id: "asc" },
       take: limit,
     });
     return rows.map(toFileRecord);
+  });
+}
+
+/** `text` matched literally by LIKE (whose default escape character is the backslash). */
+function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
+/** The file with this id, if any. */
+export async function getFileById(db: Database, fileId: number): Promise<FileRecord | undefined> {
+  requireId("fileId", fileId);
+  return runOperation("getFileById", async () => {
+    const row = await db.prisma.processedFile.findUnique({ where: { id: BigInt(fileId) } });
+    return row ? toFileRecord(row) : undefined;
+  });
+}
+
+/** The files with these ids, by id (ids that do not exist are left out). */
+export async function getFilesByIds(
+  db: Database,
+  fileIds: readonly number[],
+): Promise<Map<number, FileRecord>> {
+  fileIds.forEach((id, index) => requireId(`fileIds[${index}]`, id));
+  if (fileIds.length === 0) return new Map();
+  return runOperation("getFilesByIds", async () => {
+    const rows = await db.prisma.processedFile.findMany({
+      where: { id: { in: [...new Set(fileIds)].map((id) => BigInt(id)) } },
+    });
+    return new Map(rows.map((row) => [toNumber(row.id), toFileRecord(row)]));
+  });
+}
+
+/** The files tracked at these paths (full URIs, as listed) for this ingestion, by path; one query. */
+export async function getFilesByPaths(
+  db: Database,
+  ingestionId: number,
+  paths: readonly string[],
+): Promise<Map<string, FileRecord>> {
+  requireId("ingestionId", ingestionId);
+  if (paths.length === 0) return new Map();
+  return runOperation("getFilesByPaths", async () => {
+    const rows = await db.prisma.processedFile.findMany({
+      where: { ingestionId: BigInt(ingestionId), filePath: { in: [...new Set(paths)] } },
+    });
+    return new Map(rows.map((row) => [row.filePath, toFileRecord(row)]));
   });
 }
 

@@ -29,8 +29,11 @@ export {
   getIngestionById,
   listIngestions,
   saveListingCursor,
+  setIngestionEnabled,
 } from "./ingestions.ts";
-export { startRun, finishRun, listRuns, runSettled } from "./runs.ts";
+export { startRun, finishRun, getRun, listRefusals, listRuns, runSettled, type Refusal } from "./runs.ts";
+export { runReport, type RunReport, type RunErrorType, type RunFailure } from "./run-report.ts";
+export { failureAction, failureKind, type FailureKind } from "./failure-kind.ts";
 export { registerFiles, IGNORED_CHANGE, SUPERSEDED } from "./register-files.ts";
 export { claimFiles, firstAttemptFiles, renewLeases, LEASE_EXPIRED } from "./claim-files.ts";
 export {
@@ -44,6 +47,22 @@ export {
 } from "./batches.ts";
 export { recordOutcomes, STALE_OUTCOME } from "./record-outcomes.ts";
 export { reclaimExpiredLeases, pendingFiles, resetFilesForRetry } from "./reconcile.ts";
-export { statusCounts, listFiles, getFile, fileHistory, fileIdentities } from "./files.ts";
+export {
+  statusCounts,
+  listFiles,
+  getFile,
+  getFileById,
+  getFilesByIds,
+  getFilesByPaths,
+  fileHistory,
+  fileIdentities,
+  type FileFilter,
+} from "./files.ts";
+export {
+  findSubmissionRequest,
+  recordSubmissionRequest,
+  type SubmissionRequestRecord,
+} from "./submission-requests.ts";
 export { changedPendingFiles, databaseNow, type ChangedPendingCursor } from "./reconcile.ts";
 export { acquireLeaseInTurn, acquireMaintenanceLease, releaseMaintenanceLease } from "./maintenance-lease.ts";
+export { fileStatusTotals, type FileStatusTotal } from "./file-status-totals.ts";

@@ -151,6 +151,28 @@ export async function getIngestionById(db: Database, id: number): Promise<Ingest
   });
 }
 
+/**
+ * Turns the ingestion named `name` on or off (a disabled ingestion keeps its files but is not scheduled);
+ * returns it as it now is, or undefined when there is none.
+ */
+export async function setIngestionEnabled(
+  db: Database,
+  name: string,
+  enabled: boolean,
+): Promise<Ingestion | undefined> {
+  requireText("name", name);
+  if (typeof enabled !== "boolean") throw new InvalidInputError("enabled", "must be true or false");
+  return runOperation("setIngestionEnabled", async () => {
+    const { rows } = await db.pool.query<IngestionRow>(
+      `UPDATE ingestions SET enabled = $2,
+         updated_at = CASE WHEN enabled IS DISTINCT FROM $2 THEN now() ELSE updated_at END
+       WHERE name = $1 RETURNING ${INGESTION_COLUMNS}`,
+      [name, enabled],
+    );
+    return rows[0] ? toIngestion(rows[0]) : undefined;
+  });
+}
+
 /** Every ingestion, by name. */
 export async function listIngestions(db: Database): Promise<Ingestion[]> {
   return runOperation("listIngestions", async () => {

@@ -142,23 +142,35 @@ export async function databaseNow(db: Database): Promise<Date> {
 /**
  * Puts files back to PENDING for another try, at the same version, keeping their attempt and retry
  * counts and last error: with `path`, that file if it is settled (SUCCESS, FAILED or SKIPPED; only FAILED
- * with `failedOnly`); without, every FAILED file of the ingestion. The file's batch id is cleared, so the
+ * with `failedOnly`); with `fileIds`, those of the ingestion's files that are FAILED or SKIPPED (only FAILED
+ * with `failedOnly`; never SUCCESS, whose rows are in the table already); with neither, every FAILED file
+ * of the ingestion. The file's batch id is cleared, so the
  * next attempt writes again instead of trusting an earlier commit, unless that batch may still become
  * visible (OPEN or PUBLISHING): then the next claim settles it first. Returns the files reset.
  */
 export async function resetFilesForRetry(
   db: Database,
   ingestionId: number,
-  options: { failedOnly?: boolean; path?: string },
+  options: { failedOnly?: boolean; path?: string; fileIds?: readonly number[] },
 ): Promise<FileRef[]> {
   requireId("ingestionId", ingestionId);
-  const statuses =
-    options.path === undefined || options.failedOnly ? ["FAILED"] : ["SUCCESS", "FAILED", "SKIPPED"];
+  options.fileIds?.forEach((id, index) => requireId(`fileIds[${index}]`, id));
+  if (options.fileIds !== undefined && options.path !== undefined) {
+    throw new InvalidInputError("fileIds", "give either a path or file ids, not both");
+  }
+  const statuses = options.failedOnly
+    ? ["FAILED"]
+    : options.fileIds !== undefined
+      ? ["FAILED", "SKIPPED"]
+      : options.path !== undefined
+        ? ["SUCCESS", "FAILED", "SKIPPED"]
+        : ["FAILED"];
   return runOperation("resetFilesForRetry", async () => {
     const { rows } = await db.pool.query<FileRefRow>(
       `WITH target AS MATERIALIZED (
          SELECT id FROM processed_files
          WHERE ingestion_id = $1 AND status = ANY($2::file_status[]) AND ($3::text IS NULL OR file_path = $3::text)
+           AND ($4::bigint[] IS NULL OR id = ANY($4::bigint[]))
          ORDER BY id
          FOR UPDATE
        ),
@@ -177,7 +189,7 @@ export async function resetFilesForRetry(
          FROM reset r WHERE fv.file_id = r.id AND fv.version = r.version
        )
        SELECT id, version, file_path, ingestion_id FROM reset ORDER BY id`,
-      [ingestionId, statuses, options.path ?? null],
+      [ingestionId, statuses, options.path ?? null, options.fileIds ? [...options.fileIds] : null],
     );
     return rows.map((row) => {
       const { ingestionId: _ingestion, ...ref } = toRef(row);

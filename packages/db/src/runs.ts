@@ -16,6 +16,7 @@ interface RunRow {
   filesFound: number;
   filesNew: number;
   filesModified: number;
+  filesRefused: number;
   errorType: string | null;
   errorMessage: string | null;
 }
@@ -31,6 +32,7 @@ function toRun(row: RunRow): Run {
     filesFound: row.filesFound,
     filesNew: row.filesNew,
     filesModified: row.filesModified,
+    filesRefused: row.filesRefused,
     errorType: row.errorType,
     errorMessage: row.errorMessage,
   };
@@ -38,7 +40,7 @@ function toRun(row: RunRow): Run {
 
 const RUN_COLUMNS = `id, ingestion_id AS "ingestionId", trigger, status, started_at AS "startedAt",
   finished_at AS "finishedAt", files_found AS "filesFound", files_new AS "filesNew",
-  files_modified AS "filesModified", error_type AS "errorType", error_message AS "errorMessage"`;
+  files_modified AS "filesModified", files_refused AS "filesRefused", error_type AS "errorType", error_message AS "errorMessage"`;
 
 /** Records the start of a discovery run (status `running`). */
 export async function startRun(
@@ -57,7 +59,8 @@ export async function startRun(
 }
 
 /**
- * Records a run's end: `succeeded`, or `failed` with the error's type and message.
+ * Records a run's end: `succeeded`, or `failed` with the error's type and message; with `refused`, the
+ * submitted paths it did not register and why (kept in `run_refusals`, counted in `files_refused`).
  *
  * @throws InvalidInputError when no run has this id.
  */
@@ -68,6 +71,7 @@ export async function finishRun(
     filesFound: number;
     filesNew: number;
     filesModified: number;
+    refused?: readonly Refusal[];
     error?: { type: string; message: string };
   },
 ): Promise<Run> {
@@ -76,10 +80,19 @@ export async function finishRun(
   requireCount("filesNew", result.filesNew);
   requireCount("filesModified", result.filesModified);
   if (result.error) requireText("error.type", result.error.type);
+  const refused = result.refused ?? [];
   return runOperation("finishRun", async () => {
+    // One statement: the refusals (a path named twice is kept once) and the run's end land together.
     const { rows } = await db.pool.query<RunRow>(
-      `UPDATE runs SET status = $2::run_status, finished_at = now(), files_found = $3, files_new = $4,
-         files_modified = $5, error_type = $6, error_message = $7
+      `WITH refusals AS (
+         INSERT INTO run_refusals (run_id, path, reason)
+         SELECT $1, r.path, r.reason FROM unnest($8::text[], $9::text[]) AS r(path, reason)
+         ON CONFLICT (run_id, path) DO NOTHING
+         RETURNING 1
+       )
+       UPDATE runs SET status = $2::run_status, finished_at = now(), files_found = $3, files_new = $4,
+         files_modified = $5, error_type = $6, error_message = $7,
+         files_refused = files_refused + (SELECT count(*) FROM refusals)
        WHERE id = $1 RETURNING ${RUN_COLUMNS}`,
       [
         runId,
@@ -89,11 +102,41 @@ export async function finishRun(
         result.filesModified,
         result.error?.type ?? null,
         result.error?.message ?? null,
+        refused.map((r) => r.path),
+        refused.map((r) => r.reason),
       ],
     );
     const row = rows[0];
     if (!row) throw new InvalidInputError("runId", `no run with id ${runId}`);
     return toRun(row);
+  });
+}
+
+/** A submitted path a run did not register, and why. */
+export interface Refusal {
+  path: string;
+  reason: string;
+}
+
+/** The paths a run refused (see {@link finishRun}), in path order, at most `limit` (default 1,000). */
+export async function listRefusals(db: Database, runId: number, limit = 1_000): Promise<Refusal[]> {
+  requireId("runId", runId);
+  requireCount("limit", limit, 1);
+  return runOperation("listRefusals", async () => {
+    const { rows } = await db.pool.query<Refusal>(
+      `SELECT path, reason FROM run_refusals WHERE run_id = $1 ORDER BY path LIMIT $2`,
+      [runId, limit],
+    );
+    return rows;
+  });
+}
+
+/** The run with this id, if any. */
+export async function getRun(db: Database, runId: number): Promise<Run | undefined> {
+  requireId("runId", runId);
+  return runOperation("getRun", async () => {
+    const { rows } = await db.pool.query<RunRow>(`SELECT ${RUN_COLUMNS} FROM runs WHERE id = $1`, [runId]);
+    return rows[0] ? toRun(rows[0]) : undefined;
   });
 }
 

@@ -70,6 +70,8 @@ export interface Run {
   filesFound: number;
   filesNew: number;
   filesModified: number;
+  /** Submitted paths that were not registered; {@link listRefusals} gives each with its reason. */
+  filesRefused: number;
   errorType: string | null;
   errorMessage: string | null;
 }

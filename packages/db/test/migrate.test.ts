@@ -75,7 +75,9 @@ describe("migrate", () => {
       "ingestions",
       "maintenance_leases",
       "processed_files",
+      "run_refusals",
       "runs",
+      "submission_requests",
       "write_batch_files",
       "write_batches",
     ]);

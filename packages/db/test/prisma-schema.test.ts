@@ -143,10 +143,25 @@ describe("schema.prisma and the SQL migration agree", () => {
       },
     });
 
+    const submission = await prisma.submissionRequest.create({
+      data: {
+        ingestionId: ingestion.id,
+        requestId: "req-1",
+        requestHash: "abc",
+        runId: run.id,
+        response: { status: 202, body: { accepted: 1 } },
+      },
+    });
+
+    const refusal = await prisma.runRefusal.create({
+      data: { runId: run.id, path: "../outside.json", reason: "leaves the source" },
+    });
+
     const loaded = await prisma.ingestion.findUniqueOrThrow({
       where: { name: "prisma" },
       include: {
-        runs: { include: { files: true, versions: true } },
+        runs: { include: { files: true, versions: true, submissions: true, refusals: true } },
+        submissions: { include: { run: true } },
         batches: { include: { files: true } },
         files: {
           include: { versions: true, attemptHistory: true, batchMembers: true, run: true, ingestion: true },
@@ -161,6 +176,15 @@ describe("schema.prisma and the SQL migration agree", () => {
     expect(loaded.runs[0]).toMatchObject({ trigger: "upstream", status: "failed", filesModified: 1 });
     expect(loaded.runs[0]!.files.map((f) => f.id)).toEqual([file.id]);
     expect(loaded.runs[0]!.versions).toHaveLength(2);
+    expect(loaded.runs[0]!.submissions.map((r) => r.requestId)).toEqual(["req-1"]);
+    expect(loaded.runs[0]!.refusals).toEqual([
+      { runId: run.id, path: "../outside.json", reason: "leaves the source" },
+    ]);
+    expect(loaded.submissions[0]).toMatchObject({
+      requestHash: "abc",
+      response: { status: 202, body: { accepted: 1 } },
+      run: { id: run.id },
+    });
     expect(loaded.batches[0]).toMatchObject({
       state: "COMMITTED",
       snapshotId: 9223372036854775807n,
@@ -196,6 +220,8 @@ describe("schema.prisma and the SQL migration agree", () => {
       ["file_attempts", f.attemptHistory[0]!],
       ["write_batches", batch],
       ["write_batch_files", f.batchMembers[0]!],
+      ["submission_requests", submission],
+      ["run_refusals", refusal],
     ];
     for (const [table, row] of models) {
       expect({ table, columns: await columnsOf(db, table) }).toEqual({
@@ -213,8 +239,10 @@ describe("schema.prisma and the SQL migration agree", () => {
       prisma.fileAttempt.count(),
       prisma.writeBatch.count(),
       prisma.writeBatchFile.count(),
+      prisma.submissionRequest.count(),
+      prisma.runRefusal.count(),
     ]);
-    expect(counts).toEqual([0, 0, 0, 0, 0, 0]);
+    expect(counts).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
   });
 
   it("declares the same enum values as the migration", async () => {

@@ -14,6 +14,7 @@ import {
   getIngestionById,
   listFiles,
   listIngestions,
+  listRefusals,
   listRuns,
   openBatch,
   pendingFiles,
@@ -323,8 +324,22 @@ describe("ingestions and runs", () => {
       error: { type: "STORAGE_DENIED", message: "403" },
     });
     expect(failed).toMatchObject({ status: "failed", errorType: "STORAGE_DENIED", errorMessage: "403" });
-    expect((await listRuns(db, ingestion.id)).map((r) => r.id)).toEqual([r2.id, r1.id]);
-    expect((await listRuns(db, ingestion.id, 1)).map((r) => r.id)).toEqual([r2.id]);
+    const r3 = await startRun(db, { ingestionId: ingestion.id, trigger: "upstream" });
+    const refused = [
+      { path: "b.csv", reason: "does not match the ingestion's pattern" },
+      { path: "../a.json", reason: "leaves the source" },
+      { path: "b.csv", reason: "does not match the ingestion's pattern" },
+    ];
+    expect(
+      await finishRun(db, r3.id, { filesFound: 0, filesNew: 0, filesModified: 0, refused }),
+    ).toMatchObject({
+      status: "succeeded",
+      filesRefused: 2,
+    });
+    expect(await listRefusals(db, r3.id)).toEqual([refused[1], refused[0]]);
+    expect(await listRefusals(db, r1.id)).toEqual([]);
+    expect((await listRuns(db, ingestion.id)).map((r) => r.id)).toEqual([r3.id, r2.id, r1.id]);
+    expect((await listRuns(db, ingestion.id, 1)).map((r) => r.id)).toEqual([r3.id]);
     await expect(finishRun(db, 999, { filesFound: 0, filesNew: 0, filesModified: 0 })).rejects.toThrow(
       InvalidInputError,
     );

@@ -10,8 +10,9 @@ import {
   type Outcome,
 } from "@lakeferry/db";
 import { ingestedAtNow, type PublishOutcome, type StagedWrite, type WriteBatch } from "@lakeferry/iceberg";
-import type { ExecutionOptions } from "@lakeferry/spark-connect";
+import { SparkConnectError, type ExecutionOptions } from "@lakeferry/spark-connect";
 import type { BatchAttempt, BatchFile } from "./group-commit-batcher.ts";
+import type { BatchOutcome, PipelineEvents, SettledStatus } from "./pipeline-events.ts";
 import type { ReleaseTableWrite, TableWriteLeases } from "./table-write-lease.ts";
 
 /** What the batch lifecycle writes through: `IcebergWriterPool` in production. */
@@ -35,6 +36,10 @@ export interface LifecycleFile extends BatchFile {
   /** The job runs its last attempt: a failure that counts against the file is final. */
   lastAttempt: boolean;
   log: Logger;
+  /** The ingestion's name (for events). */
+  ingestion: string;
+  /** When this worker claimed the file (`performance.now()`), for the claim-to-settle duration. */
+  claimedAt: number;
 }
 
 /**
@@ -82,7 +87,8 @@ export interface BatchLifecycleOptions {
   publishLeaseMs?: number;
   /** When set, each write first takes its table's write lease: one write per table across the fleet. */
   tableLeases?: TableWriteLeases;
-
+  /** Where `batch:finished`, `file:settled` and `spark:error` are announced. Default: nowhere. */
+  events?: PipelineEvents;
   faults?: LifecycleFaults;
 }
 
@@ -144,6 +150,7 @@ export class BatchLifecycle {
   readonly #publishLeaseMs: number;
   readonly #tableLeases: TableWriteLeases | undefined;
   readonly #faults: LifecycleFaults;
+  readonly #events: PipelineEvents | undefined;
 
   constructor(options: BatchLifecycleOptions) {
     this.#db = options.db;
@@ -153,6 +160,7 @@ export class BatchLifecycle {
     this.#publishLeaseMs = options.publishLeaseMs ?? 60_000;
     this.#tableLeases = options.tableLeases;
     this.#faults = options.faults ?? {};
+    this.#events = options.events;
   }
 
   /**
@@ -160,6 +168,13 @@ export class BatchLifecycle {
    * With table leases, waits for its table's write lease first (and gives it back after).
    */
   async write(attempt: BatchAttempt<LifecycleFile>, signal: AbortSignal): Promise<BatchVerdict> {
+    const started = performance.now();
+    const verdict = await this.#writeAttempt(attempt, signal);
+    if (this.#events !== undefined) announceBatch(this.#events, attempt, verdict, started);
+    return verdict;
+  }
+
+  async #writeAttempt(attempt: BatchAttempt<LifecycleFile>, signal: AbortSignal): Promise<BatchVerdict> {
     const blamed = attempt.blamed;
     if (blamed !== undefined && attempt.files.length === 1 && ownFailure(attempt.target, blamed.error)) {
       // Spark named this file when its batch failed, and the error is the file's own: that is its fate,
@@ -255,6 +270,7 @@ export class BatchLifecycle {
         { signal },
       );
     } catch (error) {
+      this.#announceSparkError(error);
       // Whatever happened to the staged write (it may still land on the server), it is never published.
       await abandonBatch(this.#db, {
         batchId,
@@ -327,6 +343,7 @@ export class BatchLifecycle {
         ? { kind: "published", snapshotId: staged.stagedSnapshotId }
         : await this.#publishWithRetries(target.table, staged.stagedSnapshotId, log);
     } catch (error) {
+      this.#announceSparkError(error);
       log.warn({ err: errorMessage(error) }, "could not publish the batch; recovery publishes it");
       return { kind: "in-doubt", error: new BatchInDoubtError(batchId, error) };
     }
@@ -353,6 +370,7 @@ export class BatchLifecycle {
         if (state !== "ABANDONED") return { kind: "in-doubt", error: new BatchInDoubtError(batchId, state) };
         const outcomes = files.map((file) => failureOutcome(file, error, batchId, false));
         await this.#record(outcomes, log).catch(() => undefined);
+        this.#announceFailures(files, outcomes);
         return { kind: "failed", error };
       }
     }
@@ -557,6 +575,7 @@ export class BatchLifecycle {
     await this.#record(outcomes, log).catch((err: unknown) =>
       log.warn({ err: errorMessage(err) }, "could not record the failures; the leases will expire"),
     );
+    this.#announceFailures(files, outcomes);
     files.forEach((file, index) => {
       const outcome = outcomes[index];
       const fields = {
@@ -571,6 +590,25 @@ export class BatchLifecycle {
     return error;
   }
 
+  /** Announces each failed file's outcome (`retry` when left PENDING). */
+  #announceFailures(files: LifecycleFile[], outcomes: Outcome[]): void {
+    const events = this.#events;
+    if (events === undefined) return;
+    files.forEach((file, index) => {
+      const outcome = outcomes[index];
+      if (outcome === undefined) return;
+      announceFile(events, file, outcome.status === "FAILED" ? "FAILED" : "retry", 0, outcome.errorType);
+    });
+  }
+
+  #announceSparkError(error: unknown): void {
+    if (this.#events === undefined || !(error instanceof SparkConnectError)) return;
+    this.#events.emit("spark:error", {
+      errorClass: fileErrorType(error),
+      outage: outageOf(error) !== undefined,
+    });
+  }
+
   /** Records this worker's outcomes for files it still holds. */
   async #record(outcomes: Outcome[], log: Logger): Promise<void> {
     const { applied } = await recordOutcomes(this.#db, { worker: this.#workerId, outcomes });
@@ -581,6 +619,53 @@ export class BatchLifecycle {
       );
     }
   }
+}
+
+/** Announces a file's settling: its claim-to-now duration, size and rows. */
+export function announceFile(
+  events: PipelineEvents,
+  file: Pick<LifecycleFile, "ingestion" | "fileId" | "bytes" | "claimedAt">,
+  status: SettledStatus,
+  records: number,
+  errorType?: string,
+): void {
+  events.emit("file:settled", {
+    ingestion: file.ingestion,
+    fileId: file.fileId,
+    status,
+    durationSeconds: Math.max(0, performance.now() - file.claimedAt) / 1000,
+    bytes: file.bytes,
+    records,
+    ...(errorType === undefined ? {} : { errorType }),
+  });
+}
+
+/** Announces a batch's verdict, and on a commit each of its files' success. */
+function announceBatch(
+  events: PipelineEvents,
+  attempt: BatchAttempt<LifecycleFile>,
+  verdict: BatchVerdict,
+  started: number,
+): void {
+  const files = attempt.files;
+  let records = 0;
+  if (verdict.kind === "committed") {
+    for (const file of files) {
+      const rows = verdict.records.get(file.uri) ?? 0;
+      records += rows;
+      announceFile(events, file, "SUCCESS", rows);
+    }
+  }
+  const outcome: BatchOutcome = verdict.kind;
+  events.emit("batch:finished", {
+    ingestion: files[0]?.ingestion ?? String(attempt.target.ingestionId),
+    batchId: attempt.batchId,
+    outcome,
+    files: files.length,
+    bytes: files.reduce((sum, file) => sum + file.bytes, 0),
+    records,
+    durationSeconds: (performance.now() - started) / 1000,
+  });
 }
 
 /** PENDING (retried) or FAILED (permanent, or the last attempt of a counted failure). */

@@ -71,6 +71,7 @@ export async function discoverFiles(
   const run = await startRun(ctx.db, { ingestionId: ingestion.id, trigger: options.trigger ?? "manual" });
   const log = ctx.logger.child({ ingestion: ingestion.name, ingestionId: ingestion.id, runId: run.id });
   const counts = { found: 0, created: 0, modified: 0, enqueued: 0 };
+  let listed = 0;
   let store: ObjectStore | undefined;
   let failure: { type: string; message: string } | undefined;
   const startedAt = Date.now();
@@ -87,6 +88,7 @@ export async function discoverFiles(
     for await (const page of plan.pages) {
       options.signal?.throwIfAborted();
       const files: ListedFile[] = [];
+      listed += page.objects.length;
       for (const object of page.objects) {
         if (lastKey === undefined || compareKeys(object.key, lastKey) > 0) lastKey = object.key;
         if (!object.key.startsWith(base) || !matches(object.key.slice(base.length))) continue;
@@ -139,6 +141,14 @@ export async function discoverFiles(
     listCalls: store?.listCalls ?? 0,
     ...(failure ? { error: failure } : {}),
   };
+  ctx.events?.emit("discovery:finished", {
+    ingestion: ingestion.name,
+    runId: run.id,
+    durationSeconds: (Date.now() - startedAt) / 1000,
+    objectsListed: listed,
+    registered: counts.created + counts.modified,
+    ...(failure ? { errorType: failure.type } : {}),
+  });
   if (failure) {
     log.warn(
       { ...counts, errorType: failure.type, error: failure.message },

@@ -4,6 +4,7 @@ import { DiscoveryQueue, DiscoveryWorker, IngestQueue } from "@lakeferry/queue";
 import type { StoreOptions } from "@lakeferry/storage";
 import { discoverFiles } from "./discover-files.ts";
 import type { PipelineContext } from "./pipeline-context.ts";
+import type { PipelineEvents } from "./pipeline-events.ts";
 
 export interface DiscovererRuntimeOptions {
   /** Postgres connection string (`DATABASE_URL`). */
@@ -25,6 +26,8 @@ export interface DiscovererRuntimeOptions {
    * of one check. Default 30 000, the reconciler's interval.
    */
   scheduleCheckIntervalMs?: number;
+  /** Where each discovery pass announces `discovery:finished`, for metrics. Default: nowhere. */
+  events?: PipelineEvents;
 }
 
 /** What a schedule sync changed, by ingestion id. */
@@ -74,6 +77,7 @@ export class DiscovererRuntime {
       queue: this.#queue,
       logger,
       ...(o.storeOptions ? { storeOptions: o.storeOptions } : {}),
+      ...(o.events ? { events: o.events } : {}),
     };
     // Postgres or Redis down at start: the periodic check syncs the schedules once they answer, instead of
     // the process exiting (and a supervisor restarting it in a loop).

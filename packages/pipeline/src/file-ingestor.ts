@@ -14,6 +14,7 @@ import type { FileFormat } from "@lakeferry/iceberg";
 import type { IngestJobContext } from "@lakeferry/queue";
 import { toSparkUri } from "@lakeferry/storage";
 import {
+  announceFile,
   BatchFencedError,
   BatchLifecycle,
   crash,
@@ -37,6 +38,7 @@ import {
 } from "./group-commit-batcher.ts";
 import { IngestionCache } from "./ingestion-cache.ts";
 import { LeaseKeeper } from "./lease-keeper.ts";
+import type { PipelineEvents } from "./pipeline-events.ts";
 import { readSourceSettings } from "./source-settings.ts";
 
 /**
@@ -82,6 +84,8 @@ export interface FileIngestorOptions {
   /** How long a job waits for another worker's write of its table before claiming anyway, in ms. Default 10 000. */
   claimDeferMaxMs?: number;
   logger: Logger;
+  /** Where `file:settled`, `batch:finished` and `spark:error` are announced. Default: nowhere. */
+  events?: PipelineEvents;
   faults?: FaultInjection;
 }
 
@@ -140,6 +144,7 @@ export class FileIngestor {
   readonly #workerId: string;
   readonly #logger: Logger;
   readonly #faults: FaultInjection;
+  readonly #events: PipelineEvents | undefined;
   readonly #ingestions: IngestionCache;
   readonly #claims: ClaimCoalescer;
   /** Why a job could not claim its file, for many jobs in one query (a backlog's jobs after their files
@@ -167,6 +172,7 @@ export class FileIngestor {
     this.#workerId = options.workerId;
     this.#logger = options.logger;
     this.#faults = options.faults ?? {};
+    this.#events = options.events;
     this.#ingestions = new IngestionCache(options.db);
     this.#identities = new Coalescer(async (ids) => {
       const found = await fileIdentities(this.#db, ids);
@@ -206,6 +212,7 @@ export class FileIngestor {
       logger: options.logger,
       publishLeaseMs: leaseMs,
       ...(tableLeases === undefined ? {} : { tableLeases }),
+      ...(options.events ? { events: options.events } : {}),
       ...(options.faults ? { faults: options.faults } : {}),
     });
     this.#batcher = new GroupCommitBatcher<IngestFile>({
@@ -257,6 +264,7 @@ export class FileIngestor {
   async #process(job: IngestJobContext): Promise<void> {
     const { fileId, version, ingestionId } = job.data;
     const claim = await this.#claims.claim({ id: fileId, version, ingestionId });
+    const claimedAt = performance.now();
     if (!claim) {
       await this.#explainUnclaimable(job);
       return;
@@ -288,6 +296,8 @@ export class FileIngestor {
       readPath: toSparkUri(claim.path, readSourceSettings(ingestion.listing).sparkPathRules),
       lastAttempt: job.attempt >= job.maxAttempts,
       log,
+      ingestion: ingestion.name,
+      claimedAt,
     };
     try {
       if (this.#faults.crashAfterClaim) crash(log.child({ batchId: null }), "after-claim");
@@ -381,6 +391,8 @@ export class FileIngestor {
       });
       if (resolution === "committed") {
         file.log.info({ batchId }, "file recovered from its committed batch; nothing written again");
+        // Its rows were counted when that batch committed.
+        if (this.#events) announceFile(this.#events, file, "SUCCESS", 0);
         return true;
       }
       file.log.info({ batchId }, "earlier batch was never published; writing the file again");
@@ -398,6 +410,15 @@ export class FileIngestor {
         { batchId, status: outcome.status, error: outcome.errorMessage },
         "could not settle the earlier batch",
       );
+      if (this.#events) {
+        announceFile(
+          this.#events,
+          file,
+          outcome.status === "FAILED" ? "FAILED" : "retry",
+          0,
+          outcome.errorType,
+        );
+      }
       throw err;
     } finally {
       if (held) held.writing = false;
@@ -431,6 +452,7 @@ export class FileIngestor {
       worker: this.#workerId,
       leaseMs: this.#leaseMs,
     });
+    const claimedAt = performance.now();
     const key = targetKey(attempt.target);
     const sparkPathRules = readSourceSettings(ingestion.listing).sparkPathRules;
     const files: IngestFile[] = [];
@@ -454,6 +476,8 @@ export class FileIngestor {
             attempt: claim.attempt,
             adopted: true,
           }),
+          ingestion: ingestion.name,
+          claimedAt,
         };
         // Not expected (the query asks for files with no earlier batch, of the batch's kind), but a file
         // that cannot go in this batch is given back rather than written wrongly.

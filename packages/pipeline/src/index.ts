@@ -68,3 +68,16 @@ export {
   type TableWriteLeasesOptions,
 } from "./table-write-lease.ts";
 export { TableClaimGate, type TableClaimGateOptions, type ClaimPass } from "./table-claim-gate.ts";
+export {
+  PipelineEvents,
+  type PipelineEventMap,
+  type PipelineEventName,
+  type PipelineListener,
+  type FileSettledEvent,
+  type SettledStatus,
+  type BatchFinishedEvent,
+  type BatchOutcome,
+  type SparkErrorEvent,
+  type BreakerChangedEvent,
+  type DiscoveryFinishedEvent,
+} from "./pipeline-events.ts";

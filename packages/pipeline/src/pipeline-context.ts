@@ -2,6 +2,7 @@ import type { Logger } from "@lakeferry/core";
 import type { Database } from "@lakeferry/db";
 import type { IngestQueue } from "@lakeferry/queue";
 import type { StoreOptions } from "@lakeferry/storage";
+import type { PipelineEvents } from "./pipeline-events.ts";
 
 /** What the control-plane operations (apply, discover, submit, wait) work with. */
 export interface PipelineContext {
@@ -16,4 +17,6 @@ export interface PipelineContext {
    * own resolution, and references to environment variables do not resolve.
    */
   storeOptions?: (uri: string) => StoreOptions;
+  /** Where discovery passes announce `discovery:finished`. Default: nowhere. */
+  events?: PipelineEvents;
 }

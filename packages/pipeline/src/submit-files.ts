@@ -1,7 +1,7 @@
 import { errorMessage, InvalidInputError, LakeferryError } from "@lakeferry/core";
 import {
   finishRun,
-  getFile,
+  getFilesByPaths,
   getIngestion,
   registerFiles,
   startRun,
@@ -121,13 +121,15 @@ export async function submitFiles(
     // Files already known and unchanged keep their state; one still PENDING may have lost its job, and
     // enqueueing it again is harmless (same job id).
     const again: FileRef[] = [];
-    for (const file of listed) {
-      if (fresh.has(file.uri)) continue;
-      const known = await getFile(ctx.db, ingestion.id, file.uri);
-      if (!known) continue;
-      const ref = { id: known.id, version: known.version, path: known.filePath };
+    const known = await getFilesByPaths(
+      ctx.db,
+      ingestion.id,
+      listed.filter((file) => !fresh.has(file.uri)).map((file) => file.uri),
+    );
+    for (const file of known.values()) {
+      const ref = { id: file.id, version: file.version, path: file.filePath };
       accepted.push(ref);
-      if (known.status === "PENDING") again.push(ref);
+      if (file.status === "PENDING") again.push(ref);
     }
     await enqueueFiles(ctx.queue, ingestion, [...created, ...modified, ...again]);
   } catch (err) {
@@ -135,6 +137,7 @@ export async function submitFiles(
       filesFound: listed.length,
       filesNew: created.length,
       filesModified: modified.length,
+      refused,
       error: { type: err instanceof LakeferryError ? err.code : "Error", message: errorMessage(err) },
     }).catch(() => {});
     throw err;
@@ -143,6 +146,7 @@ export async function submitFiles(
     filesFound: listed.length,
     filesNew: created.length,
     filesModified: modified.length,
+    refused,
   });
   ctx.logger.info(
     { ingestion: ingestion.name, runId: run.id, accepted: accepted.length, refused: refused.length },

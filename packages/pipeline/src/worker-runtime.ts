@@ -1,14 +1,16 @@
 import { errorMessage, type Logger } from "@lakeferry/core";
 import { createDatabase, type Database } from "@lakeferry/db";
 import { IcebergWriter, IcebergWriterPool } from "@lakeferry/iceberg";
-import { IngestQueue, IngestWorker } from "@lakeferry/queue";
+import { IngestQueue, IngestWorker, SubmitWorker } from "@lakeferry/queue";
 import { SparkConnectClient } from "@lakeferry/spark-connect";
 import type { StoreOptions } from "@lakeferry/storage";
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { FileIngestor, type FaultInjection } from "./file-ingestor.ts";
 import { DEFAULT_BATCH_LIMITS, type BatchLimits } from "./group-commit-batcher.ts";
+import type { PipelineEvents } from "./pipeline-events.ts";
 import { Reconciler } from "./reconciler.ts";
+import { submitFiles } from "./submit-files.ts";
 
 export interface WorkerRuntimeOptions {
   /** Postgres connection string (`DATABASE_URL`). */
@@ -36,9 +38,16 @@ export interface WorkerRuntimeOptions {
   /** This worker's name in leases and attempts. Default `<host>-<pid>-<random>`. */
   workerId?: string;
   logger: Logger;
+  /**
+   * Where the worker announces what happens (`file:settled`, `batch:finished`, `spark:error`,
+   * `breaker:changed`), for metrics and tests. Default: nowhere.
+   */
+  events?: PipelineEvents;
   /** Crash points for fault tests only. */
   faults?: FaultInjection;
-  /** Storage options (unused by the worker today: Spark reads the files; kept for symmetry). */
+  /** Path submissions (`lakeferry-submit`) this process registers at once; 0 takes none. Default 2. */
+  submitConcurrency?: number;
+  /** Storage options: how submitted paths are looked up in their ingestion's source. */
   storeOptions?: (uri: string) => StoreOptions;
 }
 
@@ -56,6 +65,7 @@ export class WorkerRuntime {
   #ingestor: FileIngestor | undefined;
   #worker: IngestWorker | undefined;
   #reconciler: Reconciler | undefined;
+  #submitWorker: SubmitWorker | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(options: WorkerRuntimeOptions) {
@@ -88,6 +98,7 @@ export class WorkerRuntime {
       ...(o.leaseMs ? { leaseMs: o.leaseMs } : {}),
       ...(o.batch ? { batch: o.batch } : {}),
       ...(o.oneWriterPerTable === undefined ? {} : { oneWriterPerTable: o.oneWriterPerTable }),
+      ...(o.events ? { events: o.events } : {}),
       ...(o.faults ? { faults: o.faults } : {}),
     });
     this.#ingestor = ingestor;
@@ -97,6 +108,7 @@ export class WorkerRuntime {
       process: (job) => ingestor.process(job),
       onError: (err) => logger.warn({ err: errorMessage(err) }, "queue worker error"),
       onOutage: ({ outage, pauseMs, error }) => {
+        o.events?.emit("breaker:changed", { state: pauseMs === 0 ? "closed" : "open", outage, pauseMs });
         if (pauseMs === 0) logger.info({ breaker: "closed" }, "dependency answers again; claiming resumes");
         else
           logger.warn(
@@ -114,7 +126,36 @@ export class WorkerRuntime {
       ...(o.reconcileIntervalMs ? { intervalMs: o.reconcileIntervalMs } : {}),
       ...(o.batchGraceMs !== undefined ? { batchGraceMs: o.batchGraceMs } : {}),
     });
+    const submitConcurrency = o.submitConcurrency ?? 2;
+    if (submitConcurrency > 0) {
+      const queue = this.#queue;
+      const db = this.#db;
+      this.#submitWorker = new SubmitWorker({
+        ...connection,
+        concurrency: submitConcurrency,
+        // The same rules as the HTTP API's submissions; refused paths are kept with the run.
+        process: async (data, { jobId }) => {
+          const submission = await submitFiles(
+            {
+              db,
+              queue,
+              logger: logger.child({ submitJob: jobId }),
+              ...(o.storeOptions ? { storeOptions: o.storeOptions } : {}),
+            },
+            data.ingestion,
+            data.paths,
+          );
+          return {
+            runId: submission.run.id,
+            accepted: submission.accepted.length,
+            refused: submission.refused,
+          };
+        },
+        onError: (err) => logger.warn({ err: errorMessage(err) }, "submit queue worker error"),
+      });
+    }
     await this.#worker.start();
+    await this.#submitWorker?.start();
     this.#reconciler.start();
     logger.info({ concurrency, batch: ingestor.batchLimits }, "worker started");
   }
@@ -133,10 +174,11 @@ export class WorkerRuntime {
     const logger = this.#options.logger.child({ worker: this.workerId });
     const started = Date.now();
     await this.#reconciler?.close();
+    const submitClosed = this.#submitWorker?.close({ timeoutMs, abortGraceMs: 2_000 });
     const workerClosed = this.#worker?.close({ timeoutMs, abortGraceMs: 2_000 });
     // Batches still gathering are written now instead of waiting for company.
     this.#ingestor?.flush();
-    await workerClosed;
+    await Promise.all([workerClosed, submitClosed]);
     await this.#ingestor?.close();
     await Promise.all(this.#sessions.map((spark) => spark.close().catch(() => {})));
     await this.#queue?.close().catch(() => {});

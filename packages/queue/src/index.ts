@@ -6,6 +6,11 @@ export {
   INGEST_QUEUE,
   IngestJobData,
   ingestJobId,
+  MAX_SUBMITTED_PATHS,
+  QUEUE_NAMES,
+  SUBMIT_JOB_NAME,
+  SUBMIT_QUEUE,
+  SubmitJobData,
   type QueueConnectionOptions,
   type RetryPolicy,
 } from "./job-catalog.ts";
@@ -14,5 +19,8 @@ export { IngestQueue } from "./ingest-queue.ts";
 export { IngestWorker, type IngestJobContext, type IngestWorkerOptions } from "./ingest-worker.ts";
 export { DiscoveryQueue, type DiscoverySchedule } from "./discovery-queue.ts";
 export { DiscoveryWorker, type DiscoverJobContext, type DiscoveryWorkerOptions } from "./discovery-worker.ts";
+export { SubmitWorker, type SubmitWorkerOptions } from "./submit-worker.ts";
 export type { CloseOptions } from "./job-runner.ts";
 export { redisConnection } from "./redis-connection.ts";
+export { AllQueues } from "./all-queues.ts";
+export { queueStats, type QueueStats } from "./queue-stats.ts";

@@ -20,6 +20,16 @@ export const INGEST_QUEUE = "lakeferry-ingest";
 /** Queue of discovery jobs: list an ingestion's source and register the files that are new. */
 export const DISCOVER_QUEUE = "lakeferry-discover";
 
+/**
+ * Queue of path submissions from upstream systems: the one queue meant for producers outside lakeferry (any
+ * BullMQ client, any language, no access to Postgres). Jobs named {@link SUBMIT_JOB_NAME} carry
+ * {@link SubmitJobData}; a worker registers the paths under the same rules as the HTTP API.
+ */
+export const SUBMIT_QUEUE = "lakeferry-submit";
+
+/** Every queue lakeferry runs, in the order dashboards show them. */
+export const QUEUE_NAMES: readonly string[] = [INGEST_QUEUE, DISCOVER_QUEUE, SUBMIT_QUEUE];
+
 /** The payload of an ingest job. Everything else about the file lives in its Postgres row. */
 export const IngestJobData = z.object({
   /** `processed_files.id`. */
@@ -46,6 +56,25 @@ export const DiscoverJobData = z.object({
   trigger: z.enum(["schedule", "manual"]),
 });
 export type DiscoverJobData = z.infer<typeof DiscoverJobData>;
+
+/** Paths one submission may carry, as through the HTTP API. */
+export const MAX_SUBMITTED_PATHS = 5_000;
+
+/** The BullMQ job name of path submissions. */
+export const SUBMIT_JOB_NAME = "submit-paths";
+
+/**
+ * The payload of a path submission: `{"ingestion": NAME, "paths": [...]}`, each path a URI inside the
+ * ingestion's source or a path relative to it. Other fields are refused, so that a misspelt one is not
+ * silently ignored.
+ */
+export const SubmitJobData = z
+  .object({
+    ingestion: z.string().min(1),
+    paths: z.array(z.string().min(1)).min(1).max(MAX_SUBMITTED_PATHS),
+  })
+  .strict();
+export type SubmitJobData = z.infer<typeof SubmitJobData>;
 
 /** How often and how patiently a job is retried after a retryable failure. */
 export interface RetryPolicy {

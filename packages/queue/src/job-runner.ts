@@ -33,10 +33,13 @@ export interface JobContext<T> {
 
 export interface JobRunnerOptions<T> extends QueueConnectionOptions {
   queueName: string;
+  /** The only job name the queue takes; a job named otherwise fails at once. Default: any name. */
+  jobName?: string;
   schema: z.ZodType<T>;
   concurrency: number;
   lockDurationMs?: number;
-  process: (job: JobContext<T>) => Promise<void>;
+  /** Works on a job; what it resolves to is kept as the job's BullMQ return value. */
+  process: (job: JobContext<T>) => Promise<unknown>;
   onError?: (err: unknown) => void;
   /**
    * Called when a job failed because a dependency is down (an error with an `outage`): the queue pauses for
@@ -152,11 +155,20 @@ export class JobRunner<T> {
     await this.redis?.quit().catch(() => this.redis?.disconnect());
   }
 
-  private async runJob(job: Job, token: string | undefined): Promise<void> {
+  private async runJob(job: Job, token: string | undefined): Promise<unknown> {
     const jobId = job.id ?? "";
+    const { jobName } = this.options;
+    if (jobName !== undefined && job.name !== jobName) {
+      throw new UnrecoverableError(
+        `unknown job name ${JSON.stringify(job.name)}: ${this.options.queueName} takes ${JSON.stringify(jobName)} jobs only`,
+      );
+    }
     const parsed = this.options.schema.safeParse(job.data);
     if (!parsed.success) {
-      throw new UnrecoverableError(`invalid job data: ${parsed.error.message}`);
+      const issues = parsed.error.issues.map(
+        (issue) => `${issue.path.join(".") || "data"}: ${issue.message}`,
+      );
+      throw new UnrecoverableError(`invalid job data: ${issues.join("; ")}`);
     }
     const startedAt = performance.now();
     const controller = new AbortController();
@@ -174,12 +186,13 @@ export class JobRunner<T> {
       signal: controller.signal,
     });
     try {
-      await Promise.race([work, abandoned]);
+      const result = await Promise.race([work, abandoned]);
       if (this.outages > 0) {
         this.outages = 0;
         this.pausedAt = Number.NEGATIVE_INFINITY;
         this.options.onOutage?.({ outage: "none", pauseMs: 0, error: undefined });
       }
+      return result;
     } catch (err) {
       if (controller.signal.reason instanceof WorkerClosingError) {
         // Interrupted by shutdown, not failed: hand the job back without spending an attempt.

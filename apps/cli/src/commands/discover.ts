@@ -1,7 +1,8 @@
-import { listFiles } from "@lakeferry/db";
-import { discoverFiles, RunTimeoutError, waitForRun } from "@lakeferry/pipeline";
+import { runReport } from "@lakeferry/db";
+import { discoverFiles, RunTimeoutError } from "@lakeferry/pipeline";
 import { EXIT_FAILED, EXIT_INVALID, EXIT_OK } from "../exit-codes.ts";
-import { printJson, printLine } from "../output.ts";
+import { followRun, type ProgressDisplay } from "../follow-run.ts";
+import { clipEnd, errorText, outputWidth, printJson, printLine, sourceRelative } from "../output.ts";
 import type { CliServices } from "../services.ts";
 
 export interface DiscoverOptions {
@@ -12,9 +13,14 @@ export interface DiscoverOptions {
   json?: boolean;
 }
 
+/** FAILED files of the run named on stderr after a wait, one line each; the rest are in `report`. */
+const FAILURES_SHOWN = 20;
+
 /**
- * `lakeferry discover NAME`: one discovery pass now. With --wait, waits until every file the pass
- * registered is settled. Exit 0 all good; 1 some file FAILED; 2 the pass itself failed or the wait timed out.
+ * `lakeferry discover NAME`: one discovery pass now. With --wait, follows the run until every file the pass
+ * registered is settled, with a progress bar on a terminal (a line every few seconds on a pipe; nothing
+ * with --json, which prints the final summary alone). Exit 0 all good; 1 some file FAILED; 2 the pass
+ * itself failed or the wait timed out.
  */
 export async function discoverCommand(
   s: CliServices,
@@ -35,7 +41,7 @@ export async function discoverCommand(
   if (result.error) {
     if (options.json) printJson({ ...summary, error: result.error });
     process.stderr.write(
-      `lakeferry: discovery run ${result.run.id} of ${name} failed: ${result.error.type}: ${result.error.message}\n`,
+      `lakeferry: discovery run ${result.run.id} of ${name} failed: ${errorText(result.error.type, result.error.message)}\n`,
     );
     return EXIT_FAILED;
   }
@@ -51,7 +57,11 @@ export async function discoverCommand(
 
   let settled: { total: number; settled: number; failed: number };
   try {
-    settled = await waitForRun(ctx, result.run.id, { timeoutMs: options.timeout * 1_000, pollMs: 500 });
+    settled = await followRun(ctx, result.run.id, {
+      timeoutMs: options.timeout * 1_000,
+      display: progressDisplay(options),
+      out: process.stdout,
+    });
   } catch (error) {
     if (!(error instanceof RunTimeoutError)) throw error;
     if (options.json) printJson({ ...summary, ...error.progress });
@@ -63,20 +73,32 @@ export async function discoverCommand(
   } else {
     printLine(`run ${summary.run}: ${settled.settled}/${settled.total} settled, ${settled.failed} failed`);
   }
-  if (settled.failed > 0) {
-    // The run's own failures (the files it registered), at most 20, one line each.
-    const failed = (await listFiles(ctx.db, ingestion.id, { status: "FAILED", limit: 1_000 }))
-      .filter((file) => file.runId === result.run.id)
-      .slice(0, 20);
-    for (const file of failed) {
-      const message = (file.errorMessage ?? "").replace(/\s*\n\s*/g, " ");
-      const clipped = message.length > 300 ? `${message.slice(0, 300)}…` : message;
-      process.stderr.write(`lakeferry: FAILED ${file.filePath}: ${file.errorType ?? "error"}: ${clipped}\n`);
-    }
-    process.stderr.write(
-      `lakeferry: ${settled.failed} file(s) FAILED (see \`lakeferry files ${name} --status FAILED\`)\n`,
-    );
-    return EXIT_INVALID;
+  if (settled.failed === 0) return EXIT_OK;
+  const report = await runReport(ctx.db, result.run.id, { failureLimit: FAILURES_SHOWN });
+  const width = outputWidth(false, process.stderr);
+  for (const file of report?.failures ?? []) {
+    const line = `lakeferry: FAILED ${sourceRelative(file.path, ingestion.sourceUri)}: ${errorText(file.errorType, file.error)}`;
+    process.stderr.write(`${clipEnd(line, width)}\n`);
   }
-  return EXIT_OK;
+  process.stderr.write(
+    `lakeferry: ${settled.failed} file(s) FAILED (what to do: \`lakeferry report ${summary.run}\`)\n`,
+  );
+  return EXIT_INVALID;
+}
+
+/**
+ * `lakeferry run NAME`: a discovery pass, then following its run to the end (`discover NAME --wait`).
+ */
+export async function runCommand(
+  s: CliServices,
+  name: string,
+  options: Omit<DiscoverOptions, "wait">,
+): Promise<number> {
+  return discoverCommand(s, name, { ...options, wait: true });
+}
+
+/** A bar on a terminal, lines on a pipe, nothing when the output is JSON. */
+function progressDisplay(options: { json?: boolean }): ProgressDisplay {
+  if (options.json) return "none";
+  return process.stdout.isTTY ? "bar" : "lines";
 }

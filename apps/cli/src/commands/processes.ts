@@ -17,3 +17,20 @@ export async function discovererCommand(env: Record<string, string | undefined>)
   const { runDiscoverer } = await import("@lakeferry/discoverer-app");
   await runDiscoverer({ env });
 }
+
+/** `lakeferry api`: the HTTP API and Bull Board in this process, until SIGTERM/SIGINT (see @lakeferry/api). */
+export async function apiCommand(
+  env: Record<string, string | undefined>,
+  options: { host?: string; port?: number; insecureNoAuth?: boolean },
+): Promise<void> {
+  const { runApi } = await import("@lakeferry/api");
+  await runApi({
+    env,
+    ...(options.host !== undefined ? { host: options.host } : {}),
+    ...(options.port !== undefined ? { port: options.port } : {}),
+    insecureNoAuth: options.insecureNoAuth === true,
+    onListening: (url) => {
+      process.stdout.write(`lakeferry api listening on ${url} (Bull Board: ${url}/admin/queues)\n`);
+    },
+  });
+}

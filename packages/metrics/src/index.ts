@@ -1,0 +1,10 @@
+export { attachPipelineMetrics } from "./pipeline-metrics.ts";
+export { registerBacklogMetrics, type BacklogMetricsOptions } from "./backlog-metrics.ts";
+export {
+  serveMetrics,
+  type HealthStatus,
+  type MetricsEndpoint,
+  type ServeMetricsOptions,
+} from "./serve-metrics.ts";
+export { MetricsServer, MetricsListenError, type MetricsServerOptions } from "./metrics-server.ts";
+export { Registry } from "prom-client";
