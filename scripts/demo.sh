@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `npm run demo`: starts the local services, writes a few JSON lines files into a landing folder, defines an
-# ingestion, runs a worker, discovers the files and waits until each is settled, then shows the table and
-# every file's record. Each run lands a new set of files, so it can be run again.
+# ingestion, starts a worker and the HTTP API with Bull Board, runs a discovery pass with its progress bar,
+# then shows the run's report, the failed file and the table. Each run lands a new set of files, so it can
+# be run again. On Ctrl-C, or at its end, it stops the worker and the API it started (the services stay up:
+# `bash scripts/services.sh down` stops them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,20 +37,39 @@ YAML
 lakeferry migrate
 lakeferry ingestion apply -f "$LAKEFERRY_SERVICES_DIR/demo/orders.yaml"
 
-lakeferry worker --concurrency 50 &
-worker=$!
-trap 'kill -TERM $worker 2>/dev/null; wait $worker 2>/dev/null || true' EXIT
+# The worker and the API run as node itself (not through the shell function), so that the trap stops them
+# and not a subshell; their JSON logs go to files instead of interleaving with the demo's output.
+logs=$LAKEFERRY_SERVICES_DIR/demo/logs
+mkdir -p "$logs"
+api_port=${LAKEFERRY_API_PORT:-8080}
+started=()
+stop_started() {
+  [ ${#started[@]} -eq 0 ] && return
+  kill -TERM "${started[@]}" 2>/dev/null || true
+  wait "${started[@]}" 2>/dev/null || true
+  started=()
+}
+trap stop_started EXIT
+trap 'exit 130' INT TERM
+node apps/cli/bin/lakeferry.js worker --concurrency 50 2>"$logs/worker.log" &
+started+=($!)
+# No API keys on the demo's machine: --insecure-no-auth, on 127.0.0.1 only (see README, HTTP API, for keys).
+node apps/cli/bin/lakeferry.js api --insecure-no-auth --host 127.0.0.1 --port "$api_port" \
+  >"$logs/api.log" 2>&1 &
+started+=($!)
+echo "== worker and API started (logs in $logs)"
+echo "   API, without authentication, on this machine only: http://127.0.0.1:$api_port/api/v1/ingestions"
+echo "   Bull Board: http://127.0.0.1:$api_port/admin/queues"
 
-echo "== discover (waits until every file is settled; the corrupt file fails alone)"
-lakeferry discover demo-orders --wait || true
+echo "== run: one discovery pass, followed until every file is settled (the corrupt file fails alone)"
+lakeferry run demo-orders || true
 
+run_id=$(lakeferry runs demo-orders --limit 1 --json | node -e '
+let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s)[0].id));')
+echo "== the run's report (also at http://127.0.0.1:$api_port/api/v1/runs/$run_id/report)"
+lakeferry report "$run_id"
 echo "== status"
-lakeferry status demo-orders --json
-echo "== files that failed"
-lakeferry files demo-orders --status FAILED --json | node -e '
-let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
-  for (const f of JSON.parse(s).files) console.log(`${f.filePath}\n  ${f.errorType}: ${f.errorMessage.split("\n")[0]}`);
-});'
+lakeferry status demo-orders
 echo "== the table"
 lakeferry sql "SELECT count(*) AS rows, count(DISTINCT _source_file) AS files, round(sum(amount), 2) AS amount FROM lake.demo.orders"
 lakeferry sql "SELECT snapshot_id, summary['lakeferry.batch-id'] AS batch_id, summary['added-records'] AS records FROM lake.demo.orders.snapshots ORDER BY committed_at DESC LIMIT 5"
