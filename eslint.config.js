@@ -11,6 +11,29 @@ const owners = [
   { pkg: "storage", modules: ["@aws-sdk/*", "@smithy/*", "@azure/*", "@google-cloud/*"] },
 ];
 
+/** The lakeferry packages each package may import: the layers below it (core at the bottom). */
+const packageLayers = {
+  core: [],
+  "app-kit": ["core"],
+  db: ["core"],
+  queue: ["core"],
+  storage: ["core"],
+  "spark-connect": ["core"],
+  "fault-proxy": ["core"],
+  iceberg: ["core", "spark-connect"],
+  pipeline: ["core", "db", "queue", "storage", "spark-connect", "iceberg"],
+  metrics: ["core", "db", "queue", "pipeline"],
+};
+const packages = Object.keys(packageLayers);
+/** Apps import packages; the CLI also imports the apps it launches (`lakeferry worker`, `discoverer`, `api`). */
+const layers = {
+  ...Object.fromEntries(Object.entries(packageLayers).map(([pkg, allowed]) => [`packages/${pkg}`, allowed])),
+  "apps/worker": packages,
+  "apps/discoverer": packages,
+  "apps/api": packages,
+  "apps/cli": [...packages, "worker-app", "discoverer-app", "api"],
+};
+
 export default tseslint.config(
   {
     ignores: [
@@ -40,25 +63,37 @@ export default tseslint.config(
       "@typescript-eslint/consistent-type-imports": "error",
     },
   },
-  // Every source file may import no outside system; each owner package may import its own.
-  ...[undefined, ...owners].map((self) => ({
-    files: self ? [`packages/${self.pkg}/src/**/*.ts`] : ["packages/**/src/**/*.ts", "apps/**/src/**/*.ts"],
-    rules: {
-      "no-restricted-imports": [
-        "error",
-        {
-          patterns: owners
-            .filter((owner) => owner !== self)
-            .flatMap(({ pkg, modules }) =>
-              modules.map((group) => ({
-                group: [group],
-                message: `Only packages/${pkg} may speak to this system; import @lakeferry/${pkg} instead.`,
-              })),
-            ),
-        },
-      ],
-    },
-  })),
+  // Every source file may import no outside system (each owner package may import its own), and only the
+  // lakeferry packages below its own layer.
+  ...Object.entries(layers).map(([dir, allowed]) => {
+    const self = owners.find((owner) => `packages/${owner.pkg}` === dir);
+    return {
+      files: [`${dir}/src/**/*.ts`],
+      rules: {
+        "no-restricted-imports": [
+          "error",
+          {
+            patterns: [
+              ...owners
+                .filter((owner) => owner !== self)
+                .flatMap(({ pkg, modules }) =>
+                  modules.map((group) => ({
+                    group: [group],
+                    message: `Only packages/${pkg} may speak to this system; import @lakeferry/${pkg} instead.`,
+                  })),
+                ),
+              {
+                group: ["@lakeferry/*", ...allowed.map((name) => `!@lakeferry/${name}`)],
+                message: dir.startsWith("apps/")
+                  ? "An app imports packages, not other apps (only the CLI, which launches them, imports apps)."
+                  : `${dir} may import only the layers below it: ${allowed.join(", ") || "none"}.`,
+              },
+            ],
+          },
+        ],
+      },
+    };
+  }),
   {
     files: ["**/*.js"],
     ...tseslint.configs.disableTypeChecked,

@@ -9,7 +9,7 @@ import {
   QUEUE_PREFIX,
   SCHEMA_NAME,
   urlVar,
-} from "@lakeferry/worker-app/env-fields";
+} from "@lakeferry/app-kit";
 
 /** The API's environment: every variable it reads, with its default. */
 export const ApiEnv = z.object({

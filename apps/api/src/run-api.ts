@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { createLogger, errorMessage, InvalidInputError } from "@lakeferry/core";
-import { stopOnSignals } from "@lakeferry/worker-app/stop-on-signals";
+import { stopOnSignals } from "@lakeferry/app-kit";
 import { ApiKeys } from "./auth.ts";
 import { parseApiConfig, type ApiConfig } from "./config.ts";
 import { createApiServer } from "./server.ts";

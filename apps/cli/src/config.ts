@@ -7,7 +7,7 @@ import {
   QUEUE_PREFIX,
   SCHEMA_NAME,
   optionalUrlVar,
-} from "@lakeferry/worker-app/env-fields";
+} from "@lakeferry/app-kit";
 
 /**
  * The CLI's environment. Connections are optional here because each command needs only some of them

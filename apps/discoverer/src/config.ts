@@ -10,7 +10,7 @@ import {
   QUEUE_PREFIX,
   SCHEMA_NAME,
   urlVar,
-} from "@lakeferry/worker-app/env-fields";
+} from "@lakeferry/app-kit";
 
 /** The discoverer's environment: every variable it reads, with its default. */
 export const DiscovererEnv = z.object({

@@ -1,7 +1,7 @@
 import { createLogger } from "@lakeferry/core";
 import { MetricsServer, type HealthStatus } from "@lakeferry/metrics";
 import { DiscovererRuntime, PipelineEvents } from "@lakeferry/pipeline";
-import { stopOnSignals } from "@lakeferry/worker-app/stop-on-signals";
+import { stopOnSignals } from "@lakeferry/app-kit";
 import { parseDiscovererConfig } from "./config.ts";
 
 export interface RunDiscovererOptions {

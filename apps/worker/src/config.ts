@@ -12,7 +12,7 @@ import {
   QUEUE_PREFIX,
   SCHEMA_NAME,
   urlVar,
-} from "./env-fields.ts";
+} from "@lakeferry/app-kit";
 
 /** Faults a test can ask a worker to commit (LAKEFERRY_FAULT_INJECTION), never set in production. */
 export const FAULTS = ["crash-after-claim", "crash-after-commit"] as const;

@@ -2,7 +2,7 @@ import { createLogger } from "@lakeferry/core";
 import { MetricsServer, type HealthStatus } from "@lakeferry/metrics";
 import { PipelineEvents, WorkerRuntime } from "@lakeferry/pipeline";
 import { parseWorkerConfig } from "./config.ts";
-import { stopOnSignals } from "./stop-on-signals.ts";
+import { stopOnSignals } from "@lakeferry/app-kit";
 
 export interface RunWorkerOptions {
   /** The environment to read settings from (the entry point passes `process.env`). */

@@ -1,0 +1,15 @@
+export {
+  boolVar,
+  intVar,
+  logLevelVar,
+  nameVar,
+  optionalPortVar,
+  optionalUrlVar,
+  optionalVar,
+  parseEnv,
+  urlVar,
+  SCHEMA_NAME,
+  QUEUE_PREFIX,
+  LISTEN_HOST,
+} from "./env-fields.ts";
+export { stopOnSignals, type Stoppable } from "./stop-on-signals.ts";
