@@ -112,7 +112,10 @@ export function mountRoutes(app: Express, routes: readonly ApiRoute[], auth: Aut
         res.end();
         return;
       }
-      res.type(result.contentType ?? "application/json").send(JSON.stringify(result.body));
+      const contentType = result.contentType ?? "application/json";
+      // A text answer (Prometheus' exposition format) is sent as it is; everything else is JSON.
+      const text = contentType.startsWith("text/") && typeof result.body === "string";
+      res.type(contentType).send(text ? result.body : JSON.stringify(result.body));
     });
   }
   for (const [path, allowed] of methods) {

@@ -11,6 +11,7 @@ import type { ApiKeys, Authentication } from "./auth.ts";
 import { ProblemError, problemHandler } from "./problem.ts";
 import { fileRoutes } from "./routes/files.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { metricsRoute } from "./routes/metrics.ts";
 import { ingestionRoutes } from "./routes/ingestions.ts";
 import { openApiRoute } from "./routes/openapi-document.ts";
 import { mountQueueBoard } from "./routes/queue-board.ts";
@@ -99,6 +100,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   const routes: ApiRoute[] = [];
   routes.push(
     ...healthRoutes(ctx),
+    metricsRoute(ctx),
     openApiRoute(() => routes, API_VERSION),
     ...ingestionRoutes(ctx),
     ...runRoutes(ctx),

@@ -13,6 +13,8 @@ import {
   RunReport,
 } from "../src/schemas.ts";
 import { call, ingestionSpec, landFiles, serviceEnv, startApi, TOKENS, type ApiSandbox } from "./support.ts";
+// The strict parser the metrics package tests its own output with.
+import { parsePrometheusText, sampleValue } from "../../../packages/metrics/test/prometheus-text.ts";
 
 interface Problem {
   type: string;
@@ -70,6 +72,18 @@ describe("ingestion, run and health routes", () => {
     const body = Readiness.parse(ready.body);
     expect(body.status).toBe("ok");
     expect(Object.values(body.checks).map((check) => check.status)).toEqual(["ok", "ok", "ok"]);
+  });
+
+  it("/metrics needs a reader key and reports the queues' backlog in Prometheus' text format", async () => {
+    expect((await call(box, "GET", "/metrics")).status).toBe(401);
+    const scraped = await call(box, "GET", "/metrics", { token: TOKENS.reader });
+    expect(scraped.status).toBe(200);
+    expect(scraped.contentType).toMatch(/^text\/plain; version=0\.0\.4/);
+    const families = parsePrometheusText(scraped.text);
+    expect(
+      sampleValue(families, "lakeferry_queue_jobs", { queue: "lakeferry-ingest", state: "waiting" }),
+    ).toEqual(expect.any(Number));
+    expect(sampleValue(families, "process_cpu_user_seconds_total")).toEqual(expect.any(Number));
   });
 
   it("/readyz answers 503 naming Spark when Spark does not answer", async () => {

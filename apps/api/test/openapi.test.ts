@@ -83,6 +83,7 @@ describe("the OpenAPI document", () => {
       expect.arrayContaining([
         "GET /healthz",
         "GET /readyz",
+        "GET /metrics",
         "GET /api/v1/openapi.json",
         "GET /api/v1/ingestions",
         "GET /api/v1/ingestions/{name}",

@@ -7,4 +7,4 @@ export {
   type ServeMetricsOptions,
 } from "./serve-metrics.ts";
 export { MetricsServer, MetricsListenError, type MetricsServerOptions } from "./metrics-server.ts";
-export { Registry } from "prom-client";
+export { collectDefaultMetrics, Registry } from "prom-client";
