@@ -87,7 +87,7 @@ export async function finishRun(
       `WITH refusals AS (
          INSERT INTO run_refusals (run_id, path, reason)
          SELECT $1, r.path, r.reason FROM unnest($8::text[], $9::text[]) AS r(path, reason)
-         ON CONFLICT (run_id, path) DO NOTHING
+         ON CONFLICT (run_id, md5(path)) DO NOTHING
          RETURNING 1
        )
        UPDATE runs SET status = $2::run_status, finished_at = now(), files_found = $3, files_new = $4,

@@ -177,7 +177,7 @@ describe("schema.prisma and the SQL migration agree", () => {
     expect(loaded.runs[0]!.files.map((f) => f.id)).toEqual([file.id]);
     expect(loaded.runs[0]!.versions).toHaveLength(2);
     expect(loaded.runs[0]!.submissions.map((r) => r.requestId)).toEqual(["req-1"]);
-    expect(loaded.runs[0]!.refusals).toEqual([
+    expect(loaded.runs[0]!.refusals).toMatchObject([
       { runId: run.id, path: "../outside.json", reason: "leaves the source" },
     ]);
     expect(loaded.submissions[0]).toMatchObject({

@@ -325,18 +325,21 @@ describe("ingestions and runs", () => {
     });
     expect(failed).toMatchObject({ status: "failed", errorType: "STORAGE_DENIED", errorMessage: "403" });
     const r3 = await startRun(db, { ingestionId: ingestion.id, trigger: "upstream" });
+    const long = `${"x/".repeat(5_000)}a.json`; // past what a B-tree index entry may hold
     const refused = [
       { path: "b.csv", reason: "does not match the ingestion's pattern" },
       { path: "../a.json", reason: "leaves the source" },
       { path: "b.csv", reason: "does not match the ingestion's pattern" },
+      { path: long, reason: "no such object" },
+      { path: long, reason: "no such object" },
     ];
     expect(
       await finishRun(db, r3.id, { filesFound: 0, filesNew: 0, filesModified: 0, refused }),
     ).toMatchObject({
       status: "succeeded",
-      filesRefused: 2,
+      filesRefused: 3,
     });
-    expect(await listRefusals(db, r3.id)).toEqual([refused[1], refused[0]]);
+    expect(await listRefusals(db, r3.id)).toEqual([refused[1], refused[0], refused[3]]);
     expect(await listRefusals(db, r1.id)).toEqual([]);
     expect((await listRuns(db, ingestion.id)).map((r) => r.id)).toEqual([r3.id, r2.id, r1.id]);
     expect((await listRuns(db, ingestion.id, 1)).map((r) => r.id)).toEqual([r3.id]);

@@ -391,8 +391,8 @@ export class FileIngestor {
       });
       if (resolution === "committed") {
         file.log.info({ batchId }, "file recovered from its committed batch; nothing written again");
-        // Its rows were counted when that batch committed.
-        if (this.#events) announceFile(this.#events, file, "SUCCESS", 0);
+        // Its rows and bytes were counted when that batch committed.
+        if (this.#events) announceFile(this.#events, { ...file, bytes: 0 }, "SUCCESS", 0);
         return true;
       }
       file.log.info({ batchId }, "earlier batch was never published; writing the file again");

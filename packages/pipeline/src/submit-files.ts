@@ -1,4 +1,4 @@
-import { errorMessage, InvalidInputError, LakeferryError } from "@lakeferry/core";
+import { errorMessage, InvalidInputError, LakeferryError, outageOf } from "@lakeferry/core";
 import {
   finishRun,
   getFilesByPaths,
@@ -83,11 +83,14 @@ export async function submitFiles(
     },
   );
   const listed: ListedFile[] = [];
+  // Storage down or throttling is no reason to refuse a path: the submission fails as a whole, retryable
+  // (the queue's breaker, the API's 503), and its run says why.
+  let outage: Error | undefined;
   try {
     const entries = [...wanted];
     let next = 0;
     const statOne = async (): Promise<void> => {
-      while (next < entries.length) {
+      while (next < entries.length && outage === undefined) {
         const [uri, path] = entries[next++] as [string, string];
         try {
           const info = await store.stat(parseStorageUri(uri).prefix);
@@ -95,13 +98,26 @@ export async function submitFiles(
             listed.push({ uri: info.uri, size: info.size, etag: info.etag, modifiedAt: info.modifiedAt });
           else refused.push({ path, reason: `no such object: ${uri}` });
         } catch (err) {
-          refused.push({ path, reason: reasonOf(err) });
+          if (outageOf(err) !== undefined && err instanceof Error) outage ??= err;
+          else refused.push({ path, reason: reasonOf(err) });
         }
       }
     };
     await Promise.all(Array.from({ length: Math.min(STAT_CONCURRENCY, entries.length) }, statOne));
   } finally {
     await store.close().catch(() => {});
+  }
+  if (outage !== undefined) {
+    await finishRun(ctx.db, run.id, {
+      filesFound: 0,
+      filesNew: 0,
+      filesModified: 0,
+      error: {
+        type: outage instanceof LakeferryError ? outage.code : "Error",
+        message: errorMessage(outage),
+      },
+    }).catch(() => {});
+    throw outage;
   }
 
   const accepted: FileRef[] = [];

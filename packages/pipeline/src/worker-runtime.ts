@@ -12,6 +12,9 @@ import type { PipelineEvents } from "./pipeline-events.ts";
 import { Reconciler } from "./reconciler.ts";
 import { submitFiles } from "./submit-files.ts";
 
+/** Refused paths a submit job's return value names (all of them are in `run_refusals`). */
+const FIRST_REFUSED = 100;
+
 export interface WorkerRuntimeOptions {
   /** Postgres connection string (`DATABASE_URL`). */
   databaseUrl: string;
@@ -145,10 +148,13 @@ export class WorkerRuntime {
             data.ingestion,
             data.paths,
           );
+          // The job's return value stays small (BullMQ copies it into its event stream too): every
+          // refused path is kept with the run; the first ones are named here.
           return {
             runId: submission.run.id,
             accepted: submission.accepted.length,
-            refused: submission.refused,
+            refused: submission.refused.length,
+            firstRefused: submission.refused.slice(0, FIRST_REFUSED),
           };
         },
         onError: (err) => logger.warn({ err: errorMessage(err) }, "submit queue worker error"),

@@ -74,6 +74,24 @@ describe("submitFiles (upstream enqueueing)", () => {
     await expect(submitFiles(w, "orders", [])).rejects.toThrow(/at least one path/);
   });
 
+  it("fails a submission whole, retryable, while the source's storage is down: no path is refused for it", async () => {
+    const w = (world = await createWorld());
+    // An S3 endpoint nobody listens on: every lookup is refused at the door (STORAGE_UNAVAILABLE).
+    const ingestion = await w.ingestion({
+      source: "s3://down-bucket/in/",
+      credentials: {
+        accessKeyId: { env: "DOWN_KEY" },
+        secretAccessKey: { env: "DOWN_SECRET" },
+        endpoint: "http://127.0.0.1:9",
+      },
+    });
+    const ctx = { ...w, storeOptions: () => ({ env: { DOWN_KEY: "k", DOWN_SECRET: "s" } }) };
+    const failure = await submitFiles(ctx, ingestion.name, ["a.json", "b.json"]).catch((err: unknown) => err);
+    expect(failure).toMatchObject({ code: "STORAGE_UNAVAILABLE", retryable: true, outage: "storage" });
+    const [run] = await listRuns(w.db, ingestion.id);
+    expect(run).toMatchObject({ status: "failed", errorType: "STORAGE_UNAVAILABLE", filesRefused: 0 });
+  });
+
   it("records a storage problem in the discovery run instead of crashing", async () => {
     const w = (world = await createWorld());
     const ingestion = await w.ingestion({ source: `file://${w.dir}/does-not-exist/` });

@@ -60,6 +60,9 @@ export type DiscoverJobData = z.infer<typeof DiscoverJobData>;
 /** Paths one submission may carry, as through the HTTP API. */
 export const MAX_SUBMITTED_PATHS = 5_000;
 
+/** The longest path a submission may name, in characters (as through the HTTP API). */
+export const MAX_PATH_LENGTH = 4_096;
+
 /** The BullMQ job name of path submissions. */
 export const SUBMIT_JOB_NAME = "submit-paths";
 
@@ -71,7 +74,7 @@ export const SUBMIT_JOB_NAME = "submit-paths";
 export const SubmitJobData = z
   .object({
     ingestion: z.string().min(1),
-    paths: z.array(z.string().min(1)).min(1).max(MAX_SUBMITTED_PATHS),
+    paths: z.array(z.string().min(1).max(MAX_PATH_LENGTH)).min(1).max(MAX_SUBMITTED_PATHS),
   })
   .strict();
 export type SubmitJobData = z.infer<typeof SubmitJobData>;

@@ -10,7 +10,7 @@ import {
 import { UnrecoverableError, WaitingError, Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
 import type { z } from "zod";
-import { DEFAULT_PREFIX, type QueueConnectionOptions } from "./job-catalog.ts";
+import { DEFAULT_PREFIX, KEEP_COMPLETED, KEEP_FAILED, type QueueConnectionOptions } from "./job-catalog.ts";
 import { JobLockLostError, WorkerClosingError } from "./job-errors.ts";
 import { redisConnection } from "./redis-connection.ts";
 
@@ -114,6 +114,10 @@ export class JobRunner<T> {
       // BullMQ honours a manual rateLimit (the outage breaker) only when the worker has a limiter; this one
       // never limits by itself.
       limiter: { max: 1_000_000, duration: 1_000 },
+      // For jobs added without a retention of their own (by producers outside lakeferry): BullMQ keeps
+      // every finished job otherwise. Postgres keeps the history.
+      removeOnComplete: KEEP_COMPLETED,
+      removeOnFail: KEEP_FAILED,
       ...(this.options.lockDurationMs === undefined ? {} : { lockDuration: this.options.lockDurationMs }),
     });
     worker.on("error", (err) => this.onError(err));
