@@ -22,7 +22,7 @@ const packageLayers = {
   "fault-proxy": ["core"],
   iceberg: ["core", "spark-connect"],
   pipeline: ["core", "db", "queue", "storage", "spark-connect", "iceberg"],
-  metrics: ["core", "db", "queue", "pipeline"],
+  metrics: ["core", "app-kit", "db", "queue", "pipeline"],
 };
 const packages = Object.keys(packageLayers);
 /** Apps import packages; the CLI also imports the apps it launches (`lakeferry worker`, `discoverer`, `api`). */

@@ -1,7 +1,6 @@
 import { createLogger } from "@lakeferry/core";
-import { MetricsServer, type HealthStatus } from "@lakeferry/metrics";
+import { runServed } from "@lakeferry/metrics";
 import { DiscovererRuntime, PipelineEvents } from "@lakeferry/pipeline";
-import { stopOnSignals } from "@lakeferry/app-kit";
 import { parseDiscovererConfig } from "./config.ts";
 
 export interface RunDiscovererOptions {
@@ -34,37 +33,16 @@ export async function runDiscoverer(options: RunDiscovererOptions): Promise<void
     { schema: config.dbSchema, prefix: config.queuePrefix, concurrency: config.concurrency },
     "starting discoverer",
   );
-  let health: HealthStatus = { ok: false, reason: "starting" };
-  const metrics = config.metrics
-    ? new MetricsServer({
-        ...config.metrics,
-        events,
-        databaseUrl: config.databaseUrl,
-        dbSchema: config.dbSchema,
-        redisUrl: config.redisUrl,
-        queuePrefix: config.queuePrefix,
-        health: () => health,
-        logger,
-      })
-    : undefined;
-  await metrics?.start();
-  const stopped = stopOnSignals(
-    {
-      close: async (closeOptions) => {
-        health = { ok: false, reason: "stopping" };
-        await runtime.close(closeOptions);
-        await metrics?.close();
-      },
-    },
-    { timeoutMs: config.shutdownTimeoutMs, logger },
-  );
-  try {
-    await runtime.start();
-  } catch (error) {
-    await metrics?.close();
-    throw error;
-  }
-  health = { ok: true };
+  const { stopped } = await runServed(runtime, {
+    metrics: config.metrics,
+    events,
+    databaseUrl: config.databaseUrl,
+    dbSchema: config.dbSchema,
+    redisUrl: config.redisUrl,
+    queuePrefix: config.queuePrefix,
+    shutdownTimeoutMs: config.shutdownTimeoutMs,
+    logger,
+  });
   logger.info("discoverer ready");
   await stopped;
   logger.flush();

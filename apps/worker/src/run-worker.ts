@@ -1,8 +1,7 @@
 import { createLogger } from "@lakeferry/core";
-import { MetricsServer, type HealthStatus } from "@lakeferry/metrics";
+import { runServed } from "@lakeferry/metrics";
 import { PipelineEvents, WorkerRuntime } from "@lakeferry/pipeline";
 import { parseWorkerConfig } from "./config.ts";
-import { stopOnSignals } from "@lakeferry/app-kit";
 
 export interface RunWorkerOptions {
   /** The environment to read settings from (the entry point passes `process.env`). */
@@ -55,38 +54,16 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
     },
     "starting worker",
   );
-  let health: HealthStatus = { ok: false, reason: "starting" };
-  const metrics = config.metrics
-    ? new MetricsServer({
-        ...config.metrics,
-        events,
-        databaseUrl: config.databaseUrl,
-        dbSchema: config.dbSchema,
-        redisUrl: config.redisUrl,
-        queuePrefix: config.queuePrefix,
-        health: () => health,
-        logger,
-      })
-    : undefined;
-  // A port that cannot be opened stops the worker before it takes any job.
-  await metrics?.start();
-  const stopped = stopOnSignals(
-    {
-      close: async (closeOptions) => {
-        health = { ok: false, reason: "stopping" };
-        await runtime.close(closeOptions);
-        await metrics?.close();
-      },
-    },
-    { timeoutMs: config.shutdownTimeoutMs, logger },
-  );
-  try {
-    await runtime.start();
-  } catch (error) {
-    await metrics?.close();
-    throw error;
-  }
-  health = { ok: true };
+  const { stopped } = await runServed(runtime, {
+    metrics: config.metrics,
+    events,
+    databaseUrl: config.databaseUrl,
+    dbSchema: config.dbSchema,
+    redisUrl: config.redisUrl,
+    queuePrefix: config.queuePrefix,
+    shutdownTimeoutMs: config.shutdownTimeoutMs,
+    logger,
+  });
   logger.info({ worker: runtime.workerId }, "worker ready");
   await stopped;
   logger.flush();

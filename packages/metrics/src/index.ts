@@ -7,4 +7,5 @@ export {
   type ServeMetricsOptions,
 } from "./serve-metrics.ts";
 export { MetricsServer, MetricsListenError, type MetricsServerOptions } from "./metrics-server.ts";
+export { runServed, type RunServedOptions, type Startable } from "./run-served.ts";
 export { collectDefaultMetrics, Registry } from "prom-client";
