@@ -1,31 +1,22 @@
 import { z } from "zod";
 import type { LogLevel } from "@lakeferry/core";
 import {
-  intVar,
-  logLevelVar,
+  isolationVars,
+  logVars,
   nameVar,
   optionalVar,
   parseEnv,
-  QUEUE_PREFIX,
-  SCHEMA_NAME,
-  urlVar,
+  shutdownTimeoutVar,
+  sparkVars,
+  stateVars,
 } from "@lakeferry/app-kit";
 
 /** The API's environment: every variable it reads, with its default. */
 export const ApiEnv = z.object({
-  // Connections.
-  /** Postgres holding lakeferry's state. */
-  DATABASE_URL: urlVar(["postgres", "postgresql"], "postgresql://user:password@host:5432/lakeferry"),
-  /** Redis carrying the BullMQ queues. */
-  REDIS_URL: urlVar(["redis", "rediss"], "redis://host:6379"),
-  /** Spark Connect server (for `/readyz`). */
-  SPARK_REMOTE: urlVar(["sc"], "sc://host:15002"),
-
-  // Isolation.
-  /** Postgres schema of lakeferry's tables. Default `public`. */
-  LAKEFERRY_DB_SCHEMA: nameVar(SCHEMA_NAME, "a Postgres identifier such as lakeferry_prod", "public"),
-  /** BullMQ key prefix. Default `lakeferry`. */
-  LAKEFERRY_QUEUE_PREFIX: nameVar(QUEUE_PREFIX, "letters, digits, _ . : or -", "lakeferry"),
+  // Connections (Spark for `/readyz`) and isolation.
+  ...stateVars,
+  ...sparkVars,
+  ...isolationVars,
 
   // Listening.
   /** Address to listen on. Default 127.0.0.1 (this machine only); 0.0.0.0 for every interface. */
@@ -49,9 +40,8 @@ export const ApiEnv = z.object({
 
   // Lifecycle and logs.
   /** On SIGTERM, how long requests in flight may take before their connections are closed (ms). Default 25 s. */
-  LAKEFERRY_SHUTDOWN_TIMEOUT_MS: intVar(25_000, 0),
-  /** Lowest log level written (JSON lines on stderr). Default `info`. */
-  LAKEFERRY_LOG_LEVEL: logLevelVar("info"),
+  LAKEFERRY_SHUTDOWN_TIMEOUT_MS: shutdownTimeoutVar(),
+  ...logVars("info"),
 });
 
 /** The API's settings. */

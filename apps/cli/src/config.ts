@@ -1,12 +1,11 @@
 import { z } from "zod";
 import { InvalidInputError, type LogLevel } from "@lakeferry/core";
 import {
-  logLevelVar,
-  nameVar,
+  CONNECTION_EXAMPLES,
+  isolationVars,
+  logVars,
+  optionalConnectionVars,
   parseEnv,
-  QUEUE_PREFIX,
-  SCHEMA_NAME,
-  optionalUrlVar,
 } from "@lakeferry/app-kit";
 
 /**
@@ -16,23 +15,12 @@ import {
  * settings (see @lakeferry/worker-app and @lakeferry/discoverer-app).
  */
 export const CliEnv = z.object({
-  // Connections.
-  /** Postgres holding lakeferry's state. */
-  DATABASE_URL: optionalUrlVar(["postgres", "postgresql"], "postgresql://user:password@host:5432/lakeferry"),
-  /** Redis carrying the BullMQ queues. */
-  REDIS_URL: optionalUrlVar(["redis", "rediss"], "redis://host:6379"),
-  /** Spark Connect server (for `sql`). */
-  SPARK_REMOTE: optionalUrlVar(["sc"], "sc://host:15002"),
+  // Connections and isolation.
+  ...optionalConnectionVars,
+  ...isolationVars,
 
-  // Isolation.
-  /** Postgres schema of lakeferry's tables. Default `public`. */
-  LAKEFERRY_DB_SCHEMA: nameVar(SCHEMA_NAME, "a Postgres identifier such as lakeferry_prod", "public"),
-  /** BullMQ key prefix. Default `lakeferry`. */
-  LAKEFERRY_QUEUE_PREFIX: nameVar(QUEUE_PREFIX, "letters, digits, _ . : or -", "lakeferry"),
-
-  // Logs.
-  /** Lowest log level written (JSON lines on stderr). Default `warn`: command output goes to stdout. */
-  LAKEFERRY_LOG_LEVEL: logLevelVar("warn"),
+  // Logs: `warn` by default, command output going to stdout.
+  ...logVars("warn"),
 });
 
 /** The CLI's settings. */
@@ -58,18 +46,22 @@ export function parseCliConfig(env: Record<string, string | undefined>): CliConf
   };
 }
 
+/** The variable behind each connection setting. */
 const VARIABLES = {
-  databaseUrl: ["DATABASE_URL", "postgresql://user:password@host:5432/lakeferry"],
-  redisUrl: ["REDIS_URL", "redis://host:6379"],
-  sparkRemote: ["SPARK_REMOTE", "sc://host:15002"],
+  databaseUrl: "DATABASE_URL",
+  redisUrl: "REDIS_URL",
+  sparkRemote: "SPARK_REMOTE",
 } as const;
 
 /** The value of a connection setting a command needs; InvalidInputError naming the variable when unset. */
 export function requireSetting(config: CliConfig, key: keyof typeof VARIABLES): string {
   const value = config[key];
   if (value === undefined) {
-    const [name, example] = VARIABLES[key];
-    throw new InvalidInputError(name, `is not set; this command needs it (e.g. ${name}=${example})`);
+    const name = VARIABLES[key];
+    throw new InvalidInputError(
+      name,
+      `is not set; this command needs it (e.g. ${name}=${CONNECTION_EXAMPLES[name]})`,
+    );
   }
   return value;
 }

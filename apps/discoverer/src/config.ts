@@ -2,45 +2,31 @@ import { z } from "zod";
 import type { LogLevel } from "@lakeferry/core";
 import {
   intVar,
-  LISTEN_HOST,
-  logLevelVar,
-  nameVar,
-  optionalPortVar,
+  isolationVars,
+  logVars,
+  metricsVars,
   parseEnv,
-  QUEUE_PREFIX,
-  SCHEMA_NAME,
-  urlVar,
+  shutdownTimeoutVar,
+  stateVars,
 } from "@lakeferry/app-kit";
 
 /** The discoverer's environment: every variable it reads, with its default. */
 export const DiscovererEnv = z.object({
-  // Connections.
-  /** Postgres holding lakeferry's state. */
-  DATABASE_URL: urlVar(["postgres", "postgresql"], "postgresql://user:password@host:5432/lakeferry"),
-  /** Redis carrying the BullMQ queues and the discovery schedules. */
-  REDIS_URL: urlVar(["redis", "rediss"], "redis://host:6379"),
-
-  // Isolation.
-  /** Postgres schema of lakeferry's tables. Default `public`. */
-  LAKEFERRY_DB_SCHEMA: nameVar(SCHEMA_NAME, "a Postgres identifier such as lakeferry_prod", "public"),
-  /** BullMQ key prefix. Default `lakeferry`. */
-  LAKEFERRY_QUEUE_PREFIX: nameVar(QUEUE_PREFIX, "letters, digits, _ . : or -", "lakeferry"),
+  // Connections (Postgres and Redis, which holds the discovery schedules; no Spark) and isolation.
+  ...stateVars,
+  ...isolationVars,
 
   // Work.
   /** Discovery passes this process runs at once. Default 2. */
   LAKEFERRY_DISCOVERY_CONCURRENCY: intVar(2, 1),
 
   // Metrics.
-  /** Port serving Prometheus `/metrics` and `/healthz`. Unset: no metrics endpoint. */
-  LAKEFERRY_METRICS_PORT: optionalPortVar(),
-  /** Interface the metrics endpoint listens on. Default 127.0.0.1 (set 0.0.0.0 in a pod for Prometheus). */
-  LAKEFERRY_METRICS_HOST: nameVar(LISTEN_HOST, "a host name or IP address such as 0.0.0.0", "127.0.0.1"),
+  ...metricsVars,
 
   // Lifecycle and logs.
   /** On SIGTERM, how long a running discovery pass may take before it is aborted (ms). Default 25 s. */
-  LAKEFERRY_SHUTDOWN_TIMEOUT_MS: intVar(25_000, 0),
-  /** Lowest log level written (JSON lines on stderr). Default `info`. */
-  LAKEFERRY_LOG_LEVEL: logLevelVar("info"),
+  LAKEFERRY_SHUTDOWN_TIMEOUT_MS: shutdownTimeoutVar(),
+  ...logVars("info"),
 });
 
 /** The discoverer's settings. */

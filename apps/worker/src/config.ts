@@ -3,15 +3,14 @@ import type { LogLevel } from "@lakeferry/core";
 import {
   boolVar,
   intVar,
-  logLevelVar,
-  nameVar,
-  LISTEN_HOST,
-  optionalPortVar,
+  isolationVars,
+  logVars,
+  metricsVars,
   optionalVar,
   parseEnv,
-  QUEUE_PREFIX,
-  SCHEMA_NAME,
-  urlVar,
+  shutdownTimeoutVar,
+  sparkVars,
+  stateVars,
 } from "@lakeferry/app-kit";
 
 /** Faults a test can ask a worker to commit (LAKEFERRY_FAULT_INJECTION), never set in production. */
@@ -20,19 +19,10 @@ export type FaultName = (typeof FAULTS)[number];
 
 /** The worker's environment: every variable it reads, with its default. */
 export const WorkerEnv = z.object({
-  // Connections.
-  /** Postgres holding lakeferry's state. */
-  DATABASE_URL: urlVar(["postgres", "postgresql"], "postgresql://user:password@host:5432/lakeferry"),
-  /** Redis carrying the BullMQ queues. */
-  REDIS_URL: urlVar(["redis", "rediss"], "redis://host:6379"),
-  /** Spark Connect server that reads the files and commits to Iceberg. */
-  SPARK_REMOTE: urlVar(["sc"], "sc://host:15002"),
-
-  // Isolation (several deployments or tests sharing one Postgres and one Redis).
-  /** Postgres schema of lakeferry's tables. Default `public`. */
-  LAKEFERRY_DB_SCHEMA: nameVar(SCHEMA_NAME, "a Postgres identifier such as lakeferry_prod", "public"),
-  /** BullMQ key prefix. Default `lakeferry`. */
-  LAKEFERRY_QUEUE_PREFIX: nameVar(QUEUE_PREFIX, "letters, digits, _ . : or -", "lakeferry"),
+  // Connections (Spark reads the files and commits to Iceberg) and isolation.
+  ...stateVars,
+  ...sparkVars,
+  ...isolationVars,
 
   // Throughput.
   /**
@@ -62,19 +52,15 @@ export const WorkerEnv = z.object({
   LAKEFERRY_BATCH_GRACE_MS: intVar(60_000, 0),
   /** On SIGTERM, how long in-flight batches may take before they are handed back (ms). Default 25 s, inside
    * Kubernetes' 30 s grace period. */
-  LAKEFERRY_SHUTDOWN_TIMEOUT_MS: intVar(25_000, 0),
+  LAKEFERRY_SHUTDOWN_TIMEOUT_MS: shutdownTimeoutVar(),
   /** Name recorded as the holder of claims and in file attempts. Default `<hostname>-<pid>`. */
   LAKEFERRY_WORKER_ID: optionalVar(),
 
   // Metrics.
-  /** Port serving Prometheus `/metrics` and `/healthz`. Unset: no metrics endpoint. */
-  LAKEFERRY_METRICS_PORT: optionalPortVar(),
-  /** Interface the metrics endpoint listens on. Default 127.0.0.1 (set 0.0.0.0 in a pod for Prometheus). */
-  LAKEFERRY_METRICS_HOST: nameVar(LISTEN_HOST, "a host name or IP address such as 0.0.0.0", "127.0.0.1"),
+  ...metricsVars,
 
   // Logs and tests.
-  /** Lowest log level written (JSON lines on stderr). Default `info`. */
-  LAKEFERRY_LOG_LEVEL: logLevelVar("info"),
+  ...logVars("info"),
   /** Test only: comma-separated faults (`crash-after-claim`, `crash-after-commit`): the worker kills itself
    * (SIGKILL) at that point. */
   LAKEFERRY_FAULT_INJECTION: z.preprocess(

@@ -12,4 +12,14 @@ export {
   QUEUE_PREFIX,
   LISTEN_HOST,
 } from "./env-fields.ts";
+export {
+  CONNECTION_EXAMPLES,
+  isolationVars,
+  logVars,
+  metricsVars,
+  optionalConnectionVars,
+  shutdownTimeoutVar,
+  sparkVars,
+  stateVars,
+} from "./env-groups.ts";
 export { stopOnSignals, type Stoppable } from "./stop-on-signals.ts";

@@ -1,0 +1,88 @@
+import type { LogLevel } from "@lakeferry/core";
+import {
+  intVar,
+  LISTEN_HOST,
+  logLevelVar,
+  nameVar,
+  optionalPortVar,
+  optionalUrlVar,
+  QUEUE_PREFIX,
+  SCHEMA_NAME,
+  urlVar,
+} from "./env-fields.ts";
+
+/**
+ * The variables several apps read, defined once: each app spreads the groups it needs into its own
+ * `z.object`, so a name, default, doc comment or message cannot drift between the worker, the discoverer,
+ * the API and the CLI. Keys keep their order when spread, and so does the order of the errors naming them.
+ */
+
+/** An example of each connection variable, shown when it is unset or malformed. */
+export const CONNECTION_EXAMPLES = {
+  DATABASE_URL: "postgresql://user:password@host:5432/lakeferry",
+  REDIS_URL: "redis://host:6379",
+  SPARK_REMOTE: "sc://host:15002",
+} as const;
+
+const POSTGRES_SCHEMES = ["postgres", "postgresql"];
+const REDIS_SCHEMES = ["redis", "rediss"];
+const SPARK_SCHEMES = ["sc"];
+
+/** Postgres and Redis, required: where every long-lived process keeps its state and finds its work. */
+export const stateVars = {
+  /** Postgres holding lakeferry's state. */
+  DATABASE_URL: urlVar(POSTGRES_SCHEMES, CONNECTION_EXAMPLES.DATABASE_URL),
+  /** Redis carrying the BullMQ queues (and the discoverer's schedules). */
+  REDIS_URL: urlVar(REDIS_SCHEMES, CONNECTION_EXAMPLES.REDIS_URL),
+};
+
+/** Spark Connect, required: the worker's reads and Iceberg commits, the API's `/readyz`. */
+export const sparkVars = {
+  /** Spark Connect server. */
+  SPARK_REMOTE: urlVar(SPARK_SCHEMES, CONNECTION_EXAMPLES.SPARK_REMOTE),
+};
+
+/**
+ * The three connections, each optional but checked when set: for the CLI, whose commands need only some
+ * of them and say which is missing when they run.
+ */
+export const optionalConnectionVars = {
+  /** Postgres holding lakeferry's state. */
+  DATABASE_URL: optionalUrlVar(POSTGRES_SCHEMES, CONNECTION_EXAMPLES.DATABASE_URL),
+  /** Redis carrying the BullMQ queues. */
+  REDIS_URL: optionalUrlVar(REDIS_SCHEMES, CONNECTION_EXAMPLES.REDIS_URL),
+  /** Spark Connect server (for `sql`). */
+  SPARK_REMOTE: optionalUrlVar(SPARK_SCHEMES, CONNECTION_EXAMPLES.SPARK_REMOTE),
+};
+
+/** Several deployments (or tests) sharing one Postgres and one Redis. */
+export const isolationVars = {
+  /** Postgres schema of lakeferry's tables. Default `public`. */
+  LAKEFERRY_DB_SCHEMA: nameVar(SCHEMA_NAME, "a Postgres identifier such as lakeferry_prod", "public"),
+  /** BullMQ key prefix. Default `lakeferry`. */
+  LAKEFERRY_QUEUE_PREFIX: nameVar(QUEUE_PREFIX, "letters, digits, _ . : or -", "lakeferry"),
+};
+
+/** The Prometheus endpoint of a long-running process (worker, discoverer). */
+export const metricsVars = {
+  /** Port serving Prometheus `/metrics` and `/healthz`. Unset: no metrics endpoint. */
+  LAKEFERRY_METRICS_PORT: optionalPortVar(),
+  /** Interface the metrics endpoint listens on. Default 127.0.0.1 (set 0.0.0.0 in a pod for Prometheus). */
+  LAKEFERRY_METRICS_HOST: nameVar(LISTEN_HOST, "a host name or IP address such as 0.0.0.0", "127.0.0.1"),
+};
+
+/**
+ * `LAKEFERRY_SHUTDOWN_TIMEOUT_MS`: on SIGTERM, how long a process may finish its work (ms). Default 25 s,
+ * inside Kubernetes' 30 s grace period. What the work is differs per app: say it beside the field.
+ */
+export function shutdownTimeoutVar() {
+  return intVar(25_000, 0);
+}
+
+/** The log level: `fallback` is `info` for the long-running processes, `warn` for the CLI. */
+export function logVars(fallback: LogLevel) {
+  return {
+    /** Lowest log level written (JSON lines on stderr). */
+    LAKEFERRY_LOG_LEVEL: logLevelVar(fallback),
+  };
+}
