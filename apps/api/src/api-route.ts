@@ -1,4 +1,4 @@
-import type { Express, Request, Response } from "express";
+import express, { type Express, type Request, type RequestHandler, type Response } from "express";
 import type { z } from "zod";
 import { requireRole, type Authentication, type Role } from "./auth.ts";
 import {
@@ -79,18 +79,24 @@ function parseInput<T>(schema: z.ZodType<T> | undefined, value: unknown, locatio
   throw invalidRequest(fieldErrors(result.error, location, location === "body" ? "body" : location));
 }
 
+/** Bodies larger than this are refused (413): 5,000 paths of 1 KiB each, and then some. */
+export const BODY_LIMIT = "8mb";
+
 /**
- * Adds each route to `app`: authentication for its role, validation of its path parameters, query and
- * body (400 naming every bad field), then its handler. A known path asked with another method answers 405
- * with `Allow`.
+ * Adds each route to `app`: authentication for its role, then (only for a route that takes a body) JSON
+ * body parsing, validation of its path parameters, query and body (400 naming every bad field), then its
+ * handler. The key is checked before the body is read, so a caller without one cannot make the server
+ * parse up to {@link BODY_LIMIT} of JSON. A known path asked with another method answers 405 with `Allow`.
  */
 export function mountRoutes(app: Express, routes: readonly ApiRoute[], auth: Authentication): void {
   const methods = new Map<string, string[]>();
+  const parseJson = express.json({ limit: BODY_LIMIT });
   for (const route of routes) {
     const path = expressPath(route.path);
     methods.set(path, [...(methods.get(path) ?? []), route.method.toUpperCase()]);
-    const guard = route.role === undefined ? [] : [requireRole(auth, route.role)];
-    app[route.method](path, ...guard, async (req: Request, res: Response) => {
+    const guard: RequestHandler[] = route.role === undefined ? [] : [requireRole(auth, route.role)];
+    const body: RequestHandler[] = route.body === undefined ? [] : [parseJson];
+    app[route.method](path, ...guard, ...body, async (req: Request, res: Response) => {
       const params = parseInput(route.params, req.params, "path");
       const query = parseInput(route.query, { ...(req.query as Record<string, unknown>) }, "query");
       const rawBody: unknown = req.body === undefined && route.bodyOptional ? {} : req.body;

@@ -135,10 +135,22 @@ const BEARER_CHALLENGE = 'Bearer realm="lakeferry"';
 const BASIC_CHALLENGE = 'Basic realm="lakeferry", charset="UTF-8"';
 
 /**
+ * `Connection: close` for a refused request that carries a body: the body is never read, and closing the
+ * connection spares the server from draining it to reuse the connection (Node otherwise reads the rest of
+ * an unread body and throws it away, up to the whole 8 MB an unauthenticated caller chose to send).
+ */
+function closeIfBody(req: Request): Record<string, string> {
+  const length = Number(req.headers["content-length"] ?? 0);
+  const hasBody = length > 0 || req.headers["transfer-encoding"] !== undefined;
+  return hasBody ? { Connection: "close" } : {};
+}
+
+/**
  * Lets a request through when its key has at least role `needed` (and notes the role in
  * `res.locals.role`); otherwise 401 (no key, or an unknown one) with a `WWW-Authenticate` challenge, or
  * 403 (a known key with too small a role). `allowBasic` also accepts HTTP Basic with the token as the
- * password, and challenges for it, so that a browser asks for it (Bull Board).
+ * password, and challenges for it, so that a browser asks for it (Bull Board). Mount it before anything
+ * that reads the body: a refused request's body is not read.
  */
 export function requireRole(
   auth: Authentication,
@@ -158,12 +170,19 @@ export function requireRole(
         {
           headers: {
             "WWW-Authenticate": allowBasic ? [BASIC_CHALLENGE, BEARER_CHALLENGE] : BEARER_CHALLENGE,
+            ...closeIfBody(req),
           },
         },
       );
     }
     if (!roleAllows(role, needed)) {
-      throw new ProblemError("forbidden", `this needs role ${needed} or above; the API key has role ${role}`);
+      throw new ProblemError(
+        "forbidden",
+        `this needs role ${needed} or above; the API key has role ${role}`,
+        {
+          headers: closeIfBody(req),
+        },
+      );
     }
     res.locals.role = role;
     next();

@@ -60,9 +60,6 @@ export interface ApiServer {
   close(options?: { timeoutMs?: number }): Promise<void>;
 }
 
-/** Bodies larger than this are refused (413): 5,000 paths of 1 KiB each, and then some. */
-const BODY_LIMIT = "8mb";
-
 /**
  * The HTTP API of issue 10: ingestions, runs, files, path submission, retries, health and the OpenAPI
  * document under bearer-token roles, and Bull Board at /admin/queues. Opens its connections at once (each
@@ -126,7 +123,6 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     });
     next();
   });
-  app.use("/api", express.json({ limit: BODY_LIMIT }));
   mountRoutes(app, routes, auth);
   mountQueueBoard(app, queues, auth);
   app.use(() => {
