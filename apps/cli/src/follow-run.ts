@@ -1,6 +1,4 @@
-import { setTimeout as sleep } from "node:timers/promises";
-import { runSettled } from "@lakeferry/db";
-import { RunTimeoutError, waitForRun, type PipelineContext } from "@lakeferry/pipeline";
+import { waitForRun, type PipelineContext } from "@lakeferry/pipeline";
 import {
   progressFrame,
   renderProgressBar,
@@ -15,54 +13,30 @@ import {
  */
 export type ProgressDisplay = "bar" | "lines" | "none";
 
-/** How often the progress is read (a count over the run's files) and shown, per display. */
-const SHOW_EVERY_MS: Record<Exclude<ProgressDisplay, "none">, number> = { bar: 500, lines: 5_000 };
+/** How often the run's counts are read (one count over its files), and so how often the bar is redrawn. */
+const POLL_MS = 500;
+/** How often a progress line is printed on a pipe or in a log. */
+const LINE_EVERY_MS = 5_000;
 
 /**
  * Waits until every file of the run is settled, showing its progress on `out` meanwhile. `waitForRun`
- * decides when the run is done (and throws RunTimeoutError after `timeoutMs`); the display reads the
- * progress on its own, at its own pace.
+ * decides when the run is done (and throws RunTimeoutError after `timeoutMs`); each of its readings of the
+ * counts is handed to the display, so the run is polled once.
  */
 export async function followRun(
   ctx: PipelineContext,
   runId: number,
   options: { timeoutMs: number; display: ProgressDisplay; out: NodeJS.WriteStream },
 ): Promise<RunProgress> {
-  const waiting = waitForRun(ctx, runId, { timeoutMs: options.timeoutMs, pollMs: 500 });
-  if (options.display === "none") return waiting;
-  const view = new ProgressView(runId, options.display, options.out);
-  const stop = new AbortController();
-  const showing = showUntilAborted(ctx, runId, view, SHOW_EVERY_MS[options.display], stop.signal);
-  const stopShowing = async (last: RunProgress | undefined): Promise<void> => {
-    stop.abort();
-    await showing;
-    view.end(last);
-  };
+  const view = options.display === "none" ? undefined : new ProgressView(runId, options.display, options.out);
   try {
-    const progress = await waiting;
-    await stopShowing(progress);
-    return progress;
-  } catch (error) {
-    await stopShowing(error instanceof RunTimeoutError ? error.progress : undefined);
-    throw error;
-  }
-}
-
-/** Reads and shows the run's progress every `everyMs` (the first time at once) until `signal` aborts. */
-async function showUntilAborted(
-  ctx: PipelineContext,
-  runId: number,
-  view: ProgressView,
-  everyMs: number,
-  signal: AbortSignal,
-): Promise<void> {
-  while (!signal.aborted) {
-    try {
-      view.show(await runSettled(ctx.db, runId));
-    } catch {
-      // A missed reading is a missed frame: if Postgres stays away, waitForRun fails the command.
-    }
-    await sleep(everyMs, undefined, { signal }).catch(() => undefined);
+    return await waitForRun(ctx, runId, {
+      timeoutMs: options.timeoutMs,
+      pollMs: POLL_MS,
+      ...(view === undefined ? {} : { onProgress: (reading: RunProgress) => view.show(reading) }),
+    });
+  } finally {
+    view?.end();
   }
 }
 
@@ -73,6 +47,8 @@ class ProgressView {
   readonly #out: NodeJS.WriteStream;
   /** The first reading: the speed is measured from it. */
   #first: ProgressSample | undefined;
+  /** When the last progress line was printed (`lines` display). */
+  #lastLineAtMs = -Infinity;
   #drawn = false;
 
   constructor(runId: number, display: "bar" | "lines", out: NodeJS.WriteStream) {
@@ -81,11 +57,14 @@ class ProgressView {
     this.#out = out;
   }
 
+  /** Shows a reading: the bar is redrawn each time, a line is printed at most every {@link LINE_EVERY_MS}. */
   show(progress: RunProgress): void {
     const now = { ...progress, atMs: performance.now() };
     this.#first ??= now;
     const frame = progressFrame(this.#first, now);
     if (this.#display === "lines") {
+      if (now.atMs - this.#lastLineAtMs < LINE_EVERY_MS) return;
+      this.#lastLineAtMs = now.atMs;
       this.#out.write(`${renderProgressLine(this.#runId, frame)}\n`);
       return;
     }
@@ -94,10 +73,8 @@ class ProgressView {
     this.#drawn = true;
   }
 
-  /** Ends the display: the bar is drawn a last time (with the final progress, when known) and left. */
-  end(last: RunProgress | undefined): void {
-    if (this.#display !== "bar") return;
-    if (last !== undefined) this.show(last);
-    if (this.#drawn) this.#out.write("\n");
+  /** Ends the display: the bar, last drawn with the final reading, is left on its line. */
+  end(): void {
+    if (this.#display === "bar" && this.#drawn) this.#out.write("\n");
   }
 }
