@@ -66,3 +66,10 @@ export {
 export { changedPendingFiles, databaseNow, type ChangedPendingCursor } from "./reconcile.ts";
 export { acquireLeaseInTurn, acquireMaintenanceLease, releaseMaintenanceLease } from "./maintenance-lease.ts";
 export { fileStatusTotals, type FileStatusTotal } from "./file-status-totals.ts";
+export {
+  abandonStaleRuns,
+  RUN_ABANDONED,
+  RUN_ABANDONED_MESSAGE,
+  type AbandonedRun,
+} from "./abandon-stale-runs.ts";
+export { pruneSubmissionRequests } from "./prune-submission-requests.ts";

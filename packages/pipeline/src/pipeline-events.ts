@@ -15,13 +15,20 @@ export interface FileSettledEvent {
   records: number;
   /** The error's type (Spark's error class or the error code) when the attempt failed. */
   errorType?: string;
+  /**
+   * Settled by the reconciler, which resolved the batch of a writer that was gone: `durationSeconds` is 0
+   * (no claim of this process to measure from), and metrics leave it out of the durations.
+   */
+  recovered?: boolean;
 }
 
 /**
  * How a batch's write attempt ended (see `BatchVerdict`): `committed`, `failed`, `fenced`, `split` (a
- * failure in a batch of several files, written again in smaller batches) or `in-doubt` (left for recovery).
+ * failure in a batch of several files, written again in smaller batches) or `in-doubt` (left for recovery);
+ * or, for a batch the reconciler resolved after its writer was gone, `committed` (published, or found
+ * published) or `abandoned` (never published: its files are written again).
  */
-export type BatchOutcome = "committed" | "failed" | "fenced" | "split" | "in-doubt";
+export type BatchOutcome = "committed" | "failed" | "fenced" | "split" | "in-doubt" | "abandoned";
 
 /** A batch's write attempt ended. */
 export interface BatchFinishedEvent {
@@ -35,6 +42,11 @@ export interface BatchFinishedEvent {
   records: number;
   /** From the start of the write (the table's write lease taken) to its verdict, in seconds. */
   durationSeconds: number;
+  /**
+   * Resolved by the reconciler after its writer was gone (see {@link FileSettledEvent.recovered}):
+   * `durationSeconds` is 0 and metrics leave it out of the durations.
+   */
+  recovered?: boolean;
 }
 
 /** A Spark Connect call of a batch failed. */
@@ -45,12 +57,21 @@ export interface SparkErrorEvent {
   outage: boolean;
 }
 
-/** The worker's outage breaker opened (a dependency is down: claiming paused) or closed again. */
+/**
+ * A queue's outage breaker in this worker opened (a dependency is down: taking jobs paused) or closed again
+ * (a job got through, or the pause ended with no job left to try the dependency).
+ */
 export interface BreakerChangedEvent {
+  /** The queue whose jobs pause: `lakeferry-ingest` (the default when absent) or `lakeferry-submit`. */
+  queue?: string;
   state: "open" | "closed";
-  /** The dependency that is down (`spark`, `postgres`, `redis`, `storage`), `none` when closing. */
+  /**
+   * Opening: the dependency that is down (`spark`, `postgres`, `redis`, `storage`). Closing: `none` when a
+   * job got through; the dependency's name when its pause ended with no job left to try it (the next job
+   * that meets it still down opens the breaker again).
+   */
   outage: string;
-  /** How long claiming pauses, in ms; 0 when closing. */
+  /** How long taking jobs pauses, in ms; 0 when closing. */
   pauseMs: number;
 }
 

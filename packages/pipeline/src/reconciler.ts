@@ -1,9 +1,12 @@
 import { errorMessage, InvalidInputError, LakeferryError, type Logger } from "@lakeferry/core";
 import {
+  abandonStaleRuns,
   acquireMaintenanceLease,
   changedPendingFiles,
   databaseNow,
   pendingFiles,
+  pruneSubmissionRequests,
+  readBatch,
   reclaimExpiredLeases,
   releaseMaintenanceLease,
   unresolvedBatches,
@@ -11,6 +14,7 @@ import {
   type Database,
   type FileRef,
   type Ingestion,
+  type UnresolvedBatch,
 } from "@lakeferry/db";
 import { ingestJobId, type IngestQueue } from "@lakeferry/queue";
 import { randomBytes } from "node:crypto";
@@ -19,6 +23,7 @@ import { resolveBatch } from "./batch-recovery.ts";
 import { enqueueFiles } from "./enqueue-files.ts";
 import type { BatchWriter } from "./batch-lifecycle.ts";
 import { IngestionCache } from "./ingestion-cache.ts";
+import type { PipelineEvents } from "./pipeline-events.ts";
 
 export interface ReconcilerOptions {
   db: Database;
@@ -70,6 +75,29 @@ export interface ReconcilerOptions {
    * Redis lost its data. Default 3 600 000 (hourly).
    */
   fullSweepIntervalMs?: number;
+  /**
+   * Where batches this reconciler resolves are announced as their writer would have (`batch:finished`,
+   * and `file:settled` SUCCESS for each file of a batch found or made committed), marked `recovered`.
+   * Default: nowhere.
+   */
+  events?: PipelineEvents;
+  /**
+   * A submission's run (`upstream`) still `running` this long after it started is closed as abandoned: its
+   * process stopped (or lost Postgres) before finishing it. A submission of 5,000 paths takes seconds; one
+   * that was only slow and finishes later records its own outcome over this one. In ms; default 600 000.
+   */
+  upstreamRunTimeoutMs?: number;
+  /**
+   * The same for discovery runs (`schedule`, `manual`), which list a whole source and may take hours; they
+   * carry no sign of life a reconciler could check, so only their age tells. In ms; default 86 400 000.
+   */
+  discoveryRunTimeoutMs?: number;
+  /**
+   * How long the API's idempotency records of submissions (`submission_requests`, one per `requestId`) are
+   * kept, in ms: older ones are deleted, in chunks, and a request sent again after that is a new one.
+   * Default 604 800 000 (7 days).
+   */
+  submissionRetentionMs?: number;
 }
 
 /** What one pass did. */
@@ -93,6 +121,10 @@ export interface ReconcileResult {
   sweep: "full" | "changes" | null;
   /** PENDING rows read and checked against Redis this pass: after a quiet interval, 0. */
   pendingChecked: number;
+  /** Runs left `running` by a process that stopped, closed as abandoned. */
+  runsAbandoned: number;
+  /** Submission records past their retention, deleted. */
+  submissionRequestsPruned: number;
 }
 
 /** The name of the reconciler's row in `maintenance_leases`. */
@@ -115,13 +147,17 @@ export class ReconcileStepTimeoutError extends LakeferryError {
 class LeaseLostError extends Error {}
 
 const PAGE = 1_000;
+/** Chunks of old submission records deleted in one pass at most: a backlog is worked off over passes. */
+const PRUNE_CHUNKS_PER_PASS = 20;
+const DAY_MS = 86_400_000;
 
 /**
  * Postgres is the truth, Redis is disposable: periodically (and at start) reclaims PROCESSING files whose
  * lease expired, resolves write batches left OPEN by crashed writers, and re-enqueues PENDING files that
- * have no live job (Redis flushed or a job lost). One reconciler of the fleet passes at a time (the holder
- * of a lease row in Postgres); each pass costs what changed since the last one (see
- * {@link ReconcilerOptions.fullSweepIntervalMs}); every step has a deadline.
+ * have no live job (Redis flushed or a job lost); then keeps house: closes runs whose process stopped
+ * before finishing them, and deletes submission records past their retention. One reconciler of the fleet
+ * passes at a time (the holder of a lease row in Postgres); each pass costs what changed since the last one
+ * (see {@link ReconcilerOptions.fullSweepIntervalMs}); every step has a deadline.
  */
 export class Reconciler {
   readonly holder: string;
@@ -137,6 +173,10 @@ export class Reconciler {
   readonly #pendingGraceMs: number;
   readonly #changeOverlapMs: number;
   readonly #fullSweepIntervalMs: number;
+  readonly #events: PipelineEvents | undefined;
+  readonly #upstreamRunTimeoutMs: number;
+  readonly #discoveryRunTimeoutMs: number;
+  readonly #submissionRetentionMs: number;
   readonly #ingestions: IngestionCache;
   /** Batches whose resolution timed out: tried after the others. */
   readonly #slowBatches = new Set<string>();
@@ -177,6 +217,13 @@ export class Reconciler {
     this.#pendingGraceMs = options.pendingGraceMs ?? 5_000;
     this.#changeOverlapMs = options.changeOverlapMs ?? 60_000;
     this.#fullSweepIntervalMs = options.fullSweepIntervalMs ?? 3_600_000;
+    this.#events = options.events;
+    this.#upstreamRunTimeoutMs = positive("upstreamRunTimeoutMs", options.upstreamRunTimeoutMs ?? 600_000);
+    this.#discoveryRunTimeoutMs = positive("discoveryRunTimeoutMs", options.discoveryRunTimeoutMs ?? DAY_MS);
+    this.#submissionRetentionMs = positive(
+      "submissionRetentionMs",
+      options.submissionRetentionMs ?? 7 * DAY_MS,
+    );
     this.holder = options.holder ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
     this.#ingestions = new IngestionCache(options.db);
   }
@@ -233,6 +280,8 @@ export class Reconciler {
       active: false,
       sweep: null,
       pendingChecked: 0,
+      runsAbandoned: 0,
+      submissionRequestsPruned: 0,
     };
     if (this.#abort.signal.aborted || !(await this.#takeLease())) return result;
     result.active = true;
@@ -254,13 +303,18 @@ export class Reconciler {
         result.pendingChecked = look.checked;
         result.requeued = look.requeued;
       }
+      result.runsAbandoned = await this.#phase("close abandoned runs", 0, () => this.#closeAbandonedRuns());
+      result.submissionRequestsPruned = await this.#phase("prune submission records", 0, () =>
+        this.#pruneSubmissionRequests(),
+      );
     } catch (err) {
       if (!(err instanceof LeaseLostError)) throw err;
       this.#logger.warn({ holder: this.holder }, "reconciler lease lost during a pass; standing by");
     }
-    const { requeued, reclaimed, batchesResolved } = result;
-    if (requeued + reclaimed + batchesResolved > 0) this.#logger.info(result, "reconciled");
-    else this.#logger.debug(result, "reconciled: nothing to do");
+    const { requeued, reclaimed, batchesResolved, runsAbandoned, submissionRequestsPruned } = result;
+    if (requeued + reclaimed + batchesResolved + runsAbandoned + submissionRequestsPruned > 0) {
+      this.#logger.info(result, "reconciled");
+    } else this.#logger.debug(result, "reconciled: nothing to do");
     return result;
   }
 
@@ -335,8 +389,11 @@ export class Reconciler {
             signal,
           }),
         );
-        if (resolution !== "live") resolved += 1;
         this.#slowBatches.delete(batch.id);
+        if (resolution !== "live") {
+          resolved += 1;
+          await this.#announceResolved(batch, resolution);
+        }
       } catch (err) {
         // Spark down, say: the batch stays OPEN and its files stay put until a later pass.
         this.#logger.warn(
@@ -351,6 +408,98 @@ export class Reconciler {
       }
     }
     return resolved;
+  }
+
+  /**
+   * Announces a batch this pass resolved as its writer would have on its verdict: a batch committed
+   * (published now, or found published) has each file's SUCCESS with its bytes and rows and the batch's
+   * `committed`; one abandoned has `abandoned`. Marked `recovered`. Only what Postgres shows the batch
+   * became is announced (a batch someone else settled meanwhile is theirs to announce); a failed read
+   * loses the announcement, never the resolution.
+   */
+  async #announceResolved(batch: UnresolvedBatch, resolution: "committed" | "abandoned"): Promise<void> {
+    const events = this.#events;
+    if (events === undefined) return;
+    try {
+      const [record, ingestion] = await Promise.all([
+        this.#step(`read batch ${batch.id}`, () => readBatch(this.#db, batch.id)),
+        this.#step("read an ingestion", () => this.#ingestions.get(batch.ingestionId)),
+      ]);
+      const expected = resolution === "committed" ? "COMMITTED" : "ABANDONED";
+      if (record === undefined || record.state !== expected) return;
+      const name = ingestion?.name ?? String(batch.ingestionId);
+      let records = 0;
+      for (const member of record.members) {
+        if (resolution !== "committed") break;
+        const rows = member.records ?? 0;
+        records += rows;
+        events.emit("file:settled", {
+          ingestion: name,
+          fileId: member.id,
+          status: "SUCCESS",
+          durationSeconds: 0,
+          bytes: member.size,
+          records: rows,
+          recovered: true,
+        });
+      }
+      events.emit("batch:finished", {
+        ingestion: name,
+        batchId: batch.id,
+        outcome: resolution,
+        files: record.members.length,
+        bytes: record.members.reduce((sum, member) => sum + member.size, 0),
+        records,
+        durationSeconds: 0,
+        recovered: true,
+      });
+    } catch (err) {
+      this.#logger.warn(
+        { batchId: batch.id, err: errorMessage(err) },
+        "batch resolved, but not announced (metrics miss it)",
+      );
+    }
+  }
+
+  /**
+   * Closes runs still `running` long after they started (see {@link ReconcilerOptions.upstreamRunTimeoutMs});
+   * the files they registered are PENDING rows, which the look at PENDING files enqueues if their jobs
+   * were lost too.
+   */
+  async #closeAbandonedRuns(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      await this.#keepLease();
+      const runs = await this.#step("close abandoned runs", () =>
+        abandonStaleRuns(this.#db, {
+          upstreamOlderThanMs: this.#upstreamRunTimeoutMs,
+          discoveryOlderThanMs: this.#discoveryRunTimeoutMs,
+          limit: PAGE,
+        }),
+      );
+      for (const run of runs) {
+        this.#logger.warn(
+          { runId: run.id, ingestionId: run.ingestionId, trigger: run.trigger, startedAt: run.startedAt },
+          "run abandoned: its process stopped before finishing it; the files it registered are queued as usual",
+        );
+      }
+      total += runs.length;
+      if (runs.length < PAGE) return total;
+    }
+  }
+
+  /** Deletes submission records past their retention, a chunk per step, up to a bound per pass. */
+  async #pruneSubmissionRequests(): Promise<number> {
+    let total = 0;
+    for (let chunk = 0; chunk < PRUNE_CHUNKS_PER_PASS; chunk++) {
+      await this.#keepLease();
+      const deleted = await this.#step("prune submission records", () =>
+        pruneSubmissionRequests(this.#db, { olderThanMs: this.#submissionRetentionMs, limit: PAGE }),
+      );
+      total += deleted;
+      if (deleted < PAGE) break;
+    }
+    return total;
   }
 
   async #reclaimExpired(): Promise<number> {

@@ -99,6 +99,8 @@ describe("Reconciler: one active across the fleet", () => {
       requeued: 0,
       reclaimed: 0,
       batchesResolved: 0,
+      runsAbandoned: 0,
+      submissionRequestsPruned: 0,
     });
     for (let round = 0; round < 3; round++) {
       const results = await Promise.all([a.runOnce(), b.runOnce()]);
