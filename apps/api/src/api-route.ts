@@ -49,6 +49,11 @@ export interface ApiRoute<P = unknown, Q = unknown, B = unknown> {
   bodyOptional?: boolean;
   /** Success answers by status. */
   responses: Record<number, ApiResponse>;
+  /**
+   * Whether the handler uses the queues (Redis): then it is answered 503 with `Retry-After` when Redis does
+   * not answer, instead of waiting for Redis to come back (see `redisGuard`).
+   */
+  redis?: boolean;
   /** Problems this route answers with besides validation (400) and authentication (401/403). */
   problems?: ProblemKind[];
   /** Thin: validated input in, result out; what it does lives in packages. */
@@ -83,20 +88,27 @@ function parseInput<T>(schema: z.ZodType<T> | undefined, value: unknown, locatio
 export const BODY_LIMIT = "8mb";
 
 /**
- * Adds each route to `app`: authentication for its role, then (only for a route that takes a body) JSON
- * body parsing, validation of its path parameters, query and body (400 naming every bad field), then its
- * handler. The key is checked before the body is read, so a caller without one cannot make the server
- * parse up to {@link BODY_LIMIT} of JSON. A known path asked with another method answers 405 with `Allow`.
+ * Adds each route to `app`: authentication for its role, `redisGuard` for a route that uses Redis, then
+ * (only for a route that takes a body) JSON body parsing, validation of its path parameters, query and
+ * body (400 naming every bad field), then its handler. The key is checked before the body is read, so a
+ * caller without one cannot make the server parse up to {@link BODY_LIMIT} of JSON. A known path asked
+ * with another method answers 405 with `Allow`.
  */
-export function mountRoutes(app: Express, routes: readonly ApiRoute[], auth: Authentication): void {
+export function mountRoutes(
+  app: Express,
+  routes: readonly ApiRoute[],
+  auth: Authentication,
+  redisGuard: RequestHandler,
+): void {
   const methods = new Map<string, string[]>();
   const parseJson = express.json({ limit: BODY_LIMIT });
   for (const route of routes) {
     const path = expressPath(route.path);
     methods.set(path, [...(methods.get(path) ?? []), route.method.toUpperCase()]);
     const guard: RequestHandler[] = route.role === undefined ? [] : [requireRole(auth, route.role)];
+    const redis: RequestHandler[] = route.redis ? [redisGuard] : [];
     const body: RequestHandler[] = route.body === undefined ? [] : [parseJson];
-    app[route.method](path, ...guard, ...body, async (req: Request, res: Response) => {
+    app[route.method](path, ...guard, ...redis, ...body, async (req: Request, res: Response) => {
       const params = parseInput(route.params, req.params, "path");
       const query = parseInput(route.query, { ...(req.query as Record<string, unknown>) }, "query");
       const rawBody: unknown = req.body === undefined && route.bodyOptional ? {} : req.body;
@@ -112,6 +124,8 @@ export function mountRoutes(app: Express, routes: readonly ApiRoute[], auth: Aut
       const body = parseInput(route.body, rawBody, "body");
       const role = res.locals.role as Role | undefined;
       const result = await route.handle({ params, query, body, role, req, res });
+      // Answered already: redisGuard gave up on Redis while the handler waited (its work went on).
+      if (res.headersSent) return;
       for (const [name, value] of Object.entries(result.headers ?? {})) res.setHeader(name, value);
       res.status(result.status);
       if (result.body === undefined) {

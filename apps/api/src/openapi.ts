@@ -87,6 +87,12 @@ function operationOf(route: ApiRoute): JsonSchema {
     if (route.role !== "reader") responses["403"] ??= problemResponse("forbidden");
   }
   for (const kind of route.problems ?? []) responses[String(PROBLEMS[kind].status)] ??= problemResponse(kind);
+  if (route.redis) {
+    responses["503"] ??= problemResponse(
+      "unavailable",
+      "Redis (the queues) does not answer: retry after the `Retry-After` seconds",
+    );
+  }
   return {
     operationId: route.operationId,
     summary: route.summary,

@@ -211,6 +211,12 @@ export function problemOf(
 /** Express's last error handler: every error becomes a problem document. */
 export function problemHandler(logger: Logger): ErrorRequestHandler {
   return (error: unknown, _req, res, next) => {
+    if (res.writableEnded) {
+      // Answered already (503 while Redis was unreachable) and failed afterwards: the connection may
+      // carry the caller's next request by now, so it is not cut as express would cut it.
+      logger.warn({ err: error }, "request failed after it was answered");
+      return;
+    }
     if (res.headersSent) {
       next(error);
       return;

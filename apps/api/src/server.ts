@@ -9,6 +9,7 @@ import type { ApiContext } from "./api-context.ts";
 import { mountRoutes, type ApiRoute } from "./api-route.ts";
 import type { ApiKeys, Authentication } from "./auth.ts";
 import { ProblemError, problemHandler } from "./problem.ts";
+import { redisGuard } from "./redis-guard.ts";
 import { fileRoutes } from "./routes/files.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { metricsRoute } from "./routes/metrics.ts";
@@ -41,6 +42,11 @@ export interface ApiServerOptions {
    * Spark session).
    */
   readyTimeoutMs?: number;
+  /**
+   * How long a request that uses the queues waits for Redis to answer a PING before it is answered 503
+   * (ms); checked before such a request goes on and every second while it waits. Default 3000.
+   */
+  redisTimeoutMs?: number;
   /** Postgres connections. Default 10. */
   maxConnections?: number;
 }
@@ -123,8 +129,9 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     });
     next();
   });
-  mountRoutes(app, routes, auth);
-  mountQueueBoard(app, queues, auth);
+  const requireRedis = redisGuard(queues, { timeoutMs: options.redisTimeoutMs ?? 3_000, logger });
+  mountRoutes(app, routes, auth, requireRedis);
+  mountQueueBoard(app, queues, auth, requireRedis);
   app.use(() => {
     throw new ProblemError("not-found", "no such path (GET /api/v1/openapi.json lists them)");
   });

@@ -135,6 +135,7 @@ describe("the OpenAPI document", () => {
       "409",
       "413",
       "422",
+      "503",
     ]);
     const request = document.components.schemas.SubmitFilesRequest as {
       properties: { files: { maxItems: number; items: { required: string[] } } };

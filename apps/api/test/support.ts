@@ -48,7 +48,7 @@ export interface ApiSandbox {
 /** Starts an API on a fresh, migrated schema and its own queue prefix, keys for every role. */
 export async function startApi(
   label: string,
-  options: { sparkRemote?: string; readyTimeoutMs?: number } = {},
+  options: { sparkRemote?: string; redisUrl?: string; readyTimeoutMs?: number; redisTimeoutMs?: number } = {},
 ): Promise<ApiSandbox> {
   const id = randomBytes(4).toString("hex");
   const schema = `api_${label.replace(/[^a-z0-9]/g, "_")}_${id}`;
@@ -60,7 +60,7 @@ export async function startApi(
   await migrate(db);
   const server = createApiServer({
     databaseUrl: serviceEnv("DATABASE_URL"),
-    redisUrl: serviceEnv("REDIS_URL"),
+    redisUrl: options.redisUrl ?? serviceEnv("REDIS_URL"),
     sparkRemote: options.sparkRemote ?? serviceEnv("SPARK_REMOTE"),
     dbSchema: schema,
     queuePrefix: prefix,
@@ -73,6 +73,7 @@ export async function startApi(
     env: process.env,
     maxConnections: 4,
     ...(options.readyTimeoutMs !== undefined ? { readyTimeoutMs: options.readyTimeoutMs } : {}),
+    ...(options.redisTimeoutMs !== undefined ? { redisTimeoutMs: options.redisTimeoutMs } : {}),
   });
   const { url } = await server.start({ host: "127.0.0.1", port: 0 });
   return {

@@ -60,6 +60,7 @@ export function ingestionRoutes(ctx: ApiContext): ApiRoute[] {
         "checked the same way; its `name` must be the one in the path. The discovery schedule follows.",
       tag: "ingestions",
       role: "operator",
+      redis: true,
       params: IngestionParams,
       body: IngestionSpec,
       responses: {
@@ -96,6 +97,7 @@ export function ingestionRoutes(ctx: ApiContext): ApiRoute[] {
       summary: "Turn an ingestion on: its schedule runs again",
       tag: "ingestions",
       role: "operator",
+      redis: true,
       params: IngestionParams,
       problems: ["not-found"],
       responses: { 200: { description: "The ingestion, enabled", schema: Ingestion } },
@@ -111,6 +113,7 @@ export function ingestionRoutes(ctx: ApiContext): ApiRoute[] {
         "explicitly still run.",
       tag: "ingestions",
       role: "operator",
+      redis: true,
       params: IngestionParams,
       problems: ["not-found"],
       responses: { 200: { description: "The ingestion, disabled", schema: Ingestion } },

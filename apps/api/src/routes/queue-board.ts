@@ -23,11 +23,23 @@ function board(queues: AllQueues, readOnly: boolean): RequestHandler {
  * Basic, the token as password); operators get a board whose actions work (retry, promote, clean, pause),
  * every other role one whose queues are read-only, where Bull Board refuses each action (405).
  */
-export function mountQueueBoard(app: Express, queues: AllQueues, auth: Authentication): void {
+export function mountQueueBoard(
+  app: Express,
+  queues: AllQueues,
+  auth: Authentication,
+  redisGuard: RequestHandler,
+): void {
   const operatorBoard = board(queues, false);
   const readOnlyBoard = board(queues, true);
-  app.use(QUEUE_BOARD_PATH, requireRole(auth, "reader", { allowBasic: true }), (req, res, next) => {
-    const role = res.locals.role as Role;
-    return (role === "operator" ? operatorBoard : readOnlyBoard)(req, res, next);
-  });
+  app.use(
+    QUEUE_BOARD_PATH,
+    requireRole(auth, "reader", { allowBasic: true }),
+    // Bull Board's own API reads Redis (its page and scripts do not): 503 rather than a hang when it is down.
+    // (Case-insensitive, as express routes.)
+    (req, res, next) => (/^\/api\//i.test(req.path) ? redisGuard(req, res, next) : next()),
+    (req, res, next) => {
+      const role = res.locals.role as Role;
+      return (role === "operator" ? operatorBoard : readOnlyBoard)(req, res, next);
+    },
+  );
 }

@@ -31,6 +31,7 @@ export function runRoutes(ctx: ApiContext): ApiRoute[] {
         "problem (missing bucket, access denied) ends the run as failed, with `error` set.",
       tag: "runs",
       role: "operator",
+      redis: true,
       params: IngestionParams,
       body: DiscoverRequest,
       bodyOptional: true,
