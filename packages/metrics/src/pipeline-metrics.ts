@@ -1,4 +1,5 @@
 import type { PipelineEvents } from "@lakeferry/pipeline";
+import { INGEST_QUEUE, SUBMIT_QUEUE } from "@lakeferry/queue";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 
 /** Buckets of a file's claim-to-settle time, in seconds. */
@@ -18,13 +19,16 @@ const DISCOVERY_SECONDS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
  *
  * - `lakeferry_files_settled_total{ingestion,status}`: file attempts settled (`SUCCESS`, `FAILED`,
  *   `SKIPPED`, `retry`);
- * - `lakeferry_file_duration_seconds{ingestion,status}`: claim to settle;
+ * - `lakeferry_file_duration_seconds{ingestion,status}`: claim to settle (files the reconciler settled from
+ *   a batch whose writer was gone are counted above but have no duration here);
  * - `lakeferry_bytes_ingested_total{ingestion}`, `lakeferry_records_ingested_total{ingestion}`: of files
  *   settled SUCCESS;
  * - `lakeferry_batch_duration_seconds{ingestion,outcome}`, `lakeferry_batch_files{ingestion,outcome}`:
- *   each batch write attempt (`committed`, `failed`, `fenced`, `split`, `in-doubt`);
+ *   each batch write attempt (`committed`, `failed`, `fenced`, `split`, `in-doubt`), and each batch the
+ *   reconciler resolved (`committed` or `abandoned`; files only, no duration);
  * - `lakeferry_spark_errors_total{class}`: failed Spark calls of batches, by Spark error class or code;
- * - `lakeferry_breaker_open`: 1 while the worker's outage breaker keeps claiming paused, else 0;
+ * - `lakeferry_breaker_open{queue}`: 1 while this worker's outage breaker keeps the queue (`lakeferry-ingest`,
+ *   `lakeferry-submit`) paused, else 0;
  * - `lakeferry_discovery_duration_seconds{ingestion}`, `lakeferry_discovery_objects_listed_total{ingestion}`,
  *   `lakeferry_discovery_files_registered_total{ingestion}`: discovery passes.
  */
@@ -64,7 +68,7 @@ export function attachPipelineMetrics(registry: Registry, events: PipelineEvents
   });
   const batchFiles = new Histogram({
     name: "lakeferry_batch_files",
-    help: "Files in a batch write attempt, by outcome.",
+    help: "Files in a batch write attempt, or in a batch the reconciler resolved (committed, abandoned), by outcome.",
     labelNames: ["ingestion", "outcome"] as const,
     buckets: BATCH_FILES,
     registers,
@@ -77,10 +81,11 @@ export function attachPipelineMetrics(registry: Registry, events: PipelineEvents
   });
   const breakerOpen = new Gauge({
     name: "lakeferry_breaker_open",
-    help: "1 while the worker's outage breaker keeps claiming paused (a dependency is down), else 0.",
+    help: "1 while this worker's outage breaker keeps the queue paused (a dependency is down), else 0.",
+    labelNames: ["queue"] as const,
     registers,
   });
-  breakerOpen.set(0);
+  for (const queue of [INGEST_QUEUE, SUBMIT_QUEUE]) breakerOpen.set({ queue }, 0);
   const discoveryDuration = new Histogram({
     name: "lakeferry_discovery_duration_seconds",
     help: "Time of a discovery pass, in seconds.",
@@ -105,7 +110,7 @@ export function attachPipelineMetrics(registry: Registry, events: PipelineEvents
     events.on("file:settled", (event) => {
       const labels = { ingestion: event.ingestion, status: event.status };
       filesSettled.inc(labels);
-      fileDuration.observe(labels, event.durationSeconds);
+      if (event.recovered !== true) fileDuration.observe(labels, event.durationSeconds);
       if (event.status === "SUCCESS") {
         bytesIngested.inc({ ingestion: event.ingestion }, event.bytes);
         recordsIngested.inc({ ingestion: event.ingestion }, event.records);
@@ -113,11 +118,13 @@ export function attachPipelineMetrics(registry: Registry, events: PipelineEvents
     }),
     events.on("batch:finished", (event) => {
       const labels = { ingestion: event.ingestion, outcome: event.outcome };
-      batchDuration.observe(labels, event.durationSeconds);
+      if (event.recovered !== true) batchDuration.observe(labels, event.durationSeconds);
       batchFiles.observe(labels, event.files);
     }),
     events.on("spark:error", (event) => sparkErrors.inc({ class: event.errorClass })),
-    events.on("breaker:changed", (event) => breakerOpen.set(event.state === "open" ? 1 : 0)),
+    events.on("breaker:changed", (event) =>
+      breakerOpen.set({ queue: event.queue ?? INGEST_QUEUE }, event.state === "open" ? 1 : 0),
+    ),
     events.on("discovery:finished", (event) => {
       const labels = { ingestion: event.ingestion };
       discoveryDuration.observe(labels, event.durationSeconds);

@@ -79,14 +79,66 @@ describe("attachPipelineMetrics", () => {
     expect(sampleValue(m, "lakeferry_discovery_objects_listed_total", { ingestion: "orders" })).toBe(61);
     expect(sampleValue(m, "lakeferry_discovery_files_registered_total", { ingestion: "orders" })).toBe(12);
     expect(sampleValue(m, "lakeferry_discovery_duration_seconds_count", { ingestion: "orders" })).toBe(2);
-    expect(sampleValue(m, "lakeferry_breaker_open")).toBe(0);
+    const ingest = { queue: "lakeferry-ingest" };
+    const submit = { queue: "lakeferry-submit" };
+    expect(sampleValue(m, "lakeferry_breaker_open", ingest)).toBe(0);
+    expect(sampleValue(m, "lakeferry_breaker_open", submit)).toBe(0);
 
+    // Each queue's breaker has its own gauge; an event without a queue is the ingest queue's.
     events.emit("breaker:changed", { state: "open", outage: "spark", pauseMs: 1_000 });
+    events.emit("breaker:changed", {
+      queue: "lakeferry-submit",
+      state: "open",
+      outage: "storage",
+      pauseMs: 900,
+    });
     m = await scrape(registry);
-    expect(sampleValue(m, "lakeferry_breaker_open")).toBe(1);
-    events.emit("breaker:changed", { state: "closed", outage: "none", pauseMs: 0 });
+    expect(sampleValue(m, "lakeferry_breaker_open", ingest)).toBe(1);
+    expect(sampleValue(m, "lakeferry_breaker_open", submit)).toBe(1);
+    events.emit("breaker:changed", {
+      queue: "lakeferry-ingest",
+      state: "closed",
+      outage: "none",
+      pauseMs: 0,
+    });
     m = await scrape(registry);
-    expect(sampleValue(m, "lakeferry_breaker_open")).toBe(0);
+    expect(sampleValue(m, "lakeferry_breaker_open", ingest)).toBe(0);
+    expect(sampleValue(m, "lakeferry_breaker_open", submit)).toBe(1);
+    // Closed because its pause ended with no job left to try storage: 0 as well.
+    events.emit("breaker:changed", {
+      queue: "lakeferry-submit",
+      state: "closed",
+      outage: "storage",
+      pauseMs: 0,
+    });
+    m = await scrape(registry);
+    expect(sampleValue(m, "lakeferry_breaker_open", submit)).toBe(0);
+  });
+
+  it("counts files and batches the reconciler resolved, without durations it did not measure", async () => {
+    const registry = new Registry();
+    const events = new PipelineEvents();
+    attachPipelineMetrics(registry, events);
+    const file = { ingestion: "orders", durationSeconds: 0, status: "SUCCESS", recovered: true } as const;
+    events.emit("file:settled", { ...file, fileId: 1, bytes: 100, records: 7 });
+    events.emit("file:settled", { ...file, fileId: 2, bytes: 20, records: 3 });
+    const batch = { ingestion: "orders", durationSeconds: 0, recovered: true, records: 0 };
+    events.emit("batch:finished", { ...batch, batchId: "c", outcome: "committed", files: 2, bytes: 120 });
+    events.emit("batch:finished", { ...batch, batchId: "a", outcome: "abandoned", files: 3, bytes: 9 });
+
+    const m = await scrape(registry);
+    const orders = { ingestion: "orders" };
+    expect(sampleValue(m, "lakeferry_files_settled_total", { ...orders, status: "SUCCESS" })).toBe(2);
+    expect(sampleValue(m, "lakeferry_bytes_ingested_total", orders)).toBe(120);
+    expect(sampleValue(m, "lakeferry_records_ingested_total", orders)).toBe(10);
+    expect(
+      sampleValue(m, "lakeferry_file_duration_seconds_count", { ...orders, status: "SUCCESS" }),
+    ).toBeUndefined();
+    expect(sampleValue(m, "lakeferry_batch_files_sum", { ...orders, outcome: "committed" })).toBe(2);
+    expect(sampleValue(m, "lakeferry_batch_files_sum", { ...orders, outcome: "abandoned" })).toBe(3);
+    expect(
+      sampleValue(m, "lakeferry_batch_duration_seconds_count", { ...orders, outcome: "committed" }),
+    ).toBeUndefined();
   });
 
   it("stops counting once detached", async () => {

@@ -1,7 +1,14 @@
 import { errorMessage, type Logger } from "@lakeferry/core";
 import { createDatabase, type Database } from "@lakeferry/db";
 import { IcebergWriter, IcebergWriterPool } from "@lakeferry/iceberg";
-import { IngestQueue, IngestWorker, SubmitWorker } from "@lakeferry/queue";
+import {
+  INGEST_QUEUE,
+  IngestQueue,
+  IngestWorker,
+  SUBMIT_QUEUE,
+  SubmitWorker,
+  type SubmitWorkerOptions,
+} from "@lakeferry/queue";
 import { SparkConnectClient } from "@lakeferry/spark-connect";
 import type { StoreOptions } from "@lakeferry/storage";
 import { randomBytes } from "node:crypto";
@@ -38,12 +45,18 @@ export interface WorkerRuntimeOptions {
   reconcileIntervalMs?: number;
   /** Age after which an OPEN batch is checked by the reconciler, in ms. Default 60 000. */
   batchGraceMs?: number;
+  /**
+   * How long the API's records of submissions with a `requestId` are kept (a request sent again within it
+   * gets its first answer back), in ms; the reconciler deletes older ones. Default 604 800 000 (7 days).
+   */
+  submissionRetentionMs?: number;
   /** This worker's name in leases and attempts. Default `<host>-<pid>-<random>`. */
   workerId?: string;
   logger: Logger;
   /**
    * Where the worker announces what happens (`file:settled`, `batch:finished`, `spark:error`,
-   * `breaker:changed`), for metrics and tests. Default: nowhere.
+   * `breaker:changed` of the ingest and submit queues, and the batches its reconciler resolves), for
+   * metrics and tests. Default: nowhere.
    */
   events?: PipelineEvents;
   /** Crash points for fault tests only. */
@@ -110,15 +123,7 @@ export class WorkerRuntime {
       concurrency,
       process: (job) => ingestor.process(job),
       onError: (err) => logger.warn({ err: errorMessage(err) }, "queue worker error"),
-      onOutage: ({ outage, pauseMs, error }) => {
-        o.events?.emit("breaker:changed", { state: pauseMs === 0 ? "closed" : "open", outage, pauseMs });
-        if (pauseMs === 0) logger.info({ breaker: "closed" }, "dependency answers again; claiming resumes");
-        else
-          logger.warn(
-            { breaker: "open", outage, pauseMs, err: errorMessage(error) },
-            "dependency down: claiming paused, no attempt spent",
-          );
-      },
+      onOutage: announceBreaker(INGEST_QUEUE, logger, o.events),
     });
     this.#reconciler = new Reconciler({
       db: this.#db,
@@ -128,6 +133,8 @@ export class WorkerRuntime {
       holder: this.workerId,
       ...(o.reconcileIntervalMs ? { intervalMs: o.reconcileIntervalMs } : {}),
       ...(o.batchGraceMs !== undefined ? { batchGraceMs: o.batchGraceMs } : {}),
+      ...(o.submissionRetentionMs !== undefined ? { submissionRetentionMs: o.submissionRetentionMs } : {}),
+      ...(o.events ? { events: o.events } : {}),
     });
     const submitConcurrency = o.submitConcurrency ?? 2;
     if (submitConcurrency > 0) {
@@ -158,6 +165,7 @@ export class WorkerRuntime {
           };
         },
         onError: (err) => logger.warn({ err: errorMessage(err) }, "submit queue worker error"),
+        onOutage: announceBreaker(SUBMIT_QUEUE, logger, o.events),
       });
     }
     await this.#worker.start();
@@ -191,4 +199,33 @@ export class WorkerRuntime {
     await this.#db?.close().catch(() => {});
     logger.info({ ms: Date.now() - started }, "worker closed");
   }
+}
+
+type OutageEvent = Parameters<NonNullable<SubmitWorkerOptions["onOutage"]>>[0];
+
+/**
+ * What a queue's outage breaker tells in this worker, the same for every queue: `breaker:changed` for
+ * metrics, and a log line (`breaker: open` at warn, `breaker: closed` at info) naming the queue.
+ */
+function announceBreaker(
+  queue: string,
+  logger: Logger,
+  events: PipelineEvents | undefined,
+): (event: OutageEvent) => void {
+  return ({ outage, pauseMs, error }) => {
+    events?.emit("breaker:changed", { queue, state: pauseMs === 0 ? "closed" : "open", outage, pauseMs });
+    if (pauseMs > 0) {
+      logger.warn(
+        { queue, breaker: "open", outage, pauseMs, err: errorMessage(error) },
+        "dependency down: claiming paused, no attempt spent",
+      );
+    } else if (outage === "none") {
+      logger.info({ queue, breaker: "closed" }, "dependency answers again; claiming resumes");
+    } else {
+      logger.info(
+        { queue, breaker: "closed", outage },
+        "outage pause over with no job waiting to try the dependency; claiming resumes",
+      );
+    }
+  };
 }

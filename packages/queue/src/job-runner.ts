@@ -46,13 +46,25 @@ export interface JobRunnerOptions<T> extends QueueConnectionOptions {
    * `pauseMs` (doubling while the outage lasts, up to `maxOutagePauseMs`) and the job goes back to waiting
    * without spending an attempt. Jobs that were already running when the pause began and fail the same way
    * go back to waiting too, without a call and without lengthening the pause: one batch of 300 files that
-   * fails is one outage, not 300. Called with `pauseMs` 0 when a job succeeds again after an outage.
+   * fails is one outage, not 300. Called with `pauseMs` 0 when the breaker closes: with `outage` `none`
+   * when a job succeeds again, with the dependency's name when the pause ended and no job started since to
+   * try it (an empty queue: nothing is paused any more, and the next job that fails opens it again).
    */
-  onOutage?: (event: { outage: string; pauseMs: number; error: unknown }) => void;
+  onOutage?: (event: OutageEvent) => void;
   /** First pause after an outage, in ms. Default 1 000. */
   minOutagePauseMs?: number;
   /** Longest pause, in ms. Default 30 000. */
   maxOutagePauseMs?: number;
+}
+
+/** What {@link JobRunnerOptions.onOutage} is told. */
+export interface OutageEvent {
+  /** The dependency that is down; when closing, `none` or the dependency whose pause ended unprobed. */
+  outage: string;
+  /** How long the queue pauses, in ms; 0 when the breaker closes. */
+  pauseMs: number;
+  /** The error that opened the breaker; undefined when closing. */
+  error: unknown;
 }
 
 export interface CloseOptions {
@@ -71,7 +83,15 @@ const DEFAULT_ABORT_GRACE_MS = 2_000;
 interface RunningJob {
   controller: AbortController;
   abandon: () => void;
+  /** When it started (`performance.now()`). */
+  startedAt: number;
 }
+
+/**
+ * After a pause ends, how long the breaker waits for a job to start and try the dependency before it closes
+ * with none (while one that started after the pause runs, it waits that long again).
+ */
+const UNPROBED_CLOSE_AFTER_MS = 1_000;
 
 /**
  * A BullMQ worker with lakeferry's conventions: validated payloads, errors that say `retryable: false`
@@ -90,6 +110,10 @@ export class JobRunner<T> {
   /** When (`performance.now()`) the breaker last paused the queue, and until when; reset once a job succeeds. */
   private pausedAt = Number.NEGATIVE_INFINITY;
   private pausedUntil = 0;
+  /** The dependency of the last pause. */
+  private pausedFor = "none";
+  /** Closes the breaker if no job tries the dependency once the pause is over. */
+  private unprobedTimer: NodeJS.Timeout | undefined;
 
   constructor(options: JobRunnerOptions<T>) {
     if (!Number.isInteger(options.concurrency) || options.concurrency < 1) {
@@ -143,6 +167,7 @@ export class JobRunner<T> {
   }
 
   private async shutDown(timeoutMs: number, abortGraceMs: number): Promise<void> {
+    clearTimeout(this.unprobedTimer);
     const worker = this.worker;
     if (worker) {
       // A non-forced close stops fetching at once and settles when the running jobs have settled.
@@ -181,7 +206,7 @@ export class JobRunner<T> {
       abandon = () => reject(controller.signal.reason as Error);
     });
     abandoned.catch(() => {});
-    this.running.set(jobId, { controller, abandon });
+    this.running.set(jobId, { controller, abandon, startedAt });
     const work = this.options.process({
       data: parsed.data,
       attempt: job.attemptsMade + 1,
@@ -191,11 +216,7 @@ export class JobRunner<T> {
     });
     try {
       const result = await Promise.race([work, abandoned]);
-      if (this.outages > 0) {
-        this.outages = 0;
-        this.pausedAt = Number.NEGATIVE_INFINITY;
-        this.options.onOutage?.({ outage: "none", pauseMs: 0, error: undefined });
-      }
+      this.closeBreaker("none");
       return result;
     } catch (err) {
       if (controller.signal.reason instanceof WorkerClosingError) {
@@ -218,6 +239,8 @@ export class JobRunner<T> {
         const pauseMs = this.nextOutagePause();
         this.pausedAt = performance.now();
         this.pausedUntil = this.pausedAt + pauseMs;
+        this.pausedFor = outage;
+        this.closeIfUnprobed(this.pausedAt, pauseMs + UNPROBED_CLOSE_AFTER_MS);
         this.options.onOutage?.({ outage, pauseMs, error: err });
         await this.worker.rateLimit(pauseMs);
         throw Worker.RateLimitError();
@@ -226,6 +249,31 @@ export class JobRunner<T> {
     } finally {
       this.running.delete(jobId);
     }
+  }
+
+  /** Closes an open breaker (forgetting its pauses) and says so; `outage` is `none` when a job got through. */
+  private closeBreaker(outage: string): void {
+    if (this.outages === 0) return;
+    this.outages = 0;
+    this.pausedAt = Number.NEGATIVE_INFINITY;
+    clearTimeout(this.unprobedTimer);
+    this.options.onOutage?.({ outage, pauseMs: 0, error: undefined });
+  }
+
+  /**
+   * In `delayMs`, closes the breaker opened at `pausedAt` unless it was opened again or closed meanwhile, or
+   * a job that started after the pause still runs (its outcome decides; looked at again later). Without
+   * this, an open breaker over an empty queue would stay open until some job came and succeeded.
+   */
+  private closeIfUnprobed(pausedAt: number, delayMs: number): void {
+    clearTimeout(this.unprobedTimer);
+    this.unprobedTimer = setTimeout(() => {
+      if (this.closing || this.outages === 0 || this.pausedAt !== pausedAt) return;
+      const probing = [...this.running.values()].some((job) => job.startedAt >= this.pausedUntil);
+      if (probing) this.closeIfUnprobed(pausedAt, UNPROBED_CLOSE_AFTER_MS);
+      else this.closeBreaker(this.pausedFor);
+    }, delayMs);
+    this.unprobedTimer.unref();
   }
 
   private nextOutagePause(): number {

@@ -1,5 +1,5 @@
 import { SUBMIT_JOB_NAME, SUBMIT_QUEUE, SubmitJobData, type QueueConnectionOptions } from "./job-catalog.ts";
-import { JobRunner, type CloseOptions } from "./job-runner.ts";
+import { JobRunner, type CloseOptions, type OutageEvent } from "./job-runner.ts";
 
 export interface SubmitWorkerOptions extends QueueConnectionOptions {
   /** Submissions this process registers at once. Default 2. */
@@ -10,6 +10,17 @@ export interface SubmitWorkerOptions extends QueueConnectionOptions {
    */
   process: (data: SubmitJobData, context: { jobId: string; signal: AbortSignal }) => Promise<unknown>;
   onError?: (err: unknown) => void;
+  /**
+   * A dependency is down (a submission failed with an error carrying an `outage`: Postgres, Redis or the
+   * source's storage): the submit queue pauses for `pauseMs` (doubling while it lasts, with jitter, up to
+   * `maxOutagePauseMs`) and the job waits again without spending an attempt. Called with `pauseMs` 0 when
+   * the pause is over (see the ingest worker's breaker, which works the same). Default: nothing.
+   */
+  onOutage?: (event: OutageEvent) => void;
+  /** First pause of the queue after an outage, in ms. Default 1 000. */
+  minOutagePauseMs?: number;
+  /** Longest pause, in ms. Default 30 000. */
+  maxOutagePauseMs?: number;
 }
 
 /**
