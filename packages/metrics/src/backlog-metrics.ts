@@ -1,5 +1,5 @@
 import { errorMessage, type Logger } from "@lakeferry/core";
-import { fileStatusTotals, type Database } from "@lakeferry/db";
+import { fileStatusTotals, type Database, type FileStatusTotal } from "@lakeferry/db";
 import { queueStats, type AllQueues, type QueueStats } from "@lakeferry/queue";
 import { Counter, Gauge, type Registry } from "prom-client";
 
@@ -8,6 +8,16 @@ export interface BacklogMetricsOptions {
   queues: AllQueues;
   /** The database whose files are counted. */
   db: Database;
+  /**
+   * Whether to register `lakeferry_files`. Its count reads every file row, so the fleet serves it from one
+   * place (the API; a worker's or discoverer's metrics leave it out unless told). Default true.
+   */
+  files?: boolean;
+  /**
+   * How long one count of files by status is served before Postgres is asked again, in ms: scrapes from
+   * several Prometheus servers, or more often than this, cost one count. Default 15 000.
+   */
+  filesMaxAgeMs?: number;
   /** How long one read of Redis or Postgres may take at scrape time, in ms. Default 5 000. */
   timeoutMs?: number;
   /** Where a failed read is logged. Default: not logged (it is counted). */
@@ -20,7 +30,8 @@ export interface BacklogMetricsOptions {
  *
  * - `lakeferry_queue_jobs{queue,state}`: jobs `waiting`, `delayed`, `active` per queue;
  * - `lakeferry_queue_oldest_waiting_seconds{queue}`: age of the oldest waiting job (0 when none waits);
- * - `lakeferry_files{ingestion,status}`: files by ingestion and status (one grouped query);
+ * - `lakeferry_files{ingestion,status}`: files by ingestion and status (one grouped query, at most one per
+ *   `filesMaxAgeMs`; see {@link BacklogMetricsOptions.files});
  * - `lakeferry_metrics_read_errors_total{source}`: reads that failed or timed out (`queues`, `files`); the
  *   gauges of a failed read are left empty for that scrape rather than stale.
  */
@@ -73,18 +84,23 @@ export function registerBacklogMetrics(registry: Registry, options: BacklogMetri
       }
     },
   });
-  new Gauge({
-    name: "lakeferry_files",
-    help: "Files by ingestion and status (PENDING, PROCESSING, SUCCESS, FAILED, SKIPPED).",
-    labelNames: ["ingestion", "status"] as const,
-    registers,
-    async collect() {
-      this.reset();
-      for (const total of (await read("files", () => fileStatusTotals(options.db))) ?? []) {
-        this.set({ ingestion: total.ingestion, status: total.status }, total.files);
-      }
-    },
-  });
+  if (options.files ?? true) {
+    const readFiles = cachedRead(options.filesMaxAgeMs ?? 15_000, () =>
+      read("files", () => fileStatusTotals(options.db)),
+    );
+    new Gauge({
+      name: "lakeferry_files",
+      help: "Files by ingestion and status (PENDING, PROCESSING, SUCCESS, FAILED, SKIPPED).",
+      labelNames: ["ingestion", "status"] as const,
+      registers,
+      async collect() {
+        this.reset();
+        for (const total of (await readFiles()) ?? []) {
+          this.set({ ingestion: total.ingestion, status: total.status }, total.files);
+        }
+      },
+    });
+  }
   // Registered last, so that a scrape collects it after the reads above started: it counts their failures.
   new Counter({
     name: "lakeferry_metrics_read_errors_total",
@@ -97,6 +113,33 @@ export function registerBacklogMetrics(registry: Registry, options: BacklogMetri
       for (const [source, count] of failures) this.inc({ source }, count);
     },
   });
+}
+
+/**
+ * `read` shared by concurrent callers, its answer kept for `maxAgeMs` from when the read began; a failed read
+ * (undefined) is not kept, so the next scrape asks again.
+ */
+function cachedRead(
+  maxAgeMs: number,
+  read: () => Promise<FileStatusTotal[] | undefined>,
+): () => Promise<FileStatusTotal[] | undefined> {
+  let kept: { at: number; totals: FileStatusTotal[] } | undefined;
+  let pending: Promise<FileStatusTotal[] | undefined> | undefined;
+  return () => {
+    if (kept !== undefined && performance.now() - kept.at < maxAgeMs) return Promise.resolve(kept.totals);
+    if (pending === undefined) {
+      const at = performance.now();
+      pending = read()
+        .then((totals) => {
+          if (totals !== undefined) kept = { at, totals };
+          return totals;
+        })
+        .finally(() => {
+          pending = undefined;
+        });
+    }
+    return pending;
+  };
 }
 
 async function withDeadline<T>(work: Promise<T>, timeoutMs: number): Promise<T> {

@@ -16,6 +16,14 @@ export interface MetricsServerOptions {
   events: PipelineEvents;
   /** Postgres connection string, for the files-by-status gauge (one connection, used at scrape time). */
   databaseUrl: string;
+  /**
+   * Whether to serve `lakeferry_files` (files by ingestion and status) here too. The API serves it; counting
+   * every file in each of the fleet's processes is what this spares. Turn it on where no API runs.
+   * Default false.
+   */
+  fileTotals?: boolean;
+  /** With `fileTotals`, how long one count is served before Postgres is asked again, in ms. Default 15 000. */
+  fileTotalsMaxAgeMs?: number;
   /** Postgres schema of lakeferry's tables. Default `public`. */
   dbSchema?: string;
   /** Redis URL, for the queue gauges. */
@@ -38,8 +46,9 @@ export class MetricsListenError extends LakeferryError {
 }
 
 /**
- * A worker's or discoverer's metrics: the pipeline's event metrics, the queue and file gauges read at
- * scrape time, prom-client's default process metrics, served on `/metrics` with `/healthz` beside.
+ * A worker's or discoverer's metrics: the pipeline's event metrics, the queue gauges read at scrape time
+ * (and the files gauge when {@link MetricsServerOptions.fileTotals}), prom-client's default process
+ * metrics, served on `/metrics` with `/healthz` beside.
  */
 export class MetricsServer {
   /** The metrics served (to add a process's own). */
@@ -77,7 +86,13 @@ export class MetricsServer {
       redisUrl: o.redisUrl,
       ...(o.queuePrefix ? { prefix: o.queuePrefix } : {}),
     });
-    registerBacklogMetrics(this.registry, { db: this.#db, queues: this.#queues, logger: o.logger });
+    registerBacklogMetrics(this.registry, {
+      db: this.#db,
+      queues: this.#queues,
+      logger: o.logger,
+      files: o.fileTotals ?? false,
+      ...(o.fileTotalsMaxAgeMs === undefined ? {} : { filesMaxAgeMs: o.fileTotalsMaxAgeMs }),
+    });
     try {
       this.#endpoint = await serveMetrics({
         port: o.port,

@@ -104,8 +104,11 @@ function parseSample(line: string, fail: (why: string) => never): Sample {
   const valueMatch = /^ (\S+)(?: (-?\d+))?$/.exec(rest);
   if (!valueMatch?.[1]) fail("expected one space, a value and an optional timestamp");
   const raw = valueMatch[1];
-  const value = raw === "+Inf" ? Infinity : raw === "-Inf" ? -Infinity : raw === "NaN" ? NaN : Number(raw);
-  if (Number.isNaN(value) && raw !== "NaN") fail(`bad value ${raw}`);
+  // Prometheus reads values with Go's ParseFloat, which takes NaN in any case (prom-client writes `Nan` for
+  // the event loop lag of a scrape made before its first sample).
+  const nan = raw.toLowerCase() === "nan";
+  const value = raw === "+Inf" ? Infinity : raw === "-Inf" ? -Infinity : nan ? NaN : Number(raw);
+  if (Number.isNaN(value) && !nan) fail(`bad value ${raw}`);
   return { name, labels, value };
 }
 

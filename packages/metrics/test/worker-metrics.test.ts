@@ -36,6 +36,9 @@ describe("worker metrics", () => {
       dbSchema: w.schema,
       redisUrl: env.redisUrl,
       queuePrefix: w.prefix,
+      // Where no API serves it; counted afresh at each scrape here, to follow the files as they move.
+      fileTotals: true,
+      fileTotalsMaxAgeMs: 0,
       logger: createLogger({ name: "metrics-test", level: "silent" }),
     });
     await metrics.start();
@@ -108,7 +111,8 @@ describe("worker metrics", () => {
     const sparkErrors = after.get("lakeferry_spark_errors_total")?.samples ?? [];
     expect(sparkErrors.reduce((sum, s) => sum + s.value, 0)).toBeGreaterThanOrEqual(1);
     expect(sparkErrors.map((s) => s.labels.class).join()).toMatch(/MALFORMED|FAILED_READ/);
-    expect(sampleValue(after, "lakeferry_breaker_open")).toBe(0);
+    expect(sampleValue(after, "lakeferry_breaker_open", { queue: "lakeferry-ingest" })).toBe(0);
+    expect(sampleValue(after, "lakeferry_breaker_open", { queue: "lakeferry-submit" })).toBe(0);
     expect(sampleValue(after, "lakeferry_files", { ...orders, status: "SUCCESS" })).toBe(4);
     expect(sampleValue(after, "lakeferry_files", { ...orders, status: "FAILED" })).toBe(1);
     expect(sampleValue(after, "lakeferry_files", { ...orders, status: "PENDING" })).toBeUndefined();
@@ -125,5 +129,24 @@ describe("worker metrics", () => {
         for (const value of Object.values(sample.labels)) expect(value).not.toContain(w.dir);
       }
     }
+  });
+
+  it("leaves files by status to the API unless told: a worker's scrape does not count them", async () => {
+    const w = (world = await createWorld());
+    await w.file("a.json", jsonRows(0, 1));
+    await discoverFiles(w, await w.ingestion());
+    metrics = new MetricsServer({
+      port: 0,
+      events: new PipelineEvents(),
+      databaseUrl: env.databaseUrl,
+      dbSchema: w.schema,
+      redisUrl: env.redisUrl,
+      queuePrefix: w.prefix,
+      logger: createLogger({ name: "metrics-test", level: "silent" }),
+    });
+    await metrics.start();
+    const m = await scrape(metrics.url ?? "");
+    expect(m.has("lakeferry_files")).toBe(false);
+    expect(sampleValue(m, "lakeferry_queue_jobs", { queue: "lakeferry-ingest", state: "waiting" })).toBe(1);
   });
 });
