@@ -46,6 +46,8 @@ const id = randomBytes(4).toString("hex");
 const schema = `bench_${id}`;
 const prefix = `bench-${id}`;
 const token = randomBytes(16).toString("hex");
+/** Node options for the lakeferry processes, to profile them under load: BENCH_NODE_ARGS="--cpu-prof". */
+const nodeArgs = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
 
 /** The requests (or jobs) of each producer: its own slice of paths, plus every 50th path of the next one. */
 function plan(names: readonly string[]): string[][][] {
@@ -157,7 +159,7 @@ async function startLakeferry(
   readyLine: string,
   logFile: string,
 ): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [BIN, command], {
+  const child = spawn(process.execPath, [...nodeArgs, BIN, command], {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -284,7 +286,7 @@ async function checkRegistered(db: Database, ingestion: string, names: readonly 
   const { rows } = await db.pool.query<{ files: string; paths: string; versions: string; runs: string }>(
     `SELECT count(*) AS files, count(DISTINCT f.file_path) AS paths, max(f.version) AS versions,
             count(DISTINCT f.run_id) AS runs
-       FROM files f JOIN ingestions i ON i.id = f.ingestion_id WHERE i.name = $1`,
+       FROM processed_files f JOIN ingestions i ON i.id = f.ingestion_id WHERE i.name = $1`,
     [ingestion],
   );
   const row = rows[0]!;
@@ -336,10 +338,8 @@ try {
     );
   }
   // Registration only: the workers take no ingest job, so nothing reaches Spark.
-  const paused = new Queue(INGEST_QUEUE, {
-    connection: new Redis(redisUrl, { maxRetriesPerRequest: null }),
-    prefix,
-  });
+  const pausedConnection = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const paused = new Queue(INGEST_QUEUE, { connection: pausedConnection, prefix });
   await paused.pause();
 
   console.log(
@@ -374,7 +374,14 @@ try {
 
   await checkRegistered(db, "load-api", apiNames);
   await checkRegistered(db, "load-queue", queueNames);
-  const counts = await paused.getJobCounts("waiting", "prioritized", "active", "delayed", "completed", "failed");
+  const counts = await paused.getJobCounts(
+    "waiting",
+    "prioritized",
+    "active",
+    "delayed",
+    "completed",
+    "failed",
+  );
   const jobs = Object.values(counts).reduce((a, b) => a + b, 0);
   if (jobs !== 2 * paths)
     throw new Error(`${jobs} ingest jobs for ${2 * paths} registered files: ${JSON.stringify(counts)}`);
@@ -382,6 +389,7 @@ try {
     `\nchecked: each of the ${(2 * paths).toLocaleString("en-US")} paths registered once, with one ingest job`,
   );
   await paused.close();
+  await pausedConnection.quit();
 } finally {
   await Promise.all(children.map((child) => stop(child).catch(() => {})));
   await ingestQueue.close().catch(() => {});

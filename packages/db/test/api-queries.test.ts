@@ -8,6 +8,7 @@ import {
   findSubmissionRequest,
   getFileById,
   getFilesByIds,
+  getFilesByPaths,
   getRun,
   listFiles,
   recordOutcomes,
@@ -73,6 +74,40 @@ describe("queries of the HTTP API", () => {
     expect([...byId.keys()]).toEqual([first!.id]);
     expect((await getRun(db, second.id))?.trigger).toBe("upstream");
     expect(await getRun(db, 987_654)).toBeUndefined();
+  });
+
+  it("reads every field of a file alike by id, by ids and by paths (the bulk lookups bypass Prisma)", async () => {
+    const db = await freshDatabase();
+    const { ingestion, run } = await newIngestion(db);
+    const { created } = await registerFiles(db, {
+      ingestionId: ingestion.id,
+      runId: run.id,
+      files: [object("full.csv"), object("bare.csv")],
+      modifiedPolicy: "ignore",
+    });
+    const full = created.find((ref) => ref.path.endsWith("full.csv"))!;
+    // Every nullable column set, 64-bit values at their limits.
+    await db.pool.query(
+      `UPDATE processed_files SET status = 'SUCCESS', processing_started_at = now(), processed_at = now(),
+         records_ingested = 9007199254740991, bytes_read = 12345678901, processing_duration_ms = 42,
+         error_message = 'm', error_type = 't', retry_count = 2, attempts = 3, lease_owner = 'w',
+         lease_expires_at = now(), batch_id = gen_random_uuid(), snapshot_id = 9223372036854775807
+       WHERE id = $1`,
+      [full.id],
+    );
+    const ids = created.map((ref) => ref.id);
+    const byIds = await getFilesByIds(db, ids);
+    const byPaths = await getFilesByPaths(
+      db,
+      ingestion.id,
+      created.map((ref) => ref.path),
+    );
+    for (const ref of created) {
+      const one = await getFileById(db, ref.id);
+      expect(byIds.get(ref.id)).toEqual(one);
+      expect(byPaths.get(ref.path)).toEqual(one);
+    }
+    expect(byIds.get(full.id)?.snapshotId).toBe("9223372036854775807");
   });
 
   it("enables and disables an ingestion by name", async () => {
