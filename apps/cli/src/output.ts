@@ -128,8 +128,17 @@ export function printRecord(
 export interface TableLayout {
   /** Columns a line may take (Infinity: no limit); every line is cut to it. Default: no limit. */
   width?: number;
-  /** The column narrowed first when the table is too wide, cut at its start (a path keeps its file name). */
-  shrink?: string;
+  /**
+   * The columns narrowed when the table is too wide, the widest first: to no less than {@link MIN_SHRUNK}
+   * (or their heading) when that is enough, else to no less than {@link MIN_TIGHT}; a line still too wide
+   * is cut at its end. Default: none.
+   */
+  shrink?: readonly string[];
+  /**
+   * Where a narrowed column's values are cut: at their `start` (a path keeps its file name, a table its
+   * name; the default) or their `end` (values read from the left, such as a query's).
+   */
+  cut?: "start" | "end";
   /**
    * A field printed under its row, indented, instead of in a column (when not empty): an error, too long
    * for a cell. Its further lines (a full error) follow, indented alike.
@@ -137,8 +146,40 @@ export interface TableLayout {
   below?: string;
 }
 
-/** Narrowest a shrunk column gets: enough to tell a file name. */
+/** Narrowest a shrunk column gets while the table can fit so: enough to tell a file name. */
 const MIN_SHRUNK = 16;
+/** Narrowest a shrunk column gets when the table is too wide for {@link MIN_SHRUNK} (or its heading). */
+const MIN_TIGHT = 8;
+
+/** Columns a table line takes: its columns' widths and two spaces between each two. */
+function lineWidth(widths: readonly number[]): number {
+  return widths.reduce((sum, w) => sum + w + 2, -2);
+}
+
+/**
+ * Column widths that fit `width` (two spaces between columns), by lowering one cap on the `shrinkable`
+ * columns: every shrinkable column wider than the cap is narrowed to it (not below its `floor`), so the
+ * widest give way first and the narrow ones keep their values whole. Unchanged when the table fits.
+ */
+export function fitColumnWidths(
+  widths: readonly number[],
+  shrinkable: ReadonlySet<number>,
+  floors: readonly number[],
+  width: number,
+): number[] {
+  const capped = (cap: number): number[] =>
+    widths.map((w, i) => (shrinkable.has(i) ? Math.min(w, Math.max(cap, floors[i] ?? 0)) : w));
+  if (lineWidth(widths) <= width) return [...widths];
+  // The widest cap that fits (0 when even the floors do not: the line is then cut).
+  let low = 0;
+  let high = Math.max(0, ...widths);
+  while (low < high) {
+    const mid = Math.ceil((low + high) / 2);
+    if (lineWidth(capped(mid)) <= width) low = mid;
+    else high = mid - 1;
+  }
+  return capped(low);
+}
 
 /** Rows as a text table; `columns` picks and orders them (default: every key of the first row). */
 export function printTable(
@@ -153,13 +194,28 @@ export function printTable(
     return;
   }
   const cells = rows.map((row) => keys.map((key) => cell(row[key])));
-  const widths = keys.map((key, i) => Math.max(key.length, ...cells.map((r) => r[i]?.length ?? 0)));
-  const shrunk = layout.shrink === undefined ? -1 : keys.indexOf(layout.shrink);
-  const excess = widths.reduce((sum, w) => sum + w + 2, -2) - width;
-  if (shrunk >= 0 && excess > 0) {
-    const natural = widths[shrunk]!;
-    widths[shrunk] = Math.min(natural, Math.max(MIN_SHRUNK, keys[shrunk]!.length, natural - excess));
-    for (const row of cells) row[shrunk] = clipStart(row[shrunk] ?? "", widths[shrunk]);
+  const natural = keys.map((key, i) => Math.max(key.length, ...cells.map((r) => r[i]?.length ?? 0)));
+  const shrinkable = new Set(keys.flatMap((key, i) => (layout.shrink?.includes(key) ? [i] : [])));
+  const roomy = fitColumnWidths(
+    natural,
+    shrinkable,
+    keys.map((key) => Math.max(MIN_SHRUNK, key.length)),
+    width,
+  );
+  const widths =
+    lineWidth(roomy) <= width
+      ? roomy
+      : fitColumnWidths(
+          natural,
+          shrinkable,
+          keys.map((key) => Math.max(MIN_TIGHT, key.length)),
+          width,
+        );
+  const clip = layout.cut === "end" ? clipEnd : clipStart;
+  for (const row of cells) {
+    widths.forEach((w, i) => {
+      if (w < (natural[i] ?? 0)) row[i] = clip(row[i] ?? "", w);
+    });
   }
   const line = (values: string[]): string =>
     clipEnd(

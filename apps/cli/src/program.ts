@@ -104,8 +104,11 @@ export function createProgram(env: Record<string, string | undefined>): Command 
   ingestion
     .command("list")
     .description("list the ingestions")
+    .addOption(full())
     .addOption(json())
-    .action((o: { json?: boolean }) => act(async (s) => (await commands.ingestion()).listCommand(s, o))());
+    .action((o: { json?: boolean; full?: boolean }) =>
+      act(async (s) => (await commands.ingestion()).listCommand(s, o))(),
+    );
 
   program
     .command("discover")
@@ -209,8 +212,9 @@ Environment: DATABASE_URL, REDIS_URL, SPARK_REMOTE, LAKEFERRY_DB_SCHEMA, LAKEFER
     .description("run a query through Spark Connect")
     .argument("<query>", "Spark SQL")
     .option("--timeout <seconds>", "deadline of the query", positiveInt, 600)
+    .addOption(full())
     .addOption(json())
-    .action((query: string, o: { json?: boolean; timeout: number }) =>
+    .action((query: string, o: { json?: boolean; full?: boolean; timeout: number }) =>
       act(async (s) => (await commands.sql()).sqlCommand(s, query, o))(),
     );
 

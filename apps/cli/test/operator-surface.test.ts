@@ -4,7 +4,7 @@
  * `run`'s progress on a terminal, on a pipe and with --json.
  */
 import { spawn } from "node:child_process";
-import { writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -20,6 +20,7 @@ import {
   cli,
   cliJson,
   createSandbox,
+  ingestionYaml,
   LakeferryProcess,
   removeSandbox,
   ROOT,
@@ -66,7 +67,7 @@ describe("lakeferry operator surface", () => {
 
   afterAll(async () => {
     worker?.kill();
-    if (passed === 5) await removeSandbox(box, true);
+    if (passed === 6) await removeSandbox(box, true);
     else await box.db.close();
   });
 
@@ -240,6 +241,63 @@ describe("lakeferry operator surface", () => {
     const malformed = await cli(["report", "last"], box.env);
     expect(malformed.code, malformed.stderr).toBe(1);
     expect(malformed.stderr).toContain("must be a positive whole number");
+    passed++;
+  });
+
+  it("fits `ingestion list` and `sql` into 100 columns, on a pipe and on a terminal; --full keeps them whole", async () => {
+    // A second ingestion (never discovered) whose source, pattern and table are too long for one line.
+    const deep = join(box.dir, "landing", "orders-of-the-north-east-region-from-the-legacy-system", "daily");
+    await mkdir(deep, { recursive: true });
+    const wide = {
+      name: `${box.name}-wide`,
+      source: `file://${deep}/`,
+      pattern: "year=*/month=*/day=*/**/orders-*.json",
+      table: `lake.e2e_${box.id}.orders_of_the_north_east_region`,
+    };
+    const file = join(box.dir, "wide.yaml");
+    await writeFile(
+      file,
+      ingestionYaml(box, {
+        name: wide.name,
+        source: JSON.stringify(wide.source),
+        pattern: JSON.stringify(wide.pattern),
+        table: wide.table,
+      }),
+    );
+    expect((await cli(["ingestion", "apply", "-f", file], box.env)).code).toBe(0);
+
+    const piped = await cli(["ingestion", "list"], box.env);
+    expect(piped.code, piped.stderr).toBe(0);
+    expect(overlong(piped.stdout), piped.stdout).toEqual([]);
+    // Every column is still there, the long values cut at their start (the table keeps its name).
+    expect(piped.stdout.split("\n")[0]).toMatch(
+      /^name\s+source\s+format\s+pattern\s+table\s+schedule\s+modified\s+retry\s+enabled$/,
+    );
+    const row = piped.stdout.split("\n").find((line) => line.startsWith(`${wide.name} `));
+    expect(row, piped.stdout).toMatch(
+      /…\S*daily\/\s+json\s+…\S*\.json\s+…\S*region\s+ignore\s+3x\/500ms\s+true$/,
+    );
+    const onScreen = await onTerminal(["ingestion", "list"], box.env, 100);
+    expect(onScreen.code, onScreen.output).toBe(0);
+    expect(overlong(onScreen.output.replace(/\r/g, "")), onScreen.output).toEqual([]);
+    expect(onScreen.output).toContain(wide.name);
+    const full = await cli(["ingestion", "list", "--full"], box.env);
+    for (const value of Object.values(wide)) expect(full.stdout).toContain(value);
+
+    const query = `SELECT 1 AS id, repeat('x', 150) AS note, 'a short one' AS label, repeat('y', 80) AS other`;
+    const sql = await cli(["sql", query], box.env);
+    expect(sql.code, sql.stderr).toBe(0);
+    expect(overlong(sql.stdout), sql.stdout).toEqual([]);
+    const [heading, , first] = sql.stdout.split("\n");
+    expect(heading).toMatch(/^id\s+note\s+label\s+other$/);
+    // The two wide columns give way, cut at their end; the narrow ones stay whole.
+    expect(first).toMatch(/^1\s+x+…\s+a short one\s+y+…$/);
+    const sqlOnScreen = await onTerminal(["sql", query], box.env, 100);
+    expect(sqlOnScreen.code, sqlOnScreen.output).toBe(0);
+    expect(overlong(sqlOnScreen.output.replace(/\r/g, "")), sqlOnScreen.output).toEqual([]);
+    const sqlFull = await cli(["sql", query, "--full"], box.env);
+    expect(sqlFull.stdout).toContain("x".repeat(150));
+    expect(sqlFull.stdout).toContain("y".repeat(80));
     passed++;
   });
 

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { errorMessage, InvalidInputError } from "@lakeferry/core";
 import { listIngestions } from "@lakeferry/db";
-import { printJson, printLine, printTable } from "../output.ts";
+import { outputWidth, printJson, printLine, printTable } from "../output.ts";
 import type { CliServices } from "../services.ts";
 
 async function readSpecFile(file: string): Promise<string> {
@@ -38,8 +38,14 @@ export async function applyCommand(s: CliServices, options: { file: string; json
   if (options.json) printJson(results);
 }
 
-/** `lakeferry ingestion list`. */
-export async function listCommand(s: CliServices, options: { json?: boolean }): Promise<void> {
+/**
+ * `lakeferry ingestion list`: one line per ingestion, fitted to the terminal (source, pattern and table cut
+ * at their start, keeping their ends) unless `--full`.
+ */
+export async function listCommand(
+  s: CliServices,
+  options: { json?: boolean; full?: boolean },
+): Promise<void> {
   const ingestions = await listIngestions(await s.db());
   if (options.json) {
     printJson(ingestions);
@@ -58,5 +64,6 @@ export async function listCommand(s: CliServices, options: { json?: boolean }): 
       enabled: i.enabled,
     })),
     ["name", "source", "format", "pattern", "table", "schedule", "modified", "retry", "enabled"],
+    { width: outputWidth(options.full), shrink: ["source", "pattern", "table"] },
   );
 }

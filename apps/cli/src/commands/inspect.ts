@@ -91,7 +91,7 @@ export async function filesCommand(
       };
     }),
     ["id", "path", "status", "records", "attempts", "processed"],
-    { width: outputWidth(full), shrink: "path", below: "error" },
+    { width: outputWidth(full), shrink: ["path"], below: "error" },
   );
   if (next !== null) {
     const status = options.status ? ` --status ${options.status}` : "";
