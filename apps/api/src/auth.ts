@@ -5,7 +5,7 @@ import { ProblemError } from "./problem.ts";
 
 /**
  * What an API key may do: `reader` reads everything, `producer` also submits paths, `operator` does
- * everything (apply, enable, disable, discover, retry, Bull Board's actions). Each role may do what the
+ * everything (apply, enable, disable, discover, retry, and Bull Board's retry and promote). Each role may do what the
  * ones before it may.
  */
 export const ROLES = ["reader", "producer", "operator"] as const;

@@ -127,8 +127,9 @@ export function openApiDocument(routes: readonly ApiRoute[], options: { version:
       operationId: "queueBoard",
       summary: "Bull Board: every lakeferry queue (read-only below role operator)",
       description:
-        "A web UI for people. Readers and producers see the queues read-only; operators may also retry, " +
-        "promote, pause and clean jobs. A browser signs in with HTTP Basic: any user name, the token as password.",
+        "A web UI for people. Readers and producers see the queues read-only; operators may also retry and " +
+        "promote jobs, and any other action is a 403. A browser signs in with HTTP Basic: any user name, the " +
+        "token as password.",
       tags: ["queues"],
       security: [{ basic: [] }, { bearer: [] }],
       "x-lakeferry-role": "reader",

@@ -1,10 +1,11 @@
 /**
  * Bull Board at /admin/queues (issue 10): every lakeferry queue, 401 without a key (with a Basic challenge
- * so that a browser asks), read-only below role operator, actions for operators.
+ * so that a browser asks), read-only below role operator, retry and promote (and nothing else) for
+ * operators.
  */
-import { QUEUE_NAMES } from "@lakeferry/queue";
+import { INGEST_QUEUE, IngestQueue, ingestJobId, QUEUE_NAMES } from "@lakeferry/queue";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { call, startApi, TOKENS, type ApiSandbox } from "./support.ts";
+import { call, serviceEnv, startApi, TOKENS, type ApiSandbox } from "./support.ts";
 
 const basic = (token: string) => ({
   authorization: `Basic ${Buffer.from(`anyone:${token}`).toString("base64")}`,
@@ -22,6 +23,57 @@ describe("Bull Board", () => {
 
   afterAll(async () => {
     await box?.close(!failed);
+  });
+
+  it("lets operators retry and promote jobs, and refuses every other action (403 naming what is allowed)", async () => {
+    const queue = new IngestQueue({ redisUrl: serviceEnv("REDIS_URL"), prefix: box.prefix });
+    try {
+      const job = { fileId: 7, version: 1, ingestionId: 1 };
+      expect(await queue.enqueue([{ data: job, retry: { attempts: 1, backoffMs: 100 } }])).toBe(1);
+      const jobId = ingestJobId(job);
+      const base = `/admin/queues/api/queues/${INGEST_QUEUE}`;
+      const refused: [string, string][] = [
+        ["PUT", `${base}/clean/waiting`],
+        ["PUT", `${base}/clean/failed`],
+        ["PUT", `${base}/${jobId}/clean`],
+        ["PUT", `${base}/CLEAN/promote`],
+        ["PUT", `${base}/clean/retry`],
+        ["PUT", `${base}/empty`],
+        ["PUT", `${base}/obliterate`],
+        ["PUT", `${base}/pause`],
+        ["PUT", "/admin/queues/api/queues/pause"],
+        ["PUT", `${base}/promote/`],
+        ["POST", `${base}/add`],
+        ["PATCH", `${base}/${jobId}/update-data`],
+        ["DELETE", `${base}/${jobId}`],
+      ];
+      for (const [method, path] of refused) {
+        const answer = await call(box, method, path, { token: TOKENS.operator, body: {} });
+        expect(answer.status, `${method} ${path}: ${answer.text}`).toBe(403);
+        expect(answer.contentType).toMatch(/^application\/problem\+json/);
+        expect((answer.body as { detail: string }).detail).toBe(
+          `Bull Board lets operators read, retry and promote jobs only; ${method} ${path} is refused ` +
+            "(to queue files again use lakeferry retry or POST /api/v1/ingestions/{name}/retry)",
+        );
+      }
+      // Nothing was removed.
+      expect(await queue.liveJobIds([jobId])).toEqual(new Set([jobId]));
+
+      // Retry and promote reach Bull Board: a queue's failed jobs, its delayed ones, and one job (which
+      // Bull Board answers for itself: this one is waiting, not failed).
+      for (const path of [`${base}/retry/failed`, `${base}/promote`]) {
+        const answer = await call(box, "PUT", path, { token: TOKENS.operator });
+        expect(answer.status, `${path}: ${answer.text}`).toBe(200);
+      }
+      const one = await call(box, "PUT", `${base}/${jobId}/retry`, { token: TOKENS.operator });
+      expect(one.status, one.text).toBe(400);
+      expect(one.text).toContain("ERRORS.JOB_NOT_RETRIABLE");
+      const missing = await call(box, "PUT", `${base}/no-such-job/promote`, { token: TOKENS.operator });
+      expect(missing.status, missing.text).toBe(404);
+      expect(missing.text).toContain("ERRORS.JOB_NOT_FOUND");
+    } finally {
+      await queue.close();
+    }
   });
 
   it("answers 401 without a key, asking a browser for HTTP Basic", async () => {
