@@ -6,10 +6,18 @@ import {
   registerFiles,
   startRun,
   type FileRef,
+  type FileStatus,
+  type Ingestion,
   type ListedFile,
   type Run,
 } from "@lakeferry/db";
-import { compileGlob, createObjectStore, parseStorageUri, resolveWithinSource } from "@lakeferry/storage";
+import {
+  compileGlob,
+  createObjectStore,
+  parseStorageUri,
+  resolveWithinSource,
+  type ObjectStore,
+} from "@lakeferry/storage";
 import { enqueueFiles } from "./enqueue-files.ts";
 import type { PipelineContext } from "./pipeline-context.ts";
 import { storeOptionsFor } from "./store-credentials.ts";
@@ -17,14 +25,33 @@ import { storeOptionsFor } from "./store-credentials.ts";
 /** Objects looked up at once while checking submitted paths. */
 const STAT_CONCURRENCY = 16;
 
+/** A file a submission accepted: registered by it, or known before. */
+export interface AcceptedFile extends FileRef {
+  /**
+   * The file's status when it was known before this submission (unchanged since); undefined when this
+   * submission registered it (a new file or a new version).
+   */
+  knownStatus?: FileStatus;
+}
+
 /** What became of a submission. */
 export interface Submission {
   /** The upstream run that registered the accepted files. */
   run: Run;
   /** Files taking the same road as discovered ones (already known, unchanged files included). */
-  accepted: FileRef[];
+  accepted: AcceptedFile[];
   /** Paths refused, each with a reason that says what to fix. */
   refused: { path: string; reason: string }[];
+  /** The object URI of each path as given that lies inside the source (several spellings may share one). */
+  uris: Map<string, string>;
+}
+
+/** Milliseconds a submission spent in each step, as its `files submitted` log line gives them. */
+interface SubmitTimings {
+  check: number;
+  stat: number;
+  register: number;
+  enqueue: number;
 }
 
 /**
@@ -33,97 +60,65 @@ export interface Submission {
  * exist; accepted files are registered (trigger `upstream`) and enqueued exactly like discovered ones, so
  * submitting a path twice, or a path discovery also finds, makes one job and one write.
  *
+ * An abort (`signal`: the process is stopping) ends the submission between steps with its run finished as
+ * interrupted; what it registered is PENDING and queued, or re-queued by the reconciler.
+ *
  * @throws InvalidInputError when the ingestion does not exist or no path is given.
  */
 export async function submitFiles(
   ctx: PipelineContext,
   ingestionName: string,
   paths: string[],
+  options: { signal?: AbortSignal } = {},
 ): Promise<Submission> {
+  const { signal } = options;
   const ingestion = await getIngestion(ctx.db, ingestionName);
   if (!ingestion) {
     throw new InvalidInputError("ingestion", `no ingestion is named ${JSON.stringify(ingestionName)}`);
   }
   if (paths.length === 0) throw new InvalidInputError("paths", "give at least one path to enqueue");
+  const ms: SubmitTimings = { check: 0, stat: 0, register: 0, enqueue: 0 };
+  let mark = performance.now();
+  const lap = (step: keyof SubmitTimings): void => {
+    const now = performance.now();
+    ms[step] = Math.round(now - mark);
+    mark = now;
+  };
 
-  const refused: Submission["refused"] = [];
-  const wanted = new Map<string, string>(); // canonical URI → the path as given (first spelling)
-  const matches = ingestion.glob ? compileGlob(ingestion.glob) : undefined;
-  const source = parseStorageUri(ingestion.sourceUri);
-  const base = source.prefix === "" || source.prefix.endsWith("/") ? source.prefix : `${source.prefix}/`;
-  for (const path of paths) {
-    let uri: string;
-    try {
-      uri = resolveWithinSource(ingestion.sourceUri, path);
-    } catch (err) {
-      refused.push({ path, reason: reasonOf(err) });
-      continue;
-    }
-    const relative = parseStorageUri(uri).prefix.slice(base.length);
-    if (matches && !matches(relative)) {
-      refused.push({
-        path,
-        reason: `does not match the ingestion's pattern ${JSON.stringify(ingestion.glob)}`,
-      });
-      continue;
-    }
-    if (!wanted.has(uri)) wanted.set(uri, path);
-  }
-
+  const { refused, uris, wanted } = checkPaths(ingestion, paths);
+  lap("check");
   // Set up before the run starts, so a store that cannot be (an unresolvable credential reference)
   // throws without leaving a run open.
   const store = createObjectStore(
     ingestion.sourceUri,
     await storeOptionsFor(ingestion, ctx.storeOptions?.(ingestion.sourceUri)),
   );
-  const run = await startRun(ctx.db, { ingestionId: ingestion.id, trigger: "upstream" }).catch(
-    async (err: unknown) => {
-      await store.close().catch(() => {});
-      throw err;
-    },
-  );
-  const listed: ListedFile[] = [];
-  // Storage down or throttling is no reason to refuse a path: the submission fails as a whole, retryable
-  // (the queue's breaker, the API's 503), and its run says why.
-  let outage: Error | undefined;
+  let run: Run;
   try {
-    const entries = [...wanted];
-    let next = 0;
-    const statOne = async (): Promise<void> => {
-      while (next < entries.length && outage === undefined) {
-        const [uri, path] = entries[next++] as [string, string];
-        try {
-          const info = await store.stat(parseStorageUri(uri).prefix);
-          if (info)
-            listed.push({ uri: info.uri, size: info.size, etag: info.etag, modifiedAt: info.modifiedAt });
-          else refused.push({ path, reason: `no such object: ${uri}` });
-        } catch (err) {
-          if (outageOf(err) !== undefined && err instanceof Error) outage ??= err;
-          else refused.push({ path, reason: reasonOf(err) });
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(STAT_CONCURRENCY, entries.length) }, statOne));
+    signal?.throwIfAborted();
+    run = await startRun(ctx.db, { ingestionId: ingestion.id, trigger: "upstream" });
+  } catch (err) {
+    await store.close().catch(() => {});
+    throw err;
+  }
+  let listed: ListedFile[];
+  try {
+    listed = await statWanted(store, wanted, refused, signal);
+  } catch (err) {
+    // Storage down or throttling is no reason to refuse a path: the submission fails as a whole,
+    // retryable (the queue's breaker, the API's 503), and its run says why.
+    await finishFailed(ctx, run, { filesFound: 0, filesNew: 0, filesModified: 0 }, err, signal);
+    throw err;
   } finally {
     await store.close().catch(() => {});
   }
-  if (outage !== undefined) {
-    await finishRun(ctx.db, run.id, {
-      filesFound: 0,
-      filesNew: 0,
-      filesModified: 0,
-      error: {
-        type: outage instanceof LakeferryError ? outage.code : "Error",
-        message: errorMessage(outage),
-      },
-    }).catch(() => {});
-    throw outage;
-  }
+  lap("stat");
 
-  const accepted: FileRef[] = [];
+  const accepted: AcceptedFile[] = [];
   let created: FileRef[] = [];
   let modified: FileRef[] = [];
   try {
+    signal?.throwIfAborted();
     if (listed.length > 0) {
       ({ created, modified } = await registerFiles(ctx.db, {
         ingestionId: ingestion.id,
@@ -144,18 +139,17 @@ export async function submitFiles(
     );
     for (const file of known.values()) {
       const ref = { id: file.id, version: file.version, path: file.filePath };
-      accepted.push(ref);
+      accepted.push({ ...ref, knownStatus: file.status });
       if (file.status === "PENDING") again.push(ref);
     }
+    lap("register");
+    // Registered files are enqueued even when the process is stopping: a job is cheaper than the
+    // reconciler's wait.
     await enqueueFiles(ctx.queue, ingestion, [...created, ...modified, ...again]);
+    lap("enqueue");
   } catch (err) {
-    await finishRun(ctx.db, run.id, {
-      filesFound: listed.length,
-      filesNew: created.length,
-      filesModified: modified.length,
-      refused,
-      error: { type: err instanceof LakeferryError ? err.code : "Error", message: errorMessage(err) },
-    }).catch(() => {});
+    const counts = { filesFound: listed.length, filesNew: created.length, filesModified: modified.length };
+    await finishFailed(ctx, run, counts, err, signal, refused);
     throw err;
   }
   const finished = await finishRun(ctx.db, run.id, {
@@ -165,10 +159,105 @@ export async function submitFiles(
     refused,
   });
   ctx.logger.info(
-    { ingestion: ingestion.name, runId: run.id, accepted: accepted.length, refused: refused.length },
+    { ingestion: ingestion.name, runId: run.id, accepted: accepted.length, refused: refused.length, ms },
     "files submitted",
   );
-  return { run: finished, accepted, refused };
+  return { run: finished, accepted, refused, uris };
+}
+
+/**
+ * Which paths lie inside the ingestion's source and match its pattern: the URI of each (`uris`, by the
+ * path as given), one spelling per URI to look up (`wanted`, URI → the first spelling), and the rest
+ * refused with the reason.
+ */
+function checkPaths(
+  ingestion: Ingestion,
+  paths: string[],
+): Pick<Submission, "refused" | "uris"> & { wanted: Map<string, string> } {
+  const refused: Submission["refused"] = [];
+  const uris = new Map<string, string>();
+  const wanted = new Map<string, string>();
+  const matches = ingestion.glob ? compileGlob(ingestion.glob) : undefined;
+  const source = parseStorageUri(ingestion.sourceUri);
+  const base = source.prefix === "" || source.prefix.endsWith("/") ? source.prefix : `${source.prefix}/`;
+  for (const path of paths) {
+    let uri: string;
+    try {
+      uri = resolveWithinSource(ingestion.sourceUri, path);
+    } catch (err) {
+      refused.push({ path, reason: reasonOf(err) });
+      continue;
+    }
+    uris.set(path, uri);
+    const relative = parseStorageUri(uri).prefix.slice(base.length);
+    if (matches && !matches(relative)) {
+      refused.push({
+        path,
+        reason: `does not match the ingestion's pattern ${JSON.stringify(ingestion.glob)}`,
+      });
+      continue;
+    }
+    if (!wanted.has(uri)) wanted.set(uri, path);
+  }
+  return { refused, uris, wanted };
+}
+
+/**
+ * Looks each wanted object up, {@link STAT_CONCURRENCY} at a time: the ones that exist, as listed; a
+ * missing one is refused (into `refused`). Throws the first outage (storage down, throttling) or the abort.
+ */
+async function statWanted(
+  store: ObjectStore,
+  wanted: Map<string, string>,
+  refused: Submission["refused"],
+  signal: AbortSignal | undefined,
+): Promise<ListedFile[]> {
+  const listed: ListedFile[] = [];
+  const entries = [...wanted];
+  let next = 0;
+  let failure: unknown;
+  const statOne = async (): Promise<void> => {
+    while (next < entries.length && failure === undefined) {
+      if (signal?.aborted) {
+        failure ??= signal.reason;
+        return;
+      }
+      const [uri, path] = entries[next++] as [string, string];
+      try {
+        const info = await store.stat(parseStorageUri(uri).prefix);
+        if (info)
+          listed.push({ uri: info.uri, size: info.size, etag: info.etag, modifiedAt: info.modifiedAt });
+        else refused.push({ path, reason: `no such object: ${uri}` });
+      } catch (err) {
+        if (outageOf(err) !== undefined) failure ??= err;
+        else refused.push({ path, reason: reasonOf(err) });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(STAT_CONCURRENCY, entries.length) }, statOne));
+  // An outage is an Error; an abort throws the signal's reason as it is, as throwIfAborted does.
+  // eslint-disable-next-line @typescript-eslint/only-throw-error
+  if (failure !== undefined) throw failure;
+  return listed;
+}
+
+/** Records a submission that could not finish (an outage, an abort, a database error) on its run. */
+async function finishFailed(
+  ctx: PipelineContext,
+  run: Run,
+  counts: { filesFound: number; filesNew: number; filesModified: number },
+  err: unknown,
+  signal: AbortSignal | undefined,
+  refused?: Submission["refused"],
+): Promise<void> {
+  const interrupted = signal?.aborted === true && err === signal.reason;
+  await finishRun(ctx.db, run.id, {
+    ...counts,
+    ...(refused ? { refused } : {}),
+    error: interrupted
+      ? { type: "Interrupted", message: "the process stopped during the submission; submit the paths again" }
+      : { type: err instanceof LakeferryError ? err.code : "Error", message: errorMessage(err) },
+  }).catch(() => {});
 }
 
 function reasonOf(err: unknown): string {

@@ -1,5 +1,5 @@
 import { InvalidInputError } from "@lakeferry/core";
-import { listRuns } from "@lakeferry/db";
+import { listRuns, statusCounts } from "@lakeferry/db";
 import { afterEach, describe, expect, it } from "vitest";
 import { DiscoveryQueue } from "@lakeferry/queue";
 import { DiscovererRuntime, discoverFiles, submitFiles } from "../src/index.ts";
@@ -90,6 +90,23 @@ describe("submitFiles (upstream enqueueing)", () => {
     expect(failure).toMatchObject({ code: "STORAGE_UNAVAILABLE", retryable: true, outage: "storage" });
     const [run] = await listRuns(w.db, ingestion.id);
     expect(run).toMatchObject({ status: "failed", errorType: "STORAGE_UNAVAILABLE", filesRefused: 0 });
+  });
+
+  it("stops between steps when its process stops, its run finished as interrupted", async () => {
+    const w = (world = await createWorld());
+    await w.file("a.json", jsonRows(0, 1));
+    const ingestion = await w.ingestion({});
+    const controller = new AbortController();
+    const stopping = new Error("worker closing");
+    // The abort lands while the run starts (a Postgres round trip), before anything is registered.
+    const ctx = { ...w, storeOptions: () => (setTimeout(() => controller.abort(stopping), 0), {}) };
+    const failure = await submitFiles(ctx, ingestion.name, ["a.json"], { signal: controller.signal }).catch(
+      (err: unknown) => err,
+    );
+    expect(failure).toBe(stopping);
+    const [run] = await listRuns(w.db, ingestion.id);
+    expect(run).toMatchObject({ status: "failed", errorType: "Interrupted", filesNew: 0 });
+    expect(await statusCounts(w.db, ingestion.id)).toMatchObject({ PENDING: 0 });
   });
 
   it("records a storage problem in the discovery run instead of crashing", async () => {
