@@ -144,7 +144,9 @@ export class WorkerRuntime {
         ...connection,
         concurrency: submitConcurrency,
         // The same rules as the HTTP API's submissions; refused paths are kept with the run.
-        process: async (data, { jobId }) => {
+        // A stop that outlasts the close timeout interrupts the submission between steps, its run
+        // finished as such; the job waits for another worker.
+        process: async (data, { jobId, signal }) => {
           const submission = await submitFiles(
             {
               db,
@@ -154,6 +156,7 @@ export class WorkerRuntime {
             },
             data.ingestion,
             data.paths,
+            { signal },
           );
           // The job's return value stays small (BullMQ copies it into its event stream too): every
           // refused path is kept with the run; the first ones are named here.
