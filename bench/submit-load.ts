@@ -16,7 +16,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { createWriteStream } from "node:fs";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -301,6 +301,23 @@ async function checkRegistered(db: Database, ingestion: string, names: readonly 
   }
 }
 
+/** The steps' share of the time inside submissions, from the `files submitted` lines of a process's log. */
+async function stepShares(logFile: string): Promise<string> {
+  const totals: Record<string, number> = {};
+  let submissions = 0;
+  for (const text of (await readFile(logFile, "utf8")).split("\n")) {
+    if (!text.includes('"files submitted"')) continue;
+    const { ms } = JSON.parse(text) as { ms?: Record<string, number> };
+    submissions += 1;
+    for (const [step, value] of Object.entries(ms ?? {})) totals[step] = (totals[step] ?? 0) + value;
+  }
+  const all = Object.values(totals).reduce((a, b) => a + b, 0);
+  const shares = Object.entries(totals).map(
+    ([step, value]) => `${step} ${Math.round((100 * value) / all)} %`,
+  );
+  return `${submissions} submissions, ${(all / Math.max(submissions, 1)).toFixed(0)} ms each: ${shares.join(", ")}`;
+}
+
 function line(label: string, m: Measured, baseline?: Measured): void {
   const sorted = [...m.latencies].sort((a, b) => a - b);
   const rate = Math.round(paths / m.seconds).toLocaleString("en-US");
@@ -360,6 +377,7 @@ try {
   const viaApi = await throughApi(apiNames, `http://127.0.0.1:${port}`);
   line("HTTP API", viaApi, raw);
   await stop(api);
+  console.log(`  inside: ${await stepShares(join(dir, "api.log"))}`);
 
   const worker = await startLakeferry(
     "worker",
@@ -371,6 +389,7 @@ try {
   const viaQueue = await throughSubmitQueue(queueNames);
   line(`lakeferry-submit (×${submitConcurrency})`, viaQueue, raw);
   await stop(worker);
+  console.log(`  inside: ${await stepShares(join(dir, "worker.log"))}`);
 
   await checkRegistered(db, "load-api", apiNames);
   await checkRegistered(db, "load-queue", queueNames);
