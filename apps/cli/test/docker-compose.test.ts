@@ -1,0 +1,82 @@
+/**
+ * docker-compose.yml, checked without a Docker engine: every lakeferry service runs a `lakeferry` command
+ * through the image's entrypoint, its environment passes that process's own settings check, and the ports
+ * it publishes or exposes are the ones it listens on.
+ */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { loadApiKeys, parseApiConfig } from "@lakeferry/api";
+import { parseDiscovererConfig } from "@lakeferry/discoverer-app";
+import { parseWorkerConfig } from "@lakeferry/worker-app";
+import { createProgram } from "../src/program.ts";
+import { parseCliConfig } from "../src/config.ts";
+import { ROOT } from "./support.ts";
+
+interface ComposeService {
+  build?: string;
+  image?: string;
+  command?: string[];
+  environment?: Record<string, string>;
+  ports?: string[];
+  expose?: string[];
+}
+
+/** The compose file's services, YAML merge keys (`<<: *lakeferry-env`) applied. */
+async function composeServices(): Promise<Record<string, ComposeService>> {
+  const text = await readFile(join(ROOT, "docker-compose.yml"), "utf8");
+  return (parse(text, { merge: true }) as { services: Record<string, ComposeService> }).services;
+}
+
+/** `${NAME:-default}` replaced as Compose does, from `shell`. */
+function interpolate(env: Record<string, string>, shell: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(env).map(([key, value]) => [
+      key,
+      String(value).replace(/\$\{(\w+):-([^}]*)\}/g, (_, name: string, fallback: string) =>
+        shell[name] ? shell[name] : fallback,
+      ),
+    ]),
+  );
+}
+
+describe("docker-compose.yml", () => {
+  it("runs each lakeferry service as a lakeferry command of the image (ENTRYPOINT lakeferry.js)", async () => {
+    const dockerfile = await readFile(join(ROOT, "Dockerfile"), "utf8");
+    expect(dockerfile).toMatch(/^ENTRYPOINT \["node", "apps\/cli\/bin\/lakeferry\.js"\]$/m);
+    const commands = new Set(createProgram({}).commands.map((command) => command.name()));
+    const services = await composeServices();
+    const built = Object.entries(services).filter(([, service]) => service.build === ".");
+    expect(built.map(([name]) => name).sort()).toEqual(["api", "cli", "discoverer", "migrate", "worker"]);
+    for (const [name, service] of built) {
+      if (service.command !== undefined) expect(commands, name).toContain(service.command[0]);
+    }
+  });
+
+  it("gives the worker and the discoverer a metrics endpoint every container can reach, on the port exposed", async () => {
+    const { worker, discoverer } = await composeServices();
+    const workerConfig = parseWorkerConfig(worker!.environment!);
+    expect(workerConfig.metrics).toEqual({ port: 9464, host: "0.0.0.0" });
+    expect(worker!.expose).toEqual([String(workerConfig.metrics!.port)]);
+    const discovererConfig = parseDiscovererConfig(discoverer!.environment!);
+    expect(discovererConfig.metrics).toEqual({ port: 9464, host: "0.0.0.0" });
+    expect(discoverer!.expose).toEqual([String(discovererConfig.metrics!.port)]);
+  });
+
+  it("serves the API on every interface, publishes its port, and takes its keys from LAKEFERRY_API_KEYS", async () => {
+    const { api, migrate, cli } = await composeServices();
+    expect(api!.command).toEqual(["api"]);
+    const keys = "reader:r-token,producer:p-token,operator:o-token";
+    const config = parseApiConfig(interpolate(api!.environment!, { LAKEFERRY_API_KEYS: keys }));
+    expect(config).toMatchObject({ host: "0.0.0.0", port: 8080, keys });
+    expect(api!.ports).toEqual([`${config.port}:${config.port}`]);
+    expect((await loadApiKeys(config)).size).toBe(3);
+    // Unset in the shell: the API refuses to start, naming the variable.
+    const unset = parseApiConfig(interpolate(api!.environment!, {}));
+    await expect(loadApiKeys(unset)).rejects.toThrow(/LAKEFERRY_API_KEYS: no API key is set/);
+    // The one-shot services share the connections.
+    expect(parseCliConfig(migrate!.environment!)).toMatchObject({ databaseUrl: config.databaseUrl });
+    expect(parseCliConfig(cli!.environment!)).toMatchObject({ redisUrl: config.redisUrl });
+  });
+});
