@@ -1,6 +1,7 @@
 import type { ErrorRequestHandler, Response } from "express";
 import { z } from "zod";
 import { errorMessage, InvalidInputError, outageOf, type Logger } from "@lakeferry/core";
+import type { ApiResult } from "./api-route.ts";
 
 /** Where a request's bad input was: the URL path, its query string or the JSON body. */
 export type InputLocation = "path" | "query" | "body";
@@ -22,7 +23,7 @@ export const PROBLEMS = {
   "method-not-allowed": { status: 405, title: "Method not allowed" },
   conflict: { status: 409, title: "Conflict" },
   "too-large": { status: 413, title: "Request body too large" },
-  "all-refused": { status: 422, title: "Every path was refused" },
+  "all-refused": { status: 422, title: "Every path or file named was refused" },
   unavailable: { status: 503, title: "A service lakeferry depends on is unavailable" },
   internal: { status: 500, title: "Internal error" },
 } as const;
@@ -96,6 +97,27 @@ export function invalidRequest(errors: FieldError[]): ProblemError {
   return new ProblemError("invalid", detail || "the request is not valid", {
     extra: { ...(first ? { field: first.field } : {}), errors },
   });
+}
+
+/**
+ * The 422 answer to a request whose every path or file (`noun`) was refused: a problem document whose
+ * `detail` names the first refusal, with `extra` members (each item's result) beside it. Submission and
+ * retry answer with it alike.
+ */
+export function allRefused(
+  noun: "path" | "file named",
+  first: { name: string; reason: string } | undefined,
+  extra: Record<string, unknown>,
+): ApiResult {
+  const firstOne = first === undefined ? "" : `; the first: ${first.name}: ${first.reason}`;
+  return {
+    status: PROBLEMS["all-refused"].status,
+    contentType: "application/problem+json",
+    body: {
+      ...new ProblemError("all-refused", `every ${noun} was refused${firstOne}`).toProblem(),
+      ...extra,
+    },
+  };
 }
 
 /** A 404 for a named thing that does not exist. */

@@ -129,8 +129,10 @@ describe("file routes", () => {
       requestId: "all-bad",
       files: [{ path: "../x.json" }, { path: "/etc/passwd" }],
     });
-    const problem = expectProblem(answer, 422) as Problem & { results: Result[] };
+    const problem = expectProblem(answer, 422) as Problem & { results: Result[]; title: string };
     expect(problem.type).toBe("urn:lakeferry:problem:all-refused");
+    expect(problem.title).toBe("Every path or file named was refused");
+    expect(problem.detail).toMatch(/^every path was refused; the first: \.\.\/x\.json: /);
     expect(problem.results.map((r) => [r.path, r.status])).toEqual([
       ["../x.json", "refused"],
       ["/etc/passwd", "refused"],
@@ -260,8 +262,20 @@ describe("file routes", () => {
     );
     expect(after.status).toBe("PENDING");
 
-    const refused = expectProblem(await retry({ fileIds: [b.id] }), 422) as Problem & { refused: unknown[] };
-    expect(refused.refused).toHaveLength(1);
+    // The same 422 as a submission whose every path is refused, with the reasons `lakeferry retry` gives.
+    const refused = expectProblem(await retry({ fileIds: [b.id, a.id] }), 422) as Problem & {
+      title: string;
+      refused: { fileId: number; reason: string }[];
+    };
+    expect(refused.type).toBe("urn:lakeferry:problem:all-refused");
+    expect(refused.title).toBe("Every path or file named was refused");
+    const successReason =
+      "it is SUCCESS: its rows are in the table already (retrying would write them twice)";
+    expect(refused.detail).toBe(`every file named was refused; the first: ${b.id}: ${successReason}`);
+    expect(refused.refused).toEqual([
+      { fileId: b.id, reason: successReason },
+      { fileId: a.id, reason: "it is PENDING: it is being ingested already" },
+    ]);
     // Without ids: every FAILED file (none now).
     expect(RetryResponse.parse((await retry()).body)).toMatchObject({ queued: 0, refused: [] });
   });

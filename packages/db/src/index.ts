@@ -47,6 +47,7 @@ export {
 } from "./batches.ts";
 export { recordOutcomes, STALE_OUTCOME } from "./record-outcomes.ts";
 export { reclaimExpiredLeases, pendingFiles, resetFilesForRetry } from "./reconcile.ts";
+export { retryRefusal } from "./retry-refusal.ts";
 export {
   statusCounts,
   listFiles,

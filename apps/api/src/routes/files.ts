@@ -8,6 +8,7 @@ import {
   listFiles,
   recordSubmissionRequest,
   resetFilesForRetry,
+  retryRefusal,
   type FileRecord,
   type FileStatus,
   type Ingestion,
@@ -18,7 +19,7 @@ import { formatStorageUri, parseStorageUri, resolveWithinSource } from "@lakefer
 import type { z } from "zod";
 import { defineRoute, type ApiResult, type ApiRoute } from "../api-route.ts";
 import { ingestionNamed, type ApiContext } from "../api-context.ts";
-import { invalidRequest, notFound, ProblemError } from "../problem.ts";
+import { allRefused, invalidRequest, notFound, ProblemError } from "../problem.ts";
 import {
   FileDetail,
   FileParams,
@@ -125,19 +126,11 @@ function submissionAnswer(requestId: string | undefined, runId: number, results:
   const request = requestId !== undefined ? { requestId } : {};
   if (refused === results.length) {
     const first = results[0];
-    return {
-      status: 422,
-      contentType: "application/problem+json",
-      body: {
-        ...new ProblemError(
-          "all-refused",
-          `every path was refused; the first: ${first?.path}: ${first?.reason}`,
-        ).toProblem(),
-        ...request,
-        run: runId,
-        results,
-      },
-    };
+    return allRefused("path", first && { name: first.path, reason: first.reason ?? "" }, {
+      ...request,
+      run: runId,
+      results,
+    });
   }
   return {
     status: 202,
@@ -173,17 +166,13 @@ function recordedAnswer(record: SubmissionRequestRecord, hash: string, replayed:
   };
 }
 
-/** Why a file named for retry cannot be retried, or undefined when it can. */
-function retryRefusal(file: FileRecord | undefined, ingestion: Ingestion): string | undefined {
+/** Why a file named for retry cannot be retried (not the ingestion's, or by the shared rule), or undefined. */
+function refusalOf(file: FileRecord | undefined, ingestion: Ingestion): string | undefined {
   if (file === undefined || file.ingestionId !== ingestion.id) {
     return `no file with this id belongs to ingestion ${ingestion.name}`;
   }
-  const refusals: Partial<Record<FileStatus, string>> = {
-    SUCCESS: "it is SUCCESS: its rows are in the table already (retrying would write them twice)",
-    PENDING: "it is PENDING: it is being ingested already",
-    PROCESSING: "it is PROCESSING: it is being ingested already",
-  };
-  return refusals[file.status];
+  const reason = retryRefusal(file.status);
+  return reason === undefined ? undefined : `it is ${file.status}: ${reason}`;
 }
 
 /** Path submission, file listing and lookup, and retries. */
@@ -319,7 +308,7 @@ export function fileRoutes(ctx: ApiContext): ApiRoute[] {
           const files = await getFilesByIds(ctx.db, ids);
           eligible = [];
           for (const id of ids) {
-            const reason = retryRefusal(files.get(id), ingestion);
+            const reason = refusalOf(files.get(id), ingestion);
             if (reason === undefined) eligible.push(id);
             else refused.push({ fileId: id, reason });
           }
@@ -341,18 +330,10 @@ export function fileRoutes(ctx: ApiContext): ApiRoute[] {
           "files retried",
         );
         if (body.fileIds !== undefined && reset.length === 0) {
-          return {
-            status: 422,
-            contentType: "application/problem+json",
-            body: {
-              ...new ProblemError(
-                "all-refused",
-                `every file named was refused; the first: ${refused[0]?.fileId}: ${refused[0]?.reason}`,
-              ).toProblem(),
-              title: "Every file was refused",
-              refused,
-            },
-          };
+          const first = refused[0];
+          return allRefused("file named", first && { name: String(first.fileId), reason: first.reason }, {
+            refused,
+          });
         }
         return { status: 200, body: { queued: reset.length, enqueued, files: reset, refused } };
       },

@@ -1,5 +1,5 @@
 import { InvalidInputError } from "@lakeferry/core";
-import { getFile, resetFilesForRetry } from "@lakeferry/db";
+import { getFile, resetFilesForRetry, retryRefusal } from "@lakeferry/db";
 import { enqueueFiles, submitFiles } from "@lakeferry/pipeline";
 import { ingestJobId } from "@lakeferry/queue";
 import { resolveWithinSource } from "@lakeferry/storage";
@@ -26,14 +26,7 @@ export async function retryCommand(
     if (file === undefined) {
       throw new InvalidInputError("--file", `${path} is not tracked by ingestion ${name}`);
     }
-    const refusal =
-      file.status === "SUCCESS"
-        ? "its rows are in the table already (retrying would write them twice)"
-        : file.status === "PENDING" || file.status === "PROCESSING"
-          ? "it is being ingested already"
-          : options.failed && file.status !== "FAILED"
-            ? "not FAILED"
-            : undefined;
+    const refusal = retryRefusal(file.status, { failedOnly: options.failed === true });
     if (refusal)
       throw new InvalidInputError("--file", `${path} is ${file.status}: ${refusal}; nothing to retry`);
   }
