@@ -109,6 +109,8 @@ export function mountRoutes(
     const redis: RequestHandler[] = route.redis ? [redisGuard] : [];
     const body: RequestHandler[] = route.body === undefined ? [] : [parseJson];
     app[route.method](path, ...guard, ...redis, ...body, async (req: Request, res: Response) => {
+      // Answered already (redisGuard gave up on Redis while the body arrived): nothing was done, nor is.
+      if (res.headersSent) return;
       const params = parseInput(route.params, req.params, "path");
       const query = parseInput(route.query, { ...(req.query as Record<string, unknown>) }, "query");
       const rawBody: unknown = req.body === undefined && route.bodyOptional ? {} : req.body;
