@@ -17,6 +17,8 @@ import {
 export const FAULTS = ["crash-after-claim", "crash-after-commit"] as const;
 export type FaultName = (typeof FAULTS)[number];
 
+const DAY_MS = 24 * 60 * 60 * 1000;
+
 /** The worker's environment: every variable it reads, with its default. */
 export const WorkerEnv = z.object({
   // Connections (Spark reads the files and commits to Iceberg) and isolation.
@@ -50,6 +52,11 @@ export const WorkerEnv = z.object({
   LAKEFERRY_RECONCILE_INTERVAL_MS: intVar(30_000, 100),
   /** Age after which the reconciler resolves a batch left OPEN by a crashed writer (ms). Default 60 s. */
   LAKEFERRY_BATCH_GRACE_MS: intVar(60_000, 0),
+  /**
+   * Days the API's records of submissions with a `requestId` are kept (a request sent again within them gets
+   * its first answer back); this worker's reconciler deletes older ones. Default 7.
+   */
+  LAKEFERRY_SUBMISSION_RETENTION_DAYS: intVar(7, 1),
   /** On SIGTERM, how long in-flight batches may take before they are handed back (ms). Default 25 s, inside
    * Kubernetes' 30 s grace period. */
   LAKEFERRY_SHUTDOWN_TIMEOUT_MS: shutdownTimeoutVar(),
@@ -89,6 +96,8 @@ export interface WorkerConfig {
   leaseMs: number;
   reconcileIntervalMs: number;
   batchGraceMs: number;
+  /** How long submission records are kept (ms), from LAKEFERRY_SUBMISSION_RETENTION_DAYS. */
+  submissionRetentionMs: number;
   shutdownTimeoutMs: number;
   workerId: string | undefined;
   /** Where `/metrics` and `/healthz` are served; undefined when LAKEFERRY_METRICS_PORT is unset. */
@@ -118,6 +127,7 @@ export function parseWorkerConfig(env: Record<string, string | undefined>): Work
     leaseMs: e.LAKEFERRY_LEASE_MS,
     reconcileIntervalMs: e.LAKEFERRY_RECONCILE_INTERVAL_MS,
     batchGraceMs: e.LAKEFERRY_BATCH_GRACE_MS,
+    submissionRetentionMs: e.LAKEFERRY_SUBMISSION_RETENTION_DAYS * DAY_MS,
     shutdownTimeoutMs: e.LAKEFERRY_SHUTDOWN_TIMEOUT_MS,
     workerId: e.LAKEFERRY_WORKER_ID,
     metrics:

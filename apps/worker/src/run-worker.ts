@@ -35,6 +35,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
     leaseMs: config.leaseMs,
     reconcileIntervalMs: config.reconcileIntervalMs,
     batchGraceMs: config.batchGraceMs,
+    submissionRetentionMs: config.submissionRetentionMs,
     ...(config.workerId !== undefined ? { workerId: config.workerId } : {}),
     logger,
     events,

@@ -33,6 +33,7 @@ describe("worker environment", () => {
       leaseMs: 60_000,
       reconcileIntervalMs: 30_000,
       batchGraceMs: 60_000,
+      submissionRetentionMs: 7 * 24 * 60 * 60 * 1000,
       shutdownTimeoutMs: 25_000,
       workerId: undefined,
       metrics: undefined,
@@ -76,6 +77,7 @@ describe("worker environment", () => {
       LAKEFERRY_LEASE_MS: "5000",
       LAKEFERRY_RECONCILE_INTERVAL_MS: "1000",
       LAKEFERRY_BATCH_GRACE_MS: "2000",
+      LAKEFERRY_SUBMISSION_RETENTION_DAYS: "30",
       LAKEFERRY_SHUTDOWN_TIMEOUT_MS: "10000",
       LAKEFERRY_WORKER_ID: "w-1",
       LAKEFERRY_LOG_LEVEL: "DEBUG",
@@ -91,6 +93,7 @@ describe("worker environment", () => {
       leaseMs: 5_000,
       reconcileIntervalMs: 1_000,
       batchGraceMs: 2_000,
+      submissionRetentionMs: 30 * 24 * 60 * 60 * 1000,
       shutdownTimeoutMs: 10_000,
       workerId: "w-1",
       logLevel: "debug",
@@ -110,6 +113,12 @@ describe("worker environment", () => {
     expect(problem({ ...required, LAKEFERRY_WORKER_CONCURRENCY: "0" })).toContain("must be at least 1");
     expect(problem({ ...required, LAKEFERRY_LEASE_MS: "1.5" })).toContain(
       "LAKEFERRY_LEASE_MS must be a whole number",
+    );
+    expect(problem({ ...required, LAKEFERRY_SUBMISSION_RETENTION_DAYS: "0" })).toBe(
+      "environment: LAKEFERRY_SUBMISSION_RETENTION_DAYS must be at least 1",
+    );
+    expect(problem({ ...required, LAKEFERRY_SUBMISSION_RETENTION_DAYS: "1.5" })).toBe(
+      "environment: LAKEFERRY_SUBMISSION_RETENTION_DAYS must be a whole number",
     );
     expect(problem({ ...required, LAKEFERRY_DB_SCHEMA: "a-b; drop" })).toContain(
       "LAKEFERRY_DB_SCHEMA must be a Postgres identifier",
