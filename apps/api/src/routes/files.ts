@@ -15,7 +15,7 @@ import {
   type SubmissionRequestRecord,
 } from "@lakeferry/db";
 import { enqueueFiles, submitFiles, type Submission } from "@lakeferry/pipeline";
-import { formatStorageUri, parseStorageUri, resolveWithinSource } from "@lakeferry/storage";
+import { formatStorageUri, parseStorageUri } from "@lakeferry/storage";
 import type { z } from "zod";
 import { defineRoute, type ApiResult, type ApiRoute } from "../api-route.ts";
 import { ingestionNamed, type ApiContext } from "../api-context.ts";
@@ -72,45 +72,27 @@ function requestHash(files: { path: string; size?: number | undefined }[]): stri
  * One result per path as given, in order: `accepted` when this submission registered the file (new, or a
  * new version), `already_known` when it was registered before and is unchanged, `refused` with the reason.
  */
-async function resultsOf(
-  ctx: ApiContext,
-  ingestion: Ingestion,
-  paths: string[],
-  submission: Submission,
-): Promise<Result[]> {
-  const known = await getFilesByIds(
-    ctx.db,
-    submission.accepted.map((ref) => ref.id),
-  );
-  const acceptedByUri = new Map(submission.accepted.map((ref) => [ref.path, ref]));
+function resultsOf(paths: string[], submission: Submission): Result[] {
+  const acceptedByUri = new Map(submission.accepted.map((file) => [file.path, file]));
   const reasonByPath = new Map(submission.refused.map((refusal) => [refusal.path, refusal.reason]));
   const reasonByUri = new Map<string, string>();
-  const uriOf = (path: string): string | undefined => {
-    try {
-      return resolveWithinSource(ingestion.sourceUri, path);
-    } catch {
-      return undefined;
-    }
-  };
   for (const refusal of submission.refused) {
-    const uri = uriOf(refusal.path);
+    const uri = submission.uris.get(refusal.path);
     if (uri !== undefined && !reasonByUri.has(uri)) reasonByUri.set(uri, refusal.reason);
   }
   return paths.map((path): Result => {
     const reason = reasonByPath.get(path);
     if (reason !== undefined) return { path, status: "refused", reason };
-    const uri = uriOf(path);
-    const ref = uri === undefined ? undefined : acceptedByUri.get(uri);
-    if (ref !== undefined) {
-      const file = known.get(ref.id);
-      const fresh = file === undefined || file.runId === submission.run.id;
+    const uri = submission.uris.get(path);
+    const file = uri === undefined ? undefined : acceptedByUri.get(uri);
+    if (file !== undefined) {
       return {
         path,
-        status: fresh ? "accepted" : "already_known",
-        uri: ref.path,
-        fileId: ref.id,
-        version: ref.version,
-        ...(fresh || file === undefined ? {} : { fileStatus: file.status }),
+        status: file.knownStatus === undefined ? "accepted" : "already_known",
+        uri: file.path,
+        fileId: file.id,
+        version: file.version,
+        ...(file.knownStatus === undefined ? {} : { fileStatus: file.knownStatus }),
       };
     }
     // Another spelling of a path refused under its first spelling.
@@ -211,7 +193,7 @@ export function fileRoutes(ctx: ApiContext): ApiRoute[] {
         }
         const paths = body.files.map((file) => file.path);
         const submission = await submitFiles(ctx.pipeline, ingestion.name, paths);
-        const results = await resultsOf(ctx, ingestion, paths, submission);
+        const results = resultsOf(paths, submission);
         const answer = submissionAnswer(body.requestId, submission.run.id, results);
         if (body.requestId === undefined) return answer;
         // Two copies of a request racing both submit (harmlessly: registration is idempotent); the answer
