@@ -1,107 +1,80 @@
 import { InvalidInputError } from "@lakeferry/core";
+import picomatch from "picomatch";
 
-const ANY = "[\\s\\S]";
-
-function escapeRegex(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+/** How a pattern treats names that start with `.` (see {@link compileGlob}). */
+export interface GlobOptions {
+  /**
+   * Let `*`, `?`, `**` and classes match a path segment that starts with `.` (picomatch's `dot`). Default
+   * `true`: which names a source may hold is decided by `isHiddenKey` and `listing.includeHidden`, not by
+   * how a pattern is spelt, so a hidden file that matches is seen and reported rather than passed over.
+   */
+  dot?: boolean;
 }
+
+const OPENER: Record<string, string> = { "]": "[", "}": "{", ")": "(" };
+const CLOSER: Record<string, string> = { "[": "]", "{": "}", "(": ")" };
 
 function invalid(pattern: string, why: string): never {
   throw new InvalidInputError("pattern", `${why} in glob "${pattern}"`);
 }
 
-/** Translates pattern[start…] until its end, or until "," / "}" when inside braces. */
-function translate(pattern: string, start: number, inBraces: boolean): { regex: string; end: number } {
-  let regex = "";
-  let i = start;
-  while (i < pattern.length) {
-    const char = pattern[i] as string;
-    if (inBraces && (char === "," || char === "}")) return { regex, end: i };
-    switch (char) {
-      case "\\": {
-        const next = pattern[i + 1];
-        if (next === undefined) invalid(pattern, "a trailing backslash");
-        regex += escapeRegex(next);
-        i += 2;
-        break;
-      }
-      case "*": {
-        if (pattern[i + 1] !== "*") {
-          regex += "[^/]*";
-          i += 1;
-          break;
-        }
-        const atSegmentStart = i === 0 || pattern[i - 1] === "/";
-        if (atSegmentStart && pattern[i + 2] === "/") {
-          // "**/" matches zero or more whole directories.
-          regex += `(?:${ANY}*/)?`;
-          i += 3;
-        } else {
-          regex += `${ANY}*`;
-          i += 2;
-        }
-        break;
-      }
-      case "?":
-        regex += "[^/]";
-        i += 1;
-        break;
-      case "[": {
-        let j = i + 1;
-        const negated = pattern[j] === "!" || pattern[j] === "^";
-        if (negated) j += 1;
-        // A "]" first in the class is a member, not the end.
-        if (pattern[j] === "]") j += 1;
-        while (j < pattern.length && pattern[j] !== "]") j += pattern[j] === "\\" ? 2 : 1;
-        if (j >= pattern.length) invalid(pattern, `an unclosed "[" at position ${i}`);
-        const body = pattern.slice(i + (negated ? 2 : 1), j);
-        // Inside a class only "]", "\\", "^" and an escaped "-" need a backslash.
-        const members = body.replace(
-          /\\(.)|([\]\\^])/gu,
-          (_m, escaped: string | undefined, special: string | undefined) =>
-            escaped === undefined ? `\\${special}` : /[\]\\^-]/.test(escaped) ? `\\${escaped}` : escaped,
-        );
-        regex += negated ? `[^/${members}]` : `(?!/)[${members}]`;
-        i = j + 1;
-        break;
-      }
-      case "{": {
-        const alternatives: string[] = [];
-        let j = i + 1;
-        for (;;) {
-          const part = translate(pattern, j, true);
-          alternatives.push(part.regex);
-          if (part.end >= pattern.length) invalid(pattern, `an unclosed "{" at position ${i}`);
-          j = part.end + 1;
-          if (pattern[part.end] === "}") break;
-        }
-        regex += `(?:${alternatives.join("|")})`;
-        i = j;
-        break;
-      }
-      default:
-        regex += escapeRegex(char);
-        i += 1;
-    }
+/** picomatch's `Missing closing: "]" - use …` in our words; any other message as it is. */
+function reasonOf(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const closing = /^Missing closing: "(.)"/.exec(message)?.[1];
+  if (closing !== undefined) {
+    const opener = OPENER[closing] ?? closing;
+    return `an unclosed "${opener}" (write \\${opener} for a literal one)`;
   }
-  return { regex, end: i };
+  const opening = /^Missing opening: "(.)"/.exec(message)?.[1];
+  if (opening !== undefined) {
+    const stray = CLOSER[opening] ?? opening;
+    return `a "${stray}" that closes nothing (write \\${stray} for a literal one)`;
+  }
+  return message;
 }
 
 /**
- * Compile a glob matched against a key relative to the source prefix: `*` any run of characters
- * within one path segment, `?` one such character, `**` any run across segments (`a/**\/b` matches
- * `a/b` too), `{x,y}` alternatives (nestable), `[abc]`, `[a-z]`, `[!abc]` one character of (or not of)
- * a set, `\` escapes. The whole key must match.
+ * Compile a glob matched against a key relative to the source prefix, with picomatch: `*` any run of
+ * characters within one path segment, `?` one such character (one UTF-16 unit), `**` any run across
+ * segments (`a/**\/b` matches `a/b` too, `dir/**` matches `dir` too), `{x,y}` alternatives (nestable),
+ * `[abc]`, `[a-z]`, `[!abc]` one character of (or not of) a set, POSIX classes (`[[:digit:]]`), extglobs
+ * (`@(a|b)`, `!(x)`, `+(x)`), `\` escapes (parentheses are special: `\(` for a literal one). A leading `!`
+ * is a literal character, not a negation. The whole key must match.
  * @throws InvalidInputError (field `pattern`) for an empty or malformed pattern.
  */
-export function compileGlob(pattern: string): (relativeKey: string) => boolean {
+export function compileGlob(pattern: string, options: GlobOptions = {}): (relativeKey: string) => boolean {
   if (typeof pattern !== "string" || pattern === "") invalid(String(pattern), "an empty pattern");
-  const { regex } = translate(pattern, 0, false);
-  let compiled: RegExp;
+  let regex: RegExp;
   try {
-    compiled = new RegExp(`^${regex}$`, "u");
+    regex = picomatch.makeRe(pattern, {
+      dot: options.dot ?? true,
+      // `[!abc]` negates a class (without it picomatch also takes `!` as a member) and never matches "/".
+      posix: true,
+      // A leading "!" stayed a literal character, as it was before picomatch.
+      nonegate: true,
+      // An unclosed bracket or brace is a mistake to report, not a literal to match.
+      strictBrackets: true,
+    });
   } catch (error) {
-    invalid(pattern, `an invalid character class (${(error as Error).message})`);
+    invalid(pattern, reasonOf(error));
   }
-  return (relativeKey) => compiled.test(relativeKey);
+  // picomatch answers a pattern it cannot turn into a regular expression with one that matches nothing.
+  if (regex.source === "$^") {
+    invalid(
+      pattern,
+      /(^|[^\\])(\\\\)*\\$/.test(pattern) ? "a trailing backslash" : "an invalid character class or group",
+    );
+  }
+  return (relativeKey) => regex.test(relativeKey);
+}
+
+/**
+ * Whether a key relative to the source has a path segment starting with `_` or `.` (`_SUCCESS`,
+ * `.part-0.crc`, `_temporary/0/x.json`). Spark leaves such names out when it lists a directory (and reads
+ * nothing from a file so named even when given its path), and writers use them for markers and files
+ * still being written, so sources leave them out unless `listing.includeHidden` is set.
+ */
+export function isHiddenKey(relativeKey: string): boolean {
+  return relativeKey.split("/").some((segment) => segment.startsWith("_") || segment.startsWith("."));
 }

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import {
   compileGlob,
   createObjectStore,
+  isHiddenKey,
   listPrefixes,
   partitionPrefixes,
   type ListPage,
@@ -14,8 +15,9 @@ import {
 describe("compileGlob", () => {
   const cases: [string, string[], string[]][] = [
     ["*.csv", ["a.csv", ".csv", "a.b.csv"], ["dir/a.csv", "a.csv.gz", "a.CSV"]],
-    ["**/*.csv", ["a.csv", "x/a.csv", "x/y/z/a.csv"], ["a.json", "x/a.csv/b"]],
-    ["orders/**", ["orders/a", "orders/x/y.json"], ["orders", "ordersx/a", "other/orders/a"]],
+    ["**/*.csv", ["a.csv", "x/a.csv", "x/y/z/a.csv", ".x/_y/.a.csv"], ["a.json", "x/a.csv/b"]],
+    // picomatch: "dir/**" also matches an object named "dir" itself (our own glob did not).
+    ["orders/**", ["orders/a", "orders/x/y.json", "orders"], ["ordersx/a", "other/orders/a"]],
     ["a/**/b.json", ["a/b.json", "a/x/b.json", "a/x/y/b.json"], ["a/xb.json", "b.json"]],
     ["part-?.json", ["part-1.json", "part-a.json"], ["part-10.json", "part-/.json"]],
     ["*.{csv,json}", ["a.csv", "a.json"], ["a.parquet", "a.{csv,json}"]],
@@ -23,11 +25,18 @@ describe("compileGlob", () => {
     ["day=[0-3][0-9]/*", ["day=01/a", "day=31/b"], ["day=41/a", "day=1/a"]],
     ["[!_.]*", ["data.csv", "x"], ["_SUCCESS", ".hidden"]],
     ["[^_]*", ["data.csv"], ["_SUCCESS"]],
-    ["a[/]b", [], ["a/b"]],
+    ["[[:digit:]]*.json", ["1.json"], ["a.json"]],
+    ["@(a|b).json", ["a.json", "b.json"], ["c.json", "ab.json"]],
+    ["!x", ["!x"], ["y"]],
+    // picomatch: a class that names "/" matches it (our own glob never let a class match "/").
+    ["a[/]b", ["a/b"], ["ab"]],
     ["a\\*b", ["a*b"], ["axb"]],
-    ["(x)+[]]$.csv", ["(x)+]$.csv"], ["x.csv", "(x)+x$.csv"]],
+    // picomatch: parentheses group (extglobs), so literal ones are escaped; our own glob took them as is.
+    ["\\(x\\)+[]]$.csv", ["(x)+]$.csv"], ["x.csv", "(x)+x$.csv"]],
     ["[a\\-z]", ["a", "-", "z"], ["b"]],
-    ["é?.json", ["éü.json", "é😀.json"], ["é.json"]],
+    // picomatch: "?" is one UTF-16 unit, so a character outside the BMP (an emoji) takes "??".
+    ["é?.json", ["éü.json"], ["é.json", "é😀.json"]],
+    ["é??.json", ["é😀.json"], ["é.json"]],
   ];
   it.each(cases)("%s", (pattern, matching, notMatching) => {
     const matches = compileGlob(pattern);
@@ -35,15 +44,41 @@ describe("compileGlob", () => {
     for (const key of notMatching) expect(matches(key), `${pattern} should not match ${key}`).toBe(false);
   });
 
+  it("with dot: false, wildcards pass over names starting with a dot but not an explicit one", () => {
+    const matches = compileGlob("**/*.json", { dot: false });
+    expect(matches("a/b.json")).toBe(true);
+    expect(matches("_a/_b.json")).toBe(true);
+    expect(matches(".a/b.json")).toBe(false);
+    expect(matches("a/.b.json")).toBe(false);
+    expect(compileGlob("in/.*.json", { dot: false })("in/.b.json")).toBe(true);
+  });
+
   it.each([
     ["", /empty pattern/],
-    ["[abc", /unclosed "\["/],
+    ["[abc", /unclosed "\[" \(write \\\[ for a literal one\) in glob "\[abc"/],
     ["{a,b", /unclosed "\{"/],
+    ["x(a", /unclosed "\("/],
+    ["a)", /a "\)" that closes nothing/],
     ["a\\", /trailing backslash/],
     ["[z-a]", /invalid character class/],
   ])("refuses %j", (pattern, message) => {
     expect(() => compileGlob(pattern)).toThrow(InvalidInputError);
     expect(() => compileGlob(pattern)).toThrow(message);
+  });
+});
+
+describe("isHiddenKey", () => {
+  it.each([
+    ["_SUCCESS", true],
+    [".part-0.crc", true],
+    ["in/_under.json", true],
+    ["_temporary/0/part-0.json", true],
+    ["a/.staging/b.json", true],
+    ["a/b_c.json", false],
+    ["day=01/x.json", false],
+    ["a.b/c.json", false],
+  ])("%s: %s", (key, hidden) => {
+    expect(isHiddenKey(key)).toBe(hidden);
   });
 });
 
