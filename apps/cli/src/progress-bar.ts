@@ -1,9 +1,6 @@
-/** How far a run's files have got, as `runSettled` counts them. */
-export interface RunProgress {
-  total: number;
-  settled: number;
-  failed: number;
-}
+import type { RunProgress } from "@lakeferry/pipeline";
+
+export type { RunProgress };
 
 /** One look at a run's progress, and when it was taken. */
 export interface ProgressSample extends RunProgress {

@@ -15,7 +15,7 @@ export type { PipelineContext } from "./pipeline-context.ts";
 export { applyIngestion } from "./apply-ingestion.ts";
 export { discoverFiles, type DiscoveryResult, type DiscoverOptions } from "./discover-files.ts";
 export { submitFiles, type Submission } from "./submit-files.ts";
-export { waitForRun, RunTimeoutError } from "./wait-for-run.ts";
+export { waitForRun, RunTimeoutError, type RunProgress, type WaitForRunOptions } from "./wait-for-run.ts";
 export { enqueueFiles, retryPolicyOf } from "./enqueue-files.ts";
 export {
   GroupCommitBatcher,
