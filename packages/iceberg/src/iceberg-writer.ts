@@ -266,7 +266,12 @@ export class IcebergWriter {
         : { micros: valid.ingestedAtMicros, iso: formatMicros(valid.ingestedAtMicros) };
     const read = (paths: string[]): DataFrame =>
       this.#spark
-        .read({ format: valid.format, schema: valid.schema, options: valid.options, paths })
+        .read({
+          format: valid.format,
+          schema: valid.schema,
+          options: { ...valid.options, ...sources.readerOptions },
+          paths,
+        })
         .withColumns({
           _source_file: sources.column,
           _ingested_at: fn("timestamp_micros", lit(ingestedAt.micros)),

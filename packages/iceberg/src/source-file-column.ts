@@ -1,11 +1,17 @@
 import { crc32 } from "node:zlib";
 import { InvalidInputError } from "@lakeferry/core";
 import { col, escapeGlob, fn, lit, type Column } from "@lakeferry/spark-connect";
+import { hiddenNameAliases } from "./hidden-name-aliases.ts";
 
 /** How a batch's files are handed to Spark and how each row finds the file it came from. */
 export interface SourceFilePlan {
-  /** Paths for the DataSource reader: mapped by `sparkPath`, Hadoop glob characters escaped. */
+  /**
+   * Paths for the DataSource reader: mapped by `sparkPath`, Hadoop glob characters escaped, and a ViewFS
+   * alias for a file whose name Spark would skip (`_x.json`, `.x.json`; see `hiddenNameAliases`).
+   */
   readerPaths: string[];
+  /** Reader options the paths need (the aliases' ViewFS links); empty when there is no alias. */
+  readerOptions: Record<string, string>;
   /**
    * Expression for `_source_file`: the caller's URI of the file the row was read from. A row whose path
    * matches no batch file fails the job (`raise_error`) rather than carry a wrong value.
@@ -89,11 +95,16 @@ export function planSourceFiles(
   const mapEntries: Column[] = [];
   const verbatim = new Map<string, string>();
   const seen = new Map<string, string>();
-  files.forEach((uri, index) => {
+  const mappedPaths = files.map((uri, index) => {
     const mapped = sparkPath(uri);
     if (typeof mapped !== "string" || mapped === "") {
       throw new InvalidInputError(`files[${index}]`, `sparkPath mapped ${JSON.stringify(uri)} to no path`);
     }
+    return mapped;
+  });
+  const { aliases, readerOptions } = hiddenNameAliases(mappedPaths);
+  files.forEach((uri, index) => {
+    const mapped = mappedPaths[index] as string;
     const key = sourceFileKey(mapped);
     const earlier = seen.get(key);
     if (earlier !== undefined) {
@@ -103,9 +114,11 @@ export function planSourceFiles(
       );
     }
     seen.set(key, uri);
-    readerPaths.push(escapeGlob(mapped));
-    mapEntries.push(lit(key), lit(uri));
-    const printed = verbatimSparkPath(mapped);
+    const alias = aliases.get(mapped);
+    const read = alias ?? mapped;
+    readerPaths.push(alias ?? escapeGlob(mapped));
+    mapEntries.push(lit(sourceFileKey(read)), lit(uri));
+    const printed = verbatimSparkPath(read);
     if (printed !== undefined) verbatim.set(printed, uri);
   });
   const filePath = col("_metadata.file_path");
@@ -115,5 +128,5 @@ export function planSourceFiles(
     fn("element_at", fn("map", ...mapEntries), sparkSideKey(filePath)),
     fn("raise_error", fn("concat", lit("lakeferry: Spark read a file that is not in the batch: "), filePath)),
   );
-  return { readerPaths, column };
+  return { readerPaths, readerOptions, column };
 }

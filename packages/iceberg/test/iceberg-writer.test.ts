@@ -2,9 +2,11 @@ import { randomUUID } from "node:crypto";
 import { mkdir, mkdtemp, readdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import { InvalidInputError } from "@lakeferry/core";
 import { col, SparkConnectClient, SparkConnectError, type Row } from "@lakeferry/spark-connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { s3Fixture } from "../../storage/test/fixtures.ts";
 import { IcebergWriter, verbatimSparkPath, type WriteBatch } from "../src/index.ts";
 import { lookupVerbatim } from "../src/source-file-column.ts";
 
@@ -241,6 +243,50 @@ describe("IcebergWriter", () => {
     const pairs = await spark.sql(`SELECT DISTINCT _source_file, v FROM ${quote(table)}`);
     expect(pairs).toHaveLength(names.length);
     for (const pair of pairs) expect(pair._source_file).toBe(files[Number(pair.v)]);
+  });
+
+  it("reads files whose names Spark skips (_x, .x, in hidden folders, gzipped, awkward) with every row", async () => {
+    const table = newTable();
+    const names = [
+      "hidden/_under.json",
+      "hidden/.dot.json",
+      "hidden/_dir/_inner.json",
+      "hidden/.dir/plain.json",
+      "hidden/_with space %41 #[1].json",
+      "hidden/plain.json",
+    ];
+    const files: string[] = [];
+    const expected: Record<string, number> = {};
+    for (const [index, name] of names.entries()) {
+      const rows = Array.from({ length: index + 1 }, (_, j) => ({ id: index * 10 + j, v: String(index) }));
+      files.push(await file(name, jsonLines(rows)));
+      expected[files[index] as string] = rows.length;
+    }
+    // Hadoop picks the codec by the name's suffix: the alias keeps ".json.gz".
+    const gzipped = join(dir, "hidden/_packed.json.gz");
+    await writeFile(gzipped, gzipSync(jsonLines([{ id: 99, v: "gz" }])));
+    files.push(`file://${gzipped}`);
+    expected[`file://${gzipped}`] = 1;
+
+    // Named as they are, Spark reads nothing from the first two (the data loss this guards against).
+    const direct = await spark
+      .read({ format: "json", schema: "id BIGINT, v STRING", paths: files.slice(0, 2) })
+      .collect();
+    expect(direct).toHaveLength(0);
+
+    const result = await writer.write(batchOf(table, files));
+    expect(Object.fromEntries(result.records)).toEqual(expected);
+    expect(await countsByFile(table)).toEqual(expected);
+  });
+
+  it("reads an S3 object whose name Spark skips (s3a through the alias)", async () => {
+    const bucket = await s3Fixture.createContainer("hidden");
+    await bucket.put("in/_h.json", jsonLines([{ id: 1, v: "s3" }]));
+    const uri = `${bucket.rootUri}in/_h.json`;
+    const table = newTable();
+    const result = await writer.write({ ...batchOf(table, [uri]), readPaths: [uri.replace(/^s3:/, "s3a:")] });
+    expect(Object.fromEntries(result.records)).toEqual({ [uri]: 1 });
+    expect(await countsByFile(table)).toEqual({ [uri]: 1 });
   });
 
   it("finds a plainly named file by the path Spark prints, without decoding it per row", async () => {
