@@ -21,6 +21,7 @@ interface IngestionRow {
   modifiedPolicy: string;
   listing: unknown;
   listingCursor: unknown;
+  maintenance: unknown;
   enabled: boolean;
   createdAt: Date;
   updatedAt: Date;
@@ -42,6 +43,7 @@ function toIngestion(row: IngestionRow): Ingestion {
     modifiedPolicy: row.modifiedPolicy as ModifiedPolicy,
     listing: row.listing ?? null,
     listingCursor: row.listingCursor ?? null,
+    maintenance: row.maintenance ?? null,
     enabled: row.enabled,
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,
@@ -51,7 +53,7 @@ function toIngestion(row: IngestionRow): Ingestion {
 const INGESTION_COLUMNS = `id, name, source_uri AS "sourceUri", format, reader_options AS "readerOptions",
   schema_ddl AS "schemaDdl", glob, target_table AS "targetTable", schedule, max_attempts AS "maxAttempts",
   backoff_ms AS "backoffMs", modified_policy AS "modifiedPolicy", listing, listing_cursor AS "listingCursor",
-  enabled, created_at AS "createdAt", updated_at AS "updatedAt"`;
+  maintenance, enabled, created_at AS "createdAt", updated_at AS "updatedAt"`;
 
 /** JSON for a jsonb parameter; undefined and null become SQL NULL. */
 function jsonParam(value: unknown): string | null {
@@ -95,13 +97,14 @@ export async function upsertIngestion(
   return runOperation("upsertIngestion", async () => {
     const { rows } = await db.pool.query<IngestionRow & { created: boolean }>(
       `INSERT INTO ingestions AS i (name, source_uri, format, reader_options, schema_ddl, glob, target_table,
-         schedule, max_attempts, backoff_ms, modified_policy, listing, enabled)
-       VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11::modified_policy, $12::jsonb, $13)
+         schedule, max_attempts, backoff_ms, modified_policy, listing, enabled, maintenance)
+       VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11::modified_policy, $12::jsonb, $13, $14::jsonb)
        ON CONFLICT (name) DO UPDATE SET
          source_uri = EXCLUDED.source_uri, format = EXCLUDED.format, reader_options = EXCLUDED.reader_options,
          schema_ddl = EXCLUDED.schema_ddl, glob = EXCLUDED.glob, target_table = EXCLUDED.target_table,
          schedule = EXCLUDED.schedule, max_attempts = EXCLUDED.max_attempts, backoff_ms = EXCLUDED.backoff_ms,
          modified_policy = EXCLUDED.modified_policy, listing = EXCLUDED.listing, enabled = EXCLUDED.enabled,
+         maintenance = EXCLUDED.maintenance,
          listing_cursor = CASE
            WHEN i.source_uri IS DISTINCT FROM EXCLUDED.source_uri OR i.glob IS DISTINCT FROM EXCLUDED.glob
              OR i.listing IS DISTINCT FROM EXCLUDED.listing THEN NULL
@@ -122,6 +125,7 @@ export async function upsertIngestion(
         input.modifiedPolicy,
         jsonParam(input.listing),
         input.enabled,
+        jsonParam(input.maintenance),
       ],
     );
     const row = rows[0]!;

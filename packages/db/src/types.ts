@@ -48,6 +48,8 @@ export interface IngestionInput {
   modifiedPolicy: ModifiedPolicy;
   /** Incremental listing settings; stored as JSON, opaque to the database. */
   listing: unknown;
+  /** Table maintenance settings; stored as JSON, opaque to the database. Absent or null: the defaults. */
+  maintenance?: unknown;
   enabled: boolean;
 }
 
@@ -55,6 +57,8 @@ export interface Ingestion extends IngestionInput {
   id: number;
   /** Where incremental listing resumes; opaque JSON, null until first saved. */
   listingCursor: unknown;
+  /** Table maintenance settings as stored (null: the defaults). */
+  maintenance: unknown;
   createdAt: Date;
   updatedAt: Date;
 }

@@ -6,16 +6,19 @@ import {
   startRun,
   type Ingestion,
   type ListedFile,
+  type Refusal,
   type Run,
 } from "@lakeferry/db";
 import {
   compareKeys,
   compileGlob,
   createObjectStore,
+  isHiddenKey,
   listPrefixes,
   parseStorageUri,
   partitionPrefixes,
   type ListPage,
+  type ObjectInfo,
   type ObjectStore,
 } from "@lakeferry/storage";
 import { enqueueFiles } from "./enqueue-files.ts";
@@ -23,9 +26,13 @@ import type { PipelineContext } from "./pipeline-context.ts";
 import { storeOptionsFor } from "./store-credentials.ts";
 import {
   DEFAULT_FULL_LISTING_EVERY_MS,
+  defaultMinAgeMs,
+  deferredReason,
+  HIDDEN_NAME_REASON,
   readListingCursor,
   readSourceSettings,
   type ListingCursor,
+  type SourceSettings,
 } from "./source-settings.ts";
 
 /** What one discovery pass did. */
@@ -40,6 +47,16 @@ export interface DiscoveryResult {
   modified: number;
   /** Ingest jobs added (fewer than created + modified when some already had a job). */
   enqueued: number;
+  /**
+   * Matching objects with a hidden name (a segment starting with `_` or `.`) not registered because
+   * `listing.includeHidden` is off; each is on the run's refusals with the reason.
+   */
+  hidden: number;
+  /**
+   * Matching objects modified less than `listing.minAgeMs` ago, left for a later pass (possibly still
+   * being written); each is on the run's refusals with the reason, and the saved cursor stays before them.
+   */
+  deferred: number;
   /** List requests made to the storage service. */
   listCalls: number;
   /** Why the pass stopped early: a storage problem (missing bucket, access denied, malformed URI). */
@@ -70,7 +87,8 @@ export async function discoverFiles(
 ): Promise<DiscoveryResult> {
   const run = await startRun(ctx.db, { ingestionId: ingestion.id, trigger: options.trigger ?? "manual" });
   const log = ctx.logger.child({ ingestion: ingestion.name, ingestionId: ingestion.id, runId: run.id });
-  const counts = { found: 0, created: 0, modified: 0, enqueued: 0 };
+  const counts = { found: 0, created: 0, modified: 0, enqueued: 0, hidden: 0, deferred: 0 };
+  const refused: Refusal[] = [];
   let listed = 0;
   let store: ObjectStore | undefined;
   let failure: { type: string; message: string } | undefined;
@@ -78,20 +96,32 @@ export async function discoverFiles(
   try {
     const source = parseStorageUri(ingestion.sourceUri);
     const base = source.prefix === "" || source.prefix.endsWith("/") ? source.prefix : `${source.prefix}/`;
-    const matches = ingestion.glob ? compileGlob(ingestion.glob) : () => true;
+    const settings = readSourceSettings(ingestion.listing);
+    const choose = chooser(ingestion, settings, base, source.scheme);
     store = createObjectStore(
       ingestion.sourceUri,
       await storeOptionsFor(ingestion, ctx.storeOptions?.(ingestion.sourceUri)),
     );
-    const plan = planListing(ingestion, base, store, options);
+    const plan = planListing(ingestion, settings, base, store, options);
     let lastKey = plan.startAfter;
+    let deferredYet = false;
     for await (const page of plan.pages) {
       options.signal?.throwIfAborted();
       const files: ListedFile[] = [];
       listed += page.objects.length;
+      const now = Date.now();
       for (const object of page.objects) {
-        if (lastKey === undefined || compareKeys(object.key, lastKey) > 0) lastKey = object.key;
-        if (!object.key.startsWith(base) || !matches(object.key.slice(base.length))) continue;
+        const choice = choose(object, now);
+        // The cursor stops before the first deferred file, so the next incremental pass lists it again.
+        if (choice.deferred) deferredYet = true;
+        if (!deferredYet && (lastKey === undefined || compareKeys(object.key, lastKey) > 0)) {
+          lastKey = object.key;
+        }
+        if (choice.refused !== undefined) {
+          counts[choice.deferred ? "deferred" : "hidden"] += 1;
+          refused.push({ path: object.uri, reason: choice.refused });
+        }
+        if (!choice.take) continue;
         files.push({ uri: object.uri, size: object.size, etag: object.etag, modifiedAt: object.modifiedAt });
       }
       if (files.length === 0) continue;
@@ -107,8 +137,10 @@ export async function discoverFiles(
       counts.enqueued += await enqueueFiles(ctx.queue, ingestion, [...created, ...modified]);
     }
     if (plan.saveCursor) {
+      // A file deferred before any key was passed leaves no key to resume after: the next pass lists in full.
+      const { lastKey: _previous, ...kept } = plan.cursor;
       const cursor: ListingCursor = {
-        ...plan.cursor,
+        ...(deferredYet ? kept : plan.cursor),
         ...(lastKey === undefined ? {} : { lastKey }),
         ...(plan.full ? { lastFullListingAt: new Date(startedAt).toISOString() } : {}),
       };
@@ -120,6 +152,7 @@ export async function discoverFiles(
         filesFound: counts.found,
         filesNew: counts.created,
         filesModified: counts.modified,
+        refused,
         error: { type: errorType(err), message: errorMessage(err) },
       }).catch(() => {});
       log.error({ err, errorType: errorType(err) }, "discovery failed");
@@ -133,6 +166,7 @@ export async function discoverFiles(
     filesFound: counts.found,
     filesNew: counts.created,
     filesModified: counts.modified,
+    refused,
     ...(failure ? { error: failure } : {}),
   });
   const result: DiscoveryResult = {
@@ -169,13 +203,50 @@ interface ListingPlan {
   saveCursor: boolean;
 }
 
+/** What a pass does with one listed object. */
+interface Choice {
+  /** Register it. */
+  take: boolean;
+  /** Why it is not registered, recorded on the run: a hidden name or a deferral. */
+  refused?: string;
+  /** Left for a later pass because it was modified too recently. */
+  deferred?: boolean;
+}
+
+/**
+ * How a pass treats each listed object: objects outside the source or not matching the pattern are passed
+ * over silently; a hidden name (unless `listing.includeHidden`) and a file modified less than
+ * `listing.minAgeMs` ago are not registered, with the reason; the rest are registered.
+ */
+function chooser(
+  ingestion: Ingestion,
+  settings: SourceSettings,
+  base: string,
+  scheme: string,
+): (object: ObjectInfo, now: number) => Choice {
+  const matches = ingestion.glob ? compileGlob(ingestion.glob) : () => true;
+  const includeHidden = settings.includeHidden === true;
+  const minAgeMs = settings.minAgeMs ?? defaultMinAgeMs(scheme);
+  return (object, now) => {
+    if (!object.key.startsWith(base)) return { take: false };
+    const relative = object.key.slice(base.length);
+    if (!matches(relative)) return { take: false };
+    if (!includeHidden && isHiddenKey(relative)) return { take: false, refused: HIDDEN_NAME_REASON };
+    const ageMs = now - object.modifiedAt.getTime();
+    if (minAgeMs > 0 && ageMs < minAgeMs) {
+      return { take: false, refused: deferredReason(ageMs, minAgeMs), deferred: true };
+    }
+    return { take: true };
+  };
+}
+
 function planListing(
   ingestion: Ingestion,
+  settings: SourceSettings,
   base: string,
   store: ObjectStore,
   options: DiscoverOptions,
 ): ListingPlan {
-  const settings = readSourceSettings(ingestion.listing);
   const cursor = readListingCursor(ingestion.listingCursor);
   const signal = options.signal;
   if (settings.partitions && !options.full) {

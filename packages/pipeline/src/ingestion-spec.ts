@@ -4,6 +4,7 @@ import { compileGlob, parseStorageUri } from "@lakeferry/storage";
 import { CronExpressionParser } from "cron-parser";
 import { parseAllDocuments } from "yaml";
 import { z } from "zod";
+import { MaintenanceSpec, maintenanceRefusal, resolveMaintenance } from "./maintenance-settings.ts";
 import type { SourceSettings } from "./source-settings.ts";
 import { checkCredentialsFor, StoreCredentials } from "./store-credentials.ts";
 
@@ -115,10 +116,14 @@ export const IngestionSpec = z
      * (`{ env: NAME }`, `{ file: /path }`), never inline; see {@link StoreCredentials}.
      */
     credentials: StoreCredentials.optional(),
+    /** Table maintenance: snapshot expiry, compaction, manifest rewrite; see maintenance-settings.ts. */
+    maintenance: MaintenanceSpec.optional(),
     /** A disabled ingestion keeps its files but is not scheduled. */
     enabled: z.boolean().default(true),
   })
   .superRefine((spec, ctx) => {
+    const refusal = maintenanceRefusal(spec.maintenance, spec.modified);
+    if (refusal) ctx.addIssue({ code: "custom", ...refusal });
     if (!spec.credentials) return;
     let scheme;
     try {
@@ -155,6 +160,7 @@ export const IngestionSpec = z
       backoffMs: spec.retry.backoffMs,
       modifiedPolicy: spec.modified,
       listing: settings,
+      maintenance: resolveMaintenance(spec.maintenance, spec),
       enabled: spec.enabled,
     };
   });

@@ -19,6 +19,16 @@ export const SourceSettings = z.object({
   partitions: z.object({ template: z.string().min(1), lookbackDays: z.number().positive() }).optional(),
   /** In incremental mode, list the whole source at least this often (ms). Default one day. */
   fullListingEveryMs: z.number().int().positive().optional(),
+  /**
+   * Register files with a path segment starting with `_` or `.` (`_SUCCESS`, `.x.crc`, `_temporary/…`).
+   * Default false: they are left out, each recorded on the run with {@link HIDDEN_NAME_REASON}.
+   */
+  includeHidden: z.boolean().optional(),
+  /**
+   * Leave a file modified less than this long ago (ms) for a later pass: it may still be being written.
+   * Default {@link defaultMinAgeMs} of the source's scheme.
+   */
+  minAgeMs: z.number().int().nonnegative().optional(),
   /** URI rewrites from the listing's form to the form Spark reads (`s3://` → `s3a://` is built in). */
   sparkPathRules: z.array(z.object({ from: z.string(), to: z.string() })).optional(),
   /**
@@ -53,3 +63,20 @@ export function readListingCursor(value: unknown): ListingCursor {
 
 /** Default period of full listings in incremental mode: one day. */
 export const DEFAULT_FULL_LISTING_EVERY_MS = 86_400_000;
+
+/**
+ * `listing.minAgeMs` when not given: 5 s for a local folder, whose files are visible while a writer
+ * appends to them; 0 for object stores, where an object appears whole once its upload completes.
+ */
+export function defaultMinAgeMs(scheme: string): number {
+  return scheme === "file" ? 5_000 : 0;
+}
+
+/** Why a file with a hidden name was not registered (recorded on the run, one line per path). */
+export const HIDDEN_NAME_REASON =
+  "hidden name (a path segment starts with _ or .), left out as Spark leaves out markers and temporary files; set listing.includeHidden: true to ingest it";
+
+/** Why a file too recently modified was not registered on this pass. */
+export function deferredReason(ageMs: number, minAgeMs: number): string {
+  return `deferred: modified ${Math.max(0, Math.round(ageMs))} ms ago, under listing.minAgeMs (${minAgeMs}), so it may still be being written; a later pass registers it`;
+}

@@ -14,12 +14,14 @@ import {
 import {
   compileGlob,
   createObjectStore,
+  isHiddenKey,
   parseStorageUri,
   resolveWithinSource,
   type ObjectStore,
 } from "@lakeferry/storage";
 import { enqueueFiles } from "./enqueue-files.ts";
 import type { PipelineContext } from "./pipeline-context.ts";
+import { HIDDEN_NAME_REASON, readSourceSettings } from "./source-settings.ts";
 import { storeOptionsFor } from "./store-credentials.ts";
 
 /** Objects looked up at once while checking submitted paths. */
@@ -56,8 +58,10 @@ interface SubmitTimings {
 
 /**
  * Upstream enqueueing: the producer function upstream services call with paths that just landed. Each path
- * (a URI or a path relative to the source) must lie inside the ingestion's source, match its pattern and
- * exist; accepted files are registered (trigger `upstream`) and enqueued exactly like discovered ones, so
+ * (a URI or a path relative to the source) must lie inside the ingestion's source, match its pattern, have
+ * no hidden name (a segment starting with `_` or `.`) unless `listing.includeHidden`, and exist; a
+ * submitted file is taken as complete (`listing.minAgeMs` applies to discovery only); accepted files are
+ * registered (trigger `upstream`) and enqueued exactly like discovered ones, so
  * submitting a path twice, or a path discovery also finds, makes one job and one write.
  *
  * An abort (`signal`: the process is stopping) ends the submission between steps with its run finished as
@@ -178,6 +182,7 @@ function checkPaths(
   const uris = new Map<string, string>();
   const wanted = new Map<string, string>();
   const matches = ingestion.glob ? compileGlob(ingestion.glob) : undefined;
+  const includeHidden = readSourceSettings(ingestion.listing).includeHidden === true;
   const source = parseStorageUri(ingestion.sourceUri);
   const base = source.prefix === "" || source.prefix.endsWith("/") ? source.prefix : `${source.prefix}/`;
   for (const path of paths) {
@@ -195,6 +200,10 @@ function checkPaths(
         path,
         reason: `does not match the ingestion's pattern ${JSON.stringify(ingestion.glob)}`,
       });
+      continue;
+    }
+    if (!includeHidden && isHiddenKey(relative)) {
+      refused.push({ path, reason: HIDDEN_NAME_REASON });
       continue;
     }
     if (!wanted.has(uri)) wanted.set(uri, path);

@@ -35,6 +35,8 @@ describe("parseIngestionSpec", () => {
       backoffMs: 1000,
       modifiedPolicy: "ignore",
       listing: { mode: "full" },
+      // Its defaults are proven in table-maintenance-settings.test.ts.
+      maintenance: expect.any(Object),
       enabled: true,
     });
   });

@@ -4,7 +4,7 @@ import { IcebergWriter } from "@lakeferry/iceberg";
 import { IngestQueue } from "@lakeferry/queue";
 import { SparkConnectClient } from "@lakeferry/spark-connect";
 import { randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -98,6 +98,7 @@ export async function createWorld(): Promise<TestWorld> {
       const path = join(dir, relative);
       await mkdir(dirname(path), { recursive: true });
       await writeFile(path, content);
+      await backdate(path);
       return `file://${path}`;
     },
     async worker(options = {}) {
@@ -123,6 +124,15 @@ export async function createWorld(): Promise<TestWorld> {
     },
   };
   return world;
+}
+
+/**
+ * Sets a file's modification time a minute back: a file a test wrote whole is complete, and the default
+ * `listing.minAgeMs` of a local source (5 s) would otherwise leave it for a later discovery pass.
+ */
+export async function backdate(path: string): Promise<void> {
+  const past = new Date(Date.now() - 60_000);
+  await utimes(path, past, past);
 }
 
 /** JSON lines of `count` rows whose ids start at `first`. */

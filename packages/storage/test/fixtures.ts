@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, utimes, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -164,6 +164,9 @@ export const localFixture: Fixture = {
         const path = key.startsWith("/") ? key : join(dir, key);
         await mkdir(dirname(path), { recursive: true });
         await writeFile(path, body);
+        // Complete files: a minute old, so a local source's default listing.minAgeMs (5 s) takes them.
+        const past = new Date(Date.now() - 60_000);
+        await utimes(path, past, past);
       },
     };
   },
