@@ -74,3 +74,4 @@ export {
   type AbandonedRun,
 } from "./abandon-stale-runs.ts";
 export { pruneSubmissionRequests } from "./prune-submission-requests.ts";
+export { oldestPendingBatchAt } from "./pending-batch-horizon.ts";

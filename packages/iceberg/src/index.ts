@@ -19,3 +19,13 @@ export {
 export { sourceFileKey, verbatimSparkPath } from "./source-file-column.ts";
 export { IcebergWriterPool } from "./iceberg-writer-pool.ts";
 export { ingestedAtNow, formatMicros } from "./ingested-at.ts";
+export {
+  dataFileStats,
+  expireSnapshots,
+  rewriteDataFiles,
+  rewriteManifests,
+  type CompactionResult,
+  type DataFileStats,
+  type ExpiryResult,
+  type ManifestRewriteResult,
+} from "./table-maintenance.ts";

@@ -81,3 +81,14 @@ export {
   type BreakerChangedEvent,
   type DiscoveryFinishedEvent,
 } from "./pipeline-events.ts";
+export {
+  MAINTENANCE_DEFAULTS,
+  MAINTENANCE_TASKS,
+  MaintenanceSpec,
+  defaultSchedules,
+  resolveMaintenance,
+  storedMaintenance,
+  type MaintenanceSettings,
+  type MaintenanceTask,
+} from "./maintenance-settings.ts";
+export { TableMaintainer, type MaintenanceReport, type TableMaintainerOptions } from "./table-maintenance.ts";
