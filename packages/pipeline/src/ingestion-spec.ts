@@ -5,7 +5,7 @@ import { CronExpressionParser } from "cron-parser";
 import { parseAllDocuments } from "yaml";
 import { z } from "zod";
 import { MaintenanceSpec, maintenanceRefusal, resolveMaintenance } from "./maintenance-settings.ts";
-import type { SourceSettings } from "./source-settings.ts";
+import { defaultMinAgeMs, type SourceSettings } from "./source-settings.ts";
 import { checkCredentialsFor, StoreCredentials } from "./store-credentials.ts";
 
 const NAME = /^[a-z0-9][a-z0-9_-]*$/;
@@ -14,6 +14,41 @@ const OPTION_KEY = /^[A-Za-z0-9_.-]+$/;
 
 /** YAML writes `header: true` and `samplingRatio: 0.5`; Spark wants strings, so scalars are kept as text. */
 const OptionValue = z.union([z.string(), z.number(), z.boolean()]).transform((value) => String(value));
+
+/**
+ * Reader options that would lose data without a word (files or records skipped while their files are
+ * recorded SUCCESS), by lower-case name (Spark's options are case-insensitive), with what to use instead.
+ */
+const LOSSY_OPTIONS: Record<string, string> = {
+  ignorecorruptfiles:
+    "would skip an unreadable file and record it SUCCESS with its rows lost; a corrupt file fails alone, see onError",
+  ignoremissingfiles:
+    "would record a vanished file SUCCESS with no rows; leave it out (a missing file fails as file_missing)",
+  pathglobfilter:
+    "would drop files lakeferry registered; choose files with pattern (matched below the source)",
+  recursivefilelookup:
+    "lakeferry hands Spark each file by name; reach subfolders with pattern (e.g. **/*.json)",
+  modifiedbefore:
+    "would drop registered files by time; choose files with pattern, listing.partitions or listing.minAgeMs",
+  modifiedafter:
+    "would drop registered files by time; choose files with pattern, listing.partitions or listing.minAgeMs",
+  path: "files are chosen by source and pattern, not by reader options",
+  paths: "files are chosen by source and pattern, not by reader options",
+};
+
+/** Why a reader option is refused (one line, naming the key to use instead), or undefined. */
+export function readerOptionRefusal(key: string, value: string): string | undefined {
+  const name = key.toLowerCase();
+  if (name === "mode" && value.trim().toUpperCase() === "DROPMALFORMED") {
+    return "DROPMALFORMED drops bad records without a trace; use onError (abortFile, skipFile or continue)";
+  }
+  const lossy = LOSSY_OPTIONS[name];
+  if (lossy !== undefined) return lossy;
+  if (/^(fs|hadoop|spark\.hadoop)\./.test(name)) {
+    return "Hadoop settings are not reader options; give the source's endpoint and keys in credentials";
+  }
+  return undefined;
+}
 
 const Cron = z
   .string()
@@ -58,9 +93,18 @@ export const IngestionSpec = z
     }),
     /** How Spark reads each file. */
     format: z.enum(["json", "csv", "parquet", "orc", "avro", "text"]),
-    /** Spark reader options (`header: "true"`, `multiLine: "true"`, …). */
+    /**
+     * Spark reader options (`header: "true"`, `multiLine: "true"`, …); options that would lose data
+     * silently and Hadoop (`fs.*`) keys are refused, see {@link readerOptionRefusal}.
+     */
     options: z
       .record(z.string().regex(OPTION_KEY, "option names may contain only A-Z a-z 0-9 _ . -"), OptionValue)
+      .superRefine((options, ctx) => {
+        for (const [key, value] of Object.entries(options)) {
+          const refusal = readerOptionRefusal(key, value);
+          if (refusal !== undefined) ctx.addIssue({ code: "custom", message: refusal, path: [key] });
+        }
+      })
       .default({}),
     /** Spark DDL of the files' columns; inferred per batch when absent. */
     schema: z.string().trim().min(1, "must not be empty (leave it out to infer the schema)").optional(),
@@ -103,6 +147,13 @@ export const IngestionSpec = z
           })
           .optional(),
         fullListingEveryMs: z.number().int().positive().optional(),
+        includeHidden: z.boolean().optional(),
+        minAgeMs: z
+          .number()
+          .int("must be a whole number of milliseconds")
+          .min(0, "must be at least 0")
+          .max(86_400_000, "must be at most a day (86400000)")
+          .optional(),
       })
       .optional(),
     /** How Spark reaches the files when its URIs differ from the listing's (e.g. s3:// → s3a://). */
@@ -142,6 +193,8 @@ export const IngestionSpec = z
       mode: spec.listing?.mode ?? (scheme === "file" ? "full" : "incremental"),
       ...(spec.listing?.partitions ? { partitions: spec.listing.partitions } : {}),
       ...(spec.listing?.fullListingEveryMs ? { fullListingEveryMs: spec.listing.fullListingEveryMs } : {}),
+      includeHidden: spec.listing?.includeHidden ?? false,
+      minAgeMs: spec.listing?.minAgeMs ?? defaultMinAgeMs(scheme),
       ...(spec.spark?.pathRules?.length ? { sparkPathRules: spec.spark.pathRules } : {}),
       ...(spec.credentials && Object.keys(spec.credentials).length > 0
         ? { credentials: withoutUndefined(spec.credentials) }

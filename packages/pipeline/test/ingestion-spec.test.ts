@@ -34,7 +34,7 @@ describe("parseIngestionSpec", () => {
       maxAttempts: 5,
       backoffMs: 1000,
       modifiedPolicy: "ignore",
-      listing: { mode: "full" },
+      listing: { mode: "full", includeHidden: false, minAgeMs: 5000 },
       // Its defaults are proven in table-maintenance-settings.test.ts.
       maintenance: expect.any(Object),
       enabled: true,
