@@ -252,6 +252,8 @@ const FailureKind = z.enum([
   "permission_denied",
   "spark_unavailable",
   "storage_unavailable",
+  "file_too_large",
+  "unsupported_compression",
   "other",
 ]);
 

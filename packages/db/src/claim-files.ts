@@ -134,20 +134,28 @@ export async function renewLeases(
  */
 export async function firstAttemptFiles(
   db: Database,
-  input: { ingestionId: number; limit: number; maxBytes: number; firstVersionOnly: boolean },
+  input: {
+    ingestionId: number;
+    limit: number;
+    maxBytes: number;
+    firstVersionOnly: boolean;
+    /** Leave out files larger than this (files that go in batches of their own, or are skipped). */
+    maxFileBytes?: number;
+  },
 ): Promise<{ id: number; version: number; size: number }[]> {
   requireId("ingestionId", input.ingestionId);
   requireCount("limit", input.limit);
   requireCount("maxBytes", input.maxBytes);
+  if (input.maxFileBytes !== undefined) requireCount("maxFileBytes", input.maxFileBytes);
   if (input.limit === 0) return [];
   return runOperation("firstAttemptFiles", async () => {
     const { rows } = await db.pool.query<{ id: string; version: number; file_size: string }>(
       `SELECT id, version, file_size FROM processed_files
         WHERE ingestion_id = $1 AND status = 'PENDING' AND attempts = 0 AND batch_id IS NULL
-          AND (NOT $3 OR version = 1)
+          AND (NOT $3 OR version = 1) AND ($4::bigint IS NULL OR file_size <= $4)
         ORDER BY id
         LIMIT $2`,
-      [input.ingestionId, input.limit, input.firstVersionOnly],
+      [input.ingestionId, input.limit, input.firstVersionOnly, input.maxFileBytes ?? null],
     );
     const files: { id: number; version: number; size: number }[] = [];
     let bytes = 0;

@@ -9,6 +9,9 @@
  * - `permission_denied`: storage or Spark refused our credentials;
  * - `spark_unavailable`: Spark failed or timed out on every attempt (transient, but the attempts ran out);
  * - `storage_unavailable`: the object store failed or throttled on every attempt;
+ * - `file_too_large`: the file is larger than the ingestion's `maxFileBytes` and was SKIPPED unread;
+ * - `unsupported_compression`: Spark here cannot decompress the file (zstd JSON or CSV without Hadoop's
+ *   native zstd);
  * - `other`: anything else.
  */
 export type FailureKind =
@@ -19,7 +22,15 @@ export type FailureKind =
   | "permission_denied"
   | "spark_unavailable"
   | "storage_unavailable"
+  | "file_too_large"
+  | "unsupported_compression"
   | "other";
+
+/** Error type of a file SKIPPED at claim for being larger than its ingestion's `maxFileBytes`. */
+export const FILE_TOO_LARGE = "FILE_TOO_LARGE";
+
+/** Error type of a file FAILED at claim because Spark cannot decompress it (see `unsupported_compression`). */
+export const UNSUPPORTED_COMPRESSION = "UNSUPPORTED_COMPRESSION";
 
 /**
  * What an error message says when a JVM ran out of memory: Spark reports a lost executor or task with the
@@ -34,6 +45,8 @@ export const OUT_OF_MEMORY_MESSAGE = "OutOfMemoryError|Java heap space|GC overhe
  */
 const KIND_BY_TYPE: readonly (readonly [FailureKind, RegExp])[] = [
   ["out_of_memory", /OUT_OF_MEMORY|UNABLE_TO_ACQUIRE_MEMORY/],
+  ["file_too_large", new RegExp(`^${FILE_TOO_LARGE}$`)],
+  ["unsupported_compression", new RegExp(`^${UNSUPPORTED_COMPRESSION}$`)],
   ["file_missing", /^(STORAGE_NOT_FOUND|PATH_NOT_FOUND|FAILED_READ_FILE\.FILE_NOT_EXIST)/],
   ["permission_denied", /^(STORAGE_ACCESS_DENIED|SPARK_REFUSED|INSUFFICIENT_PERMISSIONS)/],
   [
@@ -75,6 +88,10 @@ export function failureAction(kind: FailureKind, ingestion: string): string {
       return `Spark failed or timed out on every attempt (retried automatically until the attempts ran out): check the Spark Connect server (SPARK_REMOTE) and its logs, then ${retry}`;
     case "storage_unavailable":
       return `the object store failed or throttled on every attempt: check the store, then ${retry}`;
+    case "file_too_large":
+      return `the file is larger than the ingestion's \`maxFileBytes\` and was skipped unread: to ingest it, raise \`maxFileBytes\` (\`lakeferry ingestion apply\`), giving Spark more memory first (spark.executor.memory, spark.driver.memory on a local server) if the file is read whole (gzip, bzip2, multiLine JSON), then \`lakeferry retry ${ingestion} --file PATH\`; or leave it SKIPPED`;
+    case "unsupported_compression":
+      return `Spark cannot decompress the file (zstd JSON or CSV needs Hadoop's native zstd library on the Spark server): recompress it as .gz or .bz2 at the source, or give the Spark server libhadoop with zstd and ${retry}`;
     case "other":
       return `read the whole error (\`lakeferry history ${ingestion} PATH --full\`), fix its cause, then ${retry}`;
   }

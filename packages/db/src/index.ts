@@ -33,7 +33,13 @@ export {
 } from "./ingestions.ts";
 export { startRun, finishRun, getRun, listRefusals, listRuns, runSettled, type Refusal } from "./runs.ts";
 export { runReport, type RunReport, type RunErrorType, type RunFailure } from "./run-report.ts";
-export { failureAction, failureKind, type FailureKind } from "./failure-kind.ts";
+export {
+  FILE_TOO_LARGE,
+  failureAction,
+  failureKind,
+  UNSUPPORTED_COMPRESSION,
+  type FailureKind,
+} from "./failure-kind.ts";
 export { registerFiles, IGNORED_CHANGE, SUPERSEDED } from "./register-files.ts";
 export { claimFiles, firstAttemptFiles, renewLeases, LEASE_EXPIRED } from "./claim-files.ts";
 export {

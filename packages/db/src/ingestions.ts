@@ -19,6 +19,8 @@ interface IngestionRow {
   maxAttempts: number;
   backoffMs: number;
   modifiedPolicy: string;
+  maxFileBytes: string | null;
+  largeFileBytes: string | null;
   listing: unknown;
   listingCursor: unknown;
   maintenance: unknown;
@@ -41,6 +43,8 @@ function toIngestion(row: IngestionRow): Ingestion {
     maxAttempts: row.maxAttempts,
     backoffMs: row.backoffMs,
     modifiedPolicy: row.modifiedPolicy as ModifiedPolicy,
+    maxFileBytes: row.maxFileBytes === null ? null : toNumber(row.maxFileBytes),
+    largeFileBytes: row.largeFileBytes === null ? null : toNumber(row.largeFileBytes),
     listing: row.listing ?? null,
     listingCursor: row.listingCursor ?? null,
     maintenance: row.maintenance ?? null,
@@ -52,7 +56,8 @@ function toIngestion(row: IngestionRow): Ingestion {
 
 const INGESTION_COLUMNS = `id, name, source_uri AS "sourceUri", format, reader_options AS "readerOptions",
   schema_ddl AS "schemaDdl", glob, target_table AS "targetTable", schedule, max_attempts AS "maxAttempts",
-  backoff_ms AS "backoffMs", modified_policy AS "modifiedPolicy", listing, listing_cursor AS "listingCursor",
+  backoff_ms AS "backoffMs", modified_policy AS "modifiedPolicy", max_file_bytes AS "maxFileBytes",
+  large_file_bytes AS "largeFileBytes", listing, listing_cursor AS "listingCursor",
   maintenance, enabled, created_at AS "createdAt", updated_at AS "updatedAt"`;
 
 /** JSON for a jsonb parameter; undefined and null become SQL NULL. */
@@ -68,6 +73,8 @@ function validateIngestion(input: IngestionInput): void {
   requireCount("maxAttempts", input.maxAttempts, 1);
   requireCount("backoffMs", input.backoffMs, 0);
   requireOneOf("modifiedPolicy", input.modifiedPolicy, MODIFIED_POLICIES);
+  if (input.maxFileBytes != null) requireCount("maxFileBytes", input.maxFileBytes, 1);
+  if (input.largeFileBytes != null) requireCount("largeFileBytes", input.largeFileBytes, 1);
   if (
     input.readerOptions === null ||
     typeof input.readerOptions !== "object" ||
@@ -97,14 +104,17 @@ export async function upsertIngestion(
   return runOperation("upsertIngestion", async () => {
     const { rows } = await db.pool.query<IngestionRow & { created: boolean }>(
       `INSERT INTO ingestions AS i (name, source_uri, format, reader_options, schema_ddl, glob, target_table,
-         schedule, max_attempts, backoff_ms, modified_policy, listing, enabled, maintenance)
-       VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11::modified_policy, $12::jsonb, $13, $14::jsonb)
+         schedule, max_attempts, backoff_ms, modified_policy, listing, enabled, maintenance,
+         max_file_bytes, large_file_bytes)
+       VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11::modified_policy, $12::jsonb, $13, $14::jsonb,
+         $15, $16)
        ON CONFLICT (name) DO UPDATE SET
          source_uri = EXCLUDED.source_uri, format = EXCLUDED.format, reader_options = EXCLUDED.reader_options,
          schema_ddl = EXCLUDED.schema_ddl, glob = EXCLUDED.glob, target_table = EXCLUDED.target_table,
          schedule = EXCLUDED.schedule, max_attempts = EXCLUDED.max_attempts, backoff_ms = EXCLUDED.backoff_ms,
          modified_policy = EXCLUDED.modified_policy, listing = EXCLUDED.listing, enabled = EXCLUDED.enabled,
          maintenance = EXCLUDED.maintenance,
+         max_file_bytes = EXCLUDED.max_file_bytes, large_file_bytes = EXCLUDED.large_file_bytes,
          listing_cursor = CASE
            WHEN i.source_uri IS DISTINCT FROM EXCLUDED.source_uri OR i.glob IS DISTINCT FROM EXCLUDED.glob
              OR i.listing IS DISTINCT FROM EXCLUDED.listing THEN NULL
@@ -126,6 +136,8 @@ export async function upsertIngestion(
         jsonParam(input.listing),
         input.enabled,
         jsonParam(input.maintenance),
+        input.maxFileBytes ?? null,
+        input.largeFileBytes ?? null,
       ],
     );
     const row = rows[0]!;

@@ -15,7 +15,7 @@ import {
 /** error_type of an attempt whose outcome arrived after its lease was lost or its file changed. */
 export const STALE_OUTCOME = "STALE_OUTCOME";
 
-const OUTCOME_STATUSES = ["SUCCESS", "FAILED", "PENDING"] as const;
+const OUTCOME_STATUSES = ["SUCCESS", "FAILED", "SKIPPED", "PENDING"] as const;
 const BATCH_STATES = ["COMMITTED", "FAILED", "ABANDONED"] as const;
 
 /*
@@ -83,12 +83,14 @@ WHERE fa.file_id = ANY($1::bigint[]) AND pf.id = fa.file_id AND fa.version = pf.
                     WHERE first.file_id = pf.id AND first.version = pf.version AND first.batch_id = pf.batch_id)`;
 
 /**
- * Closes each settled file's open attempt as the file now stands: SUCCESS, FAILED, or RETRY for PENDING.
+ * Closes each settled file's open attempt as the file now stands: SUCCESS, FAILED, SKIPPED, or RETRY for
+ * PENDING.
  * `$2` names the files whose failure does not count (an outage's).
  */
 const CLOSE_ATTEMPTS_SQL = `
 UPDATE file_attempts fa SET finished_at = now(),
-  outcome = CASE pf.status WHEN 'SUCCESS' THEN 'SUCCESS' WHEN 'FAILED' THEN 'FAILED' ELSE 'RETRY' END::attempt_outcome,
+  outcome = CASE pf.status WHEN 'SUCCESS' THEN 'SUCCESS' WHEN 'FAILED' THEN 'FAILED' WHEN 'SKIPPED' THEN 'SKIPPED'
+    ELSE 'RETRY' END::attempt_outcome,
   error_type = pf.error_type, error_message = pf.error_message, records_ingested = pf.records_ingested,
   batch_id = COALESCE(pf.batch_id, fa.batch_id), counted = fa.file_id <> ALL($2::bigint[]),
   duration_ms = (extract(epoch FROM now() - fa.started_at) * 1000)::int
@@ -150,7 +152,7 @@ interface Settlement {
   /** A SUCCESS clears the error. */
   errorType: string | null;
   errorMessage: string | null;
-  /** Whether the attempt counts: a SUCCESS always does, a failure unless `counted` is false. */
+  /** Whether the attempt counts: a SUCCESS always does, a SKIPPED never, a failure unless `counted` is false. */
   counted: boolean;
 }
 
@@ -218,7 +220,7 @@ export async function recordOutcomes(
       batchId: o.batchId ?? batch?.id ?? null,
       errorType: success ? null : (o.errorType ?? null),
       errorMessage: success ? null : (o.errorMessage ?? null),
-      counted: success || (o.counted ?? true),
+      counted: success || (o.status !== "SKIPPED" && (o.counted ?? true)),
     };
   });
 

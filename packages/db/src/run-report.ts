@@ -1,6 +1,12 @@
 import type { Database } from "./database.ts";
 import { runOperation } from "./errors.ts";
-import { failureAction, failureKind, OUT_OF_MEMORY_MESSAGE, type FailureKind } from "./failure-kind.ts";
+import {
+  FILE_TOO_LARGE,
+  failureAction,
+  failureKind,
+  OUT_OF_MEMORY_MESSAGE,
+  type FailureKind,
+} from "./failure-kind.ts";
 import { getIngestionById } from "./ingestions.ts";
 import { IGNORED_CHANGE } from "./register-files.ts";
 import { getRun, listRefusals, type Refusal } from "./runs.ts";
@@ -26,7 +32,10 @@ export interface RunReport {
     /** Rows the SUCCESS files put in the table. */
     records: number;
   };
-  /** The FAILED files grouped by error type (and kind), most files first, each with what to do. */
+  /**
+   * The FAILED files grouped by error type (and kind), most files first, each with what to do; files
+   * SKIPPED for a reason the operator can act on ({@link FILE_TOO_LARGE}) are grouped here too.
+   */
   errorTypes: RunErrorType[];
   /** FAILED files in id order, at most `failureLimit` of them (`totals.failed` counts them all). */
   failures: RunFailure[];
@@ -77,7 +86,7 @@ WHERE run_id = $1 AND error_type IS DISTINCT FROM '${IGNORED_CHANGE}'`;
 const ERROR_TYPES_SQL = `
 SELECT error_type, coalesce(error_message ~ $2, false) AS out_of_memory, count(*)::int AS files
 FROM file_versions
-WHERE run_id = $1 AND status = 'FAILED'
+WHERE run_id = $1 AND (status = 'FAILED' OR (status = 'SKIPPED' AND error_type = '${FILE_TOO_LARGE}'))
 GROUP BY 1, 2`;
 
 /** How much of an error's first line the report keeps (a single-line message can be very long). */

@@ -45,6 +45,13 @@ export interface IngestionInput {
   maxAttempts: number;
   /** Base delay between attempts, in milliseconds (≥ 0). */
   backoffMs: number;
+  /** Files larger than this many bytes are SKIPPED at claim (`FILE_TOO_LARGE`); absent or null: no limit. */
+  maxFileBytes?: number | null;
+  /**
+   * Files larger than this many bytes are written in batches of their own, with a write deadline that grows
+   * with their size; absent or null: the pipeline's default.
+   */
+  largeFileBytes?: number | null;
   modifiedPolicy: ModifiedPolicy;
   /** Incremental listing settings; stored as JSON, opaque to the database. */
   listing: unknown;
@@ -55,6 +62,8 @@ export interface IngestionInput {
 
 export interface Ingestion extends IngestionInput {
   id: number;
+  maxFileBytes: number | null;
+  largeFileBytes: number | null;
   /** Where incremental listing resumes; opaque JSON, null until first saved. */
   listingCursor: unknown;
   /** Table maintenance settings as stored (null: the defaults). */
@@ -118,8 +127,12 @@ export interface ClaimedFile {
 export interface Outcome {
   id: number;
   version: number;
-  /** SUCCESS and FAILED settle the version; PENDING hands it back for a later retry. */
-  status: "SUCCESS" | "FAILED" | "PENDING";
+  /**
+   * SUCCESS and FAILED settle the version; SKIPPED settles it unread (refused before writing, e.g. a file
+   * above the ingestion's `maxFileBytes`: `lakeferry retry` takes it again); PENDING hands it back for a
+   * later retry.
+   */
+  status: "SUCCESS" | "FAILED" | "SKIPPED" | "PENDING";
   recordsIngested?: number;
   bytesRead?: number;
   /** Iceberg snapshot id (a 64-bit integer, as a decimal string). Defaults to the batch's. */

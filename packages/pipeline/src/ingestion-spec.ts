@@ -72,6 +72,32 @@ const Cron = z
     }
   });
 
+const BYTE_UNITS: Readonly<Record<string, number>> = {
+  B: 1,
+  KB: 1e3,
+  MB: 1e6,
+  GB: 1e9,
+  TB: 1e12,
+  KiB: 2 ** 10,
+  MiB: 2 ** 20,
+  GiB: 2 ** 30,
+  TiB: 2 ** 40,
+};
+
+/** A size in bytes: a whole number, or a number with a unit (`512MB`, `1.5 GiB`; KB = 1000, KiB = 1024). */
+const Bytes = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  const match = typeof value === "string" ? /^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)\s*$/.exec(value) : null;
+  const unit = match?.[2];
+  const bytes =
+    typeof value === "number" ? value : match && unit ? Number(match[1]) * (BYTE_UNITS[unit] ?? NaN) : NaN;
+  if (Number.isSafeInteger(Math.round(bytes)) && bytes >= 1) return Math.round(bytes);
+  ctx.addIssue({
+    code: "custom",
+    message: `${JSON.stringify(value)} is not a size: write bytes (268435456) or a number with a unit (256MiB, 1GB)`,
+  });
+  return z.NEVER;
+});
+
 /**
  * An ingestion as users write it (YAML or JSON): which files, read how, into which table, how often,
  * retried how. Unknown keys are refused so a misspelt key never silently falls back to a default.
@@ -136,6 +162,10 @@ export const IngestionSpec = z
       .default({ attempts: 5, backoffMs: 1_000 }),
     /** What a file whose etag or size changed after registration becomes. */
     modified: z.enum(["ignore", "append", "replace"]).default("ignore"),
+    /** Files larger than this are SKIPPED unread (`FILE_TOO_LARGE`); no limit when absent. */
+    maxFileBytes: Bytes.optional(),
+    /** Files larger than this are written in batches of their own (default 256 MiB, the pipeline's). */
+    largeFileBytes: Bytes.optional(),
     /** How the source is listed; see {@link SourceSettings}. */
     listing: z
       .strictObject({
@@ -211,6 +241,8 @@ export const IngestionSpec = z
       schedule: spec.schedule ?? null,
       maxAttempts: spec.retry.attempts,
       backoffMs: spec.retry.backoffMs,
+      maxFileBytes: spec.maxFileBytes ?? null,
+      largeFileBytes: spec.largeFileBytes ?? null,
       modifiedPolicy: spec.modified,
       listing: settings,
       maintenance: resolveMaintenance(spec.maintenance, spec),
