@@ -19,6 +19,7 @@ export {
 export { sourceFileKey, verbatimSparkPath } from "./source-file-column.ts";
 export { IcebergWriterPool } from "./iceberg-writer-pool.ts";
 export { ingestedAtNow, formatMicros } from "./ingested-at.ts";
+export { unreadableCompression } from "./unreadable-compression.ts";
 export {
   dataFileStats,
   expireSnapshots,

@@ -267,7 +267,7 @@ export class BatchLifecycle {
           mode: target.mode,
           ingestedAtMicros,
         },
-        { signal },
+        { signal, deadlineMs: stageDeadlineMs(files) },
       );
     } catch (error) {
       this.#announceSparkError(error);
@@ -749,4 +749,24 @@ const LARGE_FILE_BYTES = 32 * 1024 * 1024;
  */
 function isolatesForFree(files: readonly { bytes: number }[]): boolean {
   return files.length > 0 && files.every((file) => file.bytes >= LARGE_FILE_BYTES);
+}
+
+/** Each Spark call of a stage may take this long whatever the batch's size: the Spark client's default. */
+const STAGE_DEADLINE_MS = 10 * 60_000;
+
+/**
+ * The slowest read a stage is given time for, in bytes per ms (1 MiB/s): a gzip or bzip2 file is read by
+ * one task, and the README's performance section has what bench:large-file measured with the local
+ * Spark's defaults, well above this, so it leaves room for a busy or smaller executor.
+ */
+const SLOWEST_READ_BYTES_PER_MS = (1024 * 1024) / 1000;
+
+/**
+ * The deadline of each Spark call staging these files, in ms: the client's default (10 minutes) for a
+ * batch of ordinary size, longer in proportion to its bytes beyond what that reads at the slowest rate
+ * (about 600 MiB), so a large file, written alone, is not cut off by a deadline sized for small batches.
+ */
+export function stageDeadlineMs(files: readonly { bytes: number }[]): number {
+  const bytes = files.reduce((sum, file) => sum + file.bytes, 0);
+  return Math.max(STAGE_DEADLINE_MS, Math.ceil(bytes / SLOWEST_READ_BYTES_PER_MS));
 }

@@ -1,16 +1,19 @@
 import { errorMessage, LakeferryError, outageOf, type Logger } from "@lakeferry/core";
 import {
   claimFiles,
+  FILE_TOO_LARGE,
   fileIdentities,
   firstAttemptFiles,
   recordOutcomes,
   renewLeases,
+  UNSUPPORTED_COMPRESSION,
   type ClaimedFile,
   type Database,
   type FileStatus,
   type Ingestion,
+  type Outcome,
 } from "@lakeferry/db";
-import type { FileFormat } from "@lakeferry/iceberg";
+import { unreadableCompression, type FileFormat } from "@lakeferry/iceberg";
 import type { IngestJobContext } from "@lakeferry/queue";
 import { toSparkUri } from "@lakeferry/storage";
 import {
@@ -112,6 +115,20 @@ export class IngestorClosedError extends LakeferryError {
 export class JobMismatchError extends LakeferryError {
   constructor(message: string) {
     super("JOB_MISMATCH", message, { retryable: false });
+  }
+}
+
+/**
+ * Files larger than this, in bytes, are written in batches of their own when their ingestion does not say
+ * (`largeFileBytes`): a quarter of a full batch (1 GiB), and eight times the size from which a file keeps a
+ * Spark task busy alone (see `isolatesForFree`), so ordinary files still share their batches.
+ */
+export const DEFAULT_LARGE_FILE_BYTES = 256 * 1024 * 1024;
+
+/** A claimed file refused before anything is written: FAILED for good (the queue stops retrying it). */
+export class FileRefusedError extends LakeferryError {
+  constructor(errorType: string, message: string) {
+    super(errorType, message, { retryable: false });
   }
 }
 
@@ -289,6 +306,7 @@ export class FileIngestor {
       uri: claim.path,
       bytes: claim.size,
       target: targetOf(ingestion, claim),
+      alone: claim.size > largeFileBytesOf(ingestion),
       signal,
       claim,
       fileId,
@@ -302,6 +320,14 @@ export class FileIngestor {
     try {
       if (this.#faults.crashAfterClaim) crash(log.child({ batchId: null }), "after-claim");
       if (claim.previousBatchId !== null && (await this.#settleEarlierBatch(file, job))) return;
+      const refusal = refusalOf(ingestion, claim);
+      if (refusal !== undefined) {
+        await this.#refuse(file, refusal);
+        if (refusal.status === "FAILED") {
+          throw new FileRefusedError(refusal.errorType ?? "", refusal.errorMessage ?? "");
+        }
+        return;
+      }
       const commit = await this.#batcher.add(file);
       log.info(
         { batchId: commit.batchId, snapshotId: commit.snapshotId, records: commit.records },
@@ -329,6 +355,17 @@ export class FileIngestor {
       this.#held.delete(fileId);
       this.#leases.release(fileId);
     }
+  }
+
+  /** Records the outcome of a file refused before writing (see {@link refusalOf}), and announces it. */
+  async #refuse(file: IngestFile, refusal: Outcome): Promise<void> {
+    await recordOutcomes(this.#db, { worker: this.#workerId, outcomes: [refusal] });
+    const status = refusal.status === "SKIPPED" ? "SKIPPED" : "FAILED";
+    file.log.warn(
+      { batchId: null, status, bytes: file.bytes, errorType: refusal.errorType, error: refusal.errorMessage },
+      "file refused before writing",
+    );
+    if (this.#events) announceFile(this.#events, file, status, 0, refusal.errorType);
   }
 
   /** Writes the batches still gathering now instead of waiting for company (used when shutting down). */
@@ -445,6 +482,8 @@ export class FileIngestor {
       maxBytes: room.bytes,
       // Under `replace`, a later version is written as an overwrite of its own: only first versions join.
       firstVersionOnly: ingestion.modifiedPolicy === "replace",
+      // Large files go in batches of their own (and files above maxFileBytes are skipped): only by their jobs.
+      maxFileBytes: Math.min(largeFileBytesOf(ingestion), ingestion.maxFileBytes ?? Infinity),
     });
     if (waiting.length === 0) return [];
     const claims = await claimFiles(this.#db, {
@@ -457,6 +496,7 @@ export class FileIngestor {
     const sparkPathRules = readSourceSettings(ingestion.listing).sparkPathRules;
     const files: IngestFile[] = [];
     const strays: IngestFile[] = [];
+    const refused: IngestFile[] = [];
     try {
       for (const claim of claims) {
         const file: IngestFile = {
@@ -481,7 +521,9 @@ export class FileIngestor {
         };
         // Not expected (the query asks for files with no earlier batch, of the batch's kind), but a file
         // that cannot go in this batch is given back rather than written wrongly.
-        (claim.previousBatchId !== null || targetKey(file.target) !== key ? strays : files).push(file);
+        if (claim.previousBatchId !== null || targetKey(file.target) !== key) strays.push(file);
+        else if (refusalOf(ingestion, claim) !== undefined) refused.push(file);
+        else files.push(file);
       }
     } catch (error) {
       // Nothing is held yet: give back everything claimed.
@@ -492,6 +534,10 @@ export class FileIngestor {
       throw error;
     }
     if (strays.length > 0) await this.#handBackAll(strays, new Error("claimed for a batch it cannot join"));
+    for (const file of refused) {
+      const refusal = refusalOf(ingestion, file.claim);
+      if (refusal !== undefined) await this.#refuse(file, refusal);
+    }
     for (const file of files) this.#leases.hold(file.fileId);
     if (files.length > 0) {
       this.#logger.debug(
@@ -561,6 +607,43 @@ export class FileIngestor {
       held.controller.abort(new LeaseLostError(fileId));
     }
   }
+}
+
+/** The ingestion's `largeFileBytes`, or the default. */
+function largeFileBytesOf(ingestion: Ingestion): number {
+  return ingestion.largeFileBytes ?? DEFAULT_LARGE_FILE_BYTES;
+}
+
+/**
+ * Why a claimed file is not written at all, as the outcome to record for it; undefined when it is written.
+ * A file above the ingestion's `maxFileBytes` is SKIPPED (raising the limit and `lakeferry retry` takes it
+ * again); a file Spark cannot decompress ({@link unreadableCompression}) FAILED, before it fails a batch.
+ */
+function refusalOf(ingestion: Ingestion, claim: ClaimedFile): Outcome | undefined {
+  if (ingestion.maxFileBytes !== null && claim.size > ingestion.maxFileBytes) {
+    return {
+      id: claim.id,
+      version: claim.version,
+      status: "SKIPPED",
+      errorType: FILE_TOO_LARGE,
+      errorMessage:
+        `the file is ${claim.size} bytes, more than the ingestion's maxFileBytes (${ingestion.maxFileBytes}); ` +
+        `to ingest it, raise maxFileBytes (and give Spark more memory if it reads the file whole), then ` +
+        `lakeferry retry ${ingestion.name} --file ${claim.path}`,
+      counted: false,
+    };
+  }
+  const unreadable = unreadableCompression(ingestion.format as FileFormat, claim.path);
+  if (unreadable !== undefined) {
+    return {
+      id: claim.id,
+      version: claim.version,
+      status: "FAILED",
+      errorType: UNSUPPORTED_COMPRESSION,
+      errorMessage: unreadable,
+    };
+  }
+  return undefined;
 }
 
 /** Where and how a claimed file version is written. */

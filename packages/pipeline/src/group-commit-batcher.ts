@@ -63,6 +63,11 @@ export interface BatchFile {
   bytes: number;
   target: BatchTarget;
   /**
+   * Written in a batch of its own that takes on no other file (a large file: its Spark job and its write
+   * deadline are its own). Default false.
+   */
+  alone?: boolean;
+  /**
    * Aborting takes the file out of its batch while the batch is still gathering or queued (the promise
    * rejects with the reason). A batch already being written is interrupted only when every one of its
    * files' signals is aborted.
@@ -151,7 +156,7 @@ interface Holder<F extends BatchFile> {
   /** Its first file waited maxWaitMs: it closes as soon as its table has no write in flight. */
   due: boolean;
   state: "gathering" | "ready";
-  /** Part of a split batch: written as it is, taking on no more files (see `adopt`). */
+  /** Part of a split batch, or a file written alone: written as it is, taking on no more files. */
   split?: boolean;
   /** A lone file the failure of an earlier attempt named (see BatchAttempt.blamed). */
   blamed?: { error: unknown; batchId: string };
@@ -217,6 +222,11 @@ export class GroupCommitBatcher<F extends BatchFile = BatchFile> {
         signal.addEventListener("abort", onAbort, { once: true });
         member.release = () => signal.removeEventListener("abort", onAbort);
       }
+      if (file.alone === true) {
+        this.#enqueueAlone(member);
+        this.#dueWhenFull();
+        return;
+      }
       const key = targetKey(file.target);
       let holder = this.#gathering.get(key);
       if (!holder) {
@@ -238,11 +248,31 @@ export class GroupCommitBatcher<F extends BatchFile = BatchFile> {
       holder.bytes += file.bytes;
       if (holder.members.size >= this.limits.maxFiles || holder.bytes >= this.limits.maxBytes)
         this.#close(holder);
-      else if (this.#held >= (this.#options.capacity ?? Infinity)) {
-        // Every job slot is taken: no company can come until something settles.
-        for (const gathering of [...this.#gathering.values()]) this.#due(gathering);
-      }
+      else this.#dueWhenFull();
     });
+  }
+
+  /** Every job slot is taken: no company can come until something settles, so gathering batches go. */
+  #dueWhenFull(): void {
+    if (this.#held < (this.#options.capacity ?? Infinity)) return;
+    for (const gathering of [...this.#gathering.values()]) this.#due(gathering);
+  }
+
+  /** Queues a file that is written alone as a batch of its own, ready at once. */
+  #enqueueAlone(member: Member<F>): void {
+    const holder: Holder<F> = {
+      key: targetKey(member.file.target),
+      target: member.file.target,
+      members: new Set([member]),
+      bytes: member.file.bytes,
+      timer: undefined,
+      due: true,
+      state: "ready",
+      split: true,
+    };
+    member.holder = holder;
+    this.#ready.push(holder);
+    this.#pump();
   }
 
   /** A member of the batcher: counted in #held until its promise settles. */
