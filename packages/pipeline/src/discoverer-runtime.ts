@@ -1,8 +1,18 @@
 import { errorMessage, InvalidInputError, outageOf, type Logger } from "@lakeferry/core";
 import { createDatabase, getIngestionById, listIngestions, type Database } from "@lakeferry/db";
-import { DiscoveryQueue, DiscoveryWorker, IngestQueue } from "@lakeferry/queue";
+import {
+  DiscoveryQueue,
+  DiscoveryWorker,
+  IngestQueue,
+  MaintenanceQueue,
+  MaintenanceWorker,
+} from "@lakeferry/queue";
+import { SparkConnectClient } from "@lakeferry/spark-connect";
 import type { StoreOptions } from "@lakeferry/storage";
 import { discoverFiles } from "./discover-files.ts";
+import { MAINTENANCE_TASKS, storedMaintenance } from "./maintenance-settings.ts";
+import { TableMaintainer } from "./table-maintenance.ts";
+import { TableWriteLeases } from "./table-write-lease.ts";
 import type { PipelineContext } from "./pipeline-context.ts";
 import type { PipelineEvents } from "./pipeline-events.ts";
 
@@ -28,6 +38,12 @@ export interface DiscovererRuntimeOptions {
   scheduleCheckIntervalMs?: number;
   /** Where each discovery pass announces `discovery:finished`, for metrics. Default: nowhere. */
   events?: PipelineEvents;
+  /**
+   * Spark Connect URL (`SPARK_REMOTE`): when given, this discoverer also runs the table maintenance jobs
+   * that the ingestions' maintenance schedules fire (one at a time). Every discoverer keeps those schedules
+   * in line either way. Default: none (maintenance jobs wait for a discoverer that has Spark).
+   */
+  sparkRemote?: string;
 }
 
 /** What a schedule sync changed, by ingestion id. */
@@ -52,7 +68,10 @@ export class DiscovererRuntime {
   #db: Database | undefined;
   #queue: IngestQueue | undefined;
   #discovery: DiscoveryQueue | undefined;
+  #maintenance: MaintenanceQueue | undefined;
   #worker: DiscoveryWorker | undefined;
+  #maintenanceWorker: MaintenanceWorker | undefined;
+  #spark: SparkConnectClient | undefined;
   #closing: Promise<void> | undefined;
   #scheduleTimer: NodeJS.Timeout | undefined;
   #scheduleCheck: Promise<void> | undefined;
@@ -72,6 +91,7 @@ export class DiscovererRuntime {
     const connection = { redisUrl: o.redisUrl, ...(o.queuePrefix ? { prefix: o.queuePrefix } : {}) };
     this.#queue = new IngestQueue(connection);
     this.#discovery = new DiscoveryQueue(connection);
+    this.#maintenance = new MaintenanceQueue(connection);
     const ctx: PipelineContext = {
       db: this.#db,
       queue: this.#queue,
@@ -106,6 +126,7 @@ export class DiscovererRuntime {
       onError: (err) => logger.warn({ err: errorMessage(err) }, "discovery worker error"),
     });
     await this.#worker.start();
+    if (o.sparkRemote !== undefined) await this.#startMaintenance(o.sparkRemote, connection);
     this.#scheduleNextCheck();
     logger.info({}, "discoverer started");
   }
@@ -120,6 +141,7 @@ export class DiscovererRuntime {
     const db = this.#db;
     const discovery = this.#discovery;
     if (!db || !discovery) throw new Error("the discoverer is not started");
+    await this.syncMaintenanceSchedules();
     // Schedulers first, ingestions second: one created by an ingestion apply meanwhile is either not in
     // our list (so not removed) or its ingestion is in ours (so it is kept).
     const current = new Map((await discovery.schedules()).map((s) => [s.ingestionId, s.cron]));
@@ -149,6 +171,73 @@ export class DiscovererRuntime {
       result.removed.push(ingestionId);
     }
     return result;
+  }
+
+  /**
+   * Brings the maintenance schedulers in Redis in line with the ingestions' maintenance settings: one per
+   * enabled ingestion and task that is on, none for the rest. Writes only what differs.
+   * @returns the schedulers set and removed, as `ingestionId:task`.
+   */
+  async syncMaintenanceSchedules(): Promise<{ set: string[]; removed: string[] }> {
+    const db = this.#db;
+    const queue = this.#maintenance;
+    if (!db || !queue) throw new Error("the discoverer is not started");
+    const key = (ingestionId: number, task: string): string => `${ingestionId}:${task}`;
+    const current = new Map((await queue.schedules()).map((s) => [key(s.ingestionId, s.task), s]));
+    const result = { set: [] as string[], removed: [] as string[] };
+    for (const ingestion of await listIngestions(db)) {
+      const settings = storedMaintenance(ingestion.maintenance, ingestion);
+      for (const task of MAINTENANCE_TASKS) {
+        const cron = ingestion.enabled ? settings[task].schedule : null;
+        const name = key(ingestion.id, task);
+        const existing = current.get(name);
+        current.delete(name);
+        if (existing?.cron === (cron ?? undefined)) continue;
+        await queue.setSchedule(ingestion.id, task, cron);
+        result[cron === null ? "removed" : "set"].push(name);
+      }
+    }
+    // Left over: schedulers of ingestions that are gone (one created since the listing is set again by the
+    // next sync).
+    for (const [name, schedule] of current) {
+      await queue.setSchedule(schedule.ingestionId, schedule.task, null);
+      result.removed.push(name);
+    }
+    return result;
+  }
+
+  /** Runs maintenance jobs in this process: one at a time, each holding its table's write lease. */
+  async #startMaintenance(
+    sparkRemote: string,
+    connection: { redisUrl: string; prefix?: string },
+  ): Promise<void> {
+    const db = this.#db;
+    if (!db) throw new Error("the discoverer is not started");
+    const logger = this.#options.logger;
+    this.#spark = new SparkConnectClient({ remote: sparkRemote, clientType: "lakeferry-maintenance" });
+    // A longer lease than a batch write's: compaction of a large table takes minutes; a maintainer that dies
+    // frees the table after a minute.
+    const leases = new TableWriteLeases({ db, holder: `maintainer-${process.pid}`, logger, ttlMs: 60_000 });
+    const maintainer = new TableMaintainer({ db, spark: this.#spark, leases, logger });
+    this.#maintenanceWorker = new MaintenanceWorker({
+      ...connection,
+      concurrency: 1,
+      process: async (data, job) => {
+        const ingestion = await getIngestionById(db, data.ingestionId);
+        if (!ingestion) {
+          logger.warn(
+            { ingestionId: data.ingestionId },
+            "maintenance for an ingestion that no longer exists",
+          );
+          await this.#maintenance?.setSchedule(data.ingestionId, data.task, null);
+          return;
+        }
+        if (!ingestion.enabled && data.trigger === "schedule") return;
+        await maintainer.run(ingestion, data.task, job.signal);
+      },
+      onError: (err) => logger.warn({ err: errorMessage(err) }, "maintenance worker error"),
+    });
+    await this.#maintenanceWorker.start();
   }
 
   #scheduleNextCheck(): void {
@@ -190,6 +279,9 @@ export class DiscovererRuntime {
       clearTimeout(this.#scheduleTimer);
       await this.#scheduleCheck;
       await this.#worker?.close({ timeoutMs: options.timeoutMs ?? 30_000 });
+      await this.#maintenanceWorker?.close({ timeoutMs: options.timeoutMs ?? 30_000 });
+      await this.#maintenance?.close().catch(() => {});
+      await this.#spark?.close().catch(() => {});
       await this.#discovery?.close().catch(() => {});
       await this.#queue?.close().catch(() => {});
       await this.#db?.close().catch(() => {});

@@ -3,7 +3,9 @@ import { randomUUID } from "node:crypto";
 import { openBatch, type Ingestion } from "@lakeferry/db";
 import { SparkConnectClient, type ExecutionOptions, type Row, type SqlArg } from "@lakeferry/spark-connect";
 import { afterEach, describe, expect, it } from "vitest";
-import { TableMaintainer, TableWriteLeases } from "../src/index.ts";
+import { MaintenanceQueue } from "@lakeferry/queue";
+import { dataFileStats } from "@lakeferry/iceberg";
+import { DiscovererRuntime, TableMaintainer, TableWriteLeases } from "../src/index.ts";
 import { createWorld, env, jsonRows, type TestWorld } from "./support.ts";
 
 let world: TestWorld | undefined;
@@ -210,5 +212,44 @@ describe("TableMaintainer", () => {
     // The first write was done before the compaction began: it waited for the lease.
     expect(call!.start).toBeGreaterThan(writes[0]!.end);
     expect(await rowCount(w, table)).toBe(4 * 3 + 3 * 10);
+  });
+
+  it("the discoverer keeps one schedule per task that is on, and runs a requested maintenance job", async () => {
+    const w = (world = await createWorld());
+    const ingestion = await w.ingestion({
+      maintenance: { compaction: { schedule: "0 5 * * *", minInputFiles: 2 }, rewriteManifests: false },
+    });
+    await writeBatches(w, ingestion.targetTable, 3);
+    const runtime = new DiscovererRuntime({
+      databaseUrl: env.databaseUrl,
+      redisUrl: env.redisUrl,
+      queuePrefix: w.prefix,
+      dbSchema: w.schema,
+      logger: w.logger,
+      sparkRemote: env.sparkRemote,
+    });
+    closers.push(() => runtime.close({ timeoutMs: 5_000 }));
+    const queue = new MaintenanceQueue({ redisUrl: env.redisUrl, prefix: w.prefix });
+    closers.push(() => queue.close());
+    await runtime.start();
+
+    const schedules = await queue.schedules();
+    expect(schedules.map((s) => [s.ingestionId, s.task, s.cron])).toEqual([
+      [ingestion.id, "compaction", "0 5 * * *"],
+      [ingestion.id, "expireSnapshots", expect.stringMatching(/^\d+ 2 \* \* \*$/)],
+    ]);
+    await queue.requestMaintenance(ingestion.id, "compaction");
+    const deadline = Date.now() + 60_000;
+    while ((await dataFileStats(w.spark, ingestion.targetTable)).files > 1) {
+      if (Date.now() > deadline) throw new Error("the requested compaction did not run within 60 s");
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+
+    await w.ingestion({ maintenance: false });
+    expect(await runtime.syncMaintenanceSchedules()).toEqual({
+      set: [],
+      removed: [`${ingestion.id}:expireSnapshots`, `${ingestion.id}:compaction`],
+    });
+    expect(await queue.schedules()).toEqual([]);
   });
 });

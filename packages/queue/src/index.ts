@@ -5,6 +5,8 @@ export {
   DiscoverJobData,
   INGEST_QUEUE,
   IngestJobData,
+  MAINTAIN_QUEUE,
+  MaintainJobData,
   ingestJobId,
   MAX_SUBMITTED_PATHS,
   QUEUE_NAMES,
@@ -24,3 +26,5 @@ export type { CloseOptions } from "./job-runner.ts";
 export { redisConnection } from "./redis-connection.ts";
 export { AllQueues } from "./all-queues.ts";
 export { queueStats, type QueueStats } from "./queue-stats.ts";
+export { MaintenanceQueue, type MaintenanceSchedule, type MaintenanceTaskName } from "./maintenance-queue.ts";
+export { MaintenanceWorker, type MaintainJobContext, type MaintenanceWorkerOptions } from "./maintenance-worker.ts";

@@ -27,8 +27,14 @@ export const DISCOVER_QUEUE = "lakeferry-discover";
  */
 export const SUBMIT_QUEUE = "lakeferry-submit";
 
+/**
+ * Queue of table maintenance jobs (snapshot expiry, compaction, manifest rewrite), fired by each ingestion's
+ * maintenance schedules and run by discoverers given Spark. Each job waits for its table's write lease.
+ */
+export const MAINTAIN_QUEUE = "lakeferry-maintain";
+
 /** Every queue lakeferry runs, in the order dashboards show them. */
-export const QUEUE_NAMES: readonly string[] = [INGEST_QUEUE, DISCOVER_QUEUE, SUBMIT_QUEUE];
+export const QUEUE_NAMES: readonly string[] = [INGEST_QUEUE, DISCOVER_QUEUE, SUBMIT_QUEUE, MAINTAIN_QUEUE];
 
 /** The payload of an ingest job. Everything else about the file lives in its Postgres row. */
 export const IngestJobData = z.object({
@@ -56,6 +62,24 @@ export const DiscoverJobData = z.object({
   trigger: z.enum(["schedule", "manual"]),
 });
 export type DiscoverJobData = z.infer<typeof DiscoverJobData>;
+
+/** The payload of a maintenance job: one task on one ingestion's table. */
+export const MaintainJobData = z.object({
+  ingestionId: z.number().int().positive(),
+  task: z.enum(["expireSnapshots", "compaction", "rewriteManifests"]),
+  /** `schedule` when fired by the task's cron, `manual` when asked for (CLI). */
+  trigger: z.enum(["schedule", "manual"]),
+});
+export type MaintainJobData = z.infer<typeof MaintainJobData>;
+
+/** The BullMQ job name of maintenance jobs (shown in Bull Board). */
+export const MAINTAIN_JOB_NAME = "maintain-table";
+
+/**
+ * Retry policy of maintenance jobs: a run that failed (Spark away, a commit conflict that Iceberg's own
+ * retries did not settle) is tried again a few times, then waits for the next firing.
+ */
+export const MAINTAIN_RETRY: RetryPolicy = { attempts: 3, backoffMs: 60_000 };
 
 /** Paths one submission may carry, as through the HTTP API. */
 export const MAX_SUBMITTED_PATHS = 5_000;
