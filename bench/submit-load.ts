@@ -7,6 +7,7 @@
  *   3. the `lakeferry-submit` queue: the same producers add `submit-paths` jobs of PER_REQUEST paths, which a
  *      `lakeferry worker` registers (its ingest queue paused, so no file is written: registration only).
  * Each path is a file that exists in a local source, and 2 % of them are sent by two producers at once.
+ * The baseline (1) is measured right before (2) and again right before (3), as the machine's load drifts.
  * Prints paths/s, the ratio to (1), and p50/p99 latency (a request's answer; a job's add to its
  * completion), then checks that every path was registered exactly once and has exactly one ingest job.
  *
@@ -110,15 +111,13 @@ async function producing(
   return latencies.flat();
 }
 
-async function rawAddBulk(names: readonly string[]): Promise<Measured> {
+async function rawAddBulk(names: readonly string[], queueName: string): Promise<Measured> {
   const queuePrefix = `${prefix}-raw`;
   const connections = Array.from(
     { length: producers },
     () => new Redis(redisUrl, { maxRetriesPerRequest: null }),
   );
-  const queues = connections.map(
-    (connection) => new Queue("raw-submit", { connection, prefix: queuePrefix }),
-  );
+  const queues = connections.map((connection) => new Queue(queueName, { connection, prefix: queuePrefix }));
   await Promise.all(queues.map((queue) => queue.waitUntilReady()));
   try {
     return await timed(() =>
@@ -207,19 +206,34 @@ interface SubmitAnswer {
   refused?: number;
 }
 
+/** 503s answered (Redis unreachable, or taken for it), each retried after its Retry-After as a producer would. */
+let unavailable = 0;
+
 async function throughApi(names: readonly string[], baseUrl: string): Promise<Measured> {
   let refused = 0;
-  const measured = await timed(() =>
-    producing(plan(names), async (p, n, batch) => {
-      const started = performance.now();
+  const post = async (body: string): Promise<SubmitAnswer> => {
+    for (;;) {
       const response = await fetch(`${baseUrl}/api/v1/ingestions/load-api/files`, {
         method: "POST",
         headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-        body: JSON.stringify({ requestId: `producer-${p}-${n}`, files: batch.map((path) => ({ path })) }),
+        body,
       });
-      const answer = (await response.json()) as SubmitAnswer;
-      if (response.status !== 202)
+      const answer = (await response.json()) as SubmitAnswer & { detail?: string };
+      if (response.status === 202) return answer;
+      if (response.status !== 503) {
         throw new Error(`POST files answered ${response.status}: ${JSON.stringify(answer).slice(0, 300)}`);
+      }
+      unavailable += 1;
+      console.log(`  503 (retried): ${answer.detail ?? ""}`);
+      await new Promise((r) => setTimeout(r, 1_000 * Number(response.headers.get("retry-after") ?? 1)));
+    }
+  };
+  const measured = await timed(() =>
+    producing(plan(names), async (p, n, batch) => {
+      const started = performance.now();
+      const answer = await post(
+        JSON.stringify({ requestId: `producer-${p}-${n}`, files: batch.map((path) => ({ path })) }),
+      );
       refused += answer.refused ?? 0;
       return performance.now() - started;
     }),
@@ -363,7 +377,8 @@ try {
     `lakeferry submission load (schema ${schema}): ${paths.toLocaleString("en-US")} paths each way, ${producers} producers, ` +
       `${perRequest} paths a request or job, every ${SHARED_EVERY}th path also sent by a second producer\n`,
   );
-  const raw = await rawAddBulk(rawNames);
+  // The baseline is measured right before each way, as the machine's load drifts.
+  const raw = await rawAddBulk(rawNames, "raw-before-api");
   line("raw BullMQ addBulk", raw);
 
   const port = await freePort();
@@ -379,6 +394,8 @@ try {
   await stop(api);
   console.log(`  inside: ${await stepShares(join(dir, "api.log"))}`);
 
+  const rawAgain = await rawAddBulk(rawNames, "raw-before-queue");
+  line("raw BullMQ addBulk", rawAgain);
   const worker = await startLakeferry(
     "worker",
     { LAKEFERRY_SUBMIT_CONCURRENCY: String(submitConcurrency) },
@@ -387,10 +404,11 @@ try {
   );
   children.push(worker);
   const viaQueue = await throughSubmitQueue(queueNames);
-  line(`lakeferry-submit (×${submitConcurrency})`, viaQueue, raw);
+  line(`lakeferry-submit (×${submitConcurrency})`, viaQueue, rawAgain);
   await stop(worker);
   console.log(`  inside: ${await stepShares(join(dir, "worker.log"))}`);
 
+  if (unavailable > 0) console.log(`\n${unavailable} API answers were 503 and retried`);
   await checkRegistered(db, "load-api", apiNames);
   await checkRegistered(db, "load-queue", queueNames);
   const counts = await paused.getJobCounts(
