@@ -11,7 +11,7 @@
  * Prints paths/s, the ratio to (1), and p50/p99 latency (a request's answer; a job's add to its
  * completion), then checks that every path was registered exactly once and has exactly one ingest job.
  *
- *   npm run bench:submit -- [paths=100000] [producers=50] [perRequest=500] [submitConcurrency=2]
+ *   npm run bench:submit -- [paths=100000] [producers=50] [perRequest=500] [submitConcurrency=8]
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
@@ -30,7 +30,7 @@ import { applyIngestion, parseIngestionSpec } from "@lakeferry/pipeline";
 import { INGEST_QUEUE, IngestQueue, SUBMIT_JOB_NAME, SUBMIT_QUEUE } from "@lakeferry/queue";
 import { need } from "./service-env.ts";
 
-const [paths, producers, perRequest, submitConcurrency] = [100_000, 50, 500, 2].map((fallback, i) => {
+const [paths, producers, perRequest, submitConcurrency] = [100_000, 50, 500, 8].map((fallback, i) => {
   const arg = process.argv[2 + i];
   return arg === undefined ? fallback : Number(arg);
 }) as [number, number, number, number];

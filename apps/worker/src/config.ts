@@ -42,8 +42,8 @@ export const WorkerEnv = z.object({
   LAKEFERRY_BATCH_SLOW_WRITE_MS: intVar(15_000, 1),
   /** One write in flight per table across the fleet (a write lease per table in Postgres). Default true. */
   LAKEFERRY_ONE_WRITER_PER_TABLE: boolVar(true),
-  /** Path submissions from the `lakeferry-submit` queue registered at once; 0 takes none. Default 2. */
-  LAKEFERRY_SUBMIT_CONCURRENCY: intVar(2, 0),
+  /** Path submissions from the `lakeferry-submit` queue registered at once; 0 takes none. Default 8 (bench:submit). */
+  LAKEFERRY_SUBMIT_CONCURRENCY: intVar(8, 0),
 
   // Recovery.
   /** How long a claim holds a file without renewal (ms); an expired claim can be taken over. Default 60 s. */

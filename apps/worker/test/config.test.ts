@@ -29,7 +29,7 @@ describe("worker environment", () => {
       concurrency: 1000,
       batch: { maxFiles: 1000, maxBytes: 1024 * 1024 * 1024, maxWaitMs: 250, slowWriteMs: 15_000 },
       oneWriterPerTable: true,
-      submitConcurrency: 2,
+      submitConcurrency: 8,
       leaseMs: 60_000,
       reconcileIntervalMs: 30_000,
       batchGraceMs: 60_000,

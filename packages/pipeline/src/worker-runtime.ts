@@ -61,7 +61,7 @@ export interface WorkerRuntimeOptions {
   events?: PipelineEvents;
   /** Crash points for fault tests only. */
   faults?: FaultInjection;
-  /** Path submissions (`lakeferry-submit`) this process registers at once; 0 takes none. Default 2. */
+  /** Path submissions (`lakeferry-submit`) this process registers at once; 0 takes none. Default 8. */
   submitConcurrency?: number;
   /** Storage options: how submitted paths are looked up in their ingestion's source. */
   storeOptions?: (uri: string) => StoreOptions;
@@ -136,7 +136,7 @@ export class WorkerRuntime {
       ...(o.submissionRetentionMs !== undefined ? { submissionRetentionMs: o.submissionRetentionMs } : {}),
       ...(o.events ? { events: o.events } : {}),
     });
-    const submitConcurrency = o.submitConcurrency ?? 2;
+    const submitConcurrency = o.submitConcurrency ?? 8;
     if (submitConcurrency > 0) {
       const queue = this.#queue;
       const db = this.#db;
