@@ -7,6 +7,7 @@ const commands = {
   discover: () => import("./commands/discover.ts"),
   ingestion: () => import("./commands/ingestion.ts"),
   inspect: () => import("./commands/inspect.ts"),
+  maintain: () => import("./commands/maintain.ts"),
   migrate: () => import("./commands/migrate.ts"),
   processes: () => import("./commands/processes.ts"),
   requeue: () => import("./commands/requeue.ts"),
@@ -205,6 +206,16 @@ Environment: DATABASE_URL, REDIS_URL, SPARK_REMOTE, LAKEFERRY_DB_SCHEMA, LAKEFER
     .addOption(json())
     .action((name: string, paths: string[], o: { json?: boolean }) =>
       act(async (s) => (await commands.requeue()).enqueueCommand(s, name, paths, o))(),
+    );
+
+  program
+    .command("maintain")
+    .description("run the ingestion's table maintenance now: snapshot expiry, compaction, manifest rewrite")
+    .argument("<name>", "ingestion name")
+    .option("--task <task>", "only this task: expireSnapshots, compaction or rewriteManifests")
+    .addOption(json())
+    .action((name: string, o: { task?: string; json?: boolean }) =>
+      act(async (s) => (await commands.maintain()).maintainCommand(s, name, o))(),
     );
 
   program
