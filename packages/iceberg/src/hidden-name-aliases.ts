@@ -33,7 +33,7 @@ function toTargetUri(sparkPath: string): string {
 /**
  * ViewFS aliases for the files of a batch whose names Spark skips ({@link sparkSkipsName}): each is read
  * as `viewfs://lakeferry-<hash>/<n><extensions>`, a link (in the read's own Hadoop options, uncached, so
- * nothing outlives the read) to the real file. Spark lists the alias by its own name and reads the file
+ * no mount outlives the read) to the real file. Spark lists the alias by its own name and reads the file
  * through it, on any file system Hadoop reaches (file, s3a, abfs, gs); `_metadata.file_path` is the alias.
  */
 export function hiddenNameAliases(sparkPaths: readonly string[]): HiddenNameAliases {
@@ -41,7 +41,12 @@ export function hiddenNameAliases(sparkPaths: readonly string[]): HiddenNameAlia
   const aliases = new Map<string, string>();
   if (skipped.length === 0) return { aliases, readerOptions: {} };
   const table = `lakeferry-${createHash("sha256").update(skipped.join("\n")).digest("hex").slice(0, 16)}`;
-  const readerOptions: Record<string, string> = { "fs.viewfs.impl.disable.cache": "true" };
+  const readerOptions: Record<string, string> = {
+    // A ViewFS instance per read (its links are this batch's), whose file systems are the shared cached
+    // ones: with its inner cache it would open new ones (S3A thread pools) that nothing ever closes.
+    "fs.viewfs.impl.disable.cache": "true",
+    "fs.viewfs.enable.inner.cache": "false",
+  };
   skipped.forEach((sparkPath, index) => {
     const name = sparkPath.slice(sparkPath.lastIndexOf("/") + 1).replace(/\._COPYING_$/, "");
     const link = `/${index}${EXTENSIONS.exec(name)?.[0] ?? ""}`;
