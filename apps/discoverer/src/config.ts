@@ -5,6 +5,7 @@ import {
   isolationVars,
   logVars,
   metricsVars,
+  optionalConnectionVars,
   parseEnv,
   shutdownTimeoutVar,
   stateVars,
@@ -12,9 +13,14 @@ import {
 
 /** The discoverer's environment: every variable it reads, with its default. */
 export const DiscovererEnv = z.object({
-  // Connections (Postgres and Redis, which holds the discovery schedules; no Spark) and isolation.
+  // Connections (Postgres, and Redis, which holds the discovery schedules) and isolation.
   ...stateVars,
   ...isolationVars,
+  /**
+   * Spark Connect, optional: when set, this discoverer also runs the table maintenance jobs the
+   * ingestions' `maintenance:` schedules fire (one at a time). Unset: they wait for a discoverer with Spark.
+   */
+  SPARK_REMOTE: optionalConnectionVars.SPARK_REMOTE,
 
   // Work.
   /** Discovery passes this process runs at once. Default 2. */
@@ -33,6 +39,8 @@ export const DiscovererEnv = z.object({
 export interface DiscovererConfig {
   databaseUrl: string;
   redisUrl: string;
+  /** Where table maintenance runs; undefined: this discoverer runs none. */
+  sparkRemote: string | undefined;
   dbSchema: string;
   queuePrefix: string;
   concurrency: number;
@@ -48,6 +56,7 @@ export function parseDiscovererConfig(env: Record<string, string | undefined>): 
   return {
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
+    sparkRemote: e.SPARK_REMOTE,
     dbSchema: e.LAKEFERRY_DB_SCHEMA,
     queuePrefix: e.LAKEFERRY_QUEUE_PREFIX,
     concurrency: e.LAKEFERRY_DISCOVERY_CONCURRENCY,

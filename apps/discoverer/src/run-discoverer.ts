@@ -25,12 +25,18 @@ export async function runDiscoverer(options: RunDiscovererOptions): Promise<void
     dbSchema: config.dbSchema,
     queuePrefix: config.queuePrefix,
     concurrency: config.concurrency,
+    ...(config.sparkRemote === undefined ? {} : { sparkRemote: config.sparkRemote }),
     logger,
     events,
     storeOptions: () => ({ env: options.env }),
   });
   logger.info(
-    { schema: config.dbSchema, prefix: config.queuePrefix, concurrency: config.concurrency },
+    {
+      schema: config.dbSchema,
+      prefix: config.queuePrefix,
+      concurrency: config.concurrency,
+      maintenance: config.sparkRemote !== undefined,
+    },
     "starting discoverer",
   );
   const { stopped } = await runServed(runtime, {

@@ -3,16 +3,16 @@ import { describe, expect, it } from "vitest";
 import { parseDiscovererConfig } from "../src/config.ts";
 
 describe("discoverer environment", () => {
-  it("needs Postgres and Redis (not Spark); the rest has defaults", () => {
+  it("needs Postgres and Redis (Spark only to run table maintenance); the rest has defaults", () => {
     expect(
       parseDiscovererConfig({
         DATABASE_URL: "postgres://u@db/lakeferry",
         REDIS_URL: "rediss://cache:6380",
-        SPARK_REMOTE: "not even a url: the discoverer never reads it",
       }),
     ).toEqual({
       databaseUrl: "postgres://u@db/lakeferry",
       redisUrl: "rediss://cache:6380",
+      sparkRemote: undefined,
       dbSchema: "public",
       queuePrefix: "lakeferry",
       concurrency: 2,
@@ -20,6 +20,16 @@ describe("discoverer environment", () => {
       metrics: undefined,
       logLevel: "info",
     });
+  });
+
+  it("runs table maintenance when SPARK_REMOTE is set, and names a bad one", () => {
+    const env = { DATABASE_URL: "postgres://u@db/lakeferry", REDIS_URL: "redis://cache:6379" };
+    expect(parseDiscovererConfig({ ...env, SPARK_REMOTE: "sc://spark:15002" }).sparkRemote).toBe(
+      "sc://spark:15002",
+    );
+    expect(() => parseDiscovererConfig({ ...env, SPARK_REMOTE: "http://spark:15002" })).toThrow(
+      /SPARK_REMOTE must be a sc:\/\/ URL/,
+    );
   });
 
   it("serves metrics only when LAKEFERRY_METRICS_PORT is set, on 127.0.0.1 unless told otherwise", () => {
