@@ -75,10 +75,16 @@ describe("size limits", () => {
     );
   });
 
-  it("gives a stage the client's 10 minutes, and more in proportion to the bytes beyond about 600 MiB", () => {
-    expect(stageDeadlineMs([{ bytes: 1_000 }, { bytes: 200 * 2 ** 20 }])).toBe(600_000);
-    expect(stageDeadlineMs([{ bytes: 2 ** 30 }])).toBe(1_024_000);
-    expect(stageDeadlineMs([{ bytes: 4 * 2 ** 30 }])).toBe(4_096_000);
+  it("gives a stage the client's 10 minutes, more in proportion to the bytes beyond 600 MiB (gzip and bzip2 count ×20)", () => {
+    const file = (name: string, bytes: number): { uri: string; bytes: number } => ({
+      uri: `file:///d/${name}`,
+      bytes,
+    });
+    expect(stageDeadlineMs([file("a.json", 1_000), file("b.json", 200 * 2 ** 20)])).toBe(600_000);
+    expect(stageDeadlineMs([file("a.json", 2 ** 30)])).toBe(1_024_000);
+    expect(stageDeadlineMs([file("a.json", 4 * 2 ** 30)])).toBe(4_096_000);
+    // gzip and bzip2 count 20 bytes a byte: 80 MiB of gzip as 1.6 GiB of JSON.
+    expect(stageDeadlineMs([file("a.json.gz", 80 * 2 ** 20)])).toBe(1_600_000);
   });
 
   it("skips a file above maxFileBytes unread, writes one above largeFileBytes alone, the rest together", async () => {
