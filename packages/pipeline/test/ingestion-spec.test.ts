@@ -36,7 +36,9 @@ describe("parseIngestionSpec", () => {
       modifiedPolicy: "ignore",
       listing: { mode: "full", includeHidden: false, minAgeMs: 5000 },
       // Its defaults are proven in table-maintenance-settings.test.ts.
-      maintenance: expect.any(Object),
+      maintenance: expect.any(Object) as unknown,
+      maxFileBytes: null,
+      largeFileBytes: null,
       enabled: true,
     });
   });
