@@ -3,7 +3,7 @@
  * in a Postgres schema, BullMQ prefix and source folder of its own; and a small HTTP client.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger } from "@lakeferry/core";
@@ -135,6 +135,9 @@ export async function landFiles(box: ApiSandbox, names: string[]): Promise<strin
       const path = join(box.source, name);
       await mkdir(join(path, ".."), { recursive: true });
       await writeFile(path, `${JSON.stringify({ id: 1, name })}\n`);
+      // Written whole: a minute old, so the local source's listing.minAgeMs (5 s) does not defer it.
+      const past = new Date(Date.now() - 60_000);
+      await utimes(path, past, past);
     }),
   );
   return names.map((name) => `${box.sourceUri}${name}`);

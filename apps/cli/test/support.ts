@@ -237,6 +237,8 @@ export function ingestionYaml(box: Sandbox, extra: Record<string, string> = {}):
     pattern: JSON.stringify("**/*.json"),
     table: box.table,
     retry: "{ attempts: 3, backoffMs: 500 }",
+    // Tests write whole files and discover at once; the local default (5 s) would leave them for later.
+    listing: "{ minAgeMs: 0 }",
     ...extra,
   };
   return `${Object.entries(fields)
