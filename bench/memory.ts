@@ -356,6 +356,8 @@ async function applyIngestion(box: Sandbox, pattern: string, schema?: string): P
       `pattern: ${JSON.stringify(pattern)}`,
       `table: ${box.table}`,
       "retry: { attempts: 3, backoffMs: 500 }",
+      // Files are written whole before the pass: no wait (the local default is 5 s).
+      "listing: { minAgeMs: 0 }",
       "",
     ].join("\n"),
   );

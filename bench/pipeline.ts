@@ -287,6 +287,8 @@ async function endToEndIn(db: Database, dbSchema: string, queuePrefix: string): 
       format: "json",
       schema: "id BIGINT, amount DOUBLE",
       table,
+      // The files are written whole before the pass: nothing to wait for (the local default is 5 s).
+      listing: { minAgeMs: 0 },
     }),
   );
   const runtime = new WorkerRuntime({

@@ -275,6 +275,8 @@ async function lakeferryRun(
       `pattern: "*.json"`,
       `table: ${table}`,
       "retry: { attempts: 3, backoffMs: 500 }",
+      // Files are written whole before the pass, as Option 3 reads them: no wait (the local default is 5 s).
+      "listing: { minAgeMs: 0 }",
       "",
     ].join("\n"),
   );

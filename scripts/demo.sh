@@ -43,6 +43,9 @@ for n in $(seq 1 20); do
   done >"$landing/$stamp/orders-$n.json"
 done
 echo '{"id": 1, "customer": "broken' >"$landing/$stamp/orders-corrupt.json"
+# As if they had landed a minute ago: discovery leaves a local file younger than listing.minAgeMs (5 s by
+# default) for a later pass, in case its writer is still appending to it.
+touch -d '1 minute ago' "$landing/$stamp"/*.json
 echo "== wrote 21 files (one corrupt) under $landing/$stamp"
 
 cat >"$LAKEFERRY_SERVICES_DIR/demo/orders.yaml" <<YAML
