@@ -268,7 +268,7 @@ export async function reportCommand(
     printLine(`\n${more} more FAILED file(s): lakeferry report ${run.id} --limit ${totals.failed}`);
   }
   if (run.filesRefused > 0) {
-    printLine(`\n${run.filesRefused} submitted path(s) refused, not registered:`);
+    printLine(`\n${run.filesRefused} path(s) not registered (refused, hidden or deferred):`);
     for (const refusal of report.refused) printLine(clipEnd(`  ${refusal.path}: ${refusal.reason}`, width));
     if (report.refused.length < run.filesRefused) {
       printLine(`  … lakeferry report ${run.id} --limit ${run.filesRefused} lists them all`);
