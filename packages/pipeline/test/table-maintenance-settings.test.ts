@@ -25,16 +25,16 @@ describe("maintenance settings", () => {
     const { maintenance } = parseIngestionSpec(valid);
     expect(maintenance).toEqual({
       expireSnapshots: {
-        schedule: expect.stringMatching(/^\d+ 2 \* \* \*$/),
+        schedule: expect.stringMatching(/^\d+ 2 \* \* \*$/) as unknown,
         olderThanDays: 7,
         retainLast: 10,
       },
       compaction: {
-        schedule: expect.stringMatching(/^\d+ 3 \* \* \*$/),
+        schedule: expect.stringMatching(/^\d+ 3 \* \* \*$/) as unknown,
         targetFileSizeBytes: 128 * 1024 * 1024,
         minInputFiles: 5,
       },
-      rewriteManifests: { schedule: expect.stringMatching(/^\d+ 4 \* \* 0$/) },
+      rewriteManifests: { schedule: expect.stringMatching(/^\d+ 4 \* \* 0$/) as unknown },
     });
     const other = parseIngestionSpec({ ...valid, name: "invoices" }).maintenance;
     expect(other).not.toEqual(maintenance);

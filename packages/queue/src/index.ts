@@ -27,4 +27,8 @@ export { redisConnection } from "./redis-connection.ts";
 export { AllQueues } from "./all-queues.ts";
 export { queueStats, type QueueStats } from "./queue-stats.ts";
 export { MaintenanceQueue, type MaintenanceSchedule, type MaintenanceTaskName } from "./maintenance-queue.ts";
-export { MaintenanceWorker, type MaintainJobContext, type MaintenanceWorkerOptions } from "./maintenance-worker.ts";
+export {
+  MaintenanceWorker,
+  type MaintainJobContext,
+  type MaintenanceWorkerOptions,
+} from "./maintenance-worker.ts";
