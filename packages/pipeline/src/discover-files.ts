@@ -134,7 +134,9 @@ export async function discoverFiles(
       });
       counts.created += created.length;
       counts.modified += modified.length;
-      counts.enqueued += await enqueueFiles(ctx.queue, ingestion, [...created, ...modified]);
+      // New files' first versions cannot have had a job: no look for finished ones.
+      counts.enqueued += await enqueueFiles(ctx.queue, ingestion, created, { firstJobs: true });
+      counts.enqueued += await enqueueFiles(ctx.queue, ingestion, modified);
     }
     if (plan.saveCursor) {
       // A file deferred before any key was passed leaves no key to resume after: the next pass lists in full.

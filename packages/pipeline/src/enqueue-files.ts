@@ -8,12 +8,14 @@ export function retryPolicyOf(ingestion: Ingestion): RetryPolicy {
 
 /**
  * One ingest job per file version (the job id is derived from the file row, so enqueueing twice is a
- * no-op). Returns how many jobs were new.
+ * no-op). `firstJobs`: the versions were registered just now by the caller (see IngestQueue.enqueue).
+ * Returns how many jobs were new.
  */
 export async function enqueueFiles(
   queue: IngestQueue,
   ingestion: Ingestion,
   files: readonly Pick<FileRef, "id" | "version">[],
+  options: { firstJobs?: boolean } = {},
 ): Promise<number> {
   if (files.length === 0) return 0;
   const retry = retryPolicyOf(ingestion);
@@ -22,5 +24,6 @@ export async function enqueueFiles(
       data: { fileId: file.id, version: file.version, ingestionId: ingestion.id },
       retry,
     })),
+    options,
   );
 }

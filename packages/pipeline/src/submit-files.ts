@@ -149,7 +149,9 @@ export async function submitFiles(
     lap("register");
     // Registered files are enqueued even when the process is stopping: a job is cheaper than the
     // reconciler's wait.
-    await enqueueFiles(ctx.queue, ingestion, [...created, ...modified, ...again]);
+    // New files' first versions cannot have had a job: no look for finished ones.
+    await enqueueFiles(ctx.queue, ingestion, created, { firstJobs: true });
+    await enqueueFiles(ctx.queue, ingestion, [...modified, ...again]);
     lap("enqueue");
   } catch (err) {
     const counts = { filesFound: listed.length, filesNew: created.length, filesModified: modified.length };

@@ -49,11 +49,19 @@ export class IngestQueue {
    * (waiting, delayed, active) is skipped; one whose job finished (completed or failed) gets a fresh job, so
    * a retried or reset file runs again.
    *
+   * With `firstJobs`, every version was registered just now by the caller, so none can have had a job: the
+   * look for finished ones (a script over every id, as costly in Redis as the add) is skipped. Should one
+   * exist all the same (Postgres reset under the same Redis prefix), its file stays PENDING until the
+   * reconciler, which enqueues without this option, finds it has no live job.
+   *
    * @returns how many jobs were added. Two producers racing on the same id may both count it; only one
    *   job is created.
    * @throws InvalidInputError when a payload or retry policy is malformed (nothing is enqueued then).
    */
-  async enqueue(jobs: { data: IngestJobData; retry: RetryPolicy }[]): Promise<number> {
+  async enqueue(
+    jobs: { data: IngestJobData; retry: RetryPolicy }[],
+    options: { firstJobs?: boolean } = {},
+  ): Promise<number> {
     const prepared = jobs.map((job, index) => {
       const data = parseData(job.data, index);
       return { id: ingestJobId(data), data, retry: parseRetry(job.retry, index) };
@@ -61,11 +69,13 @@ export class IngestQueue {
     let added = 0;
     for (let start = 0; start < prepared.length; start += CHUNK_SIZE) {
       const chunk = uniqueById(prepared.slice(start, start + CHUNK_SIZE));
-      const states = await clearFinishedJobs(
-        this.redis,
-        this.keys,
-        chunk.map((job) => job.id),
-      );
+      const states = options.firstJobs
+        ? []
+        : await clearFinishedJobs(
+            this.redis,
+            this.keys,
+            chunk.map((job) => job.id),
+          );
       const fresh = chunk.filter((_, index) => states[index] !== "live");
       if (fresh.length === 0) continue;
       await this.queue.addBulk(

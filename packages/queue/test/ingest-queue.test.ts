@@ -67,6 +67,10 @@ describe("IngestQueue", () => {
     // Both finished jobs are still in Redis: BullMQ alone would ignore an add with their ids.
     expect(await inspector.getJobState("file-1-v1")).toBe("completed");
     expect(await inspector.getJobState("file-2-v1")).toBe("failed");
+    // firstJobs (versions the caller has just registered) does not look: BullMQ ignores these adds.
+    await queue.enqueue([file(1), file(2)], { firstJobs: true });
+    expect(await inspector.getJobState("file-1-v1")).toBe("completed");
+    expect(await inspector.getJobState("file-2-v1")).toBe("failed");
 
     expect(await queue.enqueue([file(1), file(2)])).toBe(2);
     await waitFor("both jobs completed", async () => (await queue.counts()).completed === 2);
