@@ -13,6 +13,7 @@ import {
   compareKeys,
   compileGlob,
   createObjectStore,
+  isCopyInProgress,
   isHiddenKey,
   listPrefixes,
   parseStorageUri,
@@ -28,6 +29,7 @@ import {
   DEFAULT_FULL_LISTING_EVERY_MS,
   defaultMinAgeMs,
   deferredReason,
+  COPY_IN_PROGRESS_REASON,
   HIDDEN_NAME_REASON,
   readListingCursor,
   readSourceSettings,
@@ -233,6 +235,7 @@ function chooser(
     if (!object.key.startsWith(base)) return { take: false };
     const relative = object.key.slice(base.length);
     if (!matches(relative)) return { take: false };
+    if (isCopyInProgress(relative)) return { take: false, refused: COPY_IN_PROGRESS_REASON };
     if (!includeHidden && isHiddenKey(relative)) return { take: false, refused: HIDDEN_NAME_REASON };
     const ageMs = now - object.modifiedAt.getTime();
     if (minAgeMs > 0 && ageMs < minAgeMs) {

@@ -73,6 +73,10 @@ export function defaultMinAgeMs(scheme: string): number {
 }
 
 /** Why a file with a hidden name was not registered (recorded on the run, one line per path). */
+/** Why a copy still in progress (`._COPYING_`) is not registered, whatever `listing.includeHidden` says. */
+export const COPY_IN_PROGRESS_REASON =
+  "a copy in progress (Hadoop's ._COPYING_ name), never ingested: its final name is, once the copy completes";
+
 export const HIDDEN_NAME_REASON =
   "hidden name (a path segment starts with _ or .), left out as Spark leaves out markers and temporary files; set listing.includeHidden: true to ingest it";
 

@@ -14,6 +14,7 @@ import {
 import {
   compileGlob,
   createObjectStore,
+  isCopyInProgress,
   isHiddenKey,
   parseStorageUri,
   resolveWithinSource,
@@ -21,7 +22,7 @@ import {
 } from "@lakeferry/storage";
 import { enqueueFiles } from "./enqueue-files.ts";
 import type { PipelineContext } from "./pipeline-context.ts";
-import { HIDDEN_NAME_REASON, readSourceSettings } from "./source-settings.ts";
+import { COPY_IN_PROGRESS_REASON, HIDDEN_NAME_REASON, readSourceSettings } from "./source-settings.ts";
 import { storeOptionsFor } from "./store-credentials.ts";
 
 /** Objects looked up at once while checking submitted paths. */
@@ -202,6 +203,10 @@ function checkPaths(
         path,
         reason: `does not match the ingestion's pattern ${JSON.stringify(ingestion.glob)}`,
       });
+      continue;
+    }
+    if (isCopyInProgress(relative)) {
+      refused.push({ path, reason: COPY_IN_PROGRESS_REASON });
       continue;
     }
     if (!includeHidden && isHiddenKey(relative)) {

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { getIngestion, listFiles, listRefusals } from "@lakeferry/db";
 import { afterEach, describe, expect, it } from "vitest";
 import { discoverFiles, submitFiles, waitForRun } from "../src/index.ts";
-import { HIDDEN_NAME_REASON, readListingCursor } from "../src/source-settings.ts";
+import { COPY_IN_PROGRESS_REASON, HIDDEN_NAME_REASON, readListingCursor } from "../src/source-settings.ts";
 import { createWorld, eventually, jsonRows, rowsPerFile, type TestWorld } from "./support.ts";
 
 let world: TestWorld | undefined;
@@ -52,6 +52,21 @@ describe("hidden names", () => {
     const submission = await submitFiles(w, ingestion.name, ["_under.json", "plain.json"]);
     expect(submission.refused).toEqual([{ path: "_under.json", reason: HIDDEN_NAME_REASON }]);
     expect(submission.accepted).toHaveLength(1);
+  });
+
+  it("a copy still in progress (._COPYING_) is never registered, even with listing.includeHidden", async () => {
+    const w = (world = await createWorld());
+    const copying = await w.file("big.json._COPYING_", jsonRows(0, 2));
+    await w.file("done.json", jsonRows(100, 1));
+    const ingestion = await w.ingestion({ pattern: "**/*.json*", listing: { includeHidden: true } });
+
+    const result = await discoverFiles(w, ingestion);
+    expect(result).toMatchObject({ found: 1, created: 1 });
+    expect(await listRefusals(w.db, result.run.id)).toMatchObject([
+      { path: copying, reason: COPY_IN_PROGRESS_REASON },
+    ]);
+    const submission = await submitFiles(w, ingestion.name, ["big.json._COPYING_"]);
+    expect(submission.refused).toEqual([{ path: "big.json._COPYING_", reason: COPY_IN_PROGRESS_REASON }]);
   });
 
   it("with listing.includeHidden are registered and ingested with every row", async () => {

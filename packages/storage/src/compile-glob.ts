@@ -78,3 +78,12 @@ export function compileGlob(pattern: string, options: GlobOptions = {}): (relati
 export function isHiddenKey(relativeKey: string): boolean {
   return relativeKey.split("/").some((segment) => segment.startsWith("_") || segment.startsWith("."));
 }
+
+/**
+ * Whether a key names a copy still in progress: `hadoop fs -put` and `distcp` write `x.json._COPYING_` and
+ * rename it to `x.json` when done (Spark leaves such names out as well). Never ingested, even with
+ * `listing.includeHidden`: its final name would land the same rows again.
+ */
+export function isCopyInProgress(relativeKey: string): boolean {
+  return relativeKey.endsWith("._COPYING_");
+}

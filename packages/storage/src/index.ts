@@ -15,7 +15,7 @@ export {
   type ObjectStore,
   type StoreOptions,
 } from "./object-store.ts";
-export { compileGlob, isHiddenKey, type GlobOptions } from "./compile-glob.ts";
+export { compileGlob, isCopyInProgress, isHiddenKey, type GlobOptions } from "./compile-glob.ts";
 export { compareKeys } from "./compare-keys.ts";
 export { partitionPrefixes, type PartitionTemplate } from "./partition-prefixes.ts";
 export { listPrefixes, type ListPrefixesOptions } from "./list-prefixes.ts";
