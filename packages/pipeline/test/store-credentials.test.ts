@@ -34,6 +34,8 @@ describe("credentials in an ingestion spec", () => {
     );
     expect(input.listing).toEqual({
       mode: "incremental",
+      includeHidden: false,
+      minAgeMs: 0,
       credentials: {
         accessKeyId: { env: "ORDERS_AWS_KEY" },
         secretAccessKey: { file: "/run/secrets/orders-aws" },
