@@ -172,18 +172,24 @@ export async function submitFiles(
   return { run: finished, accepted, refused, uris };
 }
 
+/** An object to look up: the path as first given, and its key in the store (parsed once). */
+interface Wanted {
+  path: string;
+  key: string;
+}
+
 /**
  * Which paths lie inside the ingestion's source and match its pattern: the URI of each (`uris`, by the
- * path as given), one spelling per URI to look up (`wanted`, URI → the first spelling), and the rest
- * refused with the reason.
+ * path as given), one spelling per URI to look up (`wanted`, URI → the first spelling and the object's
+ * key), and the rest refused with the reason.
  */
 function checkPaths(
   ingestion: Ingestion,
   paths: string[],
-): Pick<Submission, "refused" | "uris"> & { wanted: Map<string, string> } {
+): Pick<Submission, "refused" | "uris"> & { wanted: Map<string, Wanted> } {
   const refused: Submission["refused"] = [];
   const uris = new Map<string, string>();
-  const wanted = new Map<string, string>();
+  const wanted = new Map<string, Wanted>();
   const matches = ingestion.glob ? compileGlob(ingestion.glob) : undefined;
   const includeHidden = readSourceSettings(ingestion.listing).includeHidden === true;
   const source = parseStorageUri(ingestion.sourceUri);
@@ -197,7 +203,8 @@ function checkPaths(
       continue;
     }
     uris.set(path, uri);
-    const relative = parseStorageUri(uri).prefix.slice(base.length);
+    const key = parseStorageUri(uri).prefix;
+    const relative = key.slice(base.length);
     if (matches && !matches(relative)) {
       refused.push({
         path,
@@ -213,7 +220,7 @@ function checkPaths(
       refused.push({ path, reason: HIDDEN_NAME_REASON });
       continue;
     }
-    if (!wanted.has(uri)) wanted.set(uri, path);
+    if (!wanted.has(uri)) wanted.set(uri, { path, key });
   }
   return { refused, uris, wanted };
 }
@@ -224,7 +231,7 @@ function checkPaths(
  */
 async function statWanted(
   store: ObjectStore,
-  wanted: Map<string, string>,
+  wanted: Map<string, Wanted>,
   refused: Submission["refused"],
   signal: AbortSignal | undefined,
 ): Promise<ListedFile[]> {
@@ -238,9 +245,9 @@ async function statWanted(
         failure ??= signal.reason;
         return;
       }
-      const [uri, path] = entries[next++] as [string, string];
+      const [uri, { path, key }] = entries[next++] as [string, Wanted];
       try {
-        const info = await store.stat(parseStorageUri(uri).prefix);
+        const info = await store.stat(key);
         if (info)
           listed.push({ uri: info.uri, size: info.size, etag: info.etag, modifiedAt: info.modifiedAt });
         else refused.push({ path, reason: `no such object: ${uri}` });
