@@ -245,10 +245,36 @@ describe("TableMaintainer", () => {
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
 
+    // A schedule the queue refuses (stored before a check existed, or edited by hand) is logged and
+    // skipped: the ingestion's other tasks keep theirs.
+    await w.db.pool.query(
+      `UPDATE ingestions SET maintenance = jsonb_set(maintenance, '{compaction,schedule}', '"every day"')
+       WHERE id = $1`,
+      [ingestion.id],
+    );
+    await w.db.pool.query(
+      `UPDATE ingestions SET maintenance = jsonb_set(maintenance, '{rewriteManifests,schedule}', '"0 6 * * *"')
+       WHERE id = $1`,
+      [ingestion.id],
+    );
+    expect(await runtime.syncMaintenanceSchedules()).toEqual({
+      set: [`${ingestion.id}:rewriteManifests`],
+      removed: [],
+    });
+    expect((await queue.schedules()).map((s) => [s.task, s.cron])).toEqual([
+      ["compaction", "0 5 * * *"],
+      ["expireSnapshots", expect.stringMatching(/^\d+ 2 \* \* \*$/)],
+      ["rewriteManifests", "0 6 * * *"],
+    ]);
+
     await w.ingestion({ maintenance: false });
     expect(await runtime.syncMaintenanceSchedules()).toEqual({
       set: [],
-      removed: [`${ingestion.id}:expireSnapshots`, `${ingestion.id}:compaction`],
+      removed: [
+        `${ingestion.id}:expireSnapshots`,
+        `${ingestion.id}:compaction`,
+        `${ingestion.id}:rewriteManifests`,
+      ],
     });
     expect(await queue.schedules()).toEqual([]);
   });
