@@ -188,7 +188,10 @@ export class BatchLifecycle {
     if (this.#tableLeases === undefined) return this.#grownWrite(attempt, signal);
     let release: ReleaseTableWrite;
     try {
-      release = await this.#tableLeases.acquire(attempt.target.table, signal);
+      // Held while the write may last: staging's deadline (for the files known now), then its publication.
+      release = await this.#tableLeases.acquire(attempt.target.table, signal, {
+        holdMs: stageDeadlineMs(attempt.files) + this.#publishLeaseMs,
+      });
     } catch (error) {
       // Nothing opened, nothing written. A shutdown abort or an outage spends no attempt.
       const reason: unknown = signal.aborted ? signal.reason : error;

@@ -99,7 +99,7 @@ export class TableMaintainer {
     const table = ingestion.targetTable;
     if (settings[task].schedule === null) return { task, table, kind: "off" };
     const log = this.#logger.child({ ingestion: ingestion.name, ingestionId: ingestion.id, table, task });
-    const release = await this.#leases.acquire(table, signal);
+    const release = await this.#leases.acquire(table, signal, { holdMs: this.#deadlineMs });
     const started = performance.now();
     try {
       const report = await this.#runHolding(table, task, settings, signal, started);
