@@ -214,6 +214,28 @@ describe("TableMaintainer", () => {
     expect(await rowCount(w, table)).toBe(4 * 3 + 3 * 10);
   });
 
+  it("never compacts a table another ingestion replaces files in: refused at apply, and not run", async () => {
+    const w = (world = await createWorld());
+    const appends = await w.ingestion({ name: "appends" });
+    await expect(w.ingestion({ name: "replaces", modified: "replace" })).rejects.toThrow(
+      'ingestion "replaces" replaces modified files\' rows in ' +
+        `${appends.targetTable}, which ingestion "appends" compacts`,
+    );
+    await w.ingestion({ name: "appends", maintenance: { compaction: false } });
+    await w.ingestion({ name: "replaces", modified: "replace" });
+    await expect(w.ingestion({ name: "appends" })).rejects.toThrow(
+      'set maintenance.compaction: false on "appends", or give each its own table',
+    );
+    // Stored before the check existed (or edited by hand): the maintainer does not run it either.
+    await w.db.pool.query(`UPDATE ingestions SET maintenance = NULL WHERE name = 'appends'`);
+    const report = await maintainer(w).run(
+      await w.reload("appends"),
+      "compaction",
+      new AbortController().signal,
+    );
+    expect(report).toMatchObject({ task: "compaction", kind: "refused" });
+  });
+
   it("the discoverer keeps one schedule per task that is on, and runs a requested maintenance job", async () => {
     const w = (world = await createWorld());
     const ingestion = await w.ingestion({
