@@ -268,6 +268,7 @@ export class BatchLifecycle {
           readPaths: files.map((file) => file.readPath),
           isolateFiles: target.isolateFiles || isolatesForFree(files),
           mode: target.mode,
+          schemaEvolution: target.schemaEvolution,
           ingestedAtMicros,
         },
         { signal, deadlineMs: stageDeadlineMs(files) },
