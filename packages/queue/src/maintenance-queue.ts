@@ -84,7 +84,7 @@ export class MaintenanceQueue {
     return schedulers
       .flatMap((scheduler) => {
         const id = scheduler.id ?? scheduler.key;
-        const match = /^maintain-(\d+)-(expireSnapshots|compaction|rewriteManifests)$/.exec(id);
+        const match = /^maintain-(\d+)-(expireSnapshots|compaction|rewriteManifests|cleanSource)$/.exec(id);
         if (!match || !scheduler.pattern) return [];
         return [
           {
