@@ -4,12 +4,14 @@ import { runOperation } from "./errors.ts";
 import { requireCount, requireId, requireUuid, toNumber } from "./values.ts";
 
 /** What became of a file version's source object. */
-export type SourceCleanupAction = "moved" | "deleted" | "already_gone" | "kept_changed";
+export type SourceCleanupAction =
+  "moved" | "deleted" | "already_gone" | "kept_changed" | "kept_outside_source";
 export const SOURCE_CLEANUP_ACTIONS: readonly SourceCleanupAction[] = [
   "moved",
   "deleted",
   "already_gone",
   "kept_changed",
+  "kept_outside_source",
 ];
 
 /** A committed batch whose source objects are due for cleanup, and where a chunked walk resumes. */

@@ -47,6 +47,11 @@ export type SourceCleanupReport =
       alreadyGone: number;
       /** Files whose source object changed since it was ingested: left in place, never tried again. */
       keptChanged: number;
+      /**
+       * Files registered under an earlier source of the ingestion (its `source` was changed since): their
+       * objects are left in place, never tried again.
+       */
+      keptOutside: number;
       /** Files whose cleanup failed this run: recorded with the error and tried again by the next run. */
       failed: number;
       /** Committed batches all of whose files are cleaned now. */
@@ -64,7 +69,8 @@ export type SourceCleanupReport =
  * cleaned path again (a new object landing under the same name later is a change, as without cleanup).
  *
  * An object is cleaned only while it is the one ingested (same etag and size as the file's row): an object
- * replaced since is left in place (`kept_changed`). A failed move or delete is recorded with its error and
+ * replaced since is left in place (`kept_changed`), as is one registered under an earlier `source` of the
+ * ingestion (`kept_outside_source`). A failed move or delete is recorded with its error and
  * tried again by the next run; a move interrupted between copy and delete finishes on the next try.
  */
 export class SourceCleaner {
@@ -107,16 +113,21 @@ export class SourceCleaner {
       deleted: 0,
       alreadyGone: 0,
       keptChanged: 0,
+      keptOutside: 0,
       failed: 0,
       batchesCleaned: 0,
       more: false,
       ms: 0,
     };
-    const counts: Record<SourceCleanupAction, "moved" | "deleted" | "alreadyGone" | "keptChanged"> = {
+    const counts: Record<
+      SourceCleanupAction,
+      "moved" | "deleted" | "alreadyGone" | "keptChanged" | "keptOutside"
+    > = {
       moved: "moved",
       deleted: "deleted",
       already_gone: "alreadyGone",
       kept_changed: "keptChanged",
+      kept_outside_source: "keptOutside",
     };
     try {
       let after: DueCleanupBatch | undefined;
@@ -172,8 +183,9 @@ export class SourceCleaner {
       await archive?.close().catch(() => {});
     }
     report.ms = Math.round(performance.now() - started);
-    const { moved, deleted, alreadyGone, keptChanged, failed } = report;
-    if (moved + deleted + alreadyGone + keptChanged + failed > 0) log.info(report, "source cleanup done");
+    const { moved, deleted, alreadyGone, keptChanged, keptOutside, failed } = report;
+    if (moved + deleted + alreadyGone + keptChanged + keptOutside + failed > 0)
+      log.info(report, "source cleanup done");
     else log.debug(report, "source cleanup: nothing due");
     return report;
   }
@@ -194,6 +206,8 @@ export class SourceCleaner {
     });
     try {
       signal.throwIfAborted();
+      // A file registered under an earlier source: the store (and moveTo) are the current source's.
+      if (!isWithin(file.path, ingestion.sourceUri)) return done("kept_outside_source");
       const key = parseStorageUri(file.path).prefix;
       const target =
         settings.moveTo === null ? undefined : moveTarget(file.path, ingestion.sourceUri, settings.moveTo);
@@ -216,6 +230,17 @@ export class SourceCleaner {
       return { ...id, error: errorMessage(err) };
     }
   }
+}
+
+/** Whether the source's listing covers `path`: the same container, and its key starts with the source's prefix. */
+function isWithin(path: string, source: string): boolean {
+  const file = parseStorageUri(path);
+  const listed = parseStorageUri(source);
+  return (
+    file.scheme === listed.scheme &&
+    file.container === listed.container &&
+    file.prefix.startsWith(listed.prefix)
+  );
 }
 
 /** The object at `uri` in `store`'s service, or undefined when it (or its directory or bucket) is missing. */

@@ -130,7 +130,15 @@ async function age(w: TestWorld, batchId: string, hours: number): Promise<void> 
   );
 }
 
-const NOTHING = { moved: 0, deleted: 0, alreadyGone: 0, keptChanged: 0, failed: 0, batchesCleaned: 0 };
+const NOTHING = {
+  moved: 0,
+  deleted: 0,
+  alreadyGone: 0,
+  keptChanged: 0,
+  keptOutside: 0,
+  failed: 0,
+  batchesCleaned: 0,
+};
 
 describe.each([s3Fixture, azureFixture, gcsFixture, localFixture])("$scheme source", (fixture) => {
   it("moves or deletes, after the retention, only the objects of files SUCCESS in a committed batch", async () => {
@@ -372,5 +380,24 @@ describe("applying ingestions", () => {
       cleanSource: { mode: "move", moveTo: "s3://bucket/archive/orders/" },
     });
     await apply({ name: "elsewhere", source: "gs://bucket/archive/" });
+  });
+});
+
+describe("an ingestion whose source was changed", () => {
+  it("leaves the objects of files registered under the earlier source in place", async () => {
+    const w = (world = await createWorld());
+    const old = await w.file("old/a.json", jsonRows(0, 2));
+    const cleanSource = { mode: "delete", retention: "7d" };
+    const before = await w.ingestion({ source: `file://${w.dir}/old/`, pattern: "*.json", cleanSource });
+    expect((await discoverFiles(w, before)).created).toBe(1);
+    const batchId = await settleBatch(w, before, [old], "COMMITTED");
+    await age(w, batchId, 8 * 24);
+
+    const after = await w.ingestion({ source: `file://${w.dir}/new/`, pattern: "*.json", cleanSource });
+    expect(await run(cleanerOf(w), after)).toMatchObject({ ...NOTHING, keptOutside: 1, batchesCleaned: 1 });
+    expect(await createObjectStore(old).stat(new URL(old).pathname)).toBeDefined();
+    expect(await listSourceCleanups(w.db, { ingestionId: after.id })).toMatchObject([
+      { action: "kept_outside_source", movedTo: null, attempts: 1 },
+    ]);
   });
 });

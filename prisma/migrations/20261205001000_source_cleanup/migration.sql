@@ -19,7 +19,7 @@ CREATE TABLE "source_cleanups" (
     "version" INTEGER NOT NULL,
     -- The committed batch that wrote the version.
     "batch_id" UUID NOT NULL,
-    -- moved | deleted | already_gone | kept_changed; NULL while it has only failed.
+    -- moved | deleted | already_gone | kept_changed | kept_outside_source; NULL while it has only failed.
     "action" TEXT,
     -- When the action was taken; NULL while it has only failed (it is tried again on the next pass).
     "cleaned_at" TIMESTAMPTZ(6),
@@ -33,7 +33,7 @@ CREATE TABLE "source_cleanups" (
 
     CONSTRAINT "source_cleanups_pkey" PRIMARY KEY ("file_id", "version"),
     CONSTRAINT "source_cleanups_action_check"
-      CHECK ("action" IN ('moved', 'deleted', 'already_gone', 'kept_changed'))
+      CHECK ("action" IN ('moved', 'deleted', 'already_gone', 'kept_changed', 'kept_outside_source'))
 );
 
 ALTER TABLE "source_cleanups" ADD CONSTRAINT "source_cleanups_file_id_fkey"

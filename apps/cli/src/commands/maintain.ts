@@ -81,6 +81,7 @@ function cleanupSummary(report: SourceCleanupReport): string {
   const what = report.mode === "move" ? `${report.moved} moved` : `${report.deleted} deleted`;
   return (
     `cleanSource: ${what}, ${report.alreadyGone} already gone, ${report.keptChanged} left (changed since ingested), ` +
+    (report.keptOutside > 0 ? `${report.keptOutside} left (outside the current source), ` : "") +
     `${report.failed} failed (tried again on the next run) in ${(report.ms / 1000).toFixed(1)} s`
   );
 }
