@@ -210,9 +210,11 @@ Environment: DATABASE_URL, REDIS_URL, SPARK_REMOTE, LAKEFERRY_DB_SCHEMA, LAKEFER
 
   program
     .command("maintain")
-    .description("run the ingestion's table maintenance now: snapshot expiry, compaction, manifest rewrite")
+    .description(
+      "run the ingestion's maintenance now: snapshot expiry, compaction, manifest rewrite, source cleanup",
+    )
     .argument("<name>", "ingestion name")
-    .option("--task <task>", "only this task: expireSnapshots, compaction or rewriteManifests")
+    .option("--task <task>", "only this task: expireSnapshots, compaction, rewriteManifests or cleanSource")
     .addOption(json())
     .action((name: string, o: { task?: string; json?: boolean }) =>
       act(async (s) => (await commands.maintain()).maintainCommand(s, name, o))(),

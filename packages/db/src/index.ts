@@ -83,3 +83,15 @@ export {
 } from "./abandon-stale-runs.ts";
 export { pruneSubmissionRequests } from "./prune-submission-requests.ts";
 export { oldestPendingBatchAt } from "./pending-batch-horizon.ts";
+export {
+  dueSourceCleanups,
+  listSourceCleanups,
+  markSourcesCleaned,
+  recordSourceCleanups,
+  SOURCE_CLEANUP_ACTIONS,
+  type DueCleanupBatch,
+  type DueCleanupFile,
+  type SourceCleanupAction,
+  type SourceCleanupOutcome,
+  type SourceCleanupRecord,
+} from "./source-cleanups.ts";

@@ -65,6 +65,8 @@ export interface IngestionInput {
   listing: unknown;
   /** Table maintenance settings; stored as JSON, opaque to the database. Absent or null: the defaults. */
   maintenance?: unknown;
+  /** Source cleanup settings (`cleanSource`); stored as JSON, opaque to the database. Absent or null: off. */
+  cleanSource?: unknown;
   enabled: boolean;
 }
 
@@ -77,6 +79,8 @@ export interface Ingestion extends IngestionInput {
   listingCursor: unknown;
   /** Table maintenance settings as stored (null: the defaults). */
   maintenance: unknown;
+  /** Source cleanup settings as stored (null: off). */
+  cleanSource: unknown;
   createdAt: Date;
   updatedAt: Date;
 }

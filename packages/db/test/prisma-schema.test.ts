@@ -34,6 +34,7 @@ describe("schema.prisma and the SQL migration agree", () => {
         modifiedPolicy: "replace",
         listing: { mode: "incremental", startAfter: true },
         listingCursor: { after: "k" },
+        cleanSource: { mode: "move", moveTo: "s3://b/archive/", retentionMs: 1 },
         enabled: false,
       },
     });
@@ -64,6 +65,7 @@ describe("schema.prisma and the SQL migration agree", () => {
         stagedSnapshotId: -9223372036854775808n,
         ingestedAtMicros: 1_700_000_000_000_000n,
         publishUntil: at,
+        sourcesCleanedAt: at,
       },
     });
     const file = await prisma.processedFile.create({
@@ -140,6 +142,20 @@ describe("schema.prisma and the SQL migration agree", () => {
           ],
         },
         batchMembers: { create: [{ batchId: batch.id, version: 2, records: 10n }] },
+        sourceCleanups: {
+          create: [
+            {
+              version: 2,
+              batchId,
+              action: "moved",
+              cleanedAt: at,
+              movedTo: "s3://b/archive/a.json",
+              attempts: 2,
+              lastTriedAt: at,
+              errorMessage: "throttled",
+            },
+          ],
+        },
       },
     });
 
@@ -164,7 +180,14 @@ describe("schema.prisma and the SQL migration agree", () => {
         submissions: { include: { run: true } },
         batches: { include: { files: true } },
         files: {
-          include: { versions: true, attemptHistory: true, batchMembers: true, run: true, ingestion: true },
+          include: {
+            versions: true,
+            attemptHistory: true,
+            batchMembers: true,
+            sourceCleanups: true,
+            run: true,
+            ingestion: true,
+          },
         },
       },
     });
@@ -210,6 +233,7 @@ describe("schema.prisma and the SQL migration agree", () => {
       ["SUCCESS", true],
     ]);
     expect(f.batchMembers).toHaveLength(1);
+    expect(f.sourceCleanups).toMatchObject([{ action: "moved", cleanedAt: at, attempts: 2 }]);
 
     // Both directions: every Prisma field is a column, and every column is a Prisma field.
     const models: [string, Record<string, unknown>][] = [
@@ -222,6 +246,7 @@ describe("schema.prisma and the SQL migration agree", () => {
       ["write_batch_files", f.batchMembers[0]!],
       ["submission_requests", submission],
       ["run_refusals", refusal],
+      ["source_cleanups", f.sourceCleanups[0]!],
     ];
     for (const [table, row] of models) {
       expect({ table, columns: await columnsOf(db, table) }).toEqual({
@@ -241,8 +266,9 @@ describe("schema.prisma and the SQL migration agree", () => {
       prisma.writeBatchFile.count(),
       prisma.submissionRequest.count(),
       prisma.runRefusal.count(),
+      prisma.sourceCleanup.count(),
     ]);
-    expect(counts).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
+    expect(counts).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 0]);
   });
 
   it("declares the same enum values as the migration", async () => {

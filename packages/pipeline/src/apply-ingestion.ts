@@ -1,6 +1,7 @@
 import { InvalidInputError } from "@lakeferry/core";
 import { listIngestions, upsertIngestion, type Ingestion, type IngestionInput } from "@lakeferry/db";
 import type { DiscoveryQueue } from "@lakeferry/queue";
+import { moveToOverlaps, storedCleanSource } from "./clean-source-settings.ts";
 import { storedMaintenance } from "./maintenance-settings.ts";
 import type { PipelineContext } from "./pipeline-context.ts";
 
@@ -8,14 +9,17 @@ import type { PipelineContext } from "./pipeline-context.ts";
  * Creates or updates an ingestion by name and, given the discovery queue, brings its discovery schedule in
  * line (a disabled ingestion or one without `schedule` has none).
  * @throws InvalidInputError when it would share its table with another ingestion in a way that breaks one
- *   of them (see {@link compactionConflict}).
+ *   of them (see {@link compactionConflict}); when its `cleanSource.moveTo` overlaps another ingestion's
+ *   source, or its source overlaps where another ingestion moves cleaned files (they would be ingested again).
  */
 export async function applyIngestion(
   ctx: PipelineContext & { discovery?: DiscoveryQueue },
   input: IngestionInput,
 ): Promise<{ ingestion: Ingestion; created: boolean }> {
-  const conflict = compactionConflict(input, await listIngestions(ctx.db));
+  const others = await listIngestions(ctx.db);
+  const conflict = compactionConflict(input, others);
   if (conflict) throw new InvalidInputError("maintenance.compaction", conflict);
+  refuseMovesIntoSources(input, others);
   const result = await upsertIngestion(ctx.db, input);
   const { ingestion } = result;
   if (ctx.discovery) {
@@ -60,4 +64,30 @@ export function compactionConflict(input: TableUse, others: readonly TableUse[])
     );
   }
   return undefined;
+}
+
+/**
+ * The ingestion file already refuses a `moveTo` inside the ingestion's own source; this refuses one inside
+ * any other ingestion's source, and a source over any other ingestion's `moveTo`.
+ */
+function refuseMovesIntoSources(input: IngestionInput, others: readonly Ingestion[]): void {
+  const moveTo = storedCleanSource(input.cleanSource)?.moveTo ?? null;
+  for (const other of others) {
+    if (other.name === input.name) continue;
+    if (moveTo !== null && moveToOverlaps(moveTo, other.sourceUri)) {
+      throw new InvalidInputError(
+        "cleanSource.moveTo",
+        `${moveTo} overlaps the source of ingestion "${other.name}" (${other.sourceUri}): it would ingest ` +
+          "the moved files; choose a location outside every ingestion's source",
+      );
+    }
+    const theirs = storedCleanSource(other.cleanSource)?.moveTo ?? null;
+    if (theirs !== null && moveToOverlaps(theirs, input.sourceUri)) {
+      throw new InvalidInputError(
+        "source",
+        `${input.sourceUri} overlaps ${theirs}, where ingestion "${other.name}" moves its cleaned files: they ` +
+          "would be ingested again; choose another source, or move that ingestion's cleanSource.moveTo",
+      );
+    }
+  }
 }

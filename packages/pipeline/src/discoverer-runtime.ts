@@ -9,8 +9,10 @@ import {
 } from "@lakeferry/queue";
 import { SparkConnectClient } from "@lakeferry/spark-connect";
 import type { StoreOptions } from "@lakeferry/storage";
+import { storedCleanSource } from "./clean-source-settings.ts";
 import { discoverFiles } from "./discover-files.ts";
 import { MAINTENANCE_TASKS, storedMaintenance } from "./maintenance-settings.ts";
+import { SourceCleaner } from "./source-cleaner.ts";
 import { TableMaintainer } from "./table-maintenance.ts";
 import { TableWriteLeases } from "./table-write-lease.ts";
 import type { PipelineContext } from "./pipeline-context.ts";
@@ -39,9 +41,10 @@ export interface DiscovererRuntimeOptions {
   /** Where each discovery pass announces `discovery:finished`, for metrics. Default: nowhere. */
   events?: PipelineEvents;
   /**
-   * Spark Connect URL (`SPARK_REMOTE`): when given, this discoverer also runs the table maintenance jobs
-   * that the ingestions' maintenance schedules fire (one at a time). Every discoverer keeps those schedules
-   * in line either way. Default: none (maintenance jobs wait for a discoverer that has Spark).
+   * Spark Connect URL (`SPARK_REMOTE`): when given, this discoverer also runs the maintenance jobs that the
+   * ingestions' schedules fire, one at a time: table maintenance, and source cleanup (`cleanSource`, which
+   * needs no Spark but shares the queue). Every discoverer keeps those schedules in line either way.
+   * Default: none (maintenance jobs wait for a discoverer that has Spark).
    */
   sparkRemote?: string;
 }
@@ -178,8 +181,8 @@ export class DiscovererRuntime {
   }
 
   /**
-   * Brings the maintenance schedulers in Redis in line with the ingestions' maintenance settings: one per
-   * enabled ingestion and task that is on, none for the rest. Writes only what differs.
+   * Brings the maintenance schedulers in Redis in line with the ingestions' maintenance and `cleanSource`
+   * settings: one per enabled ingestion and task that is on, none for the rest. Writes only what differs.
    * @returns the schedulers set and removed, as `ingestionId:task`.
    */
   async syncMaintenanceSchedules(): Promise<{ set: string[]; removed: string[] }> {
@@ -191,8 +194,10 @@ export class DiscovererRuntime {
     const result = { set: [] as string[], removed: [] as string[] };
     for (const ingestion of await listIngestions(db)) {
       const settings = storedMaintenance(ingestion.maintenance, ingestion);
-      for (const task of MAINTENANCE_TASKS) {
-        const cron = ingestion.enabled ? settings[task].schedule : null;
+      const cleanup = storedCleanSource(ingestion.cleanSource);
+      for (const task of [...MAINTENANCE_TASKS, "cleanSource" as const]) {
+        const wanted = task === "cleanSource" ? (cleanup?.schedule ?? null) : settings[task].schedule;
+        const cron = ingestion.enabled ? wanted : null;
         const name = key(ingestion.id, task);
         const existing = current.get(name);
         current.delete(name);
@@ -232,6 +237,11 @@ export class DiscovererRuntime {
     // frees the table after a minute.
     const leases = new TableWriteLeases({ db, holder: `maintainer-${process.pid}`, logger, ttlMs: 60_000 });
     const maintainer = new TableMaintainer({ db, spark: this.#spark, leases, logger });
+    const cleaner = new SourceCleaner({
+      db,
+      logger,
+      ...(this.#options.storeOptions ? { storeOptions: this.#options.storeOptions } : {}),
+    });
     this.#maintenanceWorker = new MaintenanceWorker({
       ...connection,
       concurrency: 1,
@@ -246,7 +256,8 @@ export class DiscovererRuntime {
           return;
         }
         if (!ingestion.enabled && data.trigger === "schedule") return;
-        await maintainer.run(ingestion, data.task, job.signal);
+        if (data.task === "cleanSource") await cleaner.run(ingestion, job.signal);
+        else await maintainer.run(ingestion, data.task, job.signal);
       },
       onError: (err) => logger.warn({ err: errorMessage(err) }, "maintenance worker error"),
     });

@@ -97,3 +97,11 @@ export {
   type MaintenanceTask,
 } from "./maintenance-settings.ts";
 export { TableMaintainer, type MaintenanceReport, type TableMaintainerOptions } from "./table-maintenance.ts";
+export {
+  CLEAN_SOURCE_DEFAULTS,
+  CleanSourceSpec,
+  moveTarget,
+  storedCleanSource,
+  type CleanSourceSettings,
+} from "./clean-source-settings.ts";
+export { SourceCleaner, type SourceCleanerOptions, type SourceCleanupReport } from "./source-cleaner.ts";

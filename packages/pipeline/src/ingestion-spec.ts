@@ -4,6 +4,7 @@ import { compileGlob, parseStorageUri } from "@lakeferry/storage";
 import { CronExpressionParser } from "cron-parser";
 import { parseAllDocuments } from "yaml";
 import { z } from "zod";
+import { CleanSourceSpec, cleanSourceRefusals, resolveCleanSource } from "./clean-source-settings.ts";
 import { MaintenanceSpec, maintenanceRefusal, resolveMaintenance } from "./maintenance-settings.ts";
 import { defaultMinAgeMs, type SourceSettings } from "./source-settings.ts";
 import { checkCredentialsFor, StoreCredentials } from "./store-credentials.ts";
@@ -212,12 +213,28 @@ export const IngestionSpec = z
     credentials: StoreCredentials.optional(),
     /** Table maintenance: snapshot expiry, compaction, manifest rewrite; see maintenance-settings.ts. */
     maintenance: MaintenanceSpec.optional(),
+    /**
+     * Source cleanup: `off` (default), `delete`, or `{ mode: move | delete, moveTo, retention, schedule }`;
+     * see clean-source-settings.ts.
+     */
+    cleanSource: CleanSourceSpec.optional(),
     /** A disabled ingestion keeps its files but is not scheduled. */
     enabled: z.boolean().default(true),
   })
   .superRefine((spec, ctx) => {
     const refusal = maintenanceRefusal(spec.maintenance, spec.modified);
     if (refusal) ctx.addIssue({ code: "custom", ...refusal });
+    let sourceOk = true;
+    try {
+      parseStorageUri(spec.source);
+    } catch {
+      sourceOk = false; // `source` has its own issue
+    }
+    if (sourceOk) {
+      for (const issue of cleanSourceRefusals(spec.cleanSource, spec.source)) {
+        ctx.addIssue({ code: "custom", ...issue });
+      }
+    }
     if (!spec.credentials) return;
     let scheme;
     try {
@@ -260,6 +277,7 @@ export const IngestionSpec = z
       modifiedPolicy: spec.modified,
       listing: settings,
       maintenance: resolveMaintenance(spec.maintenance, spec),
+      cleanSource: resolveCleanSource(spec.cleanSource, spec),
       enabled: spec.enabled,
     };
   });

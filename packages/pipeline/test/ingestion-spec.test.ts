@@ -38,6 +38,7 @@ describe("parseIngestionSpec", () => {
       listing: { mode: "full", includeHidden: false, minAgeMs: 5000 },
       // Its defaults are proven in table-maintenance-settings.test.ts.
       maintenance: expect.any(Object) as unknown,
+      cleanSource: null,
       maxFileBytes: null,
       largeFileBytes: null,
       enabled: true,

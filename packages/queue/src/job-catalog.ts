@@ -28,8 +28,9 @@ export const DISCOVER_QUEUE = "lakeferry-discover";
 export const SUBMIT_QUEUE = "lakeferry-submit";
 
 /**
- * Queue of table maintenance jobs (snapshot expiry, compaction, manifest rewrite), fired by each ingestion's
- * maintenance schedules and run by discoverers given Spark. Each job waits for its table's write lease.
+ * Queue of maintenance jobs: table maintenance (snapshot expiry, compaction, manifest rewrite; each waits for
+ * its table's write lease) and source cleanup, fired by each ingestion's schedules and run by discoverers
+ * given Spark.
  */
 export const MAINTAIN_QUEUE = "lakeferry-maintain";
 
@@ -63,10 +64,10 @@ export const DiscoverJobData = z.object({
 });
 export type DiscoverJobData = z.infer<typeof DiscoverJobData>;
 
-/** The payload of a maintenance job: one task on one ingestion's table. */
+/** The payload of a maintenance job: one task on one ingestion's table, or the cleanup of its source. */
 export const MaintainJobData = z.object({
   ingestionId: z.number().int().positive(),
-  task: z.enum(["expireSnapshots", "compaction", "rewriteManifests"]),
+  task: z.enum(["expireSnapshots", "compaction", "rewriteManifests", "cleanSource"]),
   /** `schedule` when fired by the task's cron, `manual` when asked for (CLI). */
   trigger: z.enum(["schedule", "manual"]),
 });

@@ -52,7 +52,7 @@ export class MaintenanceQueue extends CronQueue<MaintainJobData> {
   async schedules(): Promise<MaintenanceSchedule[]> {
     return (await this.readSchedulers())
       .flatMap(({ id, cron }) => {
-        const match = /^maintain-(\d+)-(expireSnapshots|compaction|rewriteManifests)$/.exec(id);
+        const match = /^maintain-(\d+)-(expireSnapshots|compaction|rewriteManifests|cleanSource)$/.exec(id);
         return match ? [{ ingestionId: Number(match[1]), task: match[2] as MaintenanceTaskName, cron }] : [];
       })
       .sort((a, b) => a.ingestionId - b.ingestionId || a.task.localeCompare(b.task));

@@ -2,6 +2,7 @@ import type * as Azure from "@azure/storage-blob";
 import { InvalidInputError } from "@lakeferry/core";
 import { classifyFailure, isNetworkFailure, type StorageError } from "./errors.ts";
 import {
+  moveDestination,
   pageSizeOf,
   unquoteEtag,
   type ListOptions,
@@ -62,6 +63,7 @@ export class AzureObjectStore implements ObjectStore {
   readonly #account: string;
   readonly #containerName: string;
   readonly #container: Azure.ContainerClient;
+  readonly #service: Azure.BlobServiceClient;
 
   /** `container` is `"account/container"`. */
   constructor(container: string, options: ResolvedStoreOptions) {
@@ -132,6 +134,7 @@ export class AzureObjectStore implements ObjectStore {
         service = new BlobServiceClient(base, new AnonymousCredential(), pipeline);
       }
     }
+    this.#service = service;
     this.#container = service.getContainerClient(this.#containerName);
   }
 
@@ -219,6 +222,38 @@ export class AzureObjectStore implements ObjectStore {
       throw classify(error, this.#uri(""), "stat", `container ${this.#account}/${this.#containerName}`);
     }
     return undefined;
+  }
+
+  async deleteObject(key: string): Promise<void> {
+    try {
+      await this.#container.getBlobClient(key).deleteIfExists();
+    } catch (error) {
+      throw classify(error, this.#uri(key), "delete", `blob ${key}`);
+    }
+  }
+
+  async moveObject(key: string, toUri: string): Promise<boolean> {
+    const target = moveDestination("az", toUri, this.#account);
+    const [, containerName = ""] = target.container.split("/");
+    const source = this.#container.getBlobClient(key);
+    const destination = this.#service.getContainerClient(containerName).getBlobClient(target.prefix);
+    try {
+      // Copy Blob within one account is authorized by the request's own credentials (a SAS travels in the
+      // source URL); it usually completes at once, else the poller waits for it.
+      const poller = await destination.beginCopyFromURL(source.url, { intervalInMs: 500 });
+      const result = await poller.pollUntilDone();
+      if (result.copyStatus !== undefined && result.copyStatus !== "success") {
+        throw new Error(`the copy ended ${result.copyStatus}`);
+      }
+    } catch (error) {
+      if (error instanceof sdk().RestError && error.statusCode === 404) {
+        const code = (error.details as { errorCode?: string } | undefined)?.errorCode ?? error.code;
+        if (code === "BlobNotFound" || code === "CannotVerifyCopySource") return false;
+      }
+      throw classify(error, this.#uri(key), "move", `copy of blob ${key} to ${toUri}`);
+    }
+    await this.deleteObject(key);
+    return true;
   }
 
   async close(): Promise<void> {}

@@ -1,6 +1,7 @@
 import type * as Gcs from "@google-cloud/storage";
 import { classifyFailure, isNetworkFailure, type StorageError } from "./errors.ts";
 import {
+  moveDestination,
   pageSizeOf,
   type ListOptions,
   type ListPage,
@@ -62,6 +63,7 @@ export class GcsObjectStore implements ObjectStore {
   #listCalls = 0;
   readonly #bucketName: string;
   readonly #bucket: Gcs.Bucket;
+  readonly #storage: Gcs.Storage;
 
   constructor(bucket: string, options: ResolvedStoreOptions) {
     this.#bucketName = bucket;
@@ -95,6 +97,7 @@ export class GcsObjectStore implements ObjectStore {
       // API base URL (without the /storage/v1 the emulators need); pin the base to the endpoint chosen here.
       storage.baseUrl = `${apiEndpoint}/storage/v1`;
     }
+    this.#storage = storage;
     this.#bucket = storage.bucket(bucket);
   }
 
@@ -161,6 +164,29 @@ export class GcsObjectStore implements ObjectStore {
       throw classify(error, this.#uri(""), "stat", `bucket ${this.#bucketName}`);
     }
     return undefined;
+  }
+
+  async deleteObject(key: string): Promise<void> {
+    try {
+      await this.#bucket.file(key).delete({ ignoreNotFound: true });
+    } catch (error) {
+      throw classify(error, this.#uri(key), "delete", `object ${key}`);
+    }
+  }
+
+  async moveObject(key: string, toUri: string): Promise<boolean> {
+    const target = moveDestination("gs", toUri);
+    try {
+      await this.#bucket.file(key).copy(this.#storage.bucket(target.container).file(target.prefix));
+    } catch (error) {
+      if (error instanceof sdk().ApiError && error.code === 404) {
+        // A missing destination bucket answers 404 too: only a missing source means "nothing to move".
+        if ((await this.stat(key)) === undefined) return false;
+      }
+      throw classify(error, this.#uri(key), "move", `copy of object ${key} to ${toUri}`);
+    }
+    await this.deleteObject(key);
+    return true;
   }
 
   async close(): Promise<void> {}

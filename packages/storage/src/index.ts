@@ -9,6 +9,7 @@ export {
 } from "./storage-uri.ts";
 export {
   createObjectStore,
+  moveDestination,
   type ObjectInfo,
   type ListPage,
   type ListOptions,

@@ -1,4 +1,4 @@
-import { opendir, stat } from "node:fs/promises";
+import { copyFile, mkdir, opendir, rename, stat, unlink } from "node:fs/promises";
 import type { BigIntStats } from "node:fs";
 import { InvalidInputError } from "@lakeferry/core";
 import { compareKeys } from "./compare-keys.ts";
@@ -10,6 +10,7 @@ import {
   type StorageError,
 } from "./errors.ts";
 import {
+  moveDestination,
   pageSizeOf,
   type ListOptions,
   type ListPage,
@@ -184,6 +185,37 @@ export class LocalObjectStore implements ObjectStore {
     const info = await this.#info(key);
     if (info === undefined) await this.#checkRoot("stat");
     return info;
+  }
+
+  async deleteObject(key: string): Promise<void> {
+    this.#checkKey("key", key);
+    try {
+      await unlink(key);
+    } catch (error) {
+      if (errnoOf(error) === "ENOENT") return;
+      throw classify(error, key, "delete");
+    }
+  }
+
+  async moveObject(key: string, toUri: string): Promise<boolean> {
+    this.#checkKey("key", key);
+    const to = moveDestination("file", toUri).prefix;
+    if ((await this.#info(key)) === undefined) return false;
+    try {
+      await mkdir(dirnameOf(to), { recursive: true });
+      try {
+        // A rename keeps the file's inode and mtime, so its etag, and is atomic on one filesystem.
+        await rename(key, to);
+      } catch (error) {
+        if (errnoOf(error) !== "EXDEV") throw error;
+        await copyFile(key, to);
+        await unlink(key);
+      }
+    } catch (error) {
+      if (errnoOf(error) === "ENOENT" && (await this.#info(key)) === undefined) return false;
+      throw classify(error, key, "move");
+    }
+    return true;
   }
 
   async close(): Promise<void> {}

@@ -3,7 +3,7 @@ import { AzureObjectStore } from "./azure-object-store.ts";
 import { GcsObjectStore } from "./gcs-object-store.ts";
 import { LocalObjectStore } from "./local-object-store.ts";
 import { S3ObjectStore } from "./s3-object-store.ts";
-import { parseStorageUri, type StorageScheme } from "./storage-uri.ts";
+import { parseStorageUri, type StorageLocation, type StorageScheme } from "./storage-uri.ts";
 
 /** One object (file) as its service listed it. */
 export interface ObjectInfo {
@@ -53,6 +53,22 @@ export interface ObjectStore {
   listPages(prefix: string, options?: ListOptions): AsyncIterable<ListPage>;
   /** One object's current size, etag and time; `undefined` when it does not exist. */
   stat(key: string): Promise<ObjectInfo | undefined>;
+  /**
+   * Deletes the object at `key`; deleting one that does not exist is no error (S3 cannot tell the two apart).
+   * @throws StorageAccessDeniedError, StorageNotFoundError (no such bucket or container),
+   *   StorageThrottledError, StorageUnavailableError.
+   */
+  deleteObject(key: string): Promise<void>;
+  /**
+   * Moves the object at `key` to `toUri`, a location on the same service (same scheme; for Azure the same
+   * storage account; any bucket or container the store's credentials can write): copies it there, replacing
+   * an object of that name, then deletes the original. The local filesystem renames it (copying only across
+   * devices), creating the destination's directories. A failure between copy and delete leaves both objects;
+   * moving again completes the move.
+   * @returns false, having done nothing, when there is no object at `key`.
+   * @throws InvalidInputError when `toUri` is on another service or account; the storage errors as above.
+   */
+  moveObject(key: string, toUri: string): Promise<boolean>;
   /** List requests made so far. */
   readonly listCalls: number;
   /** Releases the store's connections. */
@@ -144,6 +160,26 @@ export function pageSizeOf(options: ListOptions | undefined, fallback: number): 
     throw new InvalidInputError("pageSize", `must be an integer >= 1, got ${size}`);
   }
   return size;
+}
+
+/**
+ * Where `toUri` lies, checked to be on the same service as a store of `scheme` (and, for Azure, of
+ * `account`): a move never crosses services or credentials.
+ * @throws InvalidInputError naming both locations otherwise.
+ */
+export function moveDestination(scheme: StorageScheme, toUri: string, account?: string): StorageLocation {
+  const target = parseStorageUri(toUri);
+  const sameAccount = account === undefined || target.container.split("/")[0] === account;
+  if (target.scheme !== scheme || !sameAccount) {
+    throw new InvalidInputError(
+      "toUri",
+      `"${toUri}" is not on the same service${account === undefined ? "" : ` and account (${account})`} as the object moved (${scheme})`,
+    );
+  }
+  if (target.prefix === "" || target.prefix.endsWith("/")) {
+    throw new InvalidInputError("toUri", `"${toUri}" names a directory, not an object`);
+  }
+  return target;
 }
 
 /** An HTTP etag without the quotes S3 and Azure wrap it in, so etags compare across listings and stats. */

@@ -2,6 +2,7 @@ import type * as S3 from "@aws-sdk/client-s3";
 import { InvalidInputError } from "@lakeferry/core";
 import { classifyFailure, isNetworkFailure, type StorageError } from "./errors.ts";
 import {
+  moveDestination,
   pageSizeOf,
   unquoteEtag,
   type ListOptions,
@@ -150,6 +151,34 @@ export class S3ObjectStore implements ObjectStore {
       throw classify(error, this.#uri(""), "stat", `bucket ${this.#bucket}`);
     }
     return undefined;
+  }
+
+  async deleteObject(key: string): Promise<void> {
+    try {
+      await this.#client.send(new (sdk().DeleteObjectCommand)({ Bucket: this.#bucket, Key: key }));
+    } catch (error) {
+      throw classify(error, this.#uri(key), "delete", `object ${key}`);
+    }
+  }
+
+  async moveObject(key: string, toUri: string): Promise<boolean> {
+    const target = moveDestination("s3", toUri);
+    try {
+      // CopySource is "bucket/key" with the key URL-encoded (slashes kept). One CopyObject copies up to 5 GB;
+      // a larger object fails here (InvalidRequest) and stays where it is.
+      await this.#client.send(
+        new (sdk().CopyObjectCommand)({
+          Bucket: target.container,
+          Key: target.prefix,
+          CopySource: `${this.#bucket}/${encodeURIComponent(key).replace(/%2F/g, "/")}`,
+        }),
+      );
+    } catch (error) {
+      if (error instanceof sdk().S3ServiceException && error.name === "NoSuchKey") return false;
+      throw classify(error, this.#uri(key), "move", `copy of object ${key} to ${toUri}`);
+    }
+    await this.deleteObject(key);
+    return true;
   }
 
   async close(): Promise<void> {

@@ -92,6 +92,54 @@ export function describeStoreContract(fixture: Fixture): void {
       expect(await store.stat(`${container.base}data/missing.csv`)).toBeUndefined();
     });
 
+    it("deletes an object, and deleting it again is no error", async () => {
+      const container = await fixture.createContainer("delete");
+      await putAll(container, ["in/a.json", "in/b.json"], () => "{}");
+      const store = createObjectStore(container.rootUri, fixture.options());
+      const key = `${container.base}in/a.json`;
+      await store.deleteObject(key);
+      expect(await store.stat(key)).toBeUndefined();
+      await store.deleteObject(key);
+      const { objects } = await collect(store.listPages(`${container.base}in/`));
+      expect(objects.map((o) => o.key)).toEqual([`${container.base}in/b.json`]);
+      await store.close();
+    });
+
+    it("moves an object to another prefix and another container of the same service", async () => {
+      const container = await fixture.createContainer("move");
+      await putAll(container, ["in/a.json", "in/deep/b.json"], (key) => `{"k":"${key}"}`);
+      const store = createObjectStore(container.rootUri, fixture.options());
+      const archive = container.rootUri.replace(/\/?$/, "/archive/");
+      const source = `${container.base}in/deep/b.json`;
+      const before = await store.stat(source);
+
+      expect(await store.moveObject(source, `${archive}deep/b.json`)).toBe(true);
+      expect(await store.stat(source)).toBeUndefined();
+      const moved = await store.stat(`${container.base}archive/deep/b.json`);
+      expect(moved?.size).toBe(before?.size);
+      // Gone already: nothing to move, nothing done (a retried move after the first one finished).
+      expect(await store.moveObject(source, `${archive}deep/b.json`)).toBe(false);
+      expect(await store.stat(`${container.base}archive/deep/b.json`)).toBeDefined();
+
+      // Another bucket or container (for Azure in the same account; for local another directory).
+      const other = await fixture.createContainer("move-to");
+      const target = `${other.rootUri.replace(/\/?$/, "/")}kept/a.json`;
+      expect(await store.moveObject(`${container.base}in/a.json`, target)).toBe(true);
+      const otherStore = createObjectStore(other.rootUri, fixture.options());
+      const landed = await otherStore.stat(`${other.base}kept/a.json`);
+      expect(landed?.size).toBe(Buffer.byteLength(`{"k":"in/a.json"}`));
+      expect(await store.stat(`${container.base}in/a.json`)).toBeUndefined();
+
+      // Never across services.
+      const elsewhere = fixture.scheme === "s3" ? "gs://some-bucket/x.json" : "s3://some-bucket/x.json";
+      await expect(store.moveObject(`${container.base}archive/deep/b.json`, elsewhere)).rejects.toThrow(
+        /not on the same service/,
+      );
+      expect(await store.stat(`${container.base}archive/deep/b.json`)).toBeDefined();
+      await store.close();
+      await otherStore.close();
+    });
+
     it("refuses a missing bucket or container with a permanent not-found error", async () => {
       const store = createObjectStore(fixture.missingUri(), fixture.options());
       const listing = collect(

@@ -5,6 +5,7 @@ import {
   getFile,
   listFiles,
   listRuns,
+  listSourceCleanups,
   runReport,
   runSettled,
   statusCounts,
@@ -139,8 +140,9 @@ export async function runsCommand(
 }
 
 /**
- * `lakeferry history NAME PATH`: the file's record, every version seen and every attempt, each as
- * `key: value` lines; errors by their first line unless --full.
+ * `lakeferry history NAME PATH`: the file's record, every version seen, every attempt and what source cleanup
+ * (`cleanSource`) did to each version's object, each as `key: value` lines; errors by their first line unless
+ * --full.
  */
 export async function historyCommand(
   s: CliServices,
@@ -162,8 +164,9 @@ export async function historyCommand(
     );
   }
   const history = await fileHistory(db, file.id);
+  const cleanups = await listSourceCleanups(db, { ingestionId: ingestion.id, fileIds: [file.id] });
   if (options.json) {
-    printJson({ file, ...history });
+    printJson({ file, ...history, sourceCleanups: cleanups });
     return;
   }
   const full = options.full ?? false;
@@ -190,7 +193,23 @@ export async function historyCommand(
     printLine(`\nattempt ${attempt.attempt} of version ${attempt.version}`);
     printRecord(attemptFields(attempt, full), { width, indent: "  " });
   }
-  const messages = [file, ...history.versions, ...history.attempts].map((record) => record.errorMessage);
+  for (const cleanup of cleanups) {
+    printLine(`\nsource cleanup of version ${cleanup.version}`);
+    printRecord(
+      {
+        action: cleanup.action ?? "not done yet (tried again on the next run)",
+        cleaned: cleanup.cleanedAt,
+        "moved to": cleanup.movedTo,
+        tries: cleanup.attempts,
+        "last try": cleanup.lastTriedAt,
+        error: errorText(null, cleanup.errorMessage, full),
+      },
+      { width, indent: "  " },
+    );
+  }
+  const messages = [file, ...history.versions, ...history.attempts, ...cleanups].map(
+    (record) => record.errorMessage,
+  );
   if (!full && messages.some(isCut)) printLine("\n(errors cut to their first line; --full shows them whole)");
 }
 
