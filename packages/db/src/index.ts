@@ -83,3 +83,16 @@ export {
 } from "./abandon-stale-runs.ts";
 export { pruneSubmissionRequests } from "./prune-submission-requests.ts";
 export { oldestPendingBatchAt } from "./pending-batch-horizon.ts";
+export { takePeriodicTurn } from "./take-periodic-turn.ts";
+export {
+  ARCHIVED_TABLES,
+  PRUNED_TABLES,
+  deletePrunedRows,
+  prunableRows,
+  type ArchivedRow,
+  type ArchivedTable,
+  type PruneCounts,
+  type PruneCursor,
+  type PrunableWindow,
+  type PrunedTable,
+} from "./prune-state.ts";
