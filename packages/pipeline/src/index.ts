@@ -97,3 +97,11 @@ export {
   type MaintenanceTask,
 } from "./maintenance-settings.ts";
 export { TableMaintainer, type MaintenanceReport, type TableMaintainerOptions } from "./table-maintenance.ts";
+export {
+  StatePruner,
+  PruneBusyError,
+  PRUNE_LEASE,
+  PRUNE_SCHEDULE_TURN,
+  type PruneReport,
+  type StatePrunerOptions,
+} from "./state-pruner.ts";
