@@ -19,13 +19,14 @@ import {
 import { randomUUID } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import {
+  DiscovererRuntime,
   discoverFiles,
   PruneBusyError,
   StatePruner,
   waitForRun,
   type StatePrunerOptions,
 } from "../src/index.ts";
-import { createWorld, jsonRows, type TestWorld } from "./support.ts";
+import { createWorld, env, eventually, jsonRows, type TestWorld } from "./support.ts";
 
 let world: TestWorld | undefined;
 
@@ -310,5 +311,59 @@ describe("StatePruner", () => {
     expect(
       await takePeriodicTurn(w.db, { name: "state-prune:schedule", holder: "second", everyMs: DAY_MS }),
     ).toBe(true);
+  });
+
+  it("is scheduled by discoverers with Spark: one of the fleet prunes, once per interval", async () => {
+    const w = (world = await createWorld());
+    const ingestion = await w.ingestion();
+    const run = await startRun(w.db, { ingestionId: ingestion.id, trigger: "manual" });
+    const files = ["x", "y"].map((name) => ({
+      uri: `file://${w.dir}/${name}.json`,
+      size: 1,
+      etag: name,
+      modifiedAt: new Date("2026-08-01T00:00:00Z"),
+    }));
+    const { created } = await registerFiles(w.db, {
+      ingestionId: ingestion.id,
+      runId: run.id,
+      files,
+      modifiedPolicy: "ignore",
+    });
+    await claimFiles(w.db, { refs: created, worker: "w", leaseMs: 60_000 });
+    await recordOutcomes(w.db, { worker: "w", outcomes: created.map((f) => ({ ...f, status: "SUCCESS" })) });
+    await finishRun(w.db, run.id, { filesFound: 2, filesNew: 2, filesModified: 0 });
+    await ageEverything(w, 100);
+
+    const discoverers = [1, 2].map(
+      () =>
+        new DiscovererRuntime({
+          ...env,
+          dbSchema: w.schema,
+          queuePrefix: w.prefix,
+          logger: w.logger,
+          statePrune: { everyMs: 3_000, archiveTable: w.table("state_archive") },
+        }),
+    );
+    try {
+      await Promise.all(discoverers.map((d) => d.start()));
+      await eventually("the scheduled prune", async () => {
+        const counts = await rowCounts(w);
+        return counts.file_attempts === 0 && counts.runs === 0 ? counts : undefined;
+      });
+      // Both asked within the interval; one turn was taken, so the archive holds each row once.
+      const archive = await archived(w);
+      expect(archive.keys).toEqual({
+        file_attempts: (archive.keys.file_attempts ?? []).slice(),
+        file_versions: created.map((f) => `${f.id}/1`).sort(),
+        runs: [String(run.id)],
+      });
+      expect(archive.keys.file_attempts).toHaveLength(2);
+      const turn = await w.db.pool.query<{ holder: string }>(
+        `SELECT holder FROM maintenance_leases WHERE name = 'state-prune:schedule'`,
+      );
+      expect(turn.rows).toHaveLength(1);
+    } finally {
+      await Promise.all(discoverers.map((d) => d.close({ timeoutMs: 5_000 })));
+    }
   });
 });
