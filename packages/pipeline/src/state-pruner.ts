@@ -232,6 +232,9 @@ export class StatePruner {
     let pendingKeys: string[] = [];
     const flush = async (): Promise<void> => {
       if (pendingKeys.length === 0) return;
+      // The lease is renewed before each append and each delete: a prune whose lease lapsed (another took
+      // over) stops here.
+      await this.#takeLease();
       if (run.archiving && this.#spark) {
         await appendToStateArchive(
           this.#spark,
@@ -250,7 +253,6 @@ export class StatePruner {
         );
         run.report.archived += pendingRows.length;
       }
-      // The lease is renewed before each delete: a prune whose lease lapsed (another took over) stops here.
       await this.#takeLease();
       const deleted = await deletePrunedRows(this.#db, { table, before: run.before, keys: pendingKeys });
       add(run.report.deleted, deleted);
