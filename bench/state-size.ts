@@ -13,7 +13,10 @@
  * prune of everything settled (StatePruner, archive off: this bench is Postgres only; the archive's cost is
  * Iceberg's). The schema is dropped at the end.
  *
- *   npm run bench:state-size -- [files=1000000] [batch=100] [parallel=3]
+ * With `archive` as the fourth argument the prune archives to an Iceberg table of its own through the local
+ * Spark (start it first: `bash scripts/services.sh up spark`), and the archive's rate is printed.
+ *
+ *   npm run bench:state-size -- [files=1000000] [batch=100] [parallel=3] [archive]
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { createLogger } from "@lakeferry/core";
@@ -30,11 +33,14 @@ import {
   upsertIngestion,
 } from "@lakeferry/db";
 import { StatePruner } from "@lakeferry/pipeline";
+import { SparkConnectClient } from "@lakeferry/spark-connect";
 import { need } from "./service-env.ts";
 
 const files = Number(process.argv[2] ?? 1_000_000);
 const batchFiles = Number(process.argv[3] ?? 100);
 const parallel = Number(process.argv[4] ?? 3);
+const archiveTable =
+  process.argv[5] === "archive" ? `lake.bench_${randomBytes(4).toString("hex")}.state_archive` : undefined;
 if (!(Number.isSafeInteger(files) && files >= 1_000 && files % 1_000 === 0)) {
   throw new Error(`files must be a whole number of thousands (at least 1000), got ${process.argv[2]}`);
 }
@@ -266,19 +272,32 @@ async function main(): Promise<void> {
   await db.pool.query("VACUUM FULL ANALYZE");
   const full = report("compacted (VACUUM FULL)", await sizes(), await rowCounts());
 
+  const spark =
+    archiveTable === undefined ? undefined : new SparkConnectClient({ remote: need("SPARK_REMOTE") });
   const pruner = new StatePruner({
     db,
     logger: createLogger({ name: "bench", level: "warn" }),
     retentionMs: 1,
-    archive: false,
+    ...(spark && archiveTable ? { spark, archiveTable } : { archive: false }),
   });
   await new Promise((resolve) => setTimeout(resolve, 10));
   const pruned = await pruner.prune();
+  const rows = Object.values(pruned.deleted).reduce((sum, n) => sum + n, 0);
   console.log(
-    `\npruned everything settled in ${(pruned.ms / 1000).toFixed(1)} s: ${Object.entries(pruned.deleted)
+    `\npruned everything settled in ${(pruned.ms / 1000).toFixed(1)} s (${Math.round(rows / (pruned.ms / 1000))} rows/s${
+      archiveTable ? `, archived to ${archiveTable}` : ", not archived"
+    }): ${Object.entries(pruned.deleted)
       .map(([table, n]) => `${table} ${n}`)
       .join(", ")}`,
   );
+  if (spark && archiveTable) {
+    const [files] = await spark.sql(
+      `SELECT count(*) AS files, sum(file_size_in_bytes) AS bytes FROM ${archiveTable}.data_files`,
+    );
+    console.log(`archive: ${String(files?.files)} data files, ${mb(Number(files?.bytes ?? 0))} (Parquet)`);
+    await spark.sqlCommand(`DROP TABLE IF EXISTS ${archiveTable} PURGE`);
+    await spark.close();
+  }
   await db.pool.query("ANALYZE");
   const plain = (await sizes()).reduce((sum, r) => sum + r.bytes, 0);
   console.log(
