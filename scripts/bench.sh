@@ -10,6 +10,8 @@ services=()
 case $name in
   spark-sessions) services=(postgres) ;;
   startup) services=(postgres redis spark) ;;
+  # Postgres alone: it measures the tracking tables (the prune it runs archives nothing).
+  state-size) services=(postgres) ;;
   # The chaos suite starts a Postgres, a Redis and a Spark of its own (it restarts and flushes them).
   chaos) exec npx tsx "bench/$name.ts" "$@" ;;
 esac

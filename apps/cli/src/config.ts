@@ -6,6 +6,7 @@ import {
   logVars,
   optionalConnectionVars,
   parseEnv,
+  stateRetentionVars,
 } from "@lakeferry/app-kit";
 
 /**
@@ -19,6 +20,9 @@ export const CliEnv = z.object({
   ...optionalConnectionVars,
   ...isolationVars,
 
+  // State retention (`lakeferry prune`).
+  ...stateRetentionVars,
+
   // Logs: `warn` by default, command output going to stdout.
   ...logVars("warn"),
 });
@@ -30,6 +34,10 @@ export interface CliConfig {
   sparkRemote: string | undefined;
   dbSchema: string;
   queuePrefix: string;
+  /** Days `prune` keeps settled state (LAKEFERRY_STATE_RETENTION_DAYS). */
+  stateRetentionDays: number;
+  /** Where `prune` archives (LAKEFERRY_STATE_ARCHIVE_TABLE). */
+  stateArchiveTable: string;
   logLevel: LogLevel;
 }
 
@@ -42,6 +50,8 @@ export function parseCliConfig(env: Record<string, string | undefined>): CliConf
     sparkRemote: e.SPARK_REMOTE,
     dbSchema: e.LAKEFERRY_DB_SCHEMA,
     queuePrefix: e.LAKEFERRY_QUEUE_PREFIX,
+    stateRetentionDays: e.LAKEFERRY_STATE_RETENTION_DAYS,
+    stateArchiveTable: e.LAKEFERRY_STATE_ARCHIVE_TABLE,
     logLevel: e.LAKEFERRY_LOG_LEVEL,
   };
 }

@@ -10,6 +10,7 @@ const commands = {
   maintain: () => import("./commands/maintain.ts"),
   migrate: () => import("./commands/migrate.ts"),
   processes: () => import("./commands/processes.ts"),
+  prune: () => import("./commands/prune.ts"),
   requeue: () => import("./commands/requeue.ts"),
   sql: () => import("./commands/sql.ts"),
 };
@@ -47,6 +48,8 @@ Environment:
   SPARK_REMOTE            Spark Connect server (sc://host:15002)
   LAKEFERRY_DB_SCHEMA     Postgres schema of lakeferry's tables (default public)
   LAKEFERRY_QUEUE_PREFIX  BullMQ key prefix (default lakeferry)
+  LAKEFERRY_STATE_RETENTION_DAYS  days \`prune\` keeps settled attempts, versions, batches, runs (default 90)
+  LAKEFERRY_STATE_ARCHIVE_TABLE   where \`prune\` archives them (default lake.lakeferry.state_archive)
   LAKEFERRY_LOG_LEVEL     log level of the JSON logs on stderr (default warn; info for worker/discoverer)
   XDG_STATE_HOME          where \`sql\` keeps its Spark session's id (default ~/.local/state)
   LAKEFERRY_FROM_SOURCE   1: run the TypeScript sources through tsx, not the build (apps/cli/dist)
@@ -218,6 +221,26 @@ Environment: DATABASE_URL, REDIS_URL, SPARK_REMOTE, LAKEFERRY_DB_SCHEMA, LAKEFER
     .addOption(json())
     .action((name: string, o: { task?: string; json?: boolean }) =>
       act(async (s) => (await commands.maintain()).maintainCommand(s, name, o))(),
+    );
+
+  program
+    .command("prune")
+    .description(
+      "archive settled attempts, file versions, batches and runs past their retention to Iceberg, then delete them from Postgres",
+    )
+    .option("--dry-run", "count what would go; change nothing (needs no Spark)")
+    .option(
+      "--older-than-days <days>",
+      "retention in days (default LAKEFERRY_STATE_RETENTION_DAYS or 90)",
+      positiveInt,
+    )
+    .option(
+      "--archive-table <table>",
+      "catalog.namespace.table to archive to (default LAKEFERRY_STATE_ARCHIVE_TABLE or lake.lakeferry.state_archive)",
+    )
+    .addOption(json())
+    .action((o: { dryRun?: boolean; olderThanDays?: number; archiveTable?: string; json?: boolean }) =>
+      act(async (s) => (await commands.prune()).pruneCommand(s, o))(),
     );
 
   program

@@ -13,6 +13,8 @@ describe("CLI environment", () => {
       sparkRemote: "sc://spark:15002",
       dbSchema: "public",
       queuePrefix: "lakeferry",
+      stateRetentionDays: 90,
+      stateArchiveTable: "lake.lakeferry.state_archive",
       logLevel: "warn",
     });
     expect(requireSetting(config, "sparkRemote")).toBe("sc://spark:15002");
@@ -21,6 +23,20 @@ describe("CLI environment", () => {
         "DATABASE_URL",
         "is not set; this command needs it (e.g. DATABASE_URL=postgresql://user:password@host:5432/lakeferry)",
       ),
+    );
+  });
+
+  it("reads the state retention and archive table, and refuses a malformed one naming the variable", () => {
+    const config = parseCliConfig({
+      LAKEFERRY_STATE_RETENTION_DAYS: "30",
+      LAKEFERRY_STATE_ARCHIVE_TABLE: "cat.audit.lakeferry_state",
+    });
+    expect(config).toMatchObject({ stateRetentionDays: 30, stateArchiveTable: "cat.audit.lakeferry_state" });
+    expect(() => parseCliConfig({ LAKEFERRY_STATE_RETENTION_DAYS: "0" })).toThrow(
+      /LAKEFERRY_STATE_RETENTION_DAYS must be at least 1/,
+    );
+    expect(() => parseCliConfig({ LAKEFERRY_STATE_ARCHIVE_TABLE: "audit" })).toThrow(
+      /LAKEFERRY_STATE_ARCHIVE_TABLE must be catalog.namespace.table/,
     );
   });
 

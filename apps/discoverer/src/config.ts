@@ -8,8 +8,12 @@ import {
   optionalConnectionVars,
   parseEnv,
   shutdownTimeoutVar,
+  stateRetentionVars,
   stateVars,
 } from "@lakeferry/app-kit";
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
 
 /** The discoverer's environment: every variable it reads, with its default. */
 export const DiscovererEnv = z.object({
@@ -25,6 +29,14 @@ export const DiscovererEnv = z.object({
   // Work.
   /** Discovery passes this process runs at once. Default 2. */
   LAKEFERRY_DISCOVERY_CONCURRENCY: intVar(2, 1),
+
+  // State retention: a discoverer with SPARK_REMOTE prunes on this schedule (one prune across the fleet).
+  ...stateRetentionVars,
+  /**
+   * Hours between scheduled prunes across the fleet (`lakeferry prune`'s work, run by one discoverer with
+   * SPARK_REMOTE at a time); 0 schedules none. Default 24.
+   */
+  LAKEFERRY_PRUNE_INTERVAL_HOURS: intVar(24, 0),
 
   // Metrics.
   ...metricsVars,
@@ -44,6 +56,10 @@ export interface DiscovererConfig {
   dbSchema: string;
   queuePrefix: string;
   concurrency: number;
+  /**
+   * Scheduled state pruning (with sparkRemote): retention and interval in ms (interval 0: none), archive table.
+   */
+  statePrune: { retentionMs: number; everyMs: number; archiveTable: string };
   shutdownTimeoutMs: number;
   /** Where `/metrics` and `/healthz` are served; undefined when LAKEFERRY_METRICS_PORT is unset. */
   metrics: { port: number; host: string } | undefined;
@@ -60,6 +76,11 @@ export function parseDiscovererConfig(env: Record<string, string | undefined>): 
     dbSchema: e.LAKEFERRY_DB_SCHEMA,
     queuePrefix: e.LAKEFERRY_QUEUE_PREFIX,
     concurrency: e.LAKEFERRY_DISCOVERY_CONCURRENCY,
+    statePrune: {
+      retentionMs: e.LAKEFERRY_STATE_RETENTION_DAYS * DAY_MS,
+      everyMs: e.LAKEFERRY_PRUNE_INTERVAL_HOURS * HOUR_MS,
+      archiveTable: e.LAKEFERRY_STATE_ARCHIVE_TABLE,
+    },
     shutdownTimeoutMs: e.LAKEFERRY_SHUTDOWN_TIMEOUT_MS,
     metrics:
       e.LAKEFERRY_METRICS_PORT === undefined

@@ -25,6 +25,7 @@ export async function runDiscoverer(options: RunDiscovererOptions): Promise<void
     dbSchema: config.dbSchema,
     queuePrefix: config.queuePrefix,
     concurrency: config.concurrency,
+    statePrune: config.statePrune,
     ...(config.sparkRemote === undefined ? {} : { sparkRemote: config.sparkRemote }),
     logger,
     events,
@@ -36,6 +37,10 @@ export async function runDiscoverer(options: RunDiscovererOptions): Promise<void
       prefix: config.queuePrefix,
       concurrency: config.concurrency,
       maintenance: config.sparkRemote !== undefined,
+      pruneEveryHours:
+        config.sparkRemote !== undefined && config.statePrune.everyMs > 0
+          ? config.statePrune.everyMs / 3_600_000
+          : null,
     },
     "starting discoverer",
   );

@@ -16,6 +16,11 @@ describe("discoverer environment", () => {
       dbSchema: "public",
       queuePrefix: "lakeferry",
       concurrency: 2,
+      statePrune: {
+        retentionMs: 90 * 86_400_000,
+        everyMs: 86_400_000,
+        archiveTable: "lake.lakeferry.state_archive",
+      },
       shutdownTimeoutMs: 25_000,
       metrics: undefined,
       logLevel: "info",
@@ -43,6 +48,21 @@ describe("discoverer environment", () => {
     ).toEqual({ port: 9465, host: "::" });
     expect(() => parseDiscovererConfig({ ...env, LAKEFERRY_METRICS_PORT: "99999" })).toThrow(
       "environment: LAKEFERRY_METRICS_PORT must be a TCP port number (1-65535)",
+    );
+  });
+
+  it("reads the state retention, its archive table and the prune interval (0: no scheduled prune)", () => {
+    const env = { DATABASE_URL: "postgres://u@db/lakeferry", REDIS_URL: "redis://cache:6379" };
+    expect(
+      parseDiscovererConfig({
+        ...env,
+        LAKEFERRY_STATE_RETENTION_DAYS: "30",
+        LAKEFERRY_PRUNE_INTERVAL_HOURS: "0",
+        LAKEFERRY_STATE_ARCHIVE_TABLE: "cat.audit.state",
+      }).statePrune,
+    ).toEqual({ retentionMs: 30 * 86_400_000, everyMs: 0, archiveTable: "cat.audit.state" });
+    expect(() => parseDiscovererConfig({ ...env, LAKEFERRY_PRUNE_INTERVAL_HOURS: "-1" })).toThrow(
+      "environment: LAKEFERRY_PRUNE_INTERVAL_HOURS must be at least 0",
     );
   });
 

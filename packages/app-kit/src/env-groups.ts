@@ -71,6 +71,25 @@ export const metricsVars = {
   LAKEFERRY_METRICS_HOST: nameVar(LISTEN_HOST, "a host name or IP address such as 0.0.0.0", "127.0.0.1"),
 };
 
+/** catalog.namespace.table, each part an identifier. */
+const ICEBERG_TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** State retention: how long attempts, versions, batches and runs stay in Postgres, and where they go then. */
+export const stateRetentionVars = {
+  /**
+   * Days settled attempts, file versions, write batches and finished runs are kept in Postgres; older ones
+   * are archived to LAKEFERRY_STATE_ARCHIVE_TABLE and deleted by `lakeferry prune` and its schedule. Files
+   * themselves (processed_files) are kept. Default 90.
+   */
+  LAKEFERRY_STATE_RETENTION_DAYS: intVar(90, 1),
+  /** Iceberg table pruned state is archived to, `catalog.namespace.table`. Default lake.lakeferry.state_archive. */
+  LAKEFERRY_STATE_ARCHIVE_TABLE: nameVar(
+    ICEBERG_TABLE_NAME,
+    "catalog.namespace.table, such as lake.lakeferry.state_archive",
+    "lake.lakeferry.state_archive",
+  ),
+};
+
 /**
  * `LAKEFERRY_SHUTDOWN_TIMEOUT_MS`: on SIGTERM, how long a process may finish its work (ms). Default 25 s,
  * inside Kubernetes' 30 s grace period. What the work is differs per app: say it beside the field.

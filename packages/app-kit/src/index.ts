@@ -20,6 +20,7 @@ export {
   optionalConnectionVars,
   shutdownTimeoutVar,
   sparkVars,
+  stateRetentionVars,
   stateVars,
 } from "./env-groups.ts";
 export { stopOnSignals, type Stoppable } from "./stop-on-signals.ts";

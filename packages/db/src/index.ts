@@ -95,3 +95,16 @@ export {
   type SourceCleanupOutcome,
   type SourceCleanupRecord,
 } from "./source-cleanups.ts";
+export { takePeriodicTurn } from "./take-periodic-turn.ts";
+export {
+  ARCHIVED_TABLES,
+  PRUNED_TABLES,
+  deletePrunedRows,
+  prunableRows,
+  type ArchivedRow,
+  type ArchivedTable,
+  type PruneCounts,
+  type PruneCursor,
+  type PrunableWindow,
+  type PrunedTable,
+} from "./prune-state.ts";

@@ -19,7 +19,10 @@ export const SUPERSEDED = "SUPERSEDED";
  * writer does, so concurrent writers queue instead of deadlocking.
  *
  * A change is an etag or size that differs from the file's latest seen version (for `ignore`, that may be
- * a SKIPPED history row newer than the current version), so re-listing the same objects does nothing.
+ * a SKIPPED history row newer than the current version), so re-listing the same objects does nothing. The
+ * current version is read from processed_files, never from its history row: pruning archives and deletes
+ * settled history rows (the current version's too), and a file must not look changed, and be ingested
+ * again, because its history is gone. New version numbers continue after the highest ever kept.
  */
 const REGISTER_FILES_SQL = `
 WITH listed AS (
@@ -37,7 +40,7 @@ inserted_versions AS (
   SELECT id, 1, etag, file_size, modified_at, $2 FROM inserted
 ),
 changed AS MATERIALIZED (
-  SELECT pf.id, pf.version AS current_version, COALESCE(latest.version, pf.version) AS latest_version,
+  SELECT pf.id, pf.version AS current_version, GREATEST(latest.version, pf.version) AS latest_version,
          l.file_path, l.file_size, l.etag, l.modified_at
   FROM listed l
   -- A probe of the unique index per listed path, whatever the statistics say: joined as a set, a table
@@ -50,8 +53,9 @@ changed AS MATERIALIZED (
     SELECT fv.version, fv.etag, fv.file_size FROM file_versions fv
     WHERE fv.file_id = pf.id ORDER BY fv.version DESC LIMIT 1
   ) latest ON true
-  WHERE COALESCE(latest.etag, pf.etag) IS DISTINCT FROM l.etag
-     OR COALESCE(latest.file_size, pf.file_size) IS DISTINCT FROM l.file_size
+  WHERE CASE WHEN latest.version > pf.version THEN latest.etag ELSE pf.etag END IS DISTINCT FROM l.etag
+     OR CASE WHEN latest.version > pf.version THEN latest.file_size ELSE pf.file_size END
+        IS DISTINCT FROM l.file_size
 ),
 ignored AS (
   INSERT INTO file_versions (file_id, version, etag, file_size, modified_at, run_id, status, error_type, error_message)

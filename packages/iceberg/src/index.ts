@@ -32,3 +32,9 @@ export {
   type ExpiryResult,
   type ManifestRewriteResult,
 } from "./table-maintenance.ts";
+export {
+  appendToStateArchive,
+  DEFAULT_STATE_ARCHIVE_TABLE,
+  ensureStateArchive,
+  type StateArchiveRow,
+} from "./state-archive.ts";

@@ -13,6 +13,7 @@ import { storedCleanSource } from "./clean-source-settings.ts";
 import { discoverFiles } from "./discover-files.ts";
 import { MAINTENANCE_TASKS, storedMaintenance } from "./maintenance-settings.ts";
 import { SourceCleaner } from "./source-cleaner.ts";
+import { StatePruner } from "./state-pruner.ts";
 import { TableMaintainer } from "./table-maintenance.ts";
 import { TableWriteLeases } from "./table-write-lease.ts";
 import type { PipelineContext } from "./pipeline-context.ts";
@@ -47,6 +48,12 @@ export interface DiscovererRuntimeOptions {
    * Default: none (maintenance jobs wait for a discoverer that has Spark).
    */
   sparkRemote?: string;
+  /**
+   * State retention on a schedule, for a discoverer with `sparkRemote`: every `everyMs` (0: never; default a
+   * day) one discoverer of the fleet prunes state settled longer ago than `retentionMs` (default 90 days) to
+   * `archiveTable` (default `lake.lakeferry.state_archive`); see StatePruner.
+   */
+  statePrune?: { retentionMs?: number; everyMs?: number; archiveTable?: string };
 }
 
 /** What a schedule sync changed, by ingestion id. */
@@ -75,6 +82,7 @@ export class DiscovererRuntime {
   #worker: DiscoveryWorker | undefined;
   #maintenanceWorker: MaintenanceWorker | undefined;
   #spark: SparkConnectClient | undefined;
+  #pruner: StatePruner | undefined;
   #closing: Promise<void> | undefined;
   #scheduleTimer: NodeJS.Timeout | undefined;
   #scheduleCheck: Promise<void> | undefined;
@@ -224,7 +232,10 @@ export class DiscovererRuntime {
     return result;
   }
 
-  /** Runs maintenance jobs in this process: one at a time, each holding its table's write lease. */
+  /**
+   * Runs maintenance jobs in this process: one at a time, each holding its table's write lease; and state
+   * retention on its schedule (see `statePrune`).
+   */
   async #startMaintenance(
     sparkRemote: string,
     connection: { redisUrl: string; prefix?: string },
@@ -262,6 +273,18 @@ export class DiscovererRuntime {
       onError: (err) => logger.warn({ err: errorMessage(err) }, "maintenance worker error"),
     });
     await this.#maintenanceWorker.start();
+    const prune = this.#options.statePrune ?? {};
+    const everyMs = prune.everyMs ?? 86_400_000;
+    if (everyMs > 0) {
+      this.#pruner = new StatePruner({
+        db,
+        spark: this.#spark,
+        logger,
+        ...(prune.retentionMs === undefined ? {} : { retentionMs: prune.retentionMs }),
+        ...(prune.archiveTable === undefined ? {} : { archiveTable: prune.archiveTable }),
+      });
+      this.#pruner.start({ everyMs });
+    }
   }
 
   #scheduleNextCheck(): void {
@@ -302,10 +325,11 @@ export class DiscovererRuntime {
     this.#closing ??= (async () => {
       clearTimeout(this.#scheduleTimer);
       await this.#scheduleCheck;
-      // Together, so that both finish within one grace period.
+      // Together, so that all finish within one grace period (a prune stops at its next window).
       await Promise.all([
         this.#worker?.close({ timeoutMs: options.timeoutMs ?? 30_000 }),
         this.#maintenanceWorker?.close({ timeoutMs: options.timeoutMs ?? 30_000 }),
+        this.#pruner?.close(),
       ]);
       await this.#maintenance?.close().catch(() => {});
       await this.#spark?.close().catch(() => {});

@@ -105,3 +105,11 @@ export {
   type CleanSourceSettings,
 } from "./clean-source-settings.ts";
 export { SourceCleaner, type SourceCleanerOptions, type SourceCleanupReport } from "./source-cleaner.ts";
+export {
+  StatePruner,
+  PruneBusyError,
+  PRUNE_LEASE,
+  PRUNE_SCHEDULE_TURN,
+  type PruneReport,
+  type StatePrunerOptions,
+} from "./state-pruner.ts";

@@ -4,6 +4,7 @@ import { InvalidInputError, LakeferryError, errorMessage } from "@lakeferry/core
 import { rowsFromArrowIpc } from "./arrow-rows.ts";
 import { toLiteral } from "./column.ts";
 import { DataFrame, type PlanRunner } from "./data-frame.ts";
+import { arrowIpcFromRows, type LocalColumn, type LocalValue } from "./local-rows.ts";
 import {
   SparkConnectError,
   SparkSessionChangedError,
@@ -233,6 +234,16 @@ export class SparkConnectClient {
   sqlFrame(query: string): DataFrame {
     nonEmpty("sqlFrame", query);
     return new DataFrame(this.#runner, { sql: { query } });
+  }
+
+  /**
+   * A DataFrame over rows sent from here (a LocalRelation carrying them as one Arrow IPC stream), with one
+   * column per `schema` entry, in order. Keep it to a few MB a call: Spark hands larger local relations
+   * over as cached artifacts, which this client does not speak.
+   * @throws InvalidInputError when a value does not fit its column's type.
+   */
+  createDataFrame(rows: readonly Record<string, LocalValue>[], schema: readonly LocalColumn[]): DataFrame {
+    return new DataFrame(this.#runner, { localRelation: { data: arrowIpcFromRows(rows, schema) } });
   }
 
   /** A DataFrame over a catalog table; `options` are read options (Iceberg: snapshot-id, start-snapshot-id…). */

@@ -21,3 +21,4 @@ export {
 export { escapeGlob } from "./escape-glob.ts";
 export { parseSparkRemote, type SparkRemote } from "./spark-remote.ts";
 export type { ExecutionOptions, Row, SqlArg } from "./types.ts";
+export type { LocalColumn, LocalValue } from "./local-rows.ts";

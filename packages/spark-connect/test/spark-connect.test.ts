@@ -223,6 +223,33 @@ describe("DataFrames", () => {
     const error = await rejection(files('{"id":9,"_source_file":"f9"}').writeTo(table).create());
     expect(error).toBeInstanceOf(SparkAnalysisError);
   });
+
+  it("sends rows from the client (createDataFrame): strings, longs, timestamps and nulls, kept exactly", async () => {
+    const at = new Date("2026-12-02T22:42:30.123Z");
+    const rows = [
+      { name: "a", n: 9_007_199_254_740_993n, at },
+      { name: 'b\u00e9\n"quoted"', n: -1, at: null },
+      { name: null, n: null, at: new Date(0) },
+    ];
+    const schema = [
+      { name: "name", type: "string" },
+      { name: "n", type: "long" },
+      { name: "at", type: "timestamp" },
+    ] as const;
+    const frame = client.createDataFrame(rows, schema);
+    expect(await frame.collect()).toEqual([
+      { name: "a", n: 9_007_199_254_740_993n, at },
+      { name: 'b\u00e9\n"quoted"', n: -1, at: null },
+      { name: null, n: null, at: new Date(0) },
+    ]);
+    const table = `${namespace}.local_rows`;
+    await client.sqlCommand(`CREATE TABLE ${table} (name STRING, n BIGINT, at TIMESTAMP) USING iceberg`);
+    await frame.writeTo(table).append();
+    expect(await client.sql(`SELECT count(*) AS c, max(n) AS top FROM ${table}`)).toEqual([
+      { c: 3, top: 9_007_199_254_740_993n },
+    ]);
+    expect(() => client.createDataFrame([{ n: 1.5 }], [{ name: "n", type: "long" }])).toThrow(/rows\[0\]\.n/);
+  });
 });
 
 let jsonFiles = 0;

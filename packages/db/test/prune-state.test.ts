@@ -1,0 +1,101 @@
+/**
+ * The Postgres side of state retention: which file versions may go, that registration reads a file's
+ * current version from processed_files (so a file whose history was pruned is not taken for changed), and
+ * that a row back in use between the read and the delete is kept.
+ */
+import { describe, expect, it } from "vitest";
+import {
+  claimFiles,
+  deletePrunedRows,
+  fileHistory,
+  prunableRows,
+  recordOutcomes,
+  registerFiles,
+  type ModifiedPolicy,
+} from "../src/index.ts";
+import { freshDatabase, listing, newIngestion } from "./helpers.ts";
+
+const future = (): Date => new Date(Date.now() + 60_000);
+
+describe("state retention in Postgres", () => {
+  it("prunes settled versions but keeps the latest when newer than the current one (an ignored change)", async () => {
+    const db = await freshDatabase();
+    const { ingestion, run } = await newIngestion(db);
+    const register = (etag: string, policy: ModifiedPolicy) =>
+      registerFiles(db, {
+        ingestionId: ingestion.id,
+        runId: run.id,
+        files: listing(0, 1, etag),
+        modifiedPolicy: policy,
+      });
+    const { created } = await register("e1", "ignore");
+    const file = created[0]!;
+    await claimFiles(db, { refs: [file], worker: "w", leaseMs: 60_000 });
+    await recordOutcomes(db, { worker: "w", outcomes: [{ ...file, status: "SUCCESS" }] });
+    // Two changes the ignore policy recorded and did not act on: versions 2 and 3, SKIPPED.
+    await register("e2", "ignore");
+    await register("e3", "ignore");
+    expect((await fileHistory(db, file.id)).versions.map((v) => v.version)).toEqual([1, 2, 3]);
+
+    const window = await prunableRows(db, { table: "file_versions", before: future() });
+    expect(window.keys).toEqual([`${file.id}/1`, `${file.id}/2`]);
+    expect(
+      await deletePrunedRows(db, { table: "file_versions", before: future(), keys: window.keys }),
+    ).toEqual({
+      file_versions: 2,
+    });
+    // The same listing again is no change; a new change is version 4.
+    expect(await register("e3", "ignore")).toEqual({ created: [], modified: [] });
+    expect(await register("e4", "append")).toMatchObject({ modified: [{ id: file.id, version: 4 }] });
+  });
+
+  it("reads the current version from the file row: a file with only earlier history left is not changed", async () => {
+    const db = await freshDatabase();
+    const { ingestion, run } = await newIngestion(db);
+    const register = (etag: string) =>
+      registerFiles(db, {
+        ingestionId: ingestion.id,
+        runId: run.id,
+        files: listing(0, 1, etag),
+        modifiedPolicy: "append",
+      });
+    const [file] = (await register("e1")).created;
+    const [second] = (await register("e2")).modified;
+    if (!file || !second) throw new Error("not registered");
+    await claimFiles(db, { refs: [second], worker: "w", leaseMs: 60_000 });
+    await recordOutcomes(db, { worker: "w", outcomes: [{ ...second, status: "SUCCESS" }] });
+    // Only the current version's history row goes (as if a prune stopped half-way through the file's rows).
+    expect(
+      await deletePrunedRows(db, { table: "file_versions", before: future(), keys: [`${file.id}/2`] }),
+    ).toEqual({
+      file_versions: 1,
+    });
+    expect((await fileHistory(db, file.id)).versions.map((v) => v.version)).toEqual([1]);
+    expect(await register("e2")).toEqual({ created: [], modified: [] });
+  });
+
+  it("keeps a row that came back into use after it was read: a retried file's attempts", async () => {
+    const db = await freshDatabase();
+    const { ingestion, run } = await newIngestion(db);
+    const { created } = await registerFiles(db, {
+      ingestionId: ingestion.id,
+      runId: run.id,
+      files: listing(0, 1),
+      modifiedPolicy: "ignore",
+    });
+    const file = created[0]!;
+    await claimFiles(db, { refs: [file], worker: "w", leaseMs: 60_000 });
+    await recordOutcomes(db, { worker: "w", outcomes: [{ ...file, status: "FAILED", errorType: "X" }] });
+    const window = await prunableRows(db, { table: "file_attempts", before: future() });
+    expect(window.keys).toHaveLength(1);
+    // Retried (lakeferry retry) between the archive and the delete: PENDING again at the same version.
+    await db.pool.query(`UPDATE processed_files SET status = 'PENDING' WHERE id = $1`, [file.id]);
+    expect(
+      await deletePrunedRows(db, { table: "file_attempts", before: future(), keys: window.keys }),
+    ).toEqual({
+      file_attempts: 0,
+    });
+    // Nothing is old before its cutoff.
+    expect((await prunableRows(db, { table: "runs", before: new Date(0) })).keys).toEqual([]);
+  });
+});
