@@ -30,3 +30,16 @@ export {
   type ExpiryResult,
   type ManifestRewriteResult,
 } from "./table-maintenance.ts";
+export {
+  BadRecordsError,
+  CORRUPT_RECORD_COLUMN,
+  describeMaxBadRecords,
+  ON_ERROR_VALUES,
+  REJECTED_TABLE_SUFFIX,
+  rejectedTableOf,
+  type BadRecordsPolicy,
+  type FileRecordCounts,
+  type MaxBadRecords,
+  type OnError,
+  type RefusedFile,
+} from "./bad-records.ts";
