@@ -24,6 +24,7 @@ interface IngestionRow {
   listing: unknown;
   listingCursor: unknown;
   maintenance: unknown;
+  badRecords: unknown;
   enabled: boolean;
   createdAt: Date;
   updatedAt: Date;
@@ -48,6 +49,7 @@ function toIngestion(row: IngestionRow): Ingestion {
     listing: row.listing ?? null,
     listingCursor: row.listingCursor ?? null,
     maintenance: row.maintenance ?? null,
+    badRecords: row.badRecords ?? null,
     enabled: row.enabled,
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,
@@ -58,7 +60,7 @@ const INGESTION_COLUMNS = `id, name, source_uri AS "sourceUri", format, reader_o
   schema_ddl AS "schemaDdl", glob, target_table AS "targetTable", schedule, max_attempts AS "maxAttempts",
   backoff_ms AS "backoffMs", modified_policy AS "modifiedPolicy", max_file_bytes AS "maxFileBytes",
   large_file_bytes AS "largeFileBytes", listing, listing_cursor AS "listingCursor",
-  maintenance, enabled, created_at AS "createdAt", updated_at AS "updatedAt"`;
+  maintenance, bad_records AS "badRecords", enabled, created_at AS "createdAt", updated_at AS "updatedAt"`;
 
 /** JSON for a jsonb parameter; undefined and null become SQL NULL. */
 function jsonParam(value: unknown): string | null {
@@ -105,9 +107,9 @@ export async function upsertIngestion(
     const { rows } = await db.pool.query<IngestionRow & { created: boolean }>(
       `INSERT INTO ingestions AS i (name, source_uri, format, reader_options, schema_ddl, glob, target_table,
          schedule, max_attempts, backoff_ms, modified_policy, listing, enabled, maintenance,
-         max_file_bytes, large_file_bytes)
+         max_file_bytes, large_file_bytes, bad_records)
        VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11::modified_policy, $12::jsonb, $13, $14::jsonb,
-         $15, $16)
+         $15, $16, $17::jsonb)
        ON CONFLICT (name) DO UPDATE SET
          source_uri = EXCLUDED.source_uri, format = EXCLUDED.format, reader_options = EXCLUDED.reader_options,
          schema_ddl = EXCLUDED.schema_ddl, glob = EXCLUDED.glob, target_table = EXCLUDED.target_table,
@@ -115,6 +117,7 @@ export async function upsertIngestion(
          modified_policy = EXCLUDED.modified_policy, listing = EXCLUDED.listing, enabled = EXCLUDED.enabled,
          maintenance = EXCLUDED.maintenance,
          max_file_bytes = EXCLUDED.max_file_bytes, large_file_bytes = EXCLUDED.large_file_bytes,
+         bad_records = EXCLUDED.bad_records,
          listing_cursor = CASE
            WHEN i.source_uri IS DISTINCT FROM EXCLUDED.source_uri OR i.glob IS DISTINCT FROM EXCLUDED.glob
              OR i.listing IS DISTINCT FROM EXCLUDED.listing THEN NULL
@@ -138,6 +141,7 @@ export async function upsertIngestion(
         jsonParam(input.maintenance),
         input.maxFileBytes ?? null,
         input.largeFileBytes ?? null,
+        jsonParam(input.badRecords),
       ],
     );
     const row = rows[0]!;

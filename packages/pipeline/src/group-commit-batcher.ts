@@ -1,5 +1,5 @@
 import { LakeferryError } from "@lakeferry/core";
-import type { FileFormat } from "@lakeferry/iceberg";
+import type { BadRecordsPolicy, FileFormat } from "@lakeferry/iceberg";
 import { SparkConnectError } from "@lakeferry/spark-connect";
 import { randomUUID } from "node:crypto";
 import { BatchFencedError, type BatchVerdict } from "./batch-lifecycle.ts";
@@ -54,6 +54,8 @@ export interface BatchTarget {
   mode: "append" | "replace";
   /** Each source file's rows go to data files of their own (ingestions that `replace` modified files). */
   isolateFiles: boolean;
+  /** What a malformed record does to its file; absent: abortFile. */
+  badRecords?: BadRecordsPolicy;
 }
 
 /** One file handed to the batcher. */
@@ -454,6 +456,16 @@ export class GroupCommitBatcher<F extends BatchFile = BatchFile> {
         }
         return;
       case "split": {
+        const settled = verdict.settled;
+        if (settled !== undefined) {
+          // The files whose bad records decided their fate are recorded; the others go again together.
+          const rest = members.filter((member) => !settled.has(member.file.uri));
+          for (const member of members) {
+            if (settled.has(member.file.uri)) finish({ error: settled.get(member.file.uri) }, member);
+          }
+          if (rest.length > 0) this.#requeue(target, rest);
+          return;
+        }
         const { suspect, rest } = splitMembers(members, verdict.error);
         if (suspect) this.#requeue(target, [suspect], { error: verdict.error, batchId: attempt.batchId });
         for (const part of rest) this.#requeue(target, part);
@@ -548,5 +560,6 @@ export function targetKey(target: BatchTarget): string {
     options,
     target.mode,
     target.isolateFiles,
+    target.badRecords ?? null,
   ]);
 }

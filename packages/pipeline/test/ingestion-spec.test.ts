@@ -39,6 +39,8 @@ describe("parseIngestionSpec", () => {
       maintenance: expect.any(Object) as unknown,
       maxFileBytes: null,
       largeFileBytes: null,
+      // abortFile: bad-records.test.ts proves the other modes.
+      badRecords: null,
       enabled: true,
     });
   });
