@@ -1,6 +1,13 @@
-import { listFiles, readBatch, type FileRecord } from "@lakeferry/db";
+import { beginPublish, claimFiles, listFiles, openBatch, readBatch, type FileRecord } from "@lakeferry/db";
+import { randomUUID } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
-import { discoverFiles, parseIngestionFile, parseIngestionSpec, waitForRun } from "../src/index.ts";
+import {
+  discoverFiles,
+  parseIngestionFile,
+  parseIngestionSpec,
+  resolveBatch,
+  waitForRun,
+} from "../src/index.ts";
 import { createWorld, jsonRows, rowsPerFile, type TestWorld } from "./support.ts";
 
 let world: TestWorld | undefined;
@@ -196,4 +203,85 @@ describe("bad records through the pipeline", () => {
     });
     expect(failed?.errorMessage).toMatch(/more than maxBadRecords \(1\); the file fails/);
   });
+
+  for (const rejectedPublished of [false, true]) {
+    it(`recovery publishes a decided batch's bad records with its rows${rejectedPublished ? ", not twice when its writer had published them before it died" : ""}`, async () => {
+      const w = (world = await createWorld());
+      await w.file("mixed.json", MIXED);
+      const ingestion = await w.ingestion({ onError: "continue" });
+      await discoverFiles(w, ingestion);
+      await w.queue.drainAll();
+      const [file] = await listFiles(w.db, ingestion.id);
+      if (!file) throw new Error("file not registered");
+      // A writer claims the file, opens a batch, stages rows and bad records, decides, and dies.
+      const worker = "crashed";
+      await claimFiles(w.db, { refs: [{ id: file.id, version: 1 }], worker, leaseMs: 1_000 });
+      const batchId = randomUUID();
+      const ingestedAtMicros = BigInt(Date.now()) * 1000n;
+      await openBatch(w.db, {
+        batchId,
+        ingestionId: ingestion.id,
+        table: w.table(),
+        worker,
+        files: [{ id: file.id, version: 1 }],
+        ingestedAtMicros,
+      });
+      const staged = await w.writer.stage({
+        batchId,
+        table: w.table(),
+        format: "json",
+        schema: "id BIGINT, v STRING",
+        files: [file.filePath],
+        ingestedAtMicros,
+        badRecords: { onError: "continue" },
+      });
+      const counts = staged.recordCounts?.get(file.filePath);
+      expect(counts).toMatchObject({ parsed: 5, rejected: 2 });
+      expect(
+        await beginPublish(w.db, {
+          batchId,
+          worker,
+          stagedSnapshotId: staged.stagedSnapshotId,
+          rejectedStagedSnapshotId: staged.rejected!.stagedSnapshotId,
+          records: [
+            {
+              fileId: file.id,
+              records: staged.records.get(file.filePath) ?? 0,
+              parsed: counts!.parsed,
+              rejected: counts!.rejected,
+              firstError: counts!.firstError!,
+            },
+          ],
+          publishLeaseMs: 1,
+        }),
+      ).toBe(true);
+      if (rejectedPublished) {
+        const rejected = staged.rejected!;
+        expect((await w.writer.publish(rejected.table, rejected.stagedSnapshotId)).kind).toBe("published");
+      }
+      expect(await rowsPerFile(w.spark, w.table())).toEqual({});
+
+      const { resolution } = await resolveBatch(w.db, w.writer, batchId, {
+        skipLive: false,
+        logger: w.logger,
+      });
+      expect(resolution).toBe("committed");
+      expect(await rowsPerFile(w.spark, w.table())).toEqual({ [file.filePath]: 3 });
+      const rejected = await w.spark.sql(
+        `SELECT record_number FROM ${w.table()}__rejected ORDER BY record_number`,
+      );
+      expect(rejected).toEqual([{ record_number: 3 }, { record_number: 4 }]);
+      const [settled] = await listFiles(w.db, ingestion.id);
+      expect(settled).toMatchObject({
+        status: "SUCCESS",
+        recordsIngested: 3,
+        recordsParsed: 5,
+        recordsRejected: 2,
+        firstError: 'record 3: malformed JSON: {"id":3,"v":',
+      });
+      // Resolving again publishes nothing twice.
+      await resolveBatch(w.db, w.writer, batchId, { skipLive: false, logger: w.logger });
+      expect(await w.spark.sql(`SELECT count(*) AS n FROM ${w.table()}__rejected`)).toEqual([{ n: 2 }]);
+    });
+  }
 });
