@@ -254,6 +254,7 @@ const FailureKind = z.enum([
   "storage_unavailable",
   "file_too_large",
   "unsupported_compression",
+  "bad_records",
   "other",
 ]);
 

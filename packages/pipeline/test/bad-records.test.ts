@@ -1,4 +1,12 @@
-import { beginPublish, claimFiles, listFiles, openBatch, readBatch, type FileRecord } from "@lakeferry/db";
+import {
+  beginPublish,
+  claimFiles,
+  listFiles,
+  openBatch,
+  readBatch,
+  runReport,
+  type FileRecord,
+} from "@lakeferry/db";
 import { randomUUID } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import {
@@ -173,6 +181,13 @@ describe("bad records through the pipeline", () => {
       recordsRejected: 1,
       firstError: "record 4: malformed JSON: {oops}",
     });
+    const report = await runReport(w.db, run.run.id);
+    expect(report?.errorTypes).toEqual([
+      expect.objectContaining({ errorType: "BAD_RECORDS", kind: "bad_records", files: 1 }),
+    ]);
+    expect(report?.errorTypes[0]?.action).toMatch(
+      /raise `maxBadRecords`.*lakeferry retry orders --file PATH/,
+    );
     // The neighbours went again together, without the skipped file.
     expect(files.get(good)?.batchId).toBe(files.get(oneBad)?.batchId);
     expect(await rowsPerFile(w.spark, w.table())).toEqual({ [good]: 3, [oneBad]: 3 });
