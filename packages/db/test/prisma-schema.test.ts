@@ -34,6 +34,7 @@ describe("schema.prisma and the SQL migration agree", () => {
         modifiedPolicy: "replace",
         listing: { mode: "incremental", startAfter: true },
         listingCursor: { after: "k" },
+        badRecords: { onError: "continue", maxBadRecords: { percent: 1 } },
         enabled: false,
       },
     });
@@ -62,6 +63,7 @@ describe("schema.prisma and the SQL migration agree", () => {
         fileCount: 1,
         errorMessage: null,
         stagedSnapshotId: -9223372036854775808n,
+        rejectedStagedSnapshotId: 9223372036854775806n,
         ingestedAtMicros: 1_700_000_000_000_000n,
         publishUntil: at,
       },
@@ -78,6 +80,9 @@ describe("schema.prisma and the SQL migration agree", () => {
         processingStartedAt: at,
         processedAt: at,
         recordsIngested: 10n,
+        recordsParsed: 12n,
+        recordsRejected: 2n,
+        firstError: "record 3: malformed JSON: {",
         bytesRead: 5_000_000_000n,
         processingDurationMs: 12,
         errorMessage: null,
@@ -108,6 +113,9 @@ describe("schema.prisma and the SQL migration agree", () => {
               runId: run.id,
               status: "SUCCESS",
               recordsIngested: 10n,
+              recordsParsed: 12n,
+              recordsRejected: 2n,
+              firstError: "record 3: malformed JSON: {",
               snapshotId: 42n,
               batchId,
               processedAt: at,
@@ -139,7 +147,18 @@ describe("schema.prisma and the SQL migration agree", () => {
             },
           ],
         },
-        batchMembers: { create: [{ batchId: batch.id, version: 2, records: 10n }] },
+        batchMembers: {
+          create: [
+            {
+              batchId: batch.id,
+              version: 2,
+              records: 10n,
+              recordsParsed: 12n,
+              recordsRejected: 2n,
+              firstError: "record 3: malformed JSON: {",
+            },
+          ],
+        },
       },
     });
 
@@ -170,6 +189,7 @@ describe("schema.prisma and the SQL migration agree", () => {
     });
     expect(loaded).toMatchObject({
       readerOptions: { multiLine: "true" },
+      badRecords: { onError: "continue", maxBadRecords: { percent: 1 } },
       listingCursor: { after: "k" },
       enabled: false,
     });
@@ -189,10 +209,21 @@ describe("schema.prisma and the SQL migration agree", () => {
       state: "COMMITTED",
       snapshotId: 9223372036854775807n,
       stagedSnapshotId: -9223372036854775808n,
+      rejectedStagedSnapshotId: 9223372036854775806n,
       ingestedAtMicros: 1_700_000_000_000_000n,
       publishUntil: at,
     });
-    expect(loaded.batches[0]!.files).toEqual([{ batchId, fileId: file.id, version: 2, records: 10n }]);
+    expect(loaded.batches[0]!.files).toEqual([
+      {
+        batchId,
+        fileId: file.id,
+        version: 2,
+        records: 10n,
+        recordsParsed: 12n,
+        recordsRejected: 2n,
+        firstError: "record 3: malformed JSON: {",
+      },
+    ]);
     const f = loaded.files[0]!;
     expect(f).toMatchObject({
       fileSize: 5_000_000_000n,
@@ -200,6 +231,8 @@ describe("schema.prisma and the SQL migration agree", () => {
       batchId,
       leaseExpiresAt: at,
       status: "SUCCESS",
+      recordsParsed: 12n,
+      recordsRejected: 2n,
     });
     expect(f.versions.map((v) => [v.version, v.status])).toEqual([
       [1, "SKIPPED"],
