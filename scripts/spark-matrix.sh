@@ -12,15 +12,18 @@ source scripts/lib.sh
 versions=("$@")
 [ ${#versions[@]} -gt 0 ] || versions=(3.5.7 4.0.1 4.1.4)
 
-# The suites that talk to Spark: the client, the writer, ingestion end to end with a corrupt file, recovery
-# and the commit fence, the acceptance run with real worker processes (one killed after a commit), and
+# The suites that talk to Spark: the client, the writer and its bad records (PERMISSIVE reads, the quarantine
+# table), ingestion end to end with a corrupt file, recovery and the commit fence, bad records through the
+# pipeline, the acceptance run with real worker processes (one killed after a commit), and
 # objects read from the S3 emulator through the version's S3A jars.
 SUITES=(
   packages/spark-connect/test/spark-connect.test.ts
   packages/spark-connect/test/error-facts.test.ts
   packages/iceberg/test/iceberg-writer.test.ts
+  packages/iceberg/test/bad-records.test.ts
   packages/pipeline/test/pipeline-flow.test.ts
   packages/pipeline/test/recovery.test.ts
+  packages/pipeline/test/bad-records.test.ts
   apps/cli/test/spark-versions.test.ts
   apps/cli/test/s3-end-to-end.test.ts
 )

@@ -258,6 +258,7 @@ const FailureKind = z.enum([
   "storage_unavailable",
   "file_too_large",
   "unsupported_compression",
+  "bad_records",
   "other",
 ]);
 
@@ -313,7 +314,25 @@ export const File = z.object({
   discoveredAt: dateTime(),
   processingStartedAt: dateTime().nullable(),
   processedAt: dateTime().nullable(),
-  recordsIngested: z.number().int().nullable(),
+  recordsIngested: z.number().int().nullable().describe("Rows loaded into the table"),
+  recordsParsed: z
+    .number()
+    .int()
+    .nullable()
+    .describe(
+      "Records parsed, good and bad; null when the read does not count bad records (onError abortFile, Parquet, ORC, Avro, text)",
+    ),
+  recordsRejected: z
+    .number()
+    .int()
+    .nullable()
+    .describe(
+      "Bad records: set apart in <table>__rejected (SUCCESS), or the reason the file was SKIPPED or FAILED (BAD_RECORDS)",
+    ),
+  firstError: z
+    .string()
+    .nullable()
+    .describe("The file's first bad record: `record N: what is wrong: its text`"),
   bytesRead: z.number().int().nullable(),
   processingDurationMs: z.number().int().nullable(),
   errorMessage: z.string().nullable(),
@@ -345,6 +364,9 @@ export const FileVersion = z.object({
   runId: z.number().int().nullable(),
   status: FileStatus,
   recordsIngested: z.number().int().nullable(),
+  recordsParsed: z.number().int().nullable(),
+  recordsRejected: z.number().int().nullable(),
+  firstError: z.string().nullable(),
   snapshotId: z.string().nullable(),
   batchId: z.string().nullable(),
   processedAt: dateTime().nullable(),

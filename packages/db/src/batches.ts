@@ -128,6 +128,10 @@ export interface BatchMember {
   size: number;
   /** Rows the file has in the staged snapshot; set once the batch is PUBLISHING. */
   records: number | null;
+  /** Records parsed and rejected, and the first bad record (batches that set bad records apart). */
+  recordsParsed: number | null;
+  recordsRejected: number | null;
+  firstError: string | null;
   /** The file is still at the member's version and leased (by anyone) until after now. */
   liveLease: boolean;
 }
@@ -139,6 +143,8 @@ export interface BatchRecord {
   state: "OPEN" | "PUBLISHING" | "COMMITTED" | "FAILED" | "ABANDONED";
   worker: string;
   stagedSnapshotId: string | null;
+  /** The batch's bad records staged in `<table>__rejected`; null when it had none. */
+  rejectedStagedSnapshotId: string | null;
   snapshotId: string | null;
   ingestedAtMicros: bigint | null;
   /** PUBLISHING and its publisher's time has not run out (judged by the database clock). */
@@ -155,19 +161,25 @@ export async function readBatch(db: Database, batchId: string): Promise<BatchRec
       state: BatchRecord["state"];
       worker: string;
       staged_snapshot_id: string | null;
+      rejected_staged_snapshot_id: string | null;
       snapshot_id: string | null;
       ingested_at_micros: string | null;
       publish_live: boolean;
       file_id: string | null;
       version: number | null;
       records: string | null;
+      records_parsed: string | null;
+      records_rejected: string | null;
+      first_error: string | null;
       file_path: string | null;
       file_size: string | null;
       live_lease: boolean | null;
     }>(
-      `SELECT wb.table_name, wb.state, wb.worker, wb.staged_snapshot_id::text, wb.snapshot_id::text,
+      `SELECT wb.table_name, wb.state, wb.worker, wb.staged_snapshot_id::text,
+              wb.rejected_staged_snapshot_id::text, wb.snapshot_id::text,
               wb.ingested_at_micros::text, (wb.state = 'PUBLISHING' AND wb.publish_until > now()) AS publish_live,
-              wbf.file_id, wbf.version, wbf.records, pf.file_path, pf.file_size,
+              wbf.file_id, wbf.version, wbf.records, wbf.records_parsed, wbf.records_rejected, wbf.first_error,
+              pf.file_path, pf.file_size,
               (pf.version = wbf.version AND pf.status = 'PROCESSING' AND pf.lease_expires_at > now())
                 AS live_lease
        FROM write_batches wb
@@ -189,6 +201,9 @@ export async function readBatch(db: Database, batchId: string): Promise<BatchRec
               path: row.file_path,
               size: toNumber(row.file_size ?? "0"),
               records: row.records === null ? null : toNumber(row.records),
+              recordsParsed: row.records_parsed === null ? null : toNumber(row.records_parsed),
+              recordsRejected: row.records_rejected === null ? null : toNumber(row.records_rejected),
+              firstError: row.first_error,
               liveLease: row.live_lease === true,
             },
           ],
@@ -199,6 +214,7 @@ export async function readBatch(db: Database, batchId: string): Promise<BatchRec
       state: first.state,
       worker: first.worker,
       stagedSnapshotId: first.staged_snapshot_id,
+      rejectedStagedSnapshotId: first.rejected_staged_snapshot_id,
       snapshotId: first.snapshot_id,
       ingestedAtMicros: first.ingested_at_micros === null ? null : BigInt(first.ingested_at_micros),
       publishLive: first.publish_live,
@@ -230,14 +246,17 @@ WITH held AS MATERIALIZED (
 ),
 decided AS (
   UPDATE write_batches wb SET state = 'PUBLISHING', staged_snapshot_id = $3::bigint,
+    rejected_staged_snapshot_id = $7::bigint,
     publish_until = now() + $4::float8 * interval '1 millisecond'
   WHERE wb.id = $1 AND wb.state = 'OPEN' AND wb.worker = $2
     AND (SELECT count(*) FILTER (WHERE ours) FROM held) = wb.file_count
   RETURNING wb.id
 ),
 counted AS (
-  UPDATE write_batch_files m SET records = r.records
-  FROM unnest($5::bigint[], $6::bigint[]) AS r(file_id, records)
+  UPDATE write_batch_files m SET records = r.records, records_parsed = r.parsed, records_rejected = r.rejected,
+    first_error = r.first_error
+  FROM unnest($5::bigint[], $6::bigint[], $8::bigint[], $9::bigint[], $10::text[])
+    AS r(file_id, records, parsed, rejected, first_error)
   WHERE m.batch_id = $1 AND m.file_id = r.file_id AND EXISTS (SELECT 1 FROM decided)
 ),
 renewed AS (
@@ -258,8 +277,19 @@ export async function beginPublish(
     batchId: string;
     worker: string;
     stagedSnapshotId: string;
-    /** Rows per member file id. */
-    records: { fileId: number; records: number }[];
+    /** The batch's bad records staged in `<table>__rejected`, when it has some: published with the rows. */
+    rejectedStagedSnapshotId?: string;
+    /**
+     * Rows per member file id; with records parsed and rejected and the first bad record when the batch
+     * set bad records apart.
+     */
+    records: {
+      fileId: number;
+      records: number;
+      parsed?: number;
+      rejected?: number;
+      firstError?: string;
+    }[];
     /** How long this worker alone may publish (and its members' leases are extended), in ms. */
     publishLeaseMs: number;
   },
@@ -267,10 +297,15 @@ export async function beginPublish(
   requireUuid("batchId", input.batchId);
   requireText("worker", input.worker);
   requireInt64("stagedSnapshotId", input.stagedSnapshotId);
+  if (input.rejectedStagedSnapshotId !== undefined) {
+    requireInt64("rejectedStagedSnapshotId", input.rejectedStagedSnapshotId);
+  }
   requireCount("publishLeaseMs", input.publishLeaseMs, 1);
   input.records.forEach((r, i) => {
     requireId(`records[${i}].fileId`, r.fileId);
     requireCount(`records[${i}].records`, r.records);
+    if (r.parsed !== undefined) requireCount(`records[${i}].parsed`, r.parsed);
+    if (r.rejected !== undefined) requireCount(`records[${i}].rejected`, r.rejected);
   });
   return runOperation("beginPublish", async () => {
     const { rows } = await db.pool.query<{ decided: number }>(BEGIN_PUBLISH_SQL, [
@@ -280,6 +315,10 @@ export async function beginPublish(
       input.publishLeaseMs,
       input.records.map((r) => r.fileId),
       input.records.map((r) => r.records),
+      input.rejectedStagedSnapshotId ?? null,
+      input.records.map((r) => r.parsed ?? null),
+      input.records.map((r) => r.rejected ?? null),
+      input.records.map((r) => r.firstError ?? null),
     ]);
     return rows[0]?.decided === 1;
   });

@@ -12,6 +12,8 @@
  * - `file_too_large`: the file is larger than the ingestion's `maxFileBytes` and was SKIPPED unread;
  * - `unsupported_compression`: Spark here cannot decompress the file (zstd JSON or CSV without Hadoop's
  *   native zstd);
+ * - `bad_records`: the file has more bad records than its ingestion's `maxBadRecords` (onError continue:
+ *   FAILED; skipFile: SKIPPED);
  * - `other`: anything else.
  */
 export type FailureKind =
@@ -24,10 +26,14 @@ export type FailureKind =
   | "storage_unavailable"
   | "file_too_large"
   | "unsupported_compression"
+  | "bad_records"
   | "other";
 
 /** Error type of a file SKIPPED at claim for being larger than its ingestion's `maxFileBytes`. */
 export const FILE_TOO_LARGE = "FILE_TOO_LARGE";
+
+/** Error type of a file SKIPPED (onError: skipFile) or FAILED (continue) for more bad records than allowed. */
+export const BAD_RECORDS = "BAD_RECORDS";
 
 /** Error type of a file FAILED at claim because Spark cannot decompress it (see `unsupported_compression`). */
 export const UNSUPPORTED_COMPRESSION = "UNSUPPORTED_COMPRESSION";
@@ -47,6 +53,7 @@ const KIND_BY_TYPE: readonly (readonly [FailureKind, RegExp])[] = [
   ["out_of_memory", /OUT_OF_MEMORY|UNABLE_TO_ACQUIRE_MEMORY/],
   ["file_too_large", new RegExp(`^${FILE_TOO_LARGE}$`)],
   ["unsupported_compression", new RegExp(`^${UNSUPPORTED_COMPRESSION}$`)],
+  ["bad_records", new RegExp(`^${BAD_RECORDS}$`)],
   ["file_missing", /^(STORAGE_NOT_FOUND|PATH_NOT_FOUND|FAILED_READ_FILE\.FILE_NOT_EXIST)/],
   ["permission_denied", /^(STORAGE_ACCESS_DENIED|SPARK_REFUSED|INSUFFICIENT_PERMISSIONS)/],
   [
@@ -92,6 +99,8 @@ export function failureAction(kind: FailureKind, ingestion: string): string {
       return `the file is larger than the ingestion's \`maxFileBytes\` and was skipped unread: to ingest it, raise \`maxFileBytes\` (\`lakeferry ingestion apply\`), giving Spark more memory first (spark.executor.memory, spark.driver.memory on a local server) if the file is read whole (gzip, bzip2, multiLine JSON), then \`lakeferry retry ${ingestion} --file PATH\`; or leave it SKIPPED`;
     case "unsupported_compression":
       return `Spark cannot decompress the file (zstd JSON or CSV needs Hadoop's native zstd library on the Spark server): recompress it as .gz or .bz2 at the source, or give the Spark server libhadoop with zstd and ${retry}`;
+    case "bad_records":
+      return `the file has more bad records than the ingestion's \`maxBadRecords\` (its first bad record and counts are on the file: \`lakeferry history ${ingestion} PATH\`): fix the file at the source, or raise \`maxBadRecords\` (\`lakeferry ingestion apply\`), then \`lakeferry retry ${ingestion} --file PATH\``;
     case "other":
       return `read the whole error (\`lakeferry history ${ingestion} PATH --full\`), fix its cause, then ${retry}`;
   }

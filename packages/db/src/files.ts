@@ -29,7 +29,8 @@ type FileRow = {
 const FILE_COLUMNS = `id, ingestion_id AS "ingestionId", file_path AS "filePath", file_size AS "fileSize",
   modified_at AS "modifiedAt", etag, version, status, discovered_at AS "discoveredAt",
   processing_started_at AS "processingStartedAt", processed_at AS "processedAt",
-  records_ingested AS "recordsIngested", bytes_read AS "bytesRead",
+  records_ingested AS "recordsIngested", records_parsed AS "recordsParsed",
+  records_rejected AS "recordsRejected", first_error AS "firstError", bytes_read AS "bytesRead",
   processing_duration_ms AS "processingDurationMs", error_message AS "errorMessage",
   error_type AS "errorType", retry_count AS "retryCount", attempts, run_id AS "runId",
   lease_owner AS "leaseOwner", lease_expires_at AS "leaseExpiresAt", batch_id AS "batchId",
@@ -42,6 +43,8 @@ function toFileRecord(row: FileRow): FileRecord {
     ingestionId: toNumber(row.ingestionId),
     fileSize: toNumber(row.fileSize),
     recordsIngested: toNumberOrNull(row.recordsIngested),
+    recordsParsed: toNumberOrNull(row.recordsParsed),
+    recordsRejected: toNumberOrNull(row.recordsRejected),
     bytesRead: toNumberOrNull(row.bytesRead),
     runId: toNumberOrNull(row.runId),
     snapshotId: toDecimalOrNull(row.snapshotId),
@@ -55,6 +58,8 @@ function toVersionRecord(row: FileVersion): FileVersionRecord {
     fileSize: toNumber(row.fileSize),
     runId: toNumberOrNull(row.runId),
     recordsIngested: toNumberOrNull(row.recordsIngested),
+    recordsParsed: toNumberOrNull(row.recordsParsed),
+    recordsRejected: toNumberOrNull(row.recordsRejected),
     snapshotId: toDecimalOrNull(row.snapshotId),
   };
 }

@@ -36,6 +36,7 @@ export {
 export { startRun, finishRun, getRun, listRefusals, listRuns, runSettled, type Refusal } from "./runs.ts";
 export { runReport, type RunReport, type RunErrorType, type RunFailure } from "./run-report.ts";
 export {
+  BAD_RECORDS,
   FILE_TOO_LARGE,
   failureAction,
   failureKind,

@@ -26,6 +26,7 @@ interface IngestionRow {
   listingCursor: unknown;
   maintenance: unknown;
   cleanSource: unknown;
+  badRecords: unknown;
   enabled: boolean;
   createdAt: Date;
   updatedAt: Date;
@@ -52,6 +53,7 @@ function toIngestion(row: IngestionRow): Ingestion {
     listingCursor: row.listingCursor ?? null,
     maintenance: row.maintenance ?? null,
     cleanSource: row.cleanSource ?? null,
+    badRecords: row.badRecords ?? null,
     enabled: row.enabled,
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,
@@ -62,7 +64,8 @@ const INGESTION_COLUMNS = `id, name, source_uri AS "sourceUri", format, reader_o
   schema_ddl AS "schemaDdl", schema_evolution AS "schemaEvolution", glob, target_table AS "targetTable", schedule, max_attempts AS "maxAttempts",
   backoff_ms AS "backoffMs", modified_policy AS "modifiedPolicy", max_file_bytes AS "maxFileBytes",
   large_file_bytes AS "largeFileBytes", listing, listing_cursor AS "listingCursor",
-  maintenance, clean_source AS "cleanSource", enabled, created_at AS "createdAt", updated_at AS "updatedAt"`;
+  maintenance, clean_source AS "cleanSource", bad_records AS "badRecords", enabled, created_at AS "createdAt",
+  updated_at AS "updatedAt"`;
 
 /** JSON for a jsonb parameter; undefined and null become SQL NULL. */
 function jsonParam(value: unknown): string | null {
@@ -111,9 +114,9 @@ export async function upsertIngestion(
     const { rows } = await db.pool.query<IngestionRow & { created: boolean }>(
       `INSERT INTO ingestions AS i (name, source_uri, format, reader_options, schema_ddl, glob, target_table,
          schedule, max_attempts, backoff_ms, modified_policy, listing, enabled, maintenance,
-         max_file_bytes, large_file_bytes, schema_evolution, clean_source)
+         max_file_bytes, large_file_bytes, schema_evolution, clean_source, bad_records)
        VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11::modified_policy, $12::jsonb, $13, $14::jsonb,
-         $15, $16, $17, $18::jsonb)
+         $15, $16, $17, $18::jsonb, $19::jsonb)
        ON CONFLICT (name) DO UPDATE SET
          source_uri = EXCLUDED.source_uri, format = EXCLUDED.format, reader_options = EXCLUDED.reader_options,
          schema_ddl = EXCLUDED.schema_ddl, glob = EXCLUDED.glob, target_table = EXCLUDED.target_table,
@@ -122,6 +125,7 @@ export async function upsertIngestion(
          maintenance = EXCLUDED.maintenance, clean_source = EXCLUDED.clean_source,
          max_file_bytes = EXCLUDED.max_file_bytes, large_file_bytes = EXCLUDED.large_file_bytes,
          schema_evolution = EXCLUDED.schema_evolution,
+         bad_records = EXCLUDED.bad_records,
          listing_cursor = CASE
            WHEN i.source_uri IS DISTINCT FROM EXCLUDED.source_uri OR i.glob IS DISTINCT FROM EXCLUDED.glob
              OR i.listing IS DISTINCT FROM EXCLUDED.listing THEN NULL
@@ -147,6 +151,7 @@ export async function upsertIngestion(
         input.largeFileBytes ?? null,
         input.schemaEvolution ?? null,
         jsonParam(input.cleanSource),
+        jsonParam(input.badRecords),
       ],
     );
     const row = rows[0]!;

@@ -62,10 +62,12 @@ UPDATE processed_files pf SET
   records_ingested = o.records_ingested, bytes_read = o.bytes_read, snapshot_id = o.snapshot_id,
   batch_id = COALESCE(o.batch_id, pf.batch_id), error_type = o.error_type, error_message = o.error_message,
   retry_count = pf.retry_count + o.spent,
+  records_parsed = o.records_parsed, records_rejected = o.records_rejected, first_error = o.first_error,
   lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
 FROM unnest($1::bigint[], $2::file_status[], $3::bigint[], $4::bigint[], $5::bigint[], $6::uuid[], $7::text[],
-            $8::text[], $9::int[])
-  AS o(id, status, records_ingested, bytes_read, snapshot_id, batch_id, error_type, error_message, spent)
+            $8::text[], $9::int[], $10::bigint[], $11::bigint[], $12::text[])
+  AS o(id, status, records_ingested, bytes_read, snapshot_id, batch_id, error_type, error_message, spent,
+       records_parsed, records_rejected, first_error)
 WHERE pf.id = o.id`;
 
 /**
@@ -101,6 +103,7 @@ WHERE fa.file_id = ANY($1::bigint[]) AND pf.id = fa.file_id AND fa.version = pf.
 /** Copies each settled file's state into its version's history. */
 const RECORD_VERSIONS_SQL = `
 UPDATE file_versions fv SET status = pf.status, records_ingested = pf.records_ingested,
+  records_parsed = pf.records_parsed, records_rejected = pf.records_rejected, first_error = pf.first_error,
   snapshot_id = pf.snapshot_id, batch_id = pf.batch_id, processed_at = pf.processed_at,
   error_type = pf.error_type, error_message = pf.error_message
 FROM processed_files pf
@@ -145,6 +148,9 @@ interface Settlement {
   version: number;
   status: Outcome["status"];
   recordsIngested: number | null;
+  recordsParsed: number | null;
+  recordsRejected: number | null;
+  firstError: string | null;
   bytesRead: number | null;
   /** Only a SUCCESS has a snapshot. */
   snapshotId: string | null;
@@ -197,6 +203,8 @@ export async function recordOutcomes(
     requireOneOf(`outcomes[${i}].status`, o.status, OUTCOME_STATUSES);
     if (o.recordsIngested !== undefined) requireCount(`outcomes[${i}].recordsIngested`, o.recordsIngested);
     if (o.bytesRead !== undefined) requireCount(`outcomes[${i}].bytesRead`, o.bytesRead);
+    if (o.recordsParsed !== undefined) requireCount(`outcomes[${i}].recordsParsed`, o.recordsParsed);
+    if (o.recordsRejected !== undefined) requireCount(`outcomes[${i}].recordsRejected`, o.recordsRejected);
     if (o.snapshotId !== undefined) requireInt64(`outcomes[${i}].snapshotId`, o.snapshotId);
     if (o.batchId !== undefined) requireUuid(`outcomes[${i}].batchId`, o.batchId);
   });
@@ -215,6 +223,9 @@ export async function recordOutcomes(
       version: o.version,
       status: o.status,
       recordsIngested: o.recordsIngested ?? null,
+      recordsParsed: o.recordsParsed ?? null,
+      recordsRejected: o.recordsRejected ?? null,
+      firstError: o.firstError ?? null,
       bytesRead: o.bytesRead ?? null,
       snapshotId: success ? (o.snapshotId ?? batch?.snapshotId ?? null) : null,
       batchId: o.batchId ?? batch?.id ?? null,
@@ -306,6 +317,9 @@ async function settleFiles(client: pg.PoolClient, settled: Settlement[]): Promis
     settled.map((s) => s.errorType),
     settled.map((s) => s.errorMessage),
     integers(settled.map((s) => (s.counted && s.status !== "SUCCESS" ? 1 : 0))),
+    settled.map((s) => s.recordsParsed),
+    settled.map((s) => s.recordsRejected),
+    settled.map((s) => s.firstError),
   ]);
   const succeeded = settled.filter((s) => s.status === "SUCCESS").map((s) => s.id);
   if (succeeded.length > 0) await client.query(WRITER_ATTEMPT_SUCCEEDED_SQL, [integers(succeeded)]);

@@ -1,6 +1,7 @@
 import type { Database } from "./database.ts";
 import { runOperation } from "./errors.ts";
 import {
+  BAD_RECORDS,
   FILE_TOO_LARGE,
   failureAction,
   failureKind,
@@ -34,7 +35,7 @@ export interface RunReport {
   };
   /**
    * The FAILED files grouped by error type (and kind), most files first, each with what to do; files
-   * SKIPPED for a reason the operator can act on ({@link FILE_TOO_LARGE}) are grouped here too.
+   * SKIPPED for a reason the operator can act on ({@link FILE_TOO_LARGE}, {@link BAD_RECORDS}) are grouped here too.
    */
   errorTypes: RunErrorType[];
   /** FAILED files in id order, at most `failureLimit` of them (`totals.failed` counts them all). */
@@ -86,7 +87,7 @@ WHERE run_id = $1 AND error_type IS DISTINCT FROM '${IGNORED_CHANGE}'`;
 const ERROR_TYPES_SQL = `
 SELECT error_type, coalesce(error_message ~ $2, false) AS out_of_memory, count(*)::int AS files
 FROM file_versions
-WHERE run_id = $1 AND (status = 'FAILED' OR (status = 'SKIPPED' AND error_type = '${FILE_TOO_LARGE}'))
+WHERE run_id = $1 AND (status = 'FAILED' OR (status = 'SKIPPED' AND error_type IN ('${FILE_TOO_LARGE}', '${BAD_RECORDS}')))
 GROUP BY 1, 2`;
 
 /** How much of an error's first line the report keeps (a single-line message can be very long). */

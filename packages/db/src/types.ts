@@ -67,6 +67,11 @@ export interface IngestionInput {
   maintenance?: unknown;
   /** Source cleanup settings (`cleanSource`); stored as JSON, opaque to the database. Absent or null: off. */
   cleanSource?: unknown;
+  /**
+   * What a malformed record does to its file (`{ onError, maxBadRecords }`); stored as JSON, opaque to the
+   * database. Absent or null: abortFile.
+   */
+  badRecords?: unknown;
   enabled: boolean;
 }
 
@@ -81,6 +86,8 @@ export interface Ingestion extends IngestionInput {
   maintenance: unknown;
   /** Source cleanup settings as stored (null: off). */
   cleanSource: unknown;
+  /** The bad-record policy as stored (null: abortFile). */
+  badRecords: unknown;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -147,6 +154,12 @@ export interface Outcome {
    */
   status: "SUCCESS" | "FAILED" | "SKIPPED" | "PENDING";
   recordsIngested?: number;
+  /** Records parsed (good and bad), when the read counted bad records (onError continue or skipFile). */
+  recordsParsed?: number;
+  /** Records set apart in the quarantine table (SUCCESS) or that made the file SKIPPED or FAILED. */
+  recordsRejected?: number;
+  /** The file's first bad record: `record N: what is wrong: its text`. Kept on a SUCCESS too. */
+  firstError?: string;
   bytesRead?: number;
   /** Iceberg snapshot id (a 64-bit integer, as a decimal string). Defaults to the batch's. */
   snapshotId?: string;
@@ -174,7 +187,14 @@ export interface FileRecord {
   discoveredAt: Date;
   processingStartedAt: Date | null;
   processedAt: Date | null;
+  /** Rows loaded into the table. */
   recordsIngested: number | null;
+  /** Records parsed, good and bad (null when the read did not count bad records: abortFile, Parquet, …). */
+  recordsParsed: number | null;
+  /** Bad records: set apart in `<table>__rejected`, or the reason the file was SKIPPED or FAILED. */
+  recordsRejected: number | null;
+  /** The first bad record: `record N: what is wrong: its text`. */
+  firstError: string | null;
   bytesRead: number | null;
   processingDurationMs: number | null;
   errorMessage: string | null;
@@ -201,6 +221,9 @@ export interface FileVersionRecord {
   runId: number | null;
   status: FileStatus;
   recordsIngested: number | null;
+  recordsParsed: number | null;
+  recordsRejected: number | null;
+  firstError: string | null;
   snapshotId: string | null;
   batchId: string | null;
   processedAt: Date | null;

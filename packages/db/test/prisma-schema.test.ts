@@ -35,6 +35,7 @@ describe("schema.prisma and the SQL migration agree", () => {
         listing: { mode: "incremental", startAfter: true },
         listingCursor: { after: "k" },
         cleanSource: { mode: "move", moveTo: "s3://b/archive/", retentionMs: 1 },
+        badRecords: { onError: "continue", maxBadRecords: { percent: 1 } },
         enabled: false,
       },
     });
@@ -63,6 +64,7 @@ describe("schema.prisma and the SQL migration agree", () => {
         fileCount: 1,
         errorMessage: null,
         stagedSnapshotId: -9223372036854775808n,
+        rejectedStagedSnapshotId: 9223372036854775806n,
         ingestedAtMicros: 1_700_000_000_000_000n,
         publishUntil: at,
         sourcesCleanedAt: at,
@@ -80,6 +82,9 @@ describe("schema.prisma and the SQL migration agree", () => {
         processingStartedAt: at,
         processedAt: at,
         recordsIngested: 10n,
+        recordsParsed: 12n,
+        recordsRejected: 2n,
+        firstError: "record 3: malformed JSON: {",
         bytesRead: 5_000_000_000n,
         processingDurationMs: 12,
         errorMessage: null,
@@ -110,6 +115,9 @@ describe("schema.prisma and the SQL migration agree", () => {
               runId: run.id,
               status: "SUCCESS",
               recordsIngested: 10n,
+              recordsParsed: 12n,
+              recordsRejected: 2n,
+              firstError: "record 3: malformed JSON: {",
               snapshotId: 42n,
               batchId,
               processedAt: at,
@@ -141,7 +149,18 @@ describe("schema.prisma and the SQL migration agree", () => {
             },
           ],
         },
-        batchMembers: { create: [{ batchId: batch.id, version: 2, records: 10n }] },
+        batchMembers: {
+          create: [
+            {
+              batchId: batch.id,
+              version: 2,
+              records: 10n,
+              recordsParsed: 12n,
+              recordsRejected: 2n,
+              firstError: "record 3: malformed JSON: {",
+            },
+          ],
+        },
         sourceCleanups: {
           create: [
             {
@@ -192,6 +211,7 @@ describe("schema.prisma and the SQL migration agree", () => {
     });
     expect(loaded).toMatchObject({
       readerOptions: { multiLine: "true" },
+      badRecords: { onError: "continue", maxBadRecords: { percent: 1 } },
       listingCursor: { after: "k" },
       enabled: false,
     });
@@ -210,10 +230,21 @@ describe("schema.prisma and the SQL migration agree", () => {
       state: "COMMITTED",
       snapshotId: 9223372036854775807n,
       stagedSnapshotId: -9223372036854775808n,
+      rejectedStagedSnapshotId: 9223372036854775806n,
       ingestedAtMicros: 1_700_000_000_000_000n,
       publishUntil: at,
     });
-    expect(loaded.batches[0]!.files).toEqual([{ batchId, fileId: file.id, version: 2, records: 10n }]);
+    expect(loaded.batches[0]!.files).toEqual([
+      {
+        batchId,
+        fileId: file.id,
+        version: 2,
+        records: 10n,
+        recordsParsed: 12n,
+        recordsRejected: 2n,
+        firstError: "record 3: malformed JSON: {",
+      },
+    ]);
     const f = loaded.files[0]!;
     // A plain reference, not a relation: it keeps naming its run once the run is pruned.
     expect(f.runId).toBe(run.id);
@@ -223,6 +254,8 @@ describe("schema.prisma and the SQL migration agree", () => {
       batchId,
       leaseExpiresAt: at,
       status: "SUCCESS",
+      recordsParsed: 12n,
+      recordsRejected: 2n,
     });
     expect(f.versions.map((v) => [v.version, v.status])).toEqual([
       [1, "SKIPPED"],

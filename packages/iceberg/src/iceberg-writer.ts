@@ -15,6 +15,19 @@ import {
   type Row,
   type SparkConnectClient,
 } from "@lakeferry/spark-connect";
+import {
+  BadRecordsError,
+  censusAggregates,
+  CORRUPT_RECORD_COLUMN,
+  firstErrorText,
+  RECORD_NUMBER,
+  recordNumberColumn,
+  refusalOf,
+  rejectedColumns,
+  rejectedTableName,
+  type FileRecordCounts,
+  type RefusedFile,
+} from "./bad-records.ts";
 import { formatMicros, ingestedAtNow, parseMicros, type IngestedAt } from "./ingested-at.ts";
 import { planSourceFiles } from "./source-file-column.ts";
 import {
@@ -31,6 +44,8 @@ export interface WriteResult {
   snapshotId: string;
   /** Rows committed per file URI as the caller gave it; 0 for a file with no rows. */
   records: Map<string, number>;
+  /** Records parsed and rejected per file (batches that set bad records apart). */
+  recordCounts?: Map<string, FileRecordCounts>;
 }
 
 /** A batch written as a staged snapshot: in the table's metadata, invisible until published. */
@@ -47,10 +62,21 @@ export interface StagedWrite {
    */
   visible?: boolean;
   /**
-   * Where the staging time went, in ms: `prepare` (settings, table creation), `write` (Spark's read of the
-   * files and write of the data files), `lookup` (finding the staged snapshot), `count` (rows per file).
+   * Records parsed and rejected per file, and each file's first bad record: set when the batch sets bad
+   * records apart (`badRecords` continue or skipFile, json/csv).
    */
-  timings?: { prepareMs: number; writeMs: number; lookupMs: number; countMs: number };
+  recordCounts?: Map<string, FileRecordCounts>;
+  /**
+   * The batch's bad records, staged in the quarantine table (`<table>__rejected`, same wap id): publish it
+   * with the rows, first. Absent when no file of the batch had a bad record.
+   */
+  rejected?: { table: string; stagedSnapshotId: string; visible?: boolean };
+  /**
+   * Where the staging time went, in ms: `prepare` (settings, a tolerant read's census, table creation),
+   * `write` (Spark's read of the files and write of the data files), `lookup` (finding the staged
+   * snapshot), `count` (rows per file), `rejected` (staging the bad records).
+   */
+  timings?: { prepareMs: number; writeMs: number; lookupMs: number; countMs: number; rejectedMs?: number };
 }
 
 /** How publishing a staged snapshot ended. */
@@ -112,6 +138,21 @@ const PACKING_OPEN_COST = String(4 * 1024 * 1024);
  * parallel.
  */
 const LISTING_TASKS = "32";
+
+/** Spark's largest split of a file; a tolerant read's census reads each file whole (record numbers). */
+const MAX_PARTITION_BYTES = "spark.sql.files.maxPartitionBytes";
+/** Spark's default for {@link MAX_PARTITION_BYTES}, restored when the server does not say its own. */
+const DEFAULT_MAX_PARTITION_BYTES = "134217728";
+/**
+ * Settings of the reads that number records: one file per task (never two packed), never split, and CSV
+ * parsing every column (with column pruning Spark parses only the columns a query needs and finds fewer
+ * records bad than the write that reads them all).
+ */
+const WHOLE_FILE_READS: Readonly<Record<string, string>> = {
+  "spark.sql.files.openCostInBytes": ISOLATING_OPEN_COST,
+  [MAX_PARTITION_BYTES]: String(2 ** 40),
+  "spark.sql.csv.parser.columnPruning.enabled": "false",
+};
 
 const DEFAULT_TABLE_PROPERTIES: Readonly<Record<string, string>> = {
   "format-version": "2",
@@ -212,7 +253,19 @@ export class IcebergWriter {
    */
   async write(batch: WriteBatch, options?: ExecutionOptions): Promise<WriteResult> {
     const staged = await this.stage(batch, options);
-    if (staged.visible) return { snapshotId: staged.stagedSnapshotId, records: staged.records };
+    const rejected = staged.rejected;
+    if (rejected !== undefined && rejected.visible !== true) {
+      const outcome = await this.publish(rejected.table, rejected.stagedSnapshotId, options);
+      if (outcome.kind === "unpublishable") {
+        throw new LakeferryError(
+          "ICEBERG_PUBLISH_FAILED",
+          `${rejected.table}: the rejected records of batch ${batch.batchId} could not be published: ${outcome.reason}`,
+          { retryable: true },
+        );
+      }
+    }
+    const counts = staged.recordCounts === undefined ? {} : { recordCounts: staged.recordCounts };
+    if (staged.visible) return { snapshotId: staged.stagedSnapshotId, records: staged.records, ...counts };
     const published = await this.publish(batch.table, staged.stagedSnapshotId, options);
     if (published.kind !== "published") {
       throw new LakeferryError(
@@ -221,7 +274,7 @@ export class IcebergWriter {
         { retryable: true },
       );
     }
-    return { snapshotId: published.snapshotId, records: staged.records };
+    return { snapshotId: published.snapshotId, records: staged.records, ...counts };
   }
 
   /**
@@ -267,12 +320,17 @@ export class IcebergWriter {
       valid.ingestedAtMicros === undefined
         ? ingestedAtNow()
         : { micros: valid.ingestedAtMicros, iso: formatMicros(valid.ingestedAtMicros) };
+    const policy = valid.badRecords;
+    const corrupt = `\`${CORRUPT_RECORD_COLUMN}\``;
     // Under `none` without a declared schema, the files are read with the table's columns (once it exists).
-    const schema =
+    const declared =
       valid.schema ??
       (valid.schemaEvolution === "none" ? await this.#tableColumnsDdl(valid.tableName, options) : undefined);
-    const read = (paths: string[]): DataFrame =>
-      this.#spark
+    const schema =
+      policy !== undefined && declared !== undefined ? `${declared}, ${corrupt} STRING` : declared;
+    // Every row as read; in a tolerant read (PERMISSIVE) a bad record has its text in the corrupt-record column.
+    const readAll = (paths: string[]): DataFrame => {
+      const frame = this.#spark
         .read({
           format: valid.format,
           schema,
@@ -283,6 +341,19 @@ export class IcebergWriter {
           _source_file: sources.column,
           _ingested_at: fn("timestamp_micros", lit(ingestedAt.micros)),
         });
+      if (policy === undefined || declared !== undefined) return frame;
+      // An inferred schema has the corrupt-record column only when Spark met a bad record: add it (null)
+      // when it does not.
+      const none = this.#spark.sqlFrame(`SELECT CAST(NULL AS STRING) AS ${corrupt} WHERE false`);
+      return frame.unionByName(none, { allowMissingColumns: true });
+    };
+    // The rows that go to the table.
+    const read = (paths: string[]): DataFrame =>
+      policy === undefined
+        ? readAll(paths)
+        : readAll(paths)
+            .filter(fn("isnull", col(CORRUPT_RECORD_COLUMN)))
+            .drop(CORRUPT_RECORD_COLUMN);
     const rows = read(sources.readerPaths);
     const isolate = valid.isolateFiles ?? this.#isolateSourceFiles;
     let since = performance.now();
@@ -292,16 +363,34 @@ export class IcebergWriter {
       since = now;
       return ms;
     };
+    let recordCounts: Map<string, FileRecordCounts> | undefined;
+    let splitBytes: string | undefined;
+    if (policy !== undefined) {
+      splitBytes = (await this.#spark.getConfig([MAX_PARTITION_BYTES]))[MAX_PARTITION_BYTES];
+      recordCounts = await this.#census(valid, readAll(sources.readerPaths), options);
+      const refused = new Map<string, RefusedFile>();
+      for (const [uri, counts] of recordCounts) {
+        const refusal = refusalOf(policy, counts);
+        if (refusal !== undefined) refused.set(uri, refusal);
+      }
+      if (refused.size > 0) {
+        await this.#spark.setConfig({ [MAX_PARTITION_BYTES]: splitBytes ?? DEFAULT_MAX_PARTITION_BYTES });
+        throw new BadRecordsError(refused);
+      }
+    }
     // Before anything lists the batch's files (creating a table plans the read too).
     await this.#spark.setConfig({
       "spark.sql.files.openCostInBytes": isolate ? ISOLATING_OPEN_COST : PACKING_OPEN_COST,
       "spark.sql.sources.parallelPartitionDiscovery.parallelism": LISTING_TASKS,
+      ...(policy === undefined ? {} : { [MAX_PARTITION_BYTES]: splitBytes ?? DEFAULT_MAX_PARTITION_BYTES }),
     });
     // A declared schema is the same read from one file as from all: a new table is created from the
     // first file alone (planning the read of 1,000 files to create an empty table took 7 s of a 10 s write).
     const [first] = sources.readerPaths;
-    const shape = schema !== undefined && first !== undefined ? read([first]) : rows;
-    await this.#ensureStagingTable(valid, shape, options);
+    const shape = declared !== undefined && first !== undefined ? read([first]) : rows;
+    await this.#ensureStagingTable(valid.tableName, valid.batchId, shape, options, {
+      evolving: valid.schemaEvolution === "addNewColumns",
+    });
     await this.#spark.setConfig({ "spark.wap.id": valid.batchId });
     const prepareMs = lap();
     await this.#writeStaged(valid, rows, ingestedAt, options);
@@ -316,19 +405,113 @@ export class IcebergWriter {
       );
     }
     // Committed at once: the table does not stage (any more); make sure it does before the next batch.
-    if (snapshot.current) this.#stagingTables.delete(valid.tableName.quoted);
+    if (snapshot.current) this.#forgetStaging(valid.tableName);
     const lookupMs = lap();
     const records =
       (isolate
         ? await this.#countFromMetadata(valid.tableName, snapshot, valid.files, options)
         : undefined) ?? (await this.#countRecords(valid.tableName, snapshot, valid.files, options));
+    const countMs = lap();
+    const withRejects = valid.files
+      .map((uri, index) => ({ uri, path: sources.readerPaths[index] as string }))
+      .filter(({ uri }) => (recordCounts?.get(uri)?.rejected ?? 0) > 0);
+    const rejected =
+      withRejects.length === 0
+        ? undefined
+        : await this.#stageRejected(
+            valid,
+            readAll(withRejects.map((file) => file.path)),
+            ingestedAt,
+            splitBytes,
+            options,
+          );
     return {
       stagedSnapshotId: snapshot.snapshotId,
       records,
       ingestedAtMicros: ingestedAt.micros,
       ...(snapshot.current ? { visible: true } : {}),
-      timings: { prepareMs, writeMs, lookupMs, countMs: lap() },
+      ...(recordCounts === undefined ? {} : { recordCounts }),
+      ...(rejected === undefined ? {} : { rejected }),
+      timings: { prepareMs, writeMs, lookupMs, countMs, ...(rejected ? { rejectedMs: lap() } : {}) },
     };
+  }
+
+  /**
+   * Reads the batch's files once in PERMISSIVE mode and counts, per file, the records parsed, the bad ones
+   * and the first bad one. Each file is read by one Spark task of its own, whole, so that a record's number
+   * is its position in the file. The counts come from the same plan that finds the bad records, so Spark's
+   * refusal of queries over only the corrupt-record column does not apply (the plan reads every column).
+   */
+  async #census(
+    valid: ValidatedBatch,
+    rows: DataFrame,
+    options: ExecutionOptions | undefined,
+  ): Promise<Map<string, FileRecordCounts>> {
+    await this.#spark.setConfig(WHOLE_FILE_READS);
+    const found = await rows
+      .withColumns({ [RECORD_NUMBER]: recordNumberColumn() })
+      .groupBy(col("_source_file"))
+      .agg(...censusAggregates(valid.format, valid.schema))
+      .collect(options);
+    const counts = new Map<string, FileRecordCounts>();
+    for (const file of valid.files) counts.set(file, { parsed: 0, rejected: 0 });
+    for (const row of found) {
+      const firstError = firstErrorText(row.first);
+      counts.set(String(row._source_file), {
+        parsed: toCount(row.parsed),
+        rejected: toCount(row.rejected),
+        ...(firstError === undefined ? {} : { firstError }),
+      });
+    }
+    return counts;
+  }
+
+  /**
+   * Stages the bad records of the files that have some in the quarantine table (`<table>__rejected`),
+   * under the same wap id as the batch's rows: published with them, through the same fence.
+   */
+  async #stageRejected(
+    valid: ValidatedBatch,
+    rows: DataFrame,
+    ingestedAt: IngestedAt,
+    splitBytes: string | undefined,
+    options: ExecutionOptions | undefined,
+  ): Promise<{ table: string; stagedSnapshotId: string; visible?: boolean }> {
+    const tableName = rejectedTableName(valid.tableName);
+    const table = `${tableName.catalog}.${tableName.namespace}.${tableName.table}`;
+    await this.#spark.setConfig(WHOLE_FILE_READS);
+    try {
+      const rejected = rows
+        .withColumns({ [RECORD_NUMBER]: recordNumberColumn() })
+        .filter(fn("isnotnull", col(CORRUPT_RECORD_COLUMN)))
+        .select(...rejectedColumns(valid.format, valid.schema, valid.batchId, ingestedAt.micros));
+      await this.#ensureStagingTable(tableName, valid.batchId, rejected, options);
+      await rejected
+        .writeTo(tableName.quoted)
+        .options({
+          [`snapshot-property.${BATCH_ID_PROPERTY}`]: valid.batchId,
+          [`snapshot-property.${INGESTED_AT_PROPERTY}`]: ingestedAt.iso,
+        })
+        .append(options);
+    } finally {
+      await this.#spark.setConfig({ [MAX_PARTITION_BYTES]: splitBytes ?? DEFAULT_MAX_PARTITION_BYTES });
+    }
+    const snapshot = await this.#findStaged(tableName, valid.batchId, ingestedAt.iso, options);
+    if (snapshot === undefined) {
+      throw new LakeferryError(
+        "ICEBERG_STAGED_NOT_FOUND",
+        `${tableName.quoted}: the rejected records of batch ${valid.batchId} were written but no staged snapshot carries them`,
+        { retryable: true },
+      );
+    }
+    if (snapshot.current) this.#forgetStaging(tableName);
+    return { table, stagedSnapshotId: snapshot.snapshotId, ...(snapshot.current ? { visible: true } : {}) };
+  }
+
+  /** The table does not stage (any more): the next batch sets it up again, for either kind of write. */
+  #forgetStaging(tableName: TableName): void {
+    this.#stagingTables.delete(tableName.quoted);
+    this.#stagingTables.delete(`${tableName.quoted} ${ACCEPT_ANY_SCHEMA}`);
   }
 
   /**
@@ -336,13 +519,14 @@ export class IcebergWriter {
    * first rows are staged like any others); an existing one gets `write.wap.enabled` once per writer.
    */
   async #ensureStagingTable(
-    batch: ValidatedBatch,
+    tableName: TableName,
+    batchId: string,
     rows: DataFrame,
     options: ExecutionOptions | undefined,
+    { evolving = false }: { evolving?: boolean } = {},
   ): Promise<void> {
-    const table = batch.tableName.quoted;
+    const table = tableName.quoted;
     // Writes that add columns hand the columns' resolution to Iceberg (by name, new ones merged in).
-    const evolving = batch.schemaEvolution === "addNewColumns";
     const properties: Record<string, string> = {
       "write.wap.enabled": "true",
       ...(evolving ? { [ACCEPT_ANY_SCHEMA]: "true" } : {}),
@@ -368,10 +552,7 @@ export class IcebergWriter {
         await creator.create(options);
       } catch (createError) {
         if (!isTableAlreadyExists(createError)) throw createError;
-        this.#logger?.debug(
-          { table, batchId: batch.batchId, err: createError },
-          "another writer created the table first",
-        );
+        this.#logger?.debug({ table, batchId, err: createError }, "another writer created the table first");
         await enableStaging();
       }
     }

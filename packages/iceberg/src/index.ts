@@ -38,3 +38,16 @@ export {
   ensureStateArchive,
   type StateArchiveRow,
 } from "./state-archive.ts";
+export {
+  BadRecordsError,
+  CORRUPT_RECORD_COLUMN,
+  describeMaxBadRecords,
+  ON_ERROR_VALUES,
+  REJECTED_TABLE_SUFFIX,
+  rejectedTableOf,
+  type BadRecordsPolicy,
+  type FileRecordCounts,
+  type MaxBadRecords,
+  type OnError,
+  type RefusedFile,
+} from "./bad-records.ts";

@@ -1,4 +1,5 @@
 import { InvalidInputError } from "@lakeferry/core";
+import { CORRUPT_RECORD_COLUMN, isTolerant, ON_ERROR_VALUES, type BadRecordsPolicy } from "./bad-records.ts";
 
 /** The file formats Spark reads for a batch (Spark DataSource names). */
 export const FILE_FORMATS = ["json", "csv", "parquet", "orc", "avro", "text"] as const;
@@ -50,6 +51,11 @@ export interface WriteBatch {
    * it (with `_source_file`). Default: now.
    */
   ingestedAtMicros?: bigint;
+  /**
+   * What a malformed JSON or CSV record does to its file (see {@link BadRecordsPolicy}). Default
+   * `abortFile`: read in FAILFAST, the first bad record fails the batch.
+   */
+  badRecords?: BadRecordsPolicy;
 }
 
 export const SCHEMA_EVOLUTIONS = ["addNewColumns", "none"] as const;
@@ -78,6 +84,8 @@ export interface ValidatedBatch {
   readPaths: string[] | undefined;
   isolateFiles: boolean | undefined;
   ingestedAtMicros: bigint | undefined;
+  /** Set when the batch reads in PERMISSIVE mode and sets bad records apart (json/csv, not abortFile). */
+  badRecords: BadRecordsPolicy | undefined;
 }
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -143,7 +151,16 @@ export function validateWriteBatch(batch: WriteBatch): ValidatedBatch {
     if (typeof value !== "string") throw new InvalidInputError(`options.${key}`, "value must be a string");
     options[key] = value;
   }
-  if ((batch.format === "json" || batch.format === "csv") && !hasKey(options, "mode")) {
+  const badRecords = validateBadRecords(batch.badRecords);
+  const tolerant = isTolerant(batch.format, badRecords);
+  if (tolerant) {
+    // Bad records are kept (in the corrupt-record column) and set apart; lakeferry owns these two options.
+    for (const key of Object.keys(options)) {
+      if (["mode", "columnnameofcorruptrecord"].includes(key.toLowerCase())) delete options[key];
+    }
+    options.mode = "PERMISSIVE";
+    options.columnNameOfCorruptRecord = CORRUPT_RECORD_COLUMN;
+  } else if ((batch.format === "json" || batch.format === "csv") && !hasKey(options, "mode")) {
     options.mode = "FAILFAST";
   }
   if (!Array.isArray(batch.files) || batch.files.length === 0) {
@@ -177,7 +194,33 @@ export function validateWriteBatch(batch: WriteBatch): ValidatedBatch {
     readPaths: batch.readPaths === undefined ? undefined : [...batch.readPaths],
     isolateFiles: batch.isolateFiles,
     ingestedAtMicros: batch.ingestedAtMicros,
+    badRecords: tolerant ? badRecords : undefined,
   };
+}
+
+function validateBadRecords(policy: BadRecordsPolicy | undefined): BadRecordsPolicy | undefined {
+  if (policy === undefined) return undefined;
+  if (policy === null || typeof policy !== "object" || !ON_ERROR_VALUES.includes(policy.onError)) {
+    throw new InvalidInputError("badRecords.onError", `must be one of ${ON_ERROR_VALUES.join(", ")}`);
+  }
+  const max = policy.maxBadRecords;
+  if (max === undefined) return { onError: policy.onError };
+  if (policy.onError === "abortFile") {
+    throw new InvalidInputError(
+      "badRecords.maxBadRecords",
+      "abortFile fails a file at its first bad record; give maxBadRecords with continue or skipFile",
+    );
+  }
+  if ("count" in max) {
+    if (!Number.isSafeInteger(max.count) || max.count < 0) {
+      throw new InvalidInputError("badRecords.maxBadRecords", "a count must be a whole number ≥ 0");
+    }
+    return { onError: policy.onError, maxBadRecords: { count: max.count } };
+  }
+  if (!(typeof max.percent === "number" && max.percent >= 0 && max.percent <= 100)) {
+    throw new InvalidInputError("badRecords.maxBadRecords", "a percentage must be between 0 and 100");
+  }
+  return { onError: policy.onError, maxBadRecords: { percent: max.percent } };
 }
 
 function validateFileUri(file: unknown, field: string): void {

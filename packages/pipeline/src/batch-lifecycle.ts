@@ -9,7 +9,15 @@ import {
   type Database,
   type Outcome,
 } from "@lakeferry/db";
-import { ingestedAtNow, type PublishOutcome, type StagedWrite, type WriteBatch } from "@lakeferry/iceberg";
+import {
+  BadRecordsError,
+  ingestedAtNow,
+  rejectedTableOf,
+  type FileRecordCounts,
+  type PublishOutcome,
+  type StagedWrite,
+  type WriteBatch,
+} from "@lakeferry/iceberg";
 import { SparkConnectError, type ExecutionOptions } from "@lakeferry/spark-connect";
 import type { BatchAttempt, BatchFile } from "./group-commit-batcher.ts";
 import type { BatchOutcome, PipelineEvents, SettledStatus } from "./pipeline-events.ts";
@@ -46,7 +54,8 @@ export interface LifecycleFile extends BatchFile {
  * How a write attempt ended, once the lifecycle has recorded what it can:
  * - `committed`: published and recorded; every file's rows are in the table once;
  * - `split`: a failure in a batch of several files, none of them blamed yet and nothing recorded for them:
- *   write them again in smaller batches until a failing file is alone;
+ *   write them again in smaller batches until a failing file is alone; or, with `settled`, the files whose
+ *   bad records decided their fate (recorded, each with its error): the others go again together;
  * - `failed`: not visible, never will be; each file's outcome is recorded (PENDING or FAILED, its attempt
  *   counted unless `error` is an outage);
  * - `fenced`: Postgres gave the batch up or a file was taken over before it could be published: nothing
@@ -56,7 +65,7 @@ export interface LifecycleFile extends BatchFile {
  */
 export type BatchVerdict =
   | { kind: "committed"; snapshotId: string | null; records: Map<string, number> }
-  | { kind: "split"; error: unknown }
+  | { kind: "split"; error: unknown; settled?: Map<string, unknown> }
   | { kind: "failed"; error: unknown }
   | { kind: "fenced" }
   | { kind: "in-doubt"; error: unknown };
@@ -270,6 +279,7 @@ export class BatchLifecycle {
           mode: target.mode,
           schemaEvolution: target.schemaEvolution,
           ingestedAtMicros,
+          ...(target.badRecords === undefined ? {} : { badRecords: target.badRecords }),
         },
         { signal, deadlineMs: stageDeadlineMs(files) },
       );
@@ -288,6 +298,7 @@ export class BatchLifecycle {
         // Every file gave up on the write (shutdown, lost job locks): not the files' fault.
         return { kind: "failed", error: await this.#recordFailures(files, error, batchId, log, false) };
       }
+      if (error instanceof BadRecordsError) return this.#recordRefused(files, error, batchId, log);
       if (files.length > 1 && outageOf(error) === undefined) {
         log.info(
           { files: files.length, errorType: fileErrorType(error), error: errorMessage(error) },
@@ -312,7 +323,14 @@ export class BatchLifecycle {
         batchId,
         worker: this.#workerId,
         stagedSnapshotId: staged.stagedSnapshotId,
-        records: files.map((file) => ({ fileId: file.fileId, records: staged.records.get(file.uri) ?? 0 })),
+        ...(staged.rejected === undefined
+          ? {}
+          : { rejectedStagedSnapshotId: staged.rejected.stagedSnapshotId }),
+        records: files.map((file) => ({
+          fileId: file.fileId,
+          records: staged.records.get(file.uri) ?? 0,
+          ...memberCounts(staged.recordCounts?.get(file.uri)),
+        })),
         publishLeaseMs: this.#publishLeaseMs,
       });
     } catch (error) {
@@ -343,9 +361,18 @@ export class BatchLifecycle {
     mark("decideMs");
     let published: PublishOutcome;
     try {
-      published = staged.visible
-        ? { kind: "published", snapshotId: staged.stagedSnapshotId }
-        : await this.#publishWithRetries(target.table, staged.stagedSnapshotId, log);
+      const rejected = staged.rejected;
+      // The bad records first: once the rows are visible, theirs are too.
+      const rejectedOutcome =
+        rejected === undefined || rejected.visible === true
+          ? undefined
+          : await this.#publishWithRetries(rejected.table, rejected.stagedSnapshotId, log);
+      published =
+        rejectedOutcome?.kind === "unpublishable"
+          ? rejectedOutcome
+          : staged.visible
+            ? { kind: "published", snapshotId: staged.stagedSnapshotId }
+            : await this.#publishWithRetries(target.table, staged.stagedSnapshotId, log);
     } catch (error) {
       this.#announceSparkError(error);
       log.warn({ err: errorMessage(error) }, "could not publish the batch; recovery publishes it");
@@ -386,6 +413,7 @@ export class BatchLifecycle {
       version: file.version,
       status: "SUCCESS",
       recordsIngested: staged.records.get(file.uri) ?? 0,
+      ...outcomeCounts(staged.recordCounts?.get(file.uri)),
       bytesRead: file.bytes,
       batchId,
       ...(snapshotId === null ? {} : { snapshotId }),
@@ -484,6 +512,9 @@ export class BatchLifecycle {
       version: member.version,
       status: "SUCCESS",
       recordsIngested: member.records ?? 0,
+      ...(member.recordsParsed === null ? {} : { recordsParsed: member.recordsParsed }),
+      ...(member.recordsRejected === null ? {} : { recordsRejected: member.recordsRejected }),
+      ...(member.firstError === null ? {} : { firstError: member.firstError }),
       bytesRead: member.size,
       batchId,
       ...(snapshotId === null ? {} : { snapshotId }),
@@ -507,6 +538,17 @@ export class BatchLifecycle {
     if (batch.stagedSnapshotId === null || marker === null) {
       throw new Error(`batch ${batch.id} is PUBLISHING without its staged snapshot or rows marker`);
     }
+    // The bad records first, as their writer does: published once (Iceberg refuses a second publish).
+    if (batch.rejectedStagedSnapshotId !== null) {
+      const rejectedTable = rejectedTableOf(batch.table);
+      const rejected = await this.#writer.publish(rejectedTable, batch.rejectedStagedSnapshotId, execution);
+      if (
+        rejected.kind === "unpublishable" &&
+        !(await this.#writer.hasBatchRows(rejectedTable, marker, files, execution))
+      ) {
+        return this.#abandonUnpublishable(batch, rejected.reason, log);
+      }
+    }
     // While the staged snapshot exists, Iceberg refuses to publish it twice (it finds the earlier publish on
     // the lineage: maintenance that expires by age removes the staged snapshot no later than the publish).
     const published = await this.#writer.publish(batch.table, batch.stagedSnapshotId, execution);
@@ -517,17 +559,23 @@ export class BatchLifecycle {
     if (await this.#writer.hasBatchRows(batch.table, marker, files, execution)) {
       return { published: batch.snapshotId };
     }
+    return this.#abandonUnpublishable(batch, published.reason, log);
+  }
+
+  /** A decided batch that can no longer be published and whose rows are not in the table: written again. */
+  async #abandonUnpublishable(
+    batch: BatchRecord,
+    reason: string,
+    log: Logger,
+  ): Promise<{ published: string | null } | "abandoned"> {
     const state = await abandonBatch(this.#db, {
       batchId: batch.id,
       from: "PUBLISHING",
       state: "ABANDONED",
-      errorMessage: `could not be published (${published.reason}) and its rows are not in the table`,
+      errorMessage: `could not be published (${reason}) and its rows are not in the table`,
     });
     if (state === "ABANDONED") {
-      log.warn(
-        { reason: published.reason },
-        "decided batch could not be published; its files are written again",
-      );
+      log.warn({ reason }, "decided batch could not be published; its files are written again");
       return "abandoned";
     }
     return { published: batch.snapshotId };
@@ -600,6 +648,49 @@ export class BatchLifecycle {
       else file.log.info({ ...fields, counted }, "file will be retried");
     });
     return error;
+  }
+
+  /**
+   * Records the files whose bad records are beyond their ingestion's limit (SKIPPED or FAILED, with their
+   * counts and first bad record; not retried: the same records are bad the next time); the batch's other
+   * files are written again together, without them.
+   */
+  async #recordRefused(
+    files: LifecycleFile[],
+    error: BadRecordsError,
+    batchId: string,
+    log: Logger,
+  ): Promise<BatchVerdict> {
+    const refused = files.flatMap((file) => {
+      const refusal = error.refused.get(file.uri);
+      return refusal === undefined ? [] : [{ file, refusal }];
+    });
+    const outcomes: Outcome[] = refused.map(({ file, refusal }) => ({
+      id: file.fileId,
+      version: file.version,
+      status: refusal.status,
+      errorType: error.code,
+      errorMessage: refusal.message,
+      recordsIngested: 0,
+      ...outcomeCounts(refusal.counts),
+      batchId,
+    }));
+    await this.#record(outcomes, log).catch((err: unknown) =>
+      log.warn({ err: errorMessage(err) }, "could not record the refused files; the leases will expire"),
+    );
+    const settled = new Map<string, unknown>();
+    refused.forEach(({ file, refusal }) => {
+      const fileError = new LakeferryError(error.code, refusal.message, { retryable: false });
+      settled.set(file.uri, fileError);
+      file.log.warn(
+        { batchId, status: refusal.status, parsed: refusal.counts.parsed, rejected: refusal.counts.rejected },
+        "file refused for its bad records",
+      );
+      if (this.#events !== undefined) {
+        announceFile(this.#events, file, refusal.status, 0, error.code);
+      }
+    });
+    return { kind: "split", error, settled };
   }
 
   /** Announces each failed file's outcome (`retry` when left PENDING). */
@@ -792,4 +883,30 @@ export function stageDeadlineMs(files: readonly { bytes: number; uri: string }[]
     0,
   );
   return Math.max(STAGE_DEADLINE_MS, Math.ceil(bytes / SLOWEST_READ_BYTES_PER_MS));
+}
+
+/** A file's bad-record counts as its batch membership keeps them until the batch is recorded. */
+function memberCounts(counts: FileRecordCounts | undefined): {
+  parsed?: number;
+  rejected?: number;
+  firstError?: string;
+} {
+  if (counts === undefined) return {};
+  return {
+    parsed: counts.parsed,
+    rejected: counts.rejected,
+    ...(counts.firstError === undefined ? {} : { firstError: counts.firstError }),
+  };
+}
+
+/** A file's bad-record counts as its outcome records them. */
+function outcomeCounts(
+  counts: FileRecordCounts | undefined,
+): Pick<Outcome, "recordsParsed" | "recordsRejected" | "firstError"> {
+  if (counts === undefined) return {};
+  return {
+    recordsParsed: counts.parsed,
+    recordsRejected: counts.rejected,
+    ...(counts.firstError === undefined ? {} : { firstError: counts.firstError }),
+  };
 }

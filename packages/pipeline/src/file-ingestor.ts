@@ -13,7 +13,7 @@ import {
   type Ingestion,
   type Outcome,
 } from "@lakeferry/db";
-import { unreadableCompression, type FileFormat } from "@lakeferry/iceberg";
+import { unreadableCompression, type BadRecordsPolicy, type FileFormat } from "@lakeferry/iceberg";
 import type { IngestJobContext } from "@lakeferry/queue";
 import { toSparkUri } from "@lakeferry/storage";
 import {
@@ -43,6 +43,7 @@ import { IngestionCache } from "./ingestion-cache.ts";
 import { LeaseKeeper } from "./lease-keeper.ts";
 import type { PipelineEvents } from "./pipeline-events.ts";
 import { readSourceSettings } from "./source-settings.ts";
+import { badRecordsOf } from "./bad-record-settings.ts";
 
 /**
  * Crash points for fault tests: the process kills itself with SIGKILL (no cleanup, no signal handlers) at
@@ -659,5 +660,10 @@ function targetOf(ingestion: Ingestion, claim: ClaimedFile): BatchTarget {
     // Iceberg can replace a file's rows only by dropping whole data files.
     isolateFiles: ingestion.modifiedPolicy === "replace",
     schemaEvolution: ingestion.schemaEvolution ?? (ingestion.schemaDdl === null ? "addNewColumns" : "none"),
+    ...withBadRecords(badRecordsOf(ingestion.badRecords)),
   };
+}
+
+function withBadRecords(policy: BadRecordsPolicy | undefined): { badRecords?: BadRecordsPolicy } {
+  return policy === undefined ? {} : { badRecords: policy };
 }

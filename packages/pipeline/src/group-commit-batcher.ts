@@ -1,5 +1,5 @@
 import { LakeferryError } from "@lakeferry/core";
-import type { FileFormat, SchemaEvolution } from "@lakeferry/iceberg";
+import type { BadRecordsPolicy, FileFormat, SchemaEvolution } from "@lakeferry/iceberg";
 import { SparkConnectError } from "@lakeferry/spark-connect";
 import { randomUUID } from "node:crypto";
 import { BatchFencedError, type BatchVerdict } from "./batch-lifecycle.ts";
@@ -56,6 +56,8 @@ export interface BatchTarget {
   isolateFiles: boolean;
   /** What the files' columns may do to the table (see the ingestion's `schemaEvolution`). */
   schemaEvolution: SchemaEvolution;
+  /** What a malformed record does to its file; absent: abortFile. */
+  badRecords?: BadRecordsPolicy;
 }
 
 /** One file handed to the batcher. */
@@ -456,6 +458,16 @@ export class GroupCommitBatcher<F extends BatchFile = BatchFile> {
         }
         return;
       case "split": {
+        const settled = verdict.settled;
+        if (settled !== undefined) {
+          // The files whose bad records decided their fate are recorded; the others go again together.
+          const rest = members.filter((member) => !settled.has(member.file.uri));
+          for (const member of members) {
+            if (settled.has(member.file.uri)) finish({ error: settled.get(member.file.uri) }, member);
+          }
+          if (rest.length > 0) this.#requeue(target, rest);
+          return;
+        }
         const { suspect, rest } = splitMembers(members, verdict.error);
         if (suspect) this.#requeue(target, [suspect], { error: verdict.error, batchId: attempt.batchId });
         for (const part of rest) this.#requeue(target, part);
@@ -551,5 +563,6 @@ export function targetKey(target: BatchTarget): string {
     target.mode,
     target.isolateFiles,
     target.schemaEvolution,
+    target.badRecords ?? null,
   ]);
 }

@@ -5,6 +5,12 @@ import { CronExpressionParser } from "cron-parser";
 import { parseAllDocuments } from "yaml";
 import { z } from "zod";
 import { CleanSourceSpec, cleanSourceRefusals, resolveCleanSource } from "./clean-source-settings.ts";
+import {
+  badRecordsRefusal,
+  MaxBadRecordsSpec,
+  OnErrorSpec,
+  resolveBadRecords,
+} from "./bad-record-settings.ts";
 import { MaintenanceSpec, maintenanceRefusal, resolveMaintenance } from "./maintenance-settings.ts";
 import { defaultMinAgeMs, type SourceSettings } from "./source-settings.ts";
 import { checkCredentialsFor, StoreCredentials } from "./store-credentials.ts";
@@ -33,6 +39,8 @@ const LOSSY_OPTIONS: Record<string, string> = {
     "would drop registered files by time; choose files with pattern, listing.partitions or listing.minAgeMs",
   modifiedafter:
     "would drop registered files by time; choose files with pattern, listing.partitions or listing.minAgeMs",
+  columnnameofcorruptrecord:
+    "lakeferry keeps bad records itself: onError: continue puts them in <table>__rejected with their file and record number",
   path: "files are chosen by source and pattern, not by reader options",
   paths: "files are chosen by source and pattern, not by reader options",
 };
@@ -41,7 +49,10 @@ const LOSSY_OPTIONS: Record<string, string> = {
 export function readerOptionRefusal(key: string, value: string): string | undefined {
   const name = key.toLowerCase();
   if (name === "mode" && value.trim().toUpperCase() === "DROPMALFORMED") {
-    return "DROPMALFORMED drops bad records without a trace; use onError (abortFile, skipFile or continue)";
+    return "DROPMALFORMED drops bad records without a trace; use onError: continue (bad records go to <table>__rejected) or skipFile (a file with bad records is skipped)";
+  }
+  if (name === "mode" && value.trim().toUpperCase() === "PERMISSIVE") {
+    return "PERMISSIVE turns bad records into rows of nulls without a trace; use onError: continue (bad records go to <table>__rejected)";
   }
   const lossy = LOSSY_OPTIONS[name];
   if (lossy !== undefined) return lossy;
@@ -211,6 +222,14 @@ export const IngestionSpec = z
      * (`{ env: NAME }`, `{ file: /path }`), never inline; see {@link StoreCredentials}.
      */
     credentials: StoreCredentials.optional(),
+    /**
+     * What a malformed JSON or CSV record does to its file: `abortFile` (default; the file fails),
+     * `skipFile` (the file is SKIPPED) or `continue` (bad records go to `<table>__rejected`); see
+     * bad-record-settings.ts.
+     */
+    onError: OnErrorSpec.optional(),
+    /** Bad records a file may have under continue or skipFile: a count (`100`) or a percentage (`"1%"`). */
+    maxBadRecords: MaxBadRecordsSpec.optional(),
     /** Table maintenance: snapshot expiry, compaction, manifest rewrite; see maintenance-settings.ts. */
     maintenance: MaintenanceSpec.optional(),
     /**
@@ -234,6 +253,16 @@ export const IngestionSpec = z
       for (const issue of cleanSourceRefusals(spec.cleanSource, spec.source)) {
         ctx.addIssue({ code: "custom", ...issue });
       }
+    }
+    const badRecords = badRecordsRefusal(spec);
+    if (badRecords) ctx.addIssue({ code: "custom", ...badRecords });
+    const mode = Object.keys(spec.options).find((key) => key.toLowerCase() === "mode");
+    if (mode !== undefined && (spec.onError ?? "abortFile") !== "abortFile") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["options", mode],
+        message: `onError: ${spec.onError} sets the reader's mode; leave options.${mode} out`,
+      });
     }
     if (!spec.credentials) return;
     let scheme;
@@ -278,6 +307,7 @@ export const IngestionSpec = z
       listing: settings,
       maintenance: resolveMaintenance(spec.maintenance, spec),
       cleanSource: resolveCleanSource(spec.cleanSource, spec),
+      badRecords: resolveBadRecords(spec),
       enabled: spec.enabled,
     };
   });

@@ -41,6 +41,8 @@ describe("parseIngestionSpec", () => {
       cleanSource: null,
       maxFileBytes: null,
       largeFileBytes: null,
+      // abortFile: bad-records.test.ts proves the other modes.
+      badRecords: null,
       enabled: true,
     });
   });

@@ -1,6 +1,12 @@
 import { InvalidInputError } from "@lakeferry/core";
-import { fn, lit, type Column } from "./column.ts";
-import { GROUP_TYPE_GROUPBY, WriteMode, type CommandMessage, type RelationMessage } from "./proto.ts";
+import { col, fn, lit, type Column } from "./column.ts";
+import {
+  GROUP_TYPE_GROUPBY,
+  SET_OP_TYPE_UNION,
+  WriteMode,
+  type CommandMessage,
+  type RelationMessage,
+} from "./proto.ts";
 import type { ExecutionOptions, Row } from "./types.ts";
 
 /** @internal What a DataFrame needs from the client that made it. */
@@ -59,6 +65,32 @@ export class DataFrame {
         });
       },
     };
+  }
+
+  /**
+   * The rows of this DataFrame and then `other`'s (UNION ALL), columns matched by name. With
+   * `allowMissingColumns`, a column only one side has is null on the other; otherwise both sides must have
+   * the same columns.
+   */
+  unionByName(other: DataFrame, options: { allowMissingColumns?: boolean } = {}): DataFrame {
+    return this.#wrap({
+      setOp: {
+        leftInput: this.#relation,
+        rightInput: other.#relation,
+        setOpType: SET_OP_TYPE_UNION,
+        isAll: true,
+        byName: true,
+        allowMissingColumns: options.allowMissingColumns === true,
+      },
+    });
+  }
+
+  /** Without the named top-level columns; a name this DataFrame does not have is ignored. */
+  drop(...names: string[]): DataFrame {
+    if (names.length === 0) return this;
+    return this.#wrap({
+      drop: { input: this.#relation, columns: names.map((name) => col(name).expression) },
+    });
   }
 
   /** At most `n` rows. */

@@ -79,6 +79,15 @@ export interface RelationMessage {
   };
   project?: { input?: RelationMessage; expressions: ExpressionMessage[] };
   filter?: { input: RelationMessage; condition: ExpressionMessage };
+  setOp?: {
+    leftInput: RelationMessage;
+    rightInput: RelationMessage;
+    setOpType: number;
+    isAll?: boolean;
+    byName?: boolean;
+    allowMissingColumns?: boolean;
+  };
+  drop?: { input: RelationMessage; columns: ExpressionMessage[] };
   limit?: { input: RelationMessage; limit: number };
   aggregate?: {
     input: RelationMessage;
@@ -95,6 +104,9 @@ export interface RelationMessage {
   localRelation?: { data?: Uint8Array; schema?: string };
   withColumns?: { input: RelationMessage; aliases: AliasMessage[] };
 }
+
+/** SetOperation.SetOpType */
+export const SET_OP_TYPE_UNION = 2;
 
 /** Aggregate.GroupType */
 export const GROUP_TYPE_GROUPBY = 1;

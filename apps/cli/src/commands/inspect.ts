@@ -82,18 +82,22 @@ export async function filesCommand(
   printTable(
     files.map((f) => {
       const error = errorText(f.errorType, f.errorMessage, full);
+      // A file refused for its bad records says so in its error already.
+      const firstBad = f.firstError !== null && error === "" ? firstBadText(f.firstError, full) : "";
       return {
         id: f.id,
         path: full ? f.filePath : sourceRelative(f.filePath, ingestion.sourceUri),
         status: f.status,
         records: f.recordsIngested,
+        parsed: f.recordsParsed,
+        rejected: f.recordsRejected,
         attempts: f.attempts,
         processed: f.processedAt,
-        error: error && `error: ${error}`,
+        below: [error && `error: ${error}`, firstBad].filter((line) => line !== "").join("\n"),
       };
     }),
-    ["id", "path", "status", "records", "attempts", "processed"],
-    { width: outputWidth(full), shrink: ["path"], below: "error" },
+    ["id", "path", "status", "records", "parsed", "rejected", "attempts", "processed"],
+    { width: outputWidth(full), shrink: ["path"], below: "below" },
   );
   if (next !== null) {
     const status = options.status ? ` --status ${options.status}` : "";
@@ -179,6 +183,9 @@ export async function historyCommand(
       version: file.version,
       attempts: file.attempts,
       records: file.recordsIngested,
+      parsed: file.recordsParsed,
+      rejected: file.recordsRejected,
+      "first bad record": file.firstError === null ? null : firstBadText(file.firstError, full, ""),
       processed: file.processedAt,
       snapshot: file.snapshotId,
       error: errorText(file.errorType, file.errorMessage, full),
@@ -222,6 +229,9 @@ function versionFields(version: FileVersionRecord, full: boolean): Record<string
     size: `${version.fileSize} bytes`,
     modified: version.modifiedAt,
     records: version.recordsIngested,
+    parsed: version.recordsParsed,
+    rejected: version.recordsRejected,
+    "first bad record": version.firstError === null ? null : firstBadText(version.firstError, full, ""),
     snapshot: version.snapshotId,
     batch: version.batchId,
     processed: version.processedAt,
@@ -240,6 +250,15 @@ function attemptFields(attempt: FileAttemptRecord, full: boolean): Record<string
     batch: attempt.batchId,
     error: errorText(attempt.errorType, attempt.errorMessage, full),
   };
+}
+
+/**
+ * A file's first bad record (`record 3: malformed JSON: {"id":3,`), its text cut to its first line and 120
+ * characters unless `full`.
+ */
+function firstBadText(firstError: string, full: boolean, prefix = "first bad record: "): string {
+  const line = full ? firstError : (firstError.split("\n")[0] ?? "");
+  return `${prefix}${!full && line.length > 120 ? `${line.slice(0, 119)}…` : line}`;
 }
 
 /** Whether showing a message by its first line leaves lines out. */
