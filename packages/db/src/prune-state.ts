@@ -74,9 +74,13 @@ const PRUNABLE: Record<PrunedTable, string> = {
              ELSE EXISTS (SELECT 1 FROM file_versions later
                           WHERE later.file_id = fv.file_id AND later.version > fv.version) END`,
   // A resolved batch, unless a member still at it is unsettled, or (for a committed one) not SUCCESS: a
-  // claim of such a file settles the batch first, and must find it.
+  // claim of such a file settles the batch first, and must find it. A committed batch whose source objects
+  // its ingestion's cleanSource has yet to clean stays too: source cleanup walks the batches.
   write_batches: `wb.state IN ('COMMITTED', 'FAILED', 'ABANDONED')
     AND COALESCE(wb.resolved_at, wb.created_at) < $cutoff
+    AND NOT (wb.state = 'COMMITTED' AND wb.sources_cleaned_at IS NULL
+             AND EXISTS (SELECT 1 FROM ingestions i WHERE i.id = wb.ingestion_id AND i.clean_source IS NOT NULL
+                           AND jsonb_typeof(i.clean_source) = 'object'))
     AND NOT EXISTS (SELECT 1 FROM write_batch_files m JOIN processed_files pf ON pf.id = m.file_id
                     WHERE m.batch_id = wb.id AND pf.batch_id = wb.id
                       AND (NOT ${SETTLED_FILE} OR (wb.state = 'COMMITTED' AND pf.status <> 'SUCCESS')))`,

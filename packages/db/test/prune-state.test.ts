@@ -4,9 +4,12 @@
  * that a row back in use between the read and the delete is kept.
  */
 import { describe, expect, it } from "vitest";
+import { randomUUID } from "node:crypto";
 import {
+  beginPublish,
   claimFiles,
   deletePrunedRows,
+  openBatch,
   fileHistory,
   prunableRows,
   recordOutcomes,
@@ -72,6 +75,50 @@ describe("state retention in Postgres", () => {
     });
     expect((await fileHistory(db, file.id)).versions.map((v) => v.version)).toEqual([1]);
     expect(await register("e2")).toEqual({ created: [], modified: [] });
+  });
+
+  it("keeps a committed batch whose source objects the ingestion's cleanSource has yet to clean", async () => {
+    const db = await freshDatabase();
+    const { ingestion, run } = await newIngestion(db);
+    const { created } = await registerFiles(db, {
+      ingestionId: ingestion.id,
+      runId: run.id,
+      files: listing(0, 1),
+      modifiedPolicy: "ignore",
+    });
+    const file = created[0]!;
+    await claimFiles(db, { refs: [file], worker: "w", leaseMs: 60_000 });
+    const batchId = randomUUID();
+    await openBatch(db, {
+      batchId,
+      ingestionId: ingestion.id,
+      table: "lake.db.orders",
+      worker: "w",
+      files: [file],
+      ingestedAtMicros: 1n,
+    });
+    await beginPublish(db, {
+      batchId,
+      worker: "w",
+      stagedSnapshotId: "1",
+      records: [{ fileId: file.id, records: 1 }],
+      publishLeaseMs: 60_000,
+    });
+    await recordOutcomes(db, {
+      worker: "w",
+      outcomes: [{ ...file, status: "SUCCESS", batchId }],
+      batch: { id: batchId, state: "COMMITTED", snapshotId: "1" },
+    });
+    const cleanup = { mode: "move", moveTo: "s3://landing/archive/", retentionMs: 1, schedule: "0 * * * *" };
+    await db.pool.query(`UPDATE ingestions SET clean_source = $2::jsonb WHERE id = $1`, [
+      ingestion.id,
+      JSON.stringify(cleanup),
+    ]);
+    const prunable = async () => (await prunableRows(db, { table: "write_batches", before: future() })).keys;
+    expect(await prunable()).toEqual([]);
+    // Once its sources are cleaned (or cleanup is turned off) it may go.
+    await db.pool.query(`UPDATE write_batches SET sources_cleaned_at = now() WHERE id = $1`, [batchId]);
+    expect(await prunable()).toEqual([batchId]);
   });
 
   it("keeps a row that came back into use after it was read: a retried file's attempts", async () => {
