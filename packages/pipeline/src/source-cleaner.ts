@@ -1,8 +1,11 @@
+import { randomUUID } from "node:crypto";
 import { errorMessage, type Logger } from "@lakeferry/core";
 import {
+  acquireMaintenanceLease,
   dueSourceCleanups,
   markSourcesCleaned,
   recordSourceCleanups,
+  releaseMaintenanceLease,
   type Database,
   type DueCleanupBatch,
   type DueCleanupFile,
@@ -31,12 +34,20 @@ export interface SourceCleanerOptions {
   concurrency?: number;
   /** Files tried in one run at most; the next run goes on from the oldest batch left. Default 50 000. */
   maxFilesPerRun?: number;
+  /**
+   * How long the run's lease on the ingestion's cleanup (`maintenance_leases`, `clean-source:<id>`) lasts
+   * without renewal, in ms; it is renewed before each chunk, and another run of the same ingestion (another
+   * discoverer, the CLI) finds it held and does nothing. Default 300 000.
+   */
+  leaseMs?: number;
 }
 
 /** What one cleanup run did. */
 export type SourceCleanupReport =
   /** cleanSource is off for this ingestion. */
   | { kind: "off" }
+  /** Another run is cleaning this ingestion's source (it holds the lease): nothing done. */
+  | { kind: "busy" }
   | {
       kind: "done";
       mode: CleanSourceSettings["mode"];
@@ -71,7 +82,8 @@ export type SourceCleanupReport =
  * An object is cleaned only while it is the one ingested (same etag and size as the file's row): an object
  * replaced since is left in place (`kept_changed`), as is one registered under an earlier `source` of the
  * ingestion (`kept_outside_source`). A failed move or delete is recorded with its error and
- * tried again by the next run; a move interrupted between copy and delete finishes on the next try.
+ * tried again by the next run; a move interrupted between copy and delete finishes on the next try. One run
+ * at a time per ingestion across the fleet (a lease row in Postgres).
  */
 export class SourceCleaner {
   readonly #db: Database;
@@ -80,6 +92,7 @@ export class SourceCleaner {
   readonly #batchesPerChunk: number;
   readonly #concurrency: number;
   readonly #maxFilesPerRun: number;
+  readonly #leaseMs: number;
 
   constructor(options: SourceCleanerOptions) {
     this.#db = options.db;
@@ -88,6 +101,7 @@ export class SourceCleaner {
     this.#batchesPerChunk = options.batchesPerChunk ?? 50;
     this.#concurrency = options.concurrency ?? 8;
     this.#maxFilesPerRun = options.maxFilesPerRun ?? 50_000;
+    this.#leaseMs = options.leaseMs ?? 300_000;
   }
 
   /**
@@ -103,6 +117,30 @@ export class SourceCleaner {
       ingestionId: ingestion.id,
       task: "cleanSource",
     });
+    const lease = {
+      name: `clean-source:${ingestion.id}`,
+      holder: `cleaner-${randomUUID()}`,
+      ttlMs: this.#leaseMs,
+    };
+    if (!(await acquireMaintenanceLease(this.#db, lease))) {
+      log.info({}, "source cleanup already running elsewhere; nothing done");
+      return { kind: "busy" };
+    }
+    try {
+      return await this.#runHolding(ingestion, settings, lease, log, started, signal);
+    } finally {
+      await releaseMaintenanceLease(this.#db, lease).catch(() => {});
+    }
+  }
+
+  async #runHolding(
+    ingestion: Ingestion,
+    settings: CleanSourceSettings,
+    lease: { name: string; holder: string; ttlMs: number },
+    log: Logger,
+    started: number,
+    signal: AbortSignal,
+  ): Promise<SourceCleanupReport> {
     const options = await storeOptionsFor(ingestion, this.#storeOptions?.(ingestion.sourceUri));
     const store = createObjectStore(ingestion.sourceUri, options);
     const archive = settings.moveTo === null ? undefined : createObjectStore(settings.moveTo, options);
@@ -134,6 +172,11 @@ export class SourceCleaner {
       let tried = 0;
       for (;;) {
         signal.throwIfAborted();
+        // Renewed before each chunk; lost (a chunk outlasted the lease and another run took over): stop.
+        if (!(await acquireMaintenanceLease(this.#db, lease))) {
+          report.more = true;
+          break;
+        }
         const { batches, files } = await dueSourceCleanups(this.#db, {
           ingestionId: ingestion.id,
           olderThanMs: settings.retentionMs,
