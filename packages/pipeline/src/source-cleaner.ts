@@ -167,13 +167,25 @@ export class SourceCleaner {
       kept_changed: "keptChanged",
       kept_outside_source: "keptOutside",
     };
+    // Renewed before each chunk and every third of its time during one (a chunk of large batches may hold
+    // thousands of files); once lost (another run took over after it expired), the run stops.
+    let renewedAt = 0;
+    let lost = false;
+    const keepLease = async (): Promise<boolean> => {
+      if (lost) return false;
+      if (Date.now() - renewedAt < lease.ttlMs / 3) return true;
+      const askedAt = Date.now();
+      if (await acquireMaintenanceLease(this.#db, lease)) renewedAt = askedAt;
+      else lost = true;
+      return !lost;
+    };
     try {
       let after: DueCleanupBatch | undefined;
       let tried = 0;
       for (;;) {
         signal.throwIfAborted();
-        // Renewed before each chunk; lost (a chunk outlasted the lease and another run took over): stop.
-        if (!(await acquireMaintenanceLease(this.#db, lease))) {
+        renewedAt = 0;
+        if (!(await keepLease())) {
           report.more = true;
           break;
         }
@@ -184,17 +196,20 @@ export class SourceCleaner {
           ...(after ? { after } : {}),
         });
         if (batches.length === 0) break;
-        const outcomes = await mapLimit(files, this.#concurrency, (file) =>
-          this.#cleanOne(ingestion, settings, store, archive, file, signal),
+        const results = await mapLimit(files, this.#concurrency, async (file) =>
+          (await keepLease()) ? this.#cleanOne(ingestion, settings, store, archive, file, signal) : undefined,
         );
+        // Files not tried (the lease was lost) are left for the run that holds it now.
+        const outcomes = results.filter((outcome) => outcome !== undefined);
         await recordSourceCleanups(this.#db, outcomes);
-        for (const [index, outcome] of outcomes.entries()) {
+        const pathOf = new Map(files.map((file) => [file.fileId, file]));
+        for (const outcome of outcomes) {
           if ("action" in outcome) {
             report[counts[outcome.action]] += 1;
             continue;
           }
           report.failed += 1;
-          const file = files[index];
+          const file = pathOf.get(outcome.fileId);
           log.warn(
             {
               fileId: outcome.fileId,
@@ -207,16 +222,15 @@ export class SourceCleaner {
             "source cleanup failed; the next run tries again",
           );
         }
-        report.batchesCleaned += (
-          await markSourcesCleaned(
-            this.#db,
-            batches.map((batch) => batch.id),
-          )
-        ).length;
+        const marked = await markSourcesCleaned(
+          this.#db,
+          batches.map((batch) => batch.id),
+        );
+        report.batchesCleaned += marked.length;
         after = batches[batches.length - 1];
-        tried += files.length;
-        const failedWhole = files.length > 0 && outcomes.every((outcome) => !("action" in outcome));
-        if (tried >= this.#maxFilesPerRun || failedWhole) {
+        tried += outcomes.length;
+        const failedWhole = outcomes.length > 0 && outcomes.every((outcome) => !("action" in outcome));
+        if (lost || tried >= this.#maxFilesPerRun || failedWhole) {
           report.more = true;
           break;
         }
