@@ -8,6 +8,7 @@ import {
   isTableAlreadyExists,
   isTableNotFound,
   isUnalignedOverwrite,
+  columnTypeConflict,
   lit,
   type DataFrame,
   type ExecutionOptions,
@@ -97,6 +98,8 @@ export const BATCH_ID_PROPERTY = "lakeferry.batch-id";
 export const INGESTED_AT_PROPERTY = "lakeferry.ingested-at";
 /** Iceberg's summary key of a staged (write-audit-publish) snapshot. */
 const STAGED_WAP_ID = "wap.id";
+/** Iceberg's table property that lets a write's columns differ from the table's (resolved by Iceberg). */
+const ACCEPT_ANY_SCHEMA = "write.spark.accept-any-schema";
 
 /** Large enough that Spark never packs two files into one read partition (so never into one data file). */
 const ISOLATING_OPEN_COST = String(2 ** 40);
@@ -264,11 +267,15 @@ export class IcebergWriter {
       valid.ingestedAtMicros === undefined
         ? ingestedAtNow()
         : { micros: valid.ingestedAtMicros, iso: formatMicros(valid.ingestedAtMicros) };
+    // Under `none` without a declared schema, the files are read with the table's columns (once it exists).
+    const schema =
+      valid.schema ??
+      (valid.schemaEvolution === "none" ? await this.#tableColumnsDdl(valid.tableName, options) : undefined);
     const read = (paths: string[]): DataFrame =>
       this.#spark
         .read({
           format: valid.format,
-          schema: valid.schema,
+          schema,
           options: { ...valid.options, ...sources.readerOptions },
           paths,
         })
@@ -293,7 +300,7 @@ export class IcebergWriter {
     // A declared schema is the same read from one file as from all: a new table is created from the
     // first file alone (planning the read of 1,000 files to create an empty table took 7 s of a 10 s write).
     const [first] = sources.readerPaths;
-    const shape = valid.schema !== undefined && first !== undefined ? read([first]) : rows;
+    const shape = schema !== undefined && first !== undefined ? read([first]) : rows;
     await this.#ensureStagingTable(valid, shape, options);
     await this.#spark.setConfig({ "spark.wap.id": valid.batchId });
     const prepareMs = lap();
@@ -334,10 +341,19 @@ export class IcebergWriter {
     options: ExecutionOptions | undefined,
   ): Promise<void> {
     const table = batch.tableName.quoted;
-    if (this.#stagingTables.has(table)) return;
+    // Writes that add columns hand the columns' resolution to Iceberg (by name, new ones merged in).
+    const evolving = batch.schemaEvolution === "addNewColumns";
+    const properties: Record<string, string> = {
+      "write.wap.enabled": "true",
+      ...(evolving ? { [ACCEPT_ANY_SCHEMA]: "true" } : {}),
+    };
+    const cacheKey = evolving ? `${table} ${ACCEPT_ANY_SCHEMA}` : table;
+    if (this.#stagingTables.has(cacheKey)) return;
     const enableStaging = (): Promise<unknown> =>
       this.#spark.sqlCommand(
-        `ALTER TABLE ${table} SET TBLPROPERTIES ('write.wap.enabled' = 'true')`,
+        `ALTER TABLE ${table} SET TBLPROPERTIES (${Object.entries(properties)
+          .map(([key, value]) => `'${key}' = '${value}'`)
+          .join(", ")})`,
         undefined,
         options,
       );
@@ -348,6 +364,7 @@ export class IcebergWriter {
       try {
         const creator = rows.limit(0).writeTo(table).using("iceberg");
         for (const [key, value] of Object.entries(this.#tableProperties)) creator.tableProperty(key, value);
+        if (evolving) creator.tableProperty(ACCEPT_ANY_SCHEMA, "true");
         await creator.create(options);
       } catch (createError) {
         if (!isTableAlreadyExists(createError)) throw createError;
@@ -358,7 +375,33 @@ export class IcebergWriter {
         await enableStaging();
       }
     }
-    this.#stagingTables.add(table);
+    this.#stagingTables.add(cacheKey);
+  }
+
+  /**
+   * The table's own columns (not `_source_file` and `_ingested_at`) as a DDL schema to read files with, or
+   * undefined when the table does not exist yet.
+   */
+  async #tableColumnsDdl(
+    table: TableName,
+    options: ExecutionOptions | undefined,
+  ): Promise<string | undefined> {
+    let rows: Row[];
+    try {
+      rows = await this.#spark.sql(`DESCRIBE TABLE ${table.quoted}`, undefined, options);
+    } catch (error) {
+      if (isTableNotFound(error)) return undefined;
+      throw error;
+    }
+    const columns: string[] = [];
+    for (const row of rows) {
+      const name = typeof row.col_name === "string" ? row.col_name : "";
+      // The column list ends where DESCRIBE's partitioning section starts.
+      if (name === "" || name.startsWith("#")) break;
+      if (name === "_source_file" || name === "_ingested_at") continue;
+      columns.push(`\`${name.replaceAll("`", "``")}\` ${String(row.data_type)}`);
+    }
+    return columns.length > 0 ? columns.join(", ") : undefined;
   }
 
   /** One Spark job, one staged snapshot: append, or overwrite the rows of the batch's files. */
@@ -371,16 +414,19 @@ export class IcebergWriter {
     const writer = rows.writeTo(batch.tableName.quoted).options({
       [`snapshot-property.${BATCH_ID_PROPERTY}`]: batch.batchId,
       [`snapshot-property.${INGESTED_AT_PROPERTY}`]: ingestedAt.iso,
+      // New columns join the table's schema with this write; columns are matched by name, not position.
+      ...(batch.schemaEvolution === "addNewColumns"
+        ? { "merge-schema": "true", "check-ordering": "false" }
+        : {}),
     });
-    if (batch.mode === "append") {
-      await writer.append(options);
-      return;
-    }
     const condition = fn("in", col("_source_file"), ...batch.files.map((file) => lit(file)));
     try {
-      await writer.overwrite(condition, options);
+      if (batch.mode === "append") await writer.append(options);
+      else await writer.overwrite(condition, options);
     } catch (error) {
-      throw isUnalignedOverwrite(error) ? unalignedReplaceError(batch, error) : error;
+      if (batch.mode === "replace" && isUnalignedOverwrite(error)) throw unalignedReplaceError(batch, error);
+      const conflict = columnTypeConflict(error);
+      throw conflict ? schemaMismatchError(batch, conflict, error) : error;
     }
   }
 
@@ -528,6 +574,20 @@ function toCount(value: Row[string]): number {
   throw new LakeferryError("ICEBERG_UNEXPECTED_RESULT", `count of unexpected type ${typeof value}`, {
     retryable: false,
   });
+}
+
+function schemaMismatchError(
+  batch: ValidatedBatch,
+  conflict: { column: string; table: string; file: string },
+  cause: unknown,
+): LakeferryError {
+  return new LakeferryError(
+    "SCHEMA_MISMATCH",
+    `column ${conflict.column} is ${conflict.table} in ${batch.tableName.quoted} and ${conflict.file} in the ` +
+      "file: Iceberg widens a type only from int to long, float to double and to a larger decimal precision. " +
+      "Fix the file, or declare the column's type in the ingestion's schema",
+    { retryable: false, cause },
+  );
 }
 
 function unalignedReplaceError(batch: ValidatedBatch, cause: unknown): LakeferryError {

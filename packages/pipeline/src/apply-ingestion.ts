@@ -2,19 +2,25 @@ import { InvalidInputError } from "@lakeferry/core";
 import { listIngestions, upsertIngestion, type Ingestion, type IngestionInput } from "@lakeferry/db";
 import type { DiscoveryQueue } from "@lakeferry/queue";
 import { moveToOverlaps, storedCleanSource } from "./clean-source-settings.ts";
+import { storedMaintenance } from "./maintenance-settings.ts";
 import type { PipelineContext } from "./pipeline-context.ts";
 
 /**
  * Creates or updates an ingestion by name and, given the discovery queue, brings its discovery schedule in
  * line (a disabled ingestion or one without `schedule` has none).
- * @throws InvalidInputError when its `cleanSource.moveTo` overlaps another ingestion's source, or its source
- *   overlaps where another ingestion moves cleaned files: those files would be ingested again.
+ * @throws InvalidInputError when it would share its table with another ingestion in a way that breaks one
+ *   of them (see {@link compactionConflict}), when its `cleanSource.moveTo` overlaps
+ *   another ingestion's source, or its source overlaps where another ingestion moves cleaned files (those
+ *   files would be ingested again).
  */
 export async function applyIngestion(
   ctx: PipelineContext & { discovery?: DiscoveryQueue },
   input: IngestionInput,
 ): Promise<{ ingestion: Ingestion; created: boolean }> {
-  await refuseMovesIntoSources(ctx, input);
+  const others = await listIngestions(ctx.db);
+  const conflict = compactionConflict(input, others);
+  if (conflict) throw new InvalidInputError("maintenance.compaction", conflict);
+  refuseMovesIntoSources(input, others);
   const result = await upsertIngestion(ctx.db, input);
   const { ingestion } = result;
   if (ctx.discovery) {
@@ -32,13 +38,42 @@ export async function applyIngestion(
   return result;
 }
 
+type TableUse = Pick<IngestionInput, "name" | "targetTable" | "modifiedPolicy" | "maintenance">;
+
+/**
+ * Why `input` cannot share its table with the other ingestions, if it cannot: compaction merges source files'
+ * rows into shared data files, and `modified: replace` swaps out a file's rows by deleting the data files
+ * that hold them, so a table one ingestion compacts cannot take another's replaces.
+ */
+export function compactionConflict(input: TableUse, others: readonly TableUse[]): string | undefined {
+  const compacts = (use: TableUse): boolean =>
+    storedMaintenance(use.maintenance, { name: use.name, modifiedPolicy: use.modifiedPolicy }).compaction
+      .schedule !== null;
+  for (const other of others) {
+    if (other.name === input.name || other.targetTable !== input.targetTable) continue;
+    const [replacing, compacting] =
+      input.modifiedPolicy === "replace" && compacts(other)
+        ? [input, other]
+        : other.modifiedPolicy === "replace" && compacts(input)
+          ? [other, input]
+          : [];
+    if (!replacing || !compacting) continue;
+    return (
+      `ingestion "${replacing.name}" replaces modified files' rows in ${input.targetTable}, which ingestion ` +
+      `"${compacting.name}" compacts (compaction merges files' rows, so a replace could no longer swap them ` +
+      `out): set maintenance.compaction: false on "${compacting.name}", or give each its own table`
+    );
+  }
+  return undefined;
+}
+
 /**
  * The ingestion file already refuses a `moveTo` inside the ingestion's own source; this refuses one inside
  * any other ingestion's source, and a source over any other ingestion's `moveTo`.
  */
-async function refuseMovesIntoSources(ctx: PipelineContext, input: IngestionInput): Promise<void> {
+function refuseMovesIntoSources(input: IngestionInput, others: readonly Ingestion[]): void {
   const moveTo = storedCleanSource(input.cleanSource)?.moveTo ?? null;
-  for (const other of await listIngestions(ctx.db)) {
+  for (const other of others) {
     if (other.name === input.name) continue;
     if (moveTo !== null && moveToOverlaps(moveTo, other.sourceUri)) {
       throw new InvalidInputError(

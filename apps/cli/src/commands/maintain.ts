@@ -89,6 +89,7 @@ function cleanupSummary(report: SourceCleanupReport): string {
 
 function summary(report: MaintenanceReport): string {
   if (report.kind === "off") return `${report.task}: off for this ingestion`;
+  if (report.kind === "refused") return `${report.task}: not run: ${report.reason}`;
   const seconds = `${(report.ms / 1000).toFixed(1)} s`;
   switch (report.task) {
     case "expireSnapshots":
