@@ -4,7 +4,13 @@ import { compileGlob, parseStorageUri } from "@lakeferry/storage";
 import { CronExpressionParser } from "cron-parser";
 import { parseAllDocuments } from "yaml";
 import { z } from "zod";
-import { CleanSourceSpec, cleanSourceRefusals, resolveCleanSource } from "./clean-source-settings.ts";
+import {
+  CleanSourceSpec,
+  cleanSourceRefusals,
+  moveToOverlaps,
+  resolveCleanSource,
+  storedCleanSource,
+} from "./clean-source-settings.ts";
 import {
   badRecordsRefusal,
   MaxBadRecordsSpec,
@@ -361,6 +367,19 @@ export function parseIngestionFile(text: string): IngestionInput[] {
     inputs.push(input);
   });
   if (inputs.length === 0) throw new InvalidInputError("yaml", "the file holds no ingestion");
+  // Checked before any is applied (applying checks each against those stored already).
+  for (const [index, input] of inputs.entries()) {
+    const moveTo = storedCleanSource(input.cleanSource)?.moveTo;
+    const other = inputs.find((o) => o !== input && moveTo && moveToOverlaps(moveTo, o.sourceUri));
+    if (moveTo && other) {
+      const where = inputs.length > 1 ? `document ${index + 1}: ` : "";
+      throw new InvalidInputError(
+        `${where}cleanSource.moveTo`,
+        `${moveTo} overlaps the source of ingestion "${other.name}" (${other.sourceUri}) in this file: it ` +
+          "would ingest the moved files; choose a location outside every ingestion's source",
+      );
+    }
+  }
   return inputs;
 }
 

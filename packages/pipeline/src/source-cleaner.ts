@@ -1,8 +1,11 @@
+import { randomUUID } from "node:crypto";
 import { errorMessage, type Logger } from "@lakeferry/core";
 import {
+  acquireMaintenanceLease,
   dueSourceCleanups,
   markSourcesCleaned,
   recordSourceCleanups,
+  releaseMaintenanceLease,
   type Database,
   type DueCleanupBatch,
   type DueCleanupFile,
@@ -31,12 +34,20 @@ export interface SourceCleanerOptions {
   concurrency?: number;
   /** Files tried in one run at most; the next run goes on from the oldest batch left. Default 50 000. */
   maxFilesPerRun?: number;
+  /**
+   * How long the run's lease on the ingestion's cleanup (`maintenance_leases`, `clean-source:<id>`) lasts
+   * without renewal, in ms; it is renewed before each chunk, and another run of the same ingestion (another
+   * discoverer, the CLI) finds it held and does nothing. Default 300 000.
+   */
+  leaseMs?: number;
 }
 
 /** What one cleanup run did. */
 export type SourceCleanupReport =
   /** cleanSource is off for this ingestion. */
   | { kind: "off" }
+  /** Another run is cleaning this ingestion's source (it holds the lease): nothing done. */
+  | { kind: "busy" }
   | {
       kind: "done";
       mode: CleanSourceSettings["mode"];
@@ -71,7 +82,8 @@ export type SourceCleanupReport =
  * An object is cleaned only while it is the one ingested (same etag and size as the file's row): an object
  * replaced since is left in place (`kept_changed`), as is one registered under an earlier `source` of the
  * ingestion (`kept_outside_source`). A failed move or delete is recorded with its error and
- * tried again by the next run; a move interrupted between copy and delete finishes on the next try.
+ * tried again by the next run; a move interrupted between copy and delete finishes on the next try. One run
+ * at a time per ingestion across the fleet (a lease row in Postgres).
  */
 export class SourceCleaner {
   readonly #db: Database;
@@ -80,6 +92,7 @@ export class SourceCleaner {
   readonly #batchesPerChunk: number;
   readonly #concurrency: number;
   readonly #maxFilesPerRun: number;
+  readonly #leaseMs: number;
 
   constructor(options: SourceCleanerOptions) {
     this.#db = options.db;
@@ -88,6 +101,7 @@ export class SourceCleaner {
     this.#batchesPerChunk = options.batchesPerChunk ?? 50;
     this.#concurrency = options.concurrency ?? 8;
     this.#maxFilesPerRun = options.maxFilesPerRun ?? 50_000;
+    this.#leaseMs = options.leaseMs ?? 300_000;
   }
 
   /**
@@ -103,6 +117,30 @@ export class SourceCleaner {
       ingestionId: ingestion.id,
       task: "cleanSource",
     });
+    const lease = {
+      name: `clean-source:${ingestion.id}`,
+      holder: `cleaner-${randomUUID()}`,
+      ttlMs: this.#leaseMs,
+    };
+    if (!(await acquireMaintenanceLease(this.#db, lease))) {
+      log.info({}, "source cleanup already running elsewhere; nothing done");
+      return { kind: "busy" };
+    }
+    try {
+      return await this.#runHolding(ingestion, settings, lease, log, started, signal);
+    } finally {
+      await releaseMaintenanceLease(this.#db, lease).catch(() => {});
+    }
+  }
+
+  async #runHolding(
+    ingestion: Ingestion,
+    settings: CleanSourceSettings,
+    lease: { name: string; holder: string; ttlMs: number },
+    log: Logger,
+    started: number,
+    signal: AbortSignal,
+  ): Promise<SourceCleanupReport> {
     const options = await storeOptionsFor(ingestion, this.#storeOptions?.(ingestion.sourceUri));
     const store = createObjectStore(ingestion.sourceUri, options);
     const archive = settings.moveTo === null ? undefined : createObjectStore(settings.moveTo, options);
@@ -129,11 +167,28 @@ export class SourceCleaner {
       kept_changed: "keptChanged",
       kept_outside_source: "keptOutside",
     };
+    // Renewed before each chunk and every third of its time during one (a chunk of large batches may hold
+    // thousands of files); once lost (another run took over after it expired), the run stops.
+    let renewedAt = 0;
+    let lost = false;
+    const keepLease = async (): Promise<boolean> => {
+      if (lost) return false;
+      if (Date.now() - renewedAt < lease.ttlMs / 3) return true;
+      const askedAt = Date.now();
+      if (await acquireMaintenanceLease(this.#db, lease)) renewedAt = askedAt;
+      else lost = true;
+      return !lost;
+    };
     try {
       let after: DueCleanupBatch | undefined;
       let tried = 0;
       for (;;) {
         signal.throwIfAborted();
+        renewedAt = 0;
+        if (!(await keepLease())) {
+          report.more = true;
+          break;
+        }
         const { batches, files } = await dueSourceCleanups(this.#db, {
           ingestionId: ingestion.id,
           olderThanMs: settings.retentionMs,
@@ -141,17 +196,20 @@ export class SourceCleaner {
           ...(after ? { after } : {}),
         });
         if (batches.length === 0) break;
-        const outcomes = await mapLimit(files, this.#concurrency, (file) =>
-          this.#cleanOne(ingestion, settings, store, archive, file, signal),
+        const results = await mapLimit(files, this.#concurrency, async (file) =>
+          (await keepLease()) ? this.#cleanOne(ingestion, settings, store, archive, file, signal) : undefined,
         );
+        // Files not tried (the lease was lost) are left for the run that holds it now.
+        const outcomes = results.filter((outcome) => outcome !== undefined);
         await recordSourceCleanups(this.#db, outcomes);
-        for (const [index, outcome] of outcomes.entries()) {
+        const pathOf = new Map(files.map((file) => [file.fileId, file]));
+        for (const outcome of outcomes) {
           if ("action" in outcome) {
             report[counts[outcome.action]] += 1;
             continue;
           }
           report.failed += 1;
-          const file = files[index];
+          const file = pathOf.get(outcome.fileId);
           log.warn(
             {
               fileId: outcome.fileId,
@@ -164,16 +222,15 @@ export class SourceCleaner {
             "source cleanup failed; the next run tries again",
           );
         }
-        report.batchesCleaned += (
-          await markSourcesCleaned(
-            this.#db,
-            batches.map((batch) => batch.id),
-          )
-        ).length;
+        const marked = await markSourcesCleaned(
+          this.#db,
+          batches.map((batch) => batch.id),
+        );
+        report.batchesCleaned += marked.length;
         after = batches[batches.length - 1];
-        tried += files.length;
-        const failedWhole = files.length > 0 && outcomes.every((outcome) => !("action" in outcome));
-        if (tried >= this.#maxFilesPerRun || failedWhole) {
+        tried += outcomes.length;
+        const failedWhole = outcomes.length > 0 && outcomes.every((outcome) => !("action" in outcome));
+        if (lost || tried >= this.#maxFilesPerRun || failedWhole) {
           report.more = true;
           break;
         }

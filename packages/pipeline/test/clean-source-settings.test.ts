@@ -140,6 +140,27 @@ cleanSource:
     );
   });
 
+  it("refuses, before applying any, a file whose one ingestion moves files into another's source", () => {
+    const file = (moveTo: string): string => `
+name: orders
+source: s3://landing/orders/
+format: json
+table: lake.sales.orders
+cleanSource: { mode: move, moveTo: ${moveTo} }
+---
+name: returns
+source: s3://landing/returns/
+format: json
+table: lake.sales.returns
+`;
+    expect(() => parseIngestionFile(file("s3://landing/returns/archive/"))).toThrow(
+      'document 1: cleanSource.moveTo: s3://landing/returns/archive/ overlaps the source of ingestion "returns" ' +
+        "(s3://landing/returns/) in this file: it would ingest the moved files; choose a location outside every " +
+        "ingestion's source",
+    );
+    expect(parseIngestionFile(file("s3://landing/archive/orders/"))).toHaveLength(2);
+  });
+
   it("moves an object to the same path below moveTo as it had below the source's directory", () => {
     expect(moveTarget("s3://landing/orders/2024/01/a.json", "s3://landing/orders/", "s3://archive/o/")).toBe(
       "s3://archive/o/2024/01/a.json",

@@ -6,12 +6,14 @@
 import { randomUUID } from "node:crypto";
 import { rm, writeFile } from "node:fs/promises";
 import {
+  acquireMaintenanceLease,
   beginPublish,
   claimFiles,
   listFiles,
   listSourceCleanups,
   openBatch,
   recordOutcomes,
+  releaseMaintenanceLease,
   type Ingestion,
 } from "@lakeferry/db";
 import { MaintenanceQueue } from "@lakeferry/queue";
@@ -384,7 +386,7 @@ describe("applying ingestions", () => {
 });
 
 describe("an ingestion whose source was changed", () => {
-  it("leaves the objects of files registered under the earlier source in place", async () => {
+  it("leaves the objects of files registered under the earlier source in place; one run at a time", async () => {
     const w = (world = await createWorld());
     const old = await w.file("old/a.json", jsonRows(0, 2));
     const cleanSource = { mode: "delete", retention: "7d" };
@@ -394,6 +396,11 @@ describe("an ingestion whose source was changed", () => {
     await age(w, batchId, 8 * 24);
 
     const after = await w.ingestion({ source: `file://${w.dir}/new/`, pattern: "*.json", cleanSource });
+    // One run per ingestion at a time: while another holds the lease, a run does nothing.
+    const held = { name: `clean-source:${after.id}`, holder: "another-run", ttlMs: 60_000 };
+    expect(await acquireMaintenanceLease(w.db, held)).toBe(true);
+    expect(await run(cleanerOf(w), after)).toEqual({ kind: "busy" });
+    await releaseMaintenanceLease(w.db, held);
     expect(await run(cleanerOf(w), after)).toMatchObject({ ...NOTHING, keptOutside: 1, batchesCleaned: 1 });
     expect(await createObjectStore(old).stat(new URL(old).pathname)).toBeDefined();
     expect(await listSourceCleanups(w.db, { ingestionId: after.id })).toMatchObject([

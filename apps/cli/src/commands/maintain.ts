@@ -78,6 +78,7 @@ export async function maintainCommand(
 
 function cleanupSummary(report: SourceCleanupReport): string {
   if (report.kind === "off") return "cleanSource: off for this ingestion";
+  if (report.kind === "busy") return "cleanSource: another run is cleaning this source now; nothing done";
   const what = report.mode === "move" ? `${report.moved} moved` : `${report.deleted} deleted`;
   return (
     `cleanSource: ${what}, ${report.alreadyGone} already gone, ${report.keptChanged} left (changed since ingested), ` +
