@@ -592,22 +592,46 @@ export class IcebergWriter {
     ingestedAt: IngestedAt,
     options: ExecutionOptions | undefined,
   ): Promise<void> {
-    const writer = rows.writeTo(batch.tableName.quoted).options({
-      [`snapshot-property.${BATCH_ID_PROPERTY}`]: batch.batchId,
-      [`snapshot-property.${INGESTED_AT_PROPERTY}`]: ingestedAt.iso,
-      // New columns join the table's schema with this write; columns are matched by name, not position.
-      ...(batch.schemaEvolution === "addNewColumns"
-        ? { "merge-schema": "true", "check-ordering": "false" }
-        : {}),
-    });
+    const evolving = batch.schemaEvolution === "addNewColumns";
     const condition = fn("in", col("_source_file"), ...batch.files.map((file) => lit(file)));
-    try {
-      if (batch.mode === "append") await writer.append(options);
-      else await writer.overwrite(condition, options);
-    } catch (error) {
-      if (batch.mode === "replace" && isUnalignedOverwrite(error)) throw unalignedReplaceError(batch, error);
-      const conflict = columnTypeConflict(error);
-      throw conflict ? schemaMismatchError(batch, conflict, error) : error;
+    let frame = rows;
+    const cast = new Set<string>();
+    for (;;) {
+      const writer = frame.writeTo(batch.tableName.quoted).options({
+        [`snapshot-property.${BATCH_ID_PROPERTY}`]: batch.batchId,
+        [`snapshot-property.${INGESTED_AT_PROPERTY}`]: ingestedAt.iso,
+        // New columns join the table's schema with this write. Columns are matched by name, not position,
+        // also where Iceberg resolves them (a table an addNewColumns write made accept any schema, whose new
+        // columns follow `_ingested_at`).
+        ...(evolving ? { "merge-schema": "true" } : {}),
+        ...(batch.schemaEvolution === undefined ? {} : { "check-ordering": "false" }),
+      });
+      try {
+        if (batch.mode === "append") await writer.append(options);
+        else await writer.overwrite(condition, options);
+        return;
+      } catch (error) {
+        if (batch.mode === "replace" && isUnalignedOverwrite(error))
+          throw unalignedReplaceError(batch, error);
+        const conflict = columnTypeConflict(error);
+        if (conflict === undefined) throw error;
+        // Merging a schema, Iceberg refuses what Spark's own write would cast safely (a number into a
+        // string column, an integer into a double one): cast that column to the table's type and write
+        // again. The refusal comes before anything is written.
+        const to = SAFE_CASTS[conflict.table];
+        const nested = conflict.column.includes(".");
+        if (
+          !evolving ||
+          nested ||
+          to === undefined ||
+          !to.from.has(conflict.file) ||
+          cast.has(conflict.column)
+        ) {
+          throw schemaMismatchError(batch, conflict, error);
+        }
+        cast.add(conflict.column);
+        frame = frame.withColumns({ [conflict.column]: fn(to.fn, col(conflict.column)) });
+      }
     }
   }
 
@@ -756,6 +780,18 @@ function toCount(value: Row[string]): number {
     retryable: false,
   });
 }
+
+/**
+ * Table column types (as Iceberg names them) into which a write's values of the listed types are cast
+ * without loss of meaning, by the Spark function that casts to it.
+ */
+const SAFE_CASTS: Record<string, { fn: string; from: ReadonlySet<string> }> = {
+  string: {
+    fn: "string",
+    from: new Set(["int", "long", "float", "double", "boolean", "date", "timestamp", "timestamptz"]),
+  },
+  double: { fn: "double", from: new Set(["int", "long", "float"]) },
+};
 
 function schemaMismatchError(
   batch: ValidatedBatch,

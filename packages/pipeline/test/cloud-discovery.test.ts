@@ -69,7 +69,8 @@ beforeAll(async () => {
     CASES.map(async ({ fixture, bulk }) => {
       const container = await fixture.createContainer("disc");
       const keys = Array.from({ length: bulk }, (_, i) => bulkKey(i));
-      for (let day = 0; day < PARTITION_DAYS; day++) {
+      // Tomorrow's partition too, so that a run that starts after midnight UTC still finds its today.
+      for (let day = -1; day < PARTITION_DAYS - 1; day++) {
         for (let n = 0; n < PER_PARTITION; n++) {
           keys.push(`parts/${partitionOf(day, partitionsWrittenAt)}part-${n}.json`);
         }
@@ -225,6 +226,7 @@ describe.each(CASES)("$fixture.scheme source", ({ fixture, bulk, malformed }) =>
         partitions: { template: "year={yyyy}/month={MM}/day={dd}/", lookbackDays: LOOKBACK_DAYS },
       },
     });
+    const listedAt = new Date();
     const result = await discoverFiles(contextOf(w), ingestion);
     // The window covers today and the last LOOKBACK_DAYS days: one small listing each.
     const inWindow = LOOKBACK_DAYS + 1;
@@ -232,7 +234,7 @@ describe.each(CASES)("$fixture.scheme source", ({ fixture, bulk, malformed }) =>
     expect(result.listCalls).toBe(inWindow);
     const expected = Array.from({ length: inWindow }, (_, day) =>
       Array.from({ length: PER_PARTITION }, (_, n) =>
-        uriOf(`parts/${partitionOf(day, partitionsWrittenAt)}part-${n}.json`),
+        uriOf(`parts/${partitionOf(day, listedAt)}part-${n}.json`),
       ),
     ).flat();
     const { rows } = await w.db.pool.query<{ file_path: string }>("SELECT file_path FROM processed_files");
