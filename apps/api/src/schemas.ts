@@ -183,6 +183,10 @@ export const Ingestion = z.object({
   format: z.string(),
   readerOptions: z.record(z.string(), z.string()),
   schemaDdl: z.string().nullable(),
+  schemaEvolution: z
+    .enum(["addNewColumns", "none"])
+    .nullable()
+    .describe("What files' columns may do to the table; null: addNewColumns without schemaDdl, none with it"),
   glob: z.string().nullable(),
   targetTable: z.string(),
   schedule: z.string().nullable(),

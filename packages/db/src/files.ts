@@ -175,7 +175,11 @@ export async function getFilesByPaths(
   if (paths.length === 0) return new Map();
   return runOperation("getFilesByPaths", async () => {
     const { rows } = await db.pool.query<FileRow>(
-      `SELECT ${FILE_COLUMNS} FROM processed_files WHERE ingestion_id = $1 AND file_path = ANY($2::text[])`,
+      // One probe of the (ingestion_id, file_path) index per path: as `file_path = ANY(…)`, a table not yet
+      // analyzed was read whole through the ingestion's index for each call.
+      `SELECT f.* FROM unnest($2::text[]) AS wanted(path)
+       CROSS JOIN LATERAL (SELECT ${FILE_COLUMNS} FROM processed_files
+                           WHERE ingestion_id = $1 AND file_path = wanted.path LIMIT 1) f`,
       [ingestionId, [...new Set(paths)]],
     );
     return new Map(rows.map((row) => [row.filePath, toFileRecord(row)]));

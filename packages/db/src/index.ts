@@ -4,6 +4,7 @@ export { DatabaseError, MigrationError, classifyDatabaseError } from "./errors.t
 export {
   FILE_STATUSES,
   MODIFIED_POLICIES,
+  SCHEMA_EVOLUTIONS,
   RUN_TRIGGERS,
   type AttemptOutcome,
   type BatchState,
@@ -17,6 +18,7 @@ export {
   type IngestionInput,
   type ListedFile,
   type ModifiedPolicy,
+  type SchemaEvolution,
   type Outcome,
   type Run,
   type RunStatus,

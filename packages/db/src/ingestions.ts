@@ -1,8 +1,8 @@
 import { InvalidInputError } from "@lakeferry/core";
 import type { Database } from "./database.ts";
 import { runOperation } from "./errors.ts";
-import type { Ingestion, IngestionInput, ModifiedPolicy } from "./types.ts";
-import { MODIFIED_POLICIES } from "./types.ts";
+import type { Ingestion, IngestionInput, ModifiedPolicy, SchemaEvolution } from "./types.ts";
+import { MODIFIED_POLICIES, SCHEMA_EVOLUTIONS } from "./types.ts";
 import { requireCount, requireId, requireOneOf, requireText, toNumber } from "./values.ts";
 
 /** An ingestions row with camelCase keys, as pg returns it (bigint as string). */
@@ -13,6 +13,7 @@ interface IngestionRow {
   format: string;
   readerOptions: unknown;
   schemaDdl: string | null;
+  schemaEvolution: string | null;
   glob: string | null;
   targetTable: string;
   schedule: string | null;
@@ -38,6 +39,7 @@ function toIngestion(row: IngestionRow): Ingestion {
     format: row.format,
     readerOptions: (row.readerOptions ?? {}) as Record<string, string>,
     schemaDdl: row.schemaDdl,
+    schemaEvolution: row.schemaEvolution as SchemaEvolution | null,
     glob: row.glob,
     targetTable: row.targetTable,
     schedule: row.schedule,
@@ -57,7 +59,7 @@ function toIngestion(row: IngestionRow): Ingestion {
 }
 
 const INGESTION_COLUMNS = `id, name, source_uri AS "sourceUri", format, reader_options AS "readerOptions",
-  schema_ddl AS "schemaDdl", glob, target_table AS "targetTable", schedule, max_attempts AS "maxAttempts",
+  schema_ddl AS "schemaDdl", schema_evolution AS "schemaEvolution", glob, target_table AS "targetTable", schedule, max_attempts AS "maxAttempts",
   backoff_ms AS "backoffMs", modified_policy AS "modifiedPolicy", max_file_bytes AS "maxFileBytes",
   large_file_bytes AS "largeFileBytes", listing, listing_cursor AS "listingCursor",
   maintenance, bad_records AS "badRecords", enabled, created_at AS "createdAt", updated_at AS "updatedAt"`;
@@ -77,6 +79,8 @@ function validateIngestion(input: IngestionInput): void {
   requireOneOf("modifiedPolicy", input.modifiedPolicy, MODIFIED_POLICIES);
   if (input.maxFileBytes != null) requireCount("maxFileBytes", input.maxFileBytes, 1);
   if (input.largeFileBytes != null) requireCount("largeFileBytes", input.largeFileBytes, 1);
+  if (input.schemaEvolution != null)
+    requireOneOf("schemaEvolution", input.schemaEvolution, SCHEMA_EVOLUTIONS);
   if (
     input.readerOptions === null ||
     typeof input.readerOptions !== "object" ||
@@ -107,9 +111,9 @@ export async function upsertIngestion(
     const { rows } = await db.pool.query<IngestionRow & { created: boolean }>(
       `INSERT INTO ingestions AS i (name, source_uri, format, reader_options, schema_ddl, glob, target_table,
          schedule, max_attempts, backoff_ms, modified_policy, listing, enabled, maintenance,
-         max_file_bytes, large_file_bytes, bad_records)
+         max_file_bytes, large_file_bytes, schema_evolution, bad_records)
        VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11::modified_policy, $12::jsonb, $13, $14::jsonb,
-         $15, $16, $17::jsonb)
+         $15, $16, $17, $18::jsonb)
        ON CONFLICT (name) DO UPDATE SET
          source_uri = EXCLUDED.source_uri, format = EXCLUDED.format, reader_options = EXCLUDED.reader_options,
          schema_ddl = EXCLUDED.schema_ddl, glob = EXCLUDED.glob, target_table = EXCLUDED.target_table,
@@ -117,6 +121,7 @@ export async function upsertIngestion(
          modified_policy = EXCLUDED.modified_policy, listing = EXCLUDED.listing, enabled = EXCLUDED.enabled,
          maintenance = EXCLUDED.maintenance,
          max_file_bytes = EXCLUDED.max_file_bytes, large_file_bytes = EXCLUDED.large_file_bytes,
+         schema_evolution = EXCLUDED.schema_evolution,
          bad_records = EXCLUDED.bad_records,
          listing_cursor = CASE
            WHEN i.source_uri IS DISTINCT FROM EXCLUDED.source_uri OR i.glob IS DISTINCT FROM EXCLUDED.glob
@@ -141,6 +146,7 @@ export async function upsertIngestion(
         jsonParam(input.maintenance),
         input.maxFileBytes ?? null,
         input.largeFileBytes ?? null,
+        input.schemaEvolution ?? null,
         jsonParam(input.badRecords),
       ],
     );

@@ -40,7 +40,12 @@ changed AS MATERIALIZED (
   SELECT pf.id, pf.version AS current_version, COALESCE(latest.version, pf.version) AS latest_version,
          l.file_path, l.file_size, l.etag, l.modified_at
   FROM listed l
-  JOIN processed_files pf ON pf.ingestion_id = $1 AND pf.file_path = l.file_path
+  -- A probe of the unique index per listed path, whatever the statistics say: joined as a set, a table
+  -- not yet analyzed (the first minutes of a bulk load) was hashed whole for each page of 500 paths.
+  CROSS JOIN LATERAL (
+    SELECT p.id, p.version, p.etag, p.file_size FROM processed_files p
+    WHERE p.ingestion_id = $1 AND p.file_path = l.file_path LIMIT 1
+  ) pf
   LEFT JOIN LATERAL (
     SELECT fv.version, fv.etag, fv.file_size FROM file_versions fv
     WHERE fv.file_id = pf.id ORDER BY fv.version DESC LIMIT 1

@@ -72,6 +72,8 @@ export async function finishRun(
     filesNew: number;
     filesModified: number;
     refused?: readonly Refusal[];
+    /** Refused paths not listed in `refused` (only counted in `files_refused`). */
+    refusedUnrecorded?: number;
     error?: { type: string; message: string };
   },
 ): Promise<Run> {
@@ -80,6 +82,7 @@ export async function finishRun(
   requireCount("filesNew", result.filesNew);
   requireCount("filesModified", result.filesModified);
   if (result.error) requireText("error.type", result.error.type);
+  const unrecorded = requireCount("refusedUnrecorded", result.refusedUnrecorded ?? 0);
   const refused = result.refused ?? [];
   return runOperation("finishRun", async () => {
     // One statement: the refusals (a path named twice is kept once) and the run's end land together.
@@ -92,7 +95,7 @@ export async function finishRun(
        )
        UPDATE runs SET status = $2::run_status, finished_at = now(), files_found = $3, files_new = $4,
          files_modified = $5, error_type = $6, error_message = $7,
-         files_refused = files_refused + (SELECT count(*) FROM refusals)
+         files_refused = files_refused + (SELECT count(*) FROM refusals) + $10
        WHERE id = $1 RETURNING ${RUN_COLUMNS}`,
       [
         runId,
@@ -104,6 +107,7 @@ export async function finishRun(
         result.error?.message ?? null,
         refused.map((r) => r.path),
         refused.map((r) => r.reason),
+        unrecorded,
       ],
     );
     const row = rows[0];

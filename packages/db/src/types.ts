@@ -23,6 +23,9 @@ export type AttemptOutcome = "SUCCESS" | "FAILED" | "RETRY" | "LOST" | "SKIPPED"
 
 export type BatchState = "OPEN" | "PUBLISHING" | "COMMITTED" | "FAILED" | "ABANDONED";
 
+export const SCHEMA_EVOLUTIONS = ["addNewColumns", "none"] as const;
+export type SchemaEvolution = (typeof SCHEMA_EVOLUTIONS)[number];
+
 /** An ingestion's definition, as created or replaced by {@link upsertIngestion}. */
 export interface IngestionInput {
   /** Unique, stable name (the API and CLI address ingestions by it). */
@@ -35,6 +38,11 @@ export interface IngestionInput {
   readerOptions: Record<string, string>;
   /** Spark DDL schema (`id INT, name STRING`); null = infer. */
   schemaDdl: string | null;
+  /**
+   * What a file's columns may do to the table: `addNewColumns` (they are added) or `none` (the table's
+   * columns never change); absent or null: addNewColumns without `schemaDdl`, none with it.
+   */
+  schemaEvolution?: SchemaEvolution | null;
   /** Glob matched against paths under `sourceUri`; null = every file. */
   glob: string | null;
   /** Iceberg table, e.g. `lake.db.events`. */
@@ -67,6 +75,7 @@ export interface IngestionInput {
 
 export interface Ingestion extends IngestionInput {
   id: number;
+  schemaEvolution: SchemaEvolution | null;
   maxFileBytes: number | null;
   largeFileBytes: number | null;
   /** Where incremental listing resumes; opaque JSON, null until first saved. */

@@ -8,6 +8,7 @@ import {
   isTableAlreadyExists,
   isTableNotFound,
   isUnalignedOverwrite,
+  columnTypeConflict,
   lit,
   type DataFrame,
   type ExecutionOptions,
@@ -123,6 +124,8 @@ export const BATCH_ID_PROPERTY = "lakeferry.batch-id";
 export const INGESTED_AT_PROPERTY = "lakeferry.ingested-at";
 /** Iceberg's summary key of a staged (write-audit-publish) snapshot. */
 const STAGED_WAP_ID = "wap.id";
+/** Iceberg's table property that lets a write's columns differ from the table's (resolved by Iceberg). */
+const ACCEPT_ANY_SCHEMA = "write.spark.accept-any-schema";
 
 /** Large enough that Spark never packs two files into one read partition (so never into one data file). */
 const ISOLATING_OPEN_COST = String(2 ** 40);
@@ -324,10 +327,12 @@ export class IcebergWriter {
         : { micros: valid.ingestedAtMicros, iso: formatMicros(valid.ingestedAtMicros) };
     const policy = valid.badRecords;
     const corrupt = `\`${CORRUPT_RECORD_COLUMN}\``;
+    // Under `none` without a declared schema, the files are read with the table's columns (once it exists).
+    const fileSchema =
+      valid.schema ??
+      (valid.schemaEvolution === "none" ? await this.#tableColumnsDdl(valid.tableName, options) : undefined);
     const schema =
-      policy !== undefined && valid.schema !== undefined
-        ? `${valid.schema}, ${corrupt} STRING`
-        : valid.schema;
+      policy !== undefined && fileSchema !== undefined ? `${fileSchema}, ${corrupt} STRING` : fileSchema;
     // Every row as read; in a tolerant read (PERMISSIVE) a bad record has its text in the corrupt-record column.
     const readAll = (paths: string[]): DataFrame => {
       const frame = this.#spark
@@ -341,7 +346,7 @@ export class IcebergWriter {
           _source_file: sources.column,
           _ingested_at: fn("timestamp_micros", lit(ingestedAt.micros)),
         });
-      if (policy === undefined || valid.schema !== undefined) return frame;
+      if (policy === undefined || fileSchema !== undefined) return frame;
       // An inferred schema has the corrupt-record column only when Spark met a bad record: add it (null)
       // when it does not.
       const none = this.#spark.sqlFrame(`SELECT CAST(NULL AS STRING) AS ${corrupt} WHERE false`);
@@ -368,7 +373,7 @@ export class IcebergWriter {
       this.#splitBytes ??=
         (await this.#spark.getConfig([MAX_PARTITION_BYTES]))[MAX_PARTITION_BYTES] ??
         DEFAULT_MAX_PARTITION_BYTES;
-      recordCounts = await this.#census(valid, readAll(sources.readerPaths), options);
+      recordCounts = await this.#census(valid, fileSchema, readAll(sources.readerPaths), options);
       const refused = new Map<string, RefusedFile>();
       for (const [uri, counts] of recordCounts) {
         const refusal = refusalOf(policy, counts);
@@ -389,8 +394,14 @@ export class IcebergWriter {
     // A declared schema is the same read from one file as from all: a new table is created from the
     // first file alone (planning the read of 1,000 files to create an empty table took 7 s of a 10 s write).
     const [first] = sources.readerPaths;
-    const shape = valid.schema !== undefined && first !== undefined ? read([first]) : rows;
-    await this.#ensureStagingTable(valid.tableName, valid.batchId, shape, options);
+    const shape = fileSchema !== undefined && first !== undefined ? read([first]) : rows;
+    await this.#ensureStagingTable(
+      valid.tableName,
+      valid.batchId,
+      shape,
+      options,
+      valid.schemaEvolution === "addNewColumns",
+    );
     await this.#spark.setConfig({ "spark.wap.id": valid.batchId });
     const prepareMs = lap();
     await this.#writeStaged(valid, rows, ingestedAt, options);
@@ -420,6 +431,7 @@ export class IcebergWriter {
         ? undefined
         : await this.#stageRejected(
             valid,
+            fileSchema,
             readAll(withRejects.map((file) => file.path)),
             ingestedAt,
             options,
@@ -443,6 +455,7 @@ export class IcebergWriter {
    */
   async #census(
     valid: ValidatedBatch,
+    schema: string | undefined,
     rows: DataFrame,
     options: ExecutionOptions | undefined,
   ): Promise<Map<string, FileRecordCounts>> {
@@ -450,7 +463,7 @@ export class IcebergWriter {
     const found = await rows
       .withColumns({ [RECORD_NUMBER]: recordNumberColumn() })
       .groupBy(col("_source_file"))
-      .agg(...censusAggregates(valid.format, valid.schema))
+      .agg(...censusAggregates(valid.format, schema))
       .collect(options);
     const counts = new Map<string, FileRecordCounts>();
     for (const file of valid.files) counts.set(file, { parsed: 0, rejected: 0 });
@@ -471,6 +484,7 @@ export class IcebergWriter {
    */
   async #stageRejected(
     valid: ValidatedBatch,
+    schema: string | undefined,
     rows: DataFrame,
     ingestedAt: IngestedAt,
     options: ExecutionOptions | undefined,
@@ -482,7 +496,7 @@ export class IcebergWriter {
       const rejected = rows
         .withColumns({ [RECORD_NUMBER]: recordNumberColumn() })
         .filter(fn("isnotnull", col(CORRUPT_RECORD_COLUMN)))
-        .select(...rejectedColumns(valid.format, valid.schema, valid.batchId, ingestedAt.micros));
+        .select(...rejectedColumns(valid.format, schema, valid.batchId, ingestedAt.micros));
       await this.#ensureStagingTable(tableName, valid.batchId, rejected, options);
       await rejected
         .writeTo(tableName.quoted)
@@ -515,12 +529,22 @@ export class IcebergWriter {
     batchId: string,
     rows: DataFrame,
     options: ExecutionOptions | undefined,
+    /** The batch adds new columns to the table (schemaEvolution addNewColumns). */
+    evolving = false,
   ): Promise<void> {
     const table = tableName.quoted;
-    if (this.#stagingTables.has(table)) return;
+    // Writes that add columns hand the columns' resolution to Iceberg (by name, new ones merged in).
+    const properties: Record<string, string> = {
+      "write.wap.enabled": "true",
+      ...(evolving ? { [ACCEPT_ANY_SCHEMA]: "true" } : {}),
+    };
+    const cacheKey = evolving ? `${table} ${ACCEPT_ANY_SCHEMA}` : table;
+    if (this.#stagingTables.has(cacheKey)) return;
     const enableStaging = (): Promise<unknown> =>
       this.#spark.sqlCommand(
-        `ALTER TABLE ${table} SET TBLPROPERTIES ('write.wap.enabled' = 'true')`,
+        `ALTER TABLE ${table} SET TBLPROPERTIES (${Object.entries(properties)
+          .map(([key, value]) => `'${key}' = '${value}'`)
+          .join(", ")})`,
         undefined,
         options,
       );
@@ -531,6 +555,7 @@ export class IcebergWriter {
       try {
         const creator = rows.limit(0).writeTo(table).using("iceberg");
         for (const [key, value] of Object.entries(this.#tableProperties)) creator.tableProperty(key, value);
+        if (evolving) creator.tableProperty(ACCEPT_ANY_SCHEMA, "true");
         await creator.create(options);
       } catch (createError) {
         if (!isTableAlreadyExists(createError)) throw createError;
@@ -538,7 +563,33 @@ export class IcebergWriter {
         await enableStaging();
       }
     }
-    this.#stagingTables.add(table);
+    this.#stagingTables.add(cacheKey);
+  }
+
+  /**
+   * The table's own columns (not `_source_file` and `_ingested_at`) as a DDL schema to read files with, or
+   * undefined when the table does not exist yet.
+   */
+  async #tableColumnsDdl(
+    table: TableName,
+    options: ExecutionOptions | undefined,
+  ): Promise<string | undefined> {
+    let rows: Row[];
+    try {
+      rows = await this.#spark.sql(`DESCRIBE TABLE ${table.quoted}`, undefined, options);
+    } catch (error) {
+      if (isTableNotFound(error)) return undefined;
+      throw error;
+    }
+    const columns: string[] = [];
+    for (const row of rows) {
+      const name = typeof row.col_name === "string" ? row.col_name : "";
+      // The column list ends where DESCRIBE's partitioning section starts.
+      if (name === "" || name.startsWith("#")) break;
+      if (name === "_source_file" || name === "_ingested_at") continue;
+      columns.push(`\`${name.replaceAll("`", "``")}\` ${String(row.data_type)}`);
+    }
+    return columns.length > 0 ? columns.join(", ") : undefined;
   }
 
   /** One Spark job, one staged snapshot: append, or overwrite the rows of the batch's files. */
@@ -551,16 +602,19 @@ export class IcebergWriter {
     const writer = rows.writeTo(batch.tableName.quoted).options({
       [`snapshot-property.${BATCH_ID_PROPERTY}`]: batch.batchId,
       [`snapshot-property.${INGESTED_AT_PROPERTY}`]: ingestedAt.iso,
+      // New columns join the table's schema with this write; columns are matched by name, not position.
+      ...(batch.schemaEvolution === "addNewColumns"
+        ? { "merge-schema": "true", "check-ordering": "false" }
+        : {}),
     });
-    if (batch.mode === "append") {
-      await writer.append(options);
-      return;
-    }
     const condition = fn("in", col("_source_file"), ...batch.files.map((file) => lit(file)));
     try {
-      await writer.overwrite(condition, options);
+      if (batch.mode === "append") await writer.append(options);
+      else await writer.overwrite(condition, options);
     } catch (error) {
-      throw isUnalignedOverwrite(error) ? unalignedReplaceError(batch, error) : error;
+      if (batch.mode === "replace" && isUnalignedOverwrite(error)) throw unalignedReplaceError(batch, error);
+      const conflict = columnTypeConflict(error);
+      throw conflict ? schemaMismatchError(batch, conflict, error) : error;
     }
   }
 
@@ -708,6 +762,20 @@ function toCount(value: Row[string]): number {
   throw new LakeferryError("ICEBERG_UNEXPECTED_RESULT", `count of unexpected type ${typeof value}`, {
     retryable: false,
   });
+}
+
+function schemaMismatchError(
+  batch: ValidatedBatch,
+  conflict: { column: string; table: string; file: string },
+  cause: unknown,
+): LakeferryError {
+  return new LakeferryError(
+    "SCHEMA_MISMATCH",
+    `column ${conflict.column} is ${conflict.table} in ${batch.tableName.quoted} and ${conflict.file} in the ` +
+      "file: Iceberg widens a type only from int to long, float to double and to a larger decimal precision. " +
+      "Fix the file, or declare the column's type in the ingestion's schema",
+    { retryable: false, cause },
+  );
 }
 
 function unalignedReplaceError(batch: ValidatedBatch, cause: unknown): LakeferryError {

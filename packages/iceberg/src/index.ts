@@ -9,9 +9,11 @@ export {
 } from "./iceberg-writer.ts";
 export {
   FILE_FORMATS,
+  SCHEMA_EVOLUTIONS,
   parseTableName,
   validateWriteBatch,
   type FileFormat,
+  type SchemaEvolution,
   type TableName,
   type ValidatedBatch,
   type WriteBatch,

@@ -23,6 +23,15 @@ export interface WriteBatch {
   /** File URIs exactly as the caller has them (`file:///…`, `s3://…`); `_source_file` carries them. */
   files: string[];
   /**
+   * What a file's columns may do to the table (default: nothing; they must match the table's):
+   * - `addNewColumns`: columns the table lacks are added to it by the write itself, and a column's type
+   *   widened where Iceberg allows it (int → long, float → double, decimal precision); another type change
+   *   fails the write with `SCHEMA_MISMATCH` naming the column and both types. Columns a file lacks are null.
+   * - `none`: the table's columns never change. Without a declared `schema` the files are read with the
+   *   table's own columns (once it exists): columns the table lacks are left out, those a file lacks are null.
+   */
+  schemaEvolution?: SchemaEvolution;
+  /**
    * `append` (default) adds the files' rows. `replace` removes the rows whose `_source_file` is one of
    * `files` and adds the new ones in the same commit: used when a file was modified after it was ingested.
    */
@@ -49,6 +58,9 @@ export interface WriteBatch {
   badRecords?: BadRecordsPolicy;
 }
 
+export const SCHEMA_EVOLUTIONS = ["addNewColumns", "none"] as const;
+export type SchemaEvolution = (typeof SCHEMA_EVOLUTIONS)[number];
+
 /** A table name split into its parts, with the backtick-quoted form used in SQL and plans. */
 export interface TableName {
   catalog: string;
@@ -68,6 +80,7 @@ export interface ValidatedBatch {
   options: Record<string, string>;
   files: string[];
   mode: "append" | "replace";
+  schemaEvolution: SchemaEvolution | undefined;
   readPaths: string[] | undefined;
   isolateFiles: boolean | undefined;
   ingestedAtMicros: bigint | undefined;
@@ -121,6 +134,10 @@ export function validateWriteBatch(batch: WriteBatch): ValidatedBatch {
   if (mode !== "append" && mode !== "replace") {
     throw new InvalidInputError("mode", 'must be "append" or "replace"');
   }
+  const schemaEvolution = batch.schemaEvolution;
+  if (schemaEvolution !== undefined && !(SCHEMA_EVOLUTIONS as readonly string[]).includes(schemaEvolution)) {
+    throw new InvalidInputError("schemaEvolution", `must be one of ${SCHEMA_EVOLUTIONS.join(", ")}`);
+  }
   if (batch.schema !== undefined && (typeof batch.schema !== "string" || batch.schema.trim() === "")) {
     throw new InvalidInputError("schema", "must be a non-empty DDL string when given");
   }
@@ -173,6 +190,7 @@ export function validateWriteBatch(batch: WriteBatch): ValidatedBatch {
     options,
     files: [...batch.files],
     mode,
+    schemaEvolution,
     readPaths: batch.readPaths === undefined ? undefined : [...batch.readPaths],
     isolateFiles: batch.isolateFiles,
     ingestedAtMicros: batch.ingestedAtMicros,

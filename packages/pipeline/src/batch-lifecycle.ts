@@ -197,7 +197,10 @@ export class BatchLifecycle {
     if (this.#tableLeases === undefined) return this.#grownWrite(attempt, signal);
     let release: ReleaseTableWrite;
     try {
-      release = await this.#tableLeases.acquire(attempt.target.table, signal);
+      // Held while the write may last: staging's deadline (for the files known now), then its publication.
+      release = await this.#tableLeases.acquire(attempt.target.table, signal, {
+        holdMs: stageDeadlineMs(attempt.files) + this.#publishLeaseMs,
+      });
     } catch (error) {
       // Nothing opened, nothing written. A shutdown abort or an outage spends no attempt.
       const reason: unknown = signal.aborted ? signal.reason : error;
@@ -274,6 +277,7 @@ export class BatchLifecycle {
           readPaths: files.map((file) => file.readPath),
           isolateFiles: target.isolateFiles || isolatesForFree(files),
           mode: target.mode,
+          schemaEvolution: target.schemaEvolution,
           ingestedAtMicros,
           ...(target.badRecords === undefined ? {} : { badRecords: target.badRecords }),
         },
@@ -460,7 +464,7 @@ export class BatchLifecycle {
       forFile?: { id: number; version: number };
     },
   ): Promise<BatchResolution> {
-    const resolution = await this.#resolve(batchId, options);
+    const { resolution } = await this.settle(batchId, options);
     if (resolution !== "committed" || options.forFile === undefined) return resolution;
     const { id, version } = options.forFile;
     const batch = await readBatch(this.#db, batchId);
@@ -470,30 +474,38 @@ export class BatchLifecycle {
       : "abandoned";
   }
 
-  async #resolve(
+  /**
+   * {@link resolve} for the reconciler: also says whether this call settled the batch (`settledHere`), or
+   * found it settled by someone else meanwhile (its writer, who announces it; only then may the caller
+   * announce it as recovered).
+   */
+  async settle(
     batchId: string,
     options: { skipLive: boolean; signal?: AbortSignal; deadlineMs?: number },
-  ): Promise<BatchResolution> {
+  ): Promise<{ resolution: BatchResolution; settledHere: boolean }> {
+    const elsewhere = (resolution: BatchResolution) => ({ resolution, settledHere: false });
     let batch = await readBatch(this.#db, batchId);
-    if (!batch) return "abandoned";
+    if (!batch) return elsewhere("abandoned");
     const log = this.#logger.child({ batchId, table: batch.table });
     if (batch.state === "OPEN") {
-      if (options.skipLive && batch.members.some((member) => member.liveLease)) return "live";
+      if (options.skipLive && batch.members.some((member) => member.liveLease)) return elsewhere("live");
       const state = await abandonBatch(this.#db, {
         batchId,
         from: "OPEN",
         state: "ABANDONED",
         errorMessage: "its writer was gone before deciding it; never published",
       });
-      if (state !== "PUBLISHING") {
+      if (state === "ABANDONED") {
         log.info({ files: batch.members.length }, "batch abandoned");
-        return "abandoned";
+        return { resolution: "abandoned", settledHere: true };
       }
+      // Its writer decided first (and may have published and recorded it since): settled as below.
       batch = await readBatch(this.#db, batchId);
-      if (!batch) return "abandoned";
+      if (!batch) return elsewhere("abandoned");
     }
-    if (batch.state === "FAILED" || batch.state === "ABANDONED") return "abandoned";
-    if (batch.state === "PUBLISHING" && options.skipLive && batch.publishLive) return "live";
+    if (batch.state === "FAILED" || batch.state === "ABANDONED") return elsewhere("abandoned");
+    if (batch.state === "PUBLISHING" && options.skipLive && batch.publishLive) return elsewhere("live");
+    const settledHere = batch.state === "PUBLISHING";
     const execution: ExecutionOptions = {
       ...(options.signal ? { signal: options.signal } : {}),
       deadlineMs: options.deadlineMs ?? 120_000,
@@ -501,7 +513,7 @@ export class BatchLifecycle {
     let snapshotId = batch.snapshotId;
     if (batch.state === "PUBLISHING") {
       const published = await this.#publishFromRecord(batch, execution, log);
-      if (published === "abandoned") return "abandoned";
+      if (published === "abandoned") return { resolution: "abandoned", settledHere };
       snapshotId = published.published;
     }
     const outcomes: Outcome[] = batch.members.map((member) => ({
@@ -518,7 +530,7 @@ export class BatchLifecycle {
     }));
     await this.#recordCommitted(batchId, outcomes, snapshotId);
     log.info({ files: batch.members.length, snapshotId }, "batch resolved committed; files recorded from it");
-    return "committed";
+    return { resolution: "committed", settledHere };
   }
 
   /**

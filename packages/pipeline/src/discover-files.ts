@@ -65,6 +65,15 @@ export interface DiscoveryResult {
   error?: { type: string; message: string };
 }
 
+/** At most this many refused paths are listed on a discovery run; the rest are only counted. */
+export const MAX_RECORDED_REFUSALS = 1_000;
+/** How long the incremental cursor may wait on one ever-young file before the discoverer warns. */
+const PINNED_CURSOR_WARNING_MS = 3_600_000;
+
+function nowIso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
 export interface DiscoverOptions {
   /** What started the pass. Default `manual`. */
   trigger?: "schedule" | "manual";
@@ -91,6 +100,10 @@ export async function discoverFiles(
   const log = ctx.logger.child({ ingestion: ingestion.name, ingestionId: ingestion.id, runId: run.id });
   const counts = { found: 0, created: 0, modified: 0, enqueued: 0, hidden: 0, deferred: 0 };
   const refused: Refusal[] = [];
+  // Refusals past the first MAX_RECORDED_REFUSALS are counted on the run, not listed: a source full of
+  // markers (`_SUCCESS`, `.crc`, `_temporary/`) listed in full each pass would otherwise grow run_refusals
+  // by thousands of rows a pass.
+  let unrecorded = 0;
   let listed = 0;
   let store: ObjectStore | undefined;
   let failure: { type: string; message: string } | undefined;
@@ -106,7 +119,7 @@ export async function discoverFiles(
     );
     const plan = planListing(ingestion, settings, base, store, options);
     let lastKey = plan.startAfter;
-    let deferredYet = false;
+    let firstDeferred: string | undefined;
     for await (const page of plan.pages) {
       options.signal?.throwIfAborted();
       const files: ListedFile[] = [];
@@ -115,13 +128,15 @@ export async function discoverFiles(
       for (const object of page.objects) {
         const choice = choose(object, now);
         // The cursor stops before the first deferred file, so the next incremental pass lists it again.
-        if (choice.deferred) deferredYet = true;
-        if (!deferredYet && (lastKey === undefined || compareKeys(object.key, lastKey) > 0)) {
+        if (choice.deferred) firstDeferred ??= object.key;
+        if (firstDeferred === undefined && (lastKey === undefined || compareKeys(object.key, lastKey) > 0)) {
           lastKey = object.key;
         }
         if (choice.refused !== undefined) {
           counts[choice.deferred ? "deferred" : "hidden"] += 1;
-          refused.push({ path: object.uri, reason: choice.refused });
+          if (refused.length < MAX_RECORDED_REFUSALS)
+            refused.push({ path: object.uri, reason: choice.refused });
+          else unrecorded += 1;
         }
         if (!choice.take) continue;
         files.push({ uri: object.uri, size: object.size, etag: object.etag, modifiedAt: object.modifiedAt });
@@ -142,12 +157,27 @@ export async function discoverFiles(
     }
     if (plan.saveCursor) {
       // A file deferred before any key was passed leaves no key to resume after: the next pass lists in full.
-      const { lastKey: _previous, ...kept } = plan.cursor;
+      const { lastKey: _previous, heldBy: wasHeldBy, ...kept } = plan.cursor;
+      const heldBy =
+        firstDeferred === undefined
+          ? undefined
+          : {
+              key: firstDeferred,
+              since: wasHeldBy?.key === firstDeferred ? wasHeldBy.since : nowIso(startedAt),
+            };
+      if (heldBy && startedAt - Date.parse(heldBy.since) >= PINNED_CURSOR_WARNING_MS) {
+        log.warn(
+          { key: heldBy.key, since: heldBy.since },
+          "the incremental cursor has waited on this file for over an hour: it keeps changing (younger than listing.minAgeMs each pass), so every file after it is listed again each pass; move it out of the source or lower listing.minAgeMs",
+        );
+      }
       const cursor: ListingCursor = {
-        ...(deferredYet ? kept : plan.cursor),
+        ...(firstDeferred === undefined ? { ...kept, lastKey: plan.cursor.lastKey } : kept),
         ...(lastKey === undefined ? {} : { lastKey }),
-        ...(plan.full ? { lastFullListingAt: new Date(startedAt).toISOString() } : {}),
+        ...(plan.full ? { lastFullListingAt: nowIso(startedAt) } : {}),
+        ...(heldBy ? { heldBy } : {}),
       };
+      if (cursor.lastKey === undefined) delete cursor.lastKey;
       await saveListingCursor(ctx.db, ingestion.id, cursor);
     }
   } catch (err) {
@@ -157,6 +187,7 @@ export async function discoverFiles(
         filesNew: counts.created,
         filesModified: counts.modified,
         refused,
+        refusedUnrecorded: unrecorded,
         error: { type: errorType(err), message: errorMessage(err) },
       }).catch(() => {});
       log.error({ err, errorType: errorType(err) }, "discovery failed");
@@ -171,6 +202,7 @@ export async function discoverFiles(
     filesNew: counts.created,
     filesModified: counts.modified,
     refused,
+    refusedUnrecorded: unrecorded,
     ...(failure ? { error: failure } : {}),
   });
   const result: DiscoveryResult = {

@@ -141,7 +141,10 @@ export class DiscovererRuntime {
     const db = this.#db;
     const discovery = this.#discovery;
     if (!db || !discovery) throw new Error("the discoverer is not started");
-    await this.syncMaintenanceSchedules();
+    // Maintenance schedules never hold discovery's back: a failure there is logged and retried next sync.
+    const maintenance = this.syncMaintenanceSchedules().catch((err: unknown) => {
+      this.#options.logger.warn({ err: errorMessage(err) }, "maintenance schedule sync failed");
+    });
     // Schedulers first, ingestions second: one created by an ingestion apply meanwhile is either not in
     // our list (so not removed) or its ingestion is in ours (so it is kept).
     const current = new Map((await discovery.schedules()).map((s) => [s.ingestionId, s.cron]));
@@ -170,6 +173,7 @@ export class DiscovererRuntime {
       await discovery.setSchedule(ingestionId, null);
       result.removed.push(ingestionId);
     }
+    await maintenance;
     return result;
   }
 
@@ -193,8 +197,17 @@ export class DiscovererRuntime {
         const existing = current.get(name);
         current.delete(name);
         if (existing?.cron === (cron ?? undefined)) continue;
-        await queue.setSchedule(ingestion.id, task, cron);
-        result[cron === null ? "removed" : "set"].push(name);
+        try {
+          await queue.setSchedule(ingestion.id, task, cron);
+          result[cron === null ? "removed" : "set"].push(name);
+        } catch (err) {
+          if (!(err instanceof InvalidInputError)) throw err;
+          // One bad pattern must not keep the other tasks and ingestions unscheduled.
+          this.#options.logger.warn(
+            { ingestion: ingestion.name, ingestionId: ingestion.id, task, err: errorMessage(err) },
+            "maintenance schedule refused",
+          );
+        }
       }
     }
     // Left over: schedulers of ingestions that are gone (one created since the listing is set again by the
@@ -278,8 +291,11 @@ export class DiscovererRuntime {
     this.#closing ??= (async () => {
       clearTimeout(this.#scheduleTimer);
       await this.#scheduleCheck;
-      await this.#worker?.close({ timeoutMs: options.timeoutMs ?? 30_000 });
-      await this.#maintenanceWorker?.close({ timeoutMs: options.timeoutMs ?? 30_000 });
+      // Together, so that both finish within one grace period.
+      await Promise.all([
+        this.#worker?.close({ timeoutMs: options.timeoutMs ?? 30_000 }),
+        this.#maintenanceWorker?.close({ timeoutMs: options.timeoutMs ?? 30_000 }),
+      ]);
       await this.#maintenance?.close().catch(() => {});
       await this.#spark?.close().catch(() => {});
       await this.#discovery?.close().catch(() => {});

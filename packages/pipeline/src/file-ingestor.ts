@@ -659,6 +659,7 @@ function targetOf(ingestion: Ingestion, claim: ClaimedFile): BatchTarget {
     mode: ingestion.modifiedPolicy === "replace" && claim.version > 1 ? "replace" : "append",
     // Iceberg can replace a file's rows only by dropping whole data files.
     isolateFiles: ingestion.modifiedPolicy === "replace",
+    schemaEvolution: ingestion.schemaEvolution ?? (ingestion.schemaDdl === null ? "addNewColumns" : "none"),
     ...withBadRecords(badRecordsOf(ingestion.badRecords)),
   };
 }

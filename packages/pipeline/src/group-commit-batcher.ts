@@ -1,5 +1,5 @@
 import { LakeferryError } from "@lakeferry/core";
-import type { BadRecordsPolicy, FileFormat } from "@lakeferry/iceberg";
+import type { BadRecordsPolicy, FileFormat, SchemaEvolution } from "@lakeferry/iceberg";
 import { SparkConnectError } from "@lakeferry/spark-connect";
 import { randomUUID } from "node:crypto";
 import { BatchFencedError, type BatchVerdict } from "./batch-lifecycle.ts";
@@ -54,6 +54,8 @@ export interface BatchTarget {
   mode: "append" | "replace";
   /** Each source file's rows go to data files of their own (ingestions that `replace` modified files). */
   isolateFiles: boolean;
+  /** What the files' columns may do to the table (see the ingestion's `schemaEvolution`). */
+  schemaEvolution: SchemaEvolution;
   /** What a malformed record does to its file; absent: abortFile. */
   badRecords?: BadRecordsPolicy;
 }
@@ -560,6 +562,7 @@ export function targetKey(target: BatchTarget): string {
     options,
     target.mode,
     target.isolateFiles,
+    target.schemaEvolution,
     target.badRecords ?? null,
   ]);
 }

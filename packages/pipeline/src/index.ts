@@ -13,7 +13,12 @@ export {
 } from "./store-credentials.ts";
 export type { PipelineContext } from "./pipeline-context.ts";
 export { applyIngestion } from "./apply-ingestion.ts";
-export { discoverFiles, type DiscoveryResult, type DiscoverOptions } from "./discover-files.ts";
+export {
+  discoverFiles,
+  MAX_RECORDED_REFUSALS,
+  type DiscoveryResult,
+  type DiscoverOptions,
+} from "./discover-files.ts";
 export { submitFiles, type Submission } from "./submit-files.ts";
 export { waitForRun, RunTimeoutError, type RunProgress, type WaitForRunOptions } from "./wait-for-run.ts";
 export { enqueueFiles, retryPolicyOf } from "./enqueue-files.ts";

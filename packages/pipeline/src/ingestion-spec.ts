@@ -1,5 +1,5 @@
 import { InvalidInputError } from "@lakeferry/core";
-import type { IngestionInput } from "@lakeferry/db";
+import { SCHEMA_EVOLUTIONS, type IngestionInput, type SchemaEvolution } from "@lakeferry/db";
 import { compileGlob, parseStorageUri } from "@lakeferry/storage";
 import { CronExpressionParser } from "cron-parser";
 import { parseAllDocuments } from "yaml";
@@ -145,6 +145,19 @@ export const IngestionSpec = z
       .default({}),
     /** Spark DDL of the files' columns; inferred per batch when absent. */
     schema: z.string().trim().min(1, "must not be empty (leave it out to infer the schema)").optional(),
+    /**
+     * What a file's columns may do to the table: `addNewColumns` (the default without `schema`) adds the
+     * columns the table lacks and widens types where Iceberg allows; `none` (the default with `schema`)
+     * never changes the table's columns.
+     */
+    schemaEvolution: z
+      .string()
+      .refine(
+        (value) => (SCHEMA_EVOLUTIONS as readonly string[]).includes(value),
+        `must be ${SCHEMA_EVOLUTIONS.join(" or ")}`,
+      )
+      .transform((value) => value as SchemaEvolution)
+      .optional(),
     /** Glob relative to the source (`**\/*.json`); every object under the source when absent. */
     pattern: z
       .string()
@@ -265,6 +278,7 @@ export const IngestionSpec = z
       format: spec.format,
       readerOptions: spec.options,
       schemaDdl: spec.schema ?? null,
+      schemaEvolution: spec.schemaEvolution ?? null,
       glob: spec.pattern ?? null,
       targetTable: spec.table,
       schedule: spec.schedule ?? null,

@@ -382,7 +382,7 @@ export class Reconciler {
       if (this.#abort.signal.aborted) break;
       await this.#keepLease();
       try {
-        const { resolution } = await this.#step(`resolve batch ${batch.id}`, (signal) =>
+        const { resolution, settledHere } = await this.#step(`resolve batch ${batch.id}`, (signal) =>
           resolveBatch(this.#db, this.#writer, batch.id, {
             skipLive: true,
             logger: this.#logger,
@@ -392,7 +392,8 @@ export class Reconciler {
         this.#slowBatches.delete(batch.id);
         if (resolution !== "live") {
           resolved += 1;
-          await this.#announceResolved(batch, resolution);
+          // A batch its writer settled meanwhile is the writer's to announce.
+          if (settledHere) await this.#announceResolved(batch, resolution);
         }
       } catch (err) {
         // Spark down, say: the batch stays OPEN and its files stay put until a later pass.

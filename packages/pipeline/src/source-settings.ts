@@ -46,6 +46,8 @@ export const ListingCursor = z.object({
   lastKey: z.string().optional(),
   /** When the source was last listed in full (ISO time). */
   lastFullListingAt: z.string().optional(),
+  /** The first file deferred as too young on the last pass, and since when (ISO time) the cursor waits on it. */
+  heldBy: z.object({ key: z.string(), since: z.string() }).optional(),
 });
 export type ListingCursor = z.infer<typeof ListingCursor>;
 
@@ -72,11 +74,11 @@ export function defaultMinAgeMs(scheme: string): number {
   return scheme === "file" ? 5_000 : 0;
 }
 
-/** Why a file with a hidden name was not registered (recorded on the run, one line per path). */
 /** Why a copy still in progress (`._COPYING_`) is not registered, whatever `listing.includeHidden` says. */
 export const COPY_IN_PROGRESS_REASON =
   "a copy in progress (Hadoop's ._COPYING_ name), never ingested: its final name is, once the copy completes";
 
+/** Why a file with a hidden name was not registered (recorded on the run, one line per path). */
 export const HIDDEN_NAME_REASON =
   "hidden name (a path segment starts with _ or .), left out as Spark leaves out markers and temporary files; set listing.includeHidden: true to ingest it";
 

@@ -112,7 +112,8 @@ export async function submitFiles(
   } catch (err) {
     // Storage down or throttling is no reason to refuse a path: the submission fails as a whole,
     // retryable (the queue's breaker, the API's 503), and its run says why.
-    await finishFailed(ctx, run, { filesFound: 0, filesNew: 0, filesModified: 0 }, err, signal);
+    // The paths refused so far (by the checks, or as missing) are on the run all the same.
+    await finishFailed(ctx, run, { filesFound: 0, filesNew: 0, filesModified: 0 }, err, signal, refused);
     throw err;
   } finally {
     await store.close().catch(() => {});
@@ -278,7 +279,12 @@ async function finishFailed(
     ...counts,
     ...(refused ? { refused } : {}),
     error: interrupted
-      ? { type: "Interrupted", message: "the process stopped during the submission; submit the paths again" }
+      ? {
+          type: "Interrupted",
+          message:
+            "the process stopped during the submission: a lakeferry-submit job runs again by itself; " +
+            "an HTTP or CLI submission is to be sent again (paths already registered are answered as known)",
+        }
       : { type: err instanceof LakeferryError ? err.code : "Error", message: errorMessage(err) },
   }).catch(() => {});
 }

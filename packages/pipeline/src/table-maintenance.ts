@@ -1,5 +1,5 @@
 import { errorMessage, type Logger } from "@lakeferry/core";
-import { oldestPendingBatchAt, type Database, type Ingestion } from "@lakeferry/db";
+import { listIngestions, oldestPendingBatchAt, type Database, type Ingestion } from "@lakeferry/db";
 import {
   dataFileStats,
   expireSnapshots,
@@ -11,6 +11,7 @@ import {
   type ManifestRewriteResult,
 } from "@lakeferry/iceberg";
 import type { SparkConnectClient } from "@lakeferry/spark-connect";
+import { compactionConflict } from "./apply-ingestion.ts";
 import { storedMaintenance, type MaintenanceSettings, type MaintenanceTask } from "./maintenance-settings.ts";
 import type { TableWriteLeases } from "./table-write-lease.ts";
 
@@ -37,6 +38,8 @@ export interface TableMaintainerOptions {
 export type MaintenanceReport =
   /** The task is off for this ingestion (its schedule is null). */
   | { task: MaintenanceTask; table: string; kind: "off" }
+  /** The task would break another ingestion of the table (a compaction where another replaces files). */
+  | { task: MaintenanceTask; table: string; kind: "refused"; reason: string }
   | {
       task: "expireSnapshots";
       table: string;
@@ -99,7 +102,15 @@ export class TableMaintainer {
     const table = ingestion.targetTable;
     if (settings[task].schedule === null) return { task, table, kind: "off" };
     const log = this.#logger.child({ ingestion: ingestion.name, ingestionId: ingestion.id, table, task });
-    const release = await this.#leases.acquire(table, signal);
+    if (task === "compaction") {
+      // Checked at apply too; here for ingestions applied before that check, or edited in Postgres.
+      const reason = compactionConflict(ingestion, await listIngestions(this.#db));
+      if (reason !== undefined) {
+        log.warn({ reason }, "table maintenance refused");
+        return { task, table, kind: "refused", reason };
+      }
+    }
+    const release = await this.#leases.acquire(table, signal, { holdMs: this.#deadlineMs });
     const started = performance.now();
     try {
       const report = await this.#runHolding(table, task, settings, signal, started);

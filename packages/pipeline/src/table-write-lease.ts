@@ -10,8 +10,9 @@ export interface TableWriteLeasesOptions {
   logger: Logger;
   /**
    * How long a lease holds without renewal: a process that stops (killed, paused) frees the table after
-   * this. Renewed every third of it while its write runs, up to 4 × ttlMs in all, so a write that is stuck
-   * but alive lets the next writer in after that. Default 15 s.
+   * this. Renewed every third of it while its write runs, for as long as the holder said its write may
+   * last (`holdMs` of acquire, default 4 × ttlMs), so a write that is stuck but alive lets the next writer
+   * in after that. Default 15 s.
    */
   ttlMs?: number;
   /** How often a waiter asks again. Default 100 ms (with jitter). */
@@ -52,11 +53,16 @@ export class TableWriteLeases {
   }
 
   /**
-   * Waits until this write holds `table`'s write lease and keeps it renewed (see ttlMs) until released.
+   * Waits until this write holds `table`'s write lease and keeps it renewed until released, or for
+   * `holdMs` at most (the write's own deadline; default 4 × ttlMs).
    * @throws the abort reason when `signal` aborts first.
    */
-  async acquire(table: string, signal: AbortSignal): Promise<ReleaseTableWrite> {
-    const asker = this.asker(table);
+  async acquire(
+    table: string,
+    signal: AbortSignal,
+    options: { holdMs?: number } = {},
+  ): Promise<ReleaseTableWrite> {
+    const asker = this.asker(table, options.holdMs);
     for (;;) {
       signal.throwIfAborted();
       // A lease this process took ahead of its next write is that write's, even one already waiting.
@@ -112,7 +118,7 @@ export class TableWriteLeases {
    * holds it, and a release that does nothing when Postgres cannot be asked (the write goes ahead
    * without a lease: a throughput device, see the class).
    */
-  asker(table: string): { ask: () => Promise<ReleaseTableWrite | undefined> } {
+  asker(table: string, holdMs = 4 * this.#ttlMs): { ask: () => Promise<ReleaseTableWrite | undefined> } {
     const name = `write:${table}`;
     // A token per acquisition: two writes of one process never share (or release) each other's lease.
     const holder = `${this.#holder}:${randomUUID()}`;
@@ -138,13 +144,19 @@ export class TableWriteLeases {
         }
         const waitedMs = Math.round(performance.now() - started);
         if (waitedMs > 1_000) this.#logger.debug({ table, waitedMs }, "waited for the table's write lease");
-        return this.#held(table, name, holder, ask);
+        return this.#held(table, name, holder, ask, holdMs);
       },
     };
   }
 
-  /** Keeps a lease just taken renewed (see ttlMs) and counted as this process's, until released. */
-  #held(table: string, name: string, holder: string, ask: () => Promise<boolean>): ReleaseTableWrite {
+  /** Keeps a lease just taken renewed (for holdMs at most) and counted as this process's, until released. */
+  #held(
+    table: string,
+    name: string,
+    holder: string,
+    ask: () => Promise<boolean>,
+    holdMs: number,
+  ): ReleaseTableWrite {
     this.#local.set(table, (this.#local.get(table) ?? 0) + 1);
     let counted = true;
     // Once renewal gives up the lease lapses: this process no longer counts it as held.
@@ -158,7 +170,8 @@ export class TableWriteLeases {
     const heldSince = performance.now();
     const renewal = setInterval(
       () => {
-        if (performance.now() - heldSince >= 3 * this.#ttlMs) {
+        // The last renewal made before holdMs keeps the lease until about holdMs.
+        if (performance.now() - heldSince + this.#ttlMs >= holdMs) {
           clearInterval(renewal);
           uncount();
           return;

@@ -109,6 +109,7 @@ const target = (overrides: Partial<BatchTarget> = {}): BatchTarget => ({
   options: {},
   mode: "append",
   isolateFiles: false,
+  schemaEvolution: "none",
   ...overrides,
 });
 

@@ -7,7 +7,8 @@ import { appendFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { getIngestion, listFiles, listRefusals } from "@lakeferry/db";
 import { afterEach, describe, expect, it } from "vitest";
-import { discoverFiles, submitFiles, waitForRun } from "../src/index.ts";
+import { discoverFiles, MAX_RECORDED_REFUSALS, submitFiles, waitForRun } from "../src/index.ts";
+
 import { COPY_IN_PROGRESS_REASON, HIDDEN_NAME_REASON, readListingCursor } from "../src/source-settings.ts";
 import { createWorld, eventually, jsonRows, rowsPerFile, type TestWorld } from "./support.ts";
 
@@ -124,6 +125,13 @@ describe("listing.minAgeMs", () => {
       const cursor = readListingCursor((await getIngestion(w.db, ingestion.name))?.listingCursor);
       expect(cursor.lastKey).toBe(join(w.dir, "a.json"));
       expect(cursor.lastFullListingAt).toBeDefined();
+      // It remembers what it waits on, and since when, across passes (to warn when a file never settles).
+      expect(cursor.heldBy?.key).toBe(path);
+      const again = await discoverFiles(w, (await getIngestion(w.db, ingestion.name))!);
+      expect(again.deferred).toBe(1);
+      expect(readListingCursor((await getIngestion(w.db, ingestion.name))?.listingCursor).heldBy).toEqual(
+        cursor.heldBy,
+      );
     } finally {
       writing = false;
       await writer;
@@ -145,8 +153,22 @@ describe("listing.minAgeMs", () => {
     expect(files.find((f) => f.filePath === growing)?.fileSize).toBe(size);
     await waitForRun(w, second.run.id, { timeoutMs: 120_000 });
     expect((await rowsPerFile(w.spark, w.table()))[growing]).toBe(lines);
-    expect(readListingCursor((await getIngestion(w.db, ingestion.name))?.listingCursor).lastKey).toBe(
-      new URL(after).pathname,
+    const settled = readListingCursor((await getIngestion(w.db, ingestion.name))?.listingCursor);
+    expect(settled.lastKey).toBe(new URL(after).pathname);
+    expect(settled.heldBy).toBeUndefined();
+  });
+
+  it("lists the first 1,000 refused paths of a pass on its run and counts the rest", async () => {
+    const w = (world = await createWorld());
+    await w.file("plain.json", jsonRows(0, 1));
+    await Promise.all(
+      Array.from({ length: MAX_RECORDED_REFUSALS + 5 }, (_, i) =>
+        w.file(`_temporary/part-${String(i).padStart(5, "0")}.json`, "{}\n"),
+      ),
     );
+    const result = await discoverFiles(w, await w.ingestion());
+    expect(result).toMatchObject({ found: 1, created: 1, hidden: MAX_RECORDED_REFUSALS + 5 });
+    expect(result.run.filesRefused).toBe(MAX_RECORDED_REFUSALS + 5);
+    expect(await listRefusals(w.db, result.run.id, 5_000)).toHaveLength(MAX_RECORDED_REFUSALS);
   });
 });

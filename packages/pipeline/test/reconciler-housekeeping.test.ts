@@ -27,6 +27,7 @@ import {
   discoverFiles,
   PipelineEvents,
   Reconciler,
+  resolveBatch,
   type BatchFinishedEvent,
   type FileSettledEvent,
   type ReconcilerOptions,
@@ -240,6 +241,17 @@ describe("Reconciler: batches it resolves are announced", () => {
     // Nothing is announced twice: later passes find nothing to resolve.
     await r.runOnce();
     expect(batches).toHaveLength(2);
+    // A batch listed as unresolved but settled by its writer before the reconciler got to it is the
+    // writer's to announce: resolving it again says it was settled elsewhere.
+    for (const [batchId, resolution] of [
+      [decided, "committed"],
+      [undecided, "abandoned"],
+    ] as const) {
+      expect(await resolveBatch(w.db, w.writer, batchId, { skipLive: true, logger: w.logger })).toEqual({
+        resolution,
+        settledHere: false,
+      });
+    }
   });
 });
 

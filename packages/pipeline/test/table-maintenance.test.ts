@@ -214,6 +214,28 @@ describe("TableMaintainer", () => {
     expect(await rowCount(w, table)).toBe(4 * 3 + 3 * 10);
   });
 
+  it("never compacts a table another ingestion replaces files in: refused at apply, and not run", async () => {
+    const w = (world = await createWorld());
+    const appends = await w.ingestion({ name: "appends" });
+    await expect(w.ingestion({ name: "replaces", modified: "replace" })).rejects.toThrow(
+      'ingestion "replaces" replaces modified files\' rows in ' +
+        `${appends.targetTable}, which ingestion "appends" compacts`,
+    );
+    await w.ingestion({ name: "appends", maintenance: { compaction: false } });
+    await w.ingestion({ name: "replaces", modified: "replace" });
+    await expect(w.ingestion({ name: "appends" })).rejects.toThrow(
+      'set maintenance.compaction: false on "appends", or give each its own table',
+    );
+    // Stored before the check existed (or edited by hand): the maintainer does not run it either.
+    await w.db.pool.query(`UPDATE ingestions SET maintenance = NULL WHERE name = 'appends'`);
+    const report = await maintainer(w).run(
+      await w.reload("appends"),
+      "compaction",
+      new AbortController().signal,
+    );
+    expect(report).toMatchObject({ task: "compaction", kind: "refused" });
+  });
+
   it("the discoverer keeps one schedule per task that is on, and runs a requested maintenance job", async () => {
     const w = (world = await createWorld());
     const ingestion = await w.ingestion({
@@ -245,10 +267,36 @@ describe("TableMaintainer", () => {
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
 
+    // A schedule the queue refuses (stored before a check existed, or edited by hand) is logged and
+    // skipped: the ingestion's other tasks keep theirs.
+    await w.db.pool.query(
+      `UPDATE ingestions SET maintenance = jsonb_set(maintenance, '{compaction,schedule}', '"every day"')
+       WHERE id = $1`,
+      [ingestion.id],
+    );
+    await w.db.pool.query(
+      `UPDATE ingestions SET maintenance = jsonb_set(maintenance, '{rewriteManifests,schedule}', '"0 6 * * *"')
+       WHERE id = $1`,
+      [ingestion.id],
+    );
+    expect(await runtime.syncMaintenanceSchedules()).toEqual({
+      set: [`${ingestion.id}:rewriteManifests`],
+      removed: [],
+    });
+    expect((await queue.schedules()).map((s) => [s.task, s.cron])).toEqual([
+      ["compaction", "0 5 * * *"],
+      ["expireSnapshots", expect.stringMatching(/^\d+ 2 \* \* \*$/)],
+      ["rewriteManifests", "0 6 * * *"],
+    ]);
+
     await w.ingestion({ maintenance: false });
     expect(await runtime.syncMaintenanceSchedules()).toEqual({
       set: [],
-      removed: [`${ingestion.id}:expireSnapshots`, `${ingestion.id}:compaction`],
+      removed: [
+        `${ingestion.id}:expireSnapshots`,
+        `${ingestion.id}:compaction`,
+        `${ingestion.id}:rewriteManifests`,
+      ],
     });
     expect(await queue.schedules()).toEqual([]);
   });

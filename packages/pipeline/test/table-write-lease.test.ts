@@ -43,6 +43,35 @@ describe("TableWriteLeases", () => {
     await releaseOtherTable();
   });
 
+  it("a write is renewed for as long as it said it may last, then lets the next writer in", async () => {
+    const w = (world = await createWorld());
+    const options = { db: w.db, logger: w.logger, pollMs: 20, ttlMs: 300 };
+    const slow = new TableWriteLeases({ ...options, holder: "worker-1" });
+    const other = new TableWriteLeases({ ...options, holder: "worker-2" });
+    const signal = new AbortController().signal;
+
+    // Without holdMs a lease is kept up to 4 × ttl: a write stuck but alive lets the others in after that.
+    const stuck = await slow.acquire("lake.ns.t", signal);
+    let started = performance.now();
+    await (
+      await other.acquire("lake.ns.t", signal)
+    )();
+    expect(performance.now() - started).toBeGreaterThanOrEqual(900);
+    expect(performance.now() - started).toBeLessThan(1_500 + 1_000);
+    await stuck();
+
+    // A long write (a compaction, a large file) keeps the table for its whole deadline.
+    const long = await slow.acquire("lake.ns.t", signal, { holdMs: 3_000 });
+    started = performance.now();
+    const next = other.acquire("lake.ns.t", signal);
+    expect(await pending(next, 2_000)).toBe(true);
+    await (
+      await next
+    )();
+    expect(performance.now() - started).toBeGreaterThanOrEqual(2_700);
+    await long();
+  });
+
   it("a waiting write gives up with its signal's reason when aborted", async () => {
     const w = (world = await createWorld());
     const leases = new TableWriteLeases({ db: w.db, holder: "worker-1", logger: w.logger, pollMs: 20 });

@@ -51,7 +51,8 @@ export class IngestQueue {
    *
    * With `firstJobs`, every version was registered just now by the caller, so none can have had a job: the
    * look for finished ones (a script over every id, as costly in Redis as the add) is skipped. Should one
-   * exist all the same (Postgres reset under the same Redis prefix), its file stays PENDING until the
+   * exist all the same (a Postgres restored from a backup or a promoted replica, or a schema dropped, under the
+   * same Redis prefix), its file stays PENDING until the
    * reconciler, which enqueues without this option, finds it has no live job.
    *
    * @returns how many jobs were added. Two producers racing on the same id may both count it; only one

@@ -1,18 +1,12 @@
-import { InvalidInputError, errorMessage } from "@lakeferry/core";
-import { Queue, type JobsOptions } from "bullmq";
-import type { Redis } from "ioredis";
+import type { JobsOptions } from "bullmq";
+import { CronQueue, checkIngestionId } from "./cron-queue.ts";
 import {
-  DEFAULT_PREFIX,
   MAINTAIN_JOB_NAME,
   MAINTAIN_QUEUE,
   MAINTAIN_RETRY,
   type MaintainJobData,
   type QueueConnectionOptions,
 } from "./job-catalog.ts";
-import { redisConnection } from "./redis-connection.ts";
-
-/** Cron patterns are read in this time zone, whatever the servers' own (as discovery's). */
-const SCHEDULE_TIME_ZONE = "UTC";
 
 const SCHEDULER_ID_PREFIX = "maintain-";
 
@@ -34,17 +28,9 @@ export interface MaintenanceSchedule {
 }
 
 /** Producer side of the maintenance queue: a cron schedule per ingestion and task, and requests to run now. */
-export class MaintenanceQueue {
-  private readonly redis: Redis;
-  private readonly queue: Queue<MaintainJobData>;
-
+export class MaintenanceQueue extends CronQueue<MaintainJobData> {
   constructor(options: QueueConnectionOptions) {
-    this.redis = redisConnection(options.redisUrl);
-    this.queue = new Queue<MaintainJobData>(MAINTAIN_QUEUE, {
-      connection: this.redis,
-      prefix: options.prefix ?? DEFAULT_PREFIX,
-    });
-    this.queue.on("error", () => {});
+    super(MAINTAIN_QUEUE, options);
   }
 
   /**
@@ -55,73 +41,34 @@ export class MaintenanceQueue {
    */
   async setSchedule(ingestionId: number, task: MaintenanceTaskName, cron: string | null): Promise<void> {
     checkIngestionId(ingestionId);
-    const schedulerId = `${SCHEDULER_ID_PREFIX}${ingestionId}-${task}`;
-    if (cron === null) {
-      await this.queue.removeJobScheduler(schedulerId);
-      return;
-    }
-    try {
-      await this.queue.upsertJobScheduler(
-        schedulerId,
-        { pattern: cron, tz: SCHEDULE_TIME_ZONE },
-        {
-          name: MAINTAIN_JOB_NAME,
-          data: { ingestionId, task, trigger: "schedule" },
-          opts: MAINTAIN_JOB_OPTIONS,
-        },
-      );
-    } catch (err) {
-      if (err instanceof Error && /cron|pattern|invalid|range|fields/i.test(err.message)) {
-        throw new InvalidInputError("cron", `"${cron}" is not a cron pattern: ${errorMessage(err)}`);
-      }
-      throw err;
-    }
+    await this.writeScheduler(`${SCHEDULER_ID_PREFIX}${ingestionId}-${task}`, cron, {
+      name: MAINTAIN_JOB_NAME,
+      data: { ingestionId, task, trigger: "schedule" },
+      opts: MAINTAIN_JOB_OPTIONS,
+    });
   }
 
   /** Every maintenance schedule, by ingestion id then task. */
   async schedules(): Promise<MaintenanceSchedule[]> {
-    const schedulers = await this.queue.getJobSchedulers(0, -1, true);
-    return schedulers
-      .flatMap((scheduler) => {
-        const id = scheduler.id ?? scheduler.key;
+    return (await this.readSchedulers())
+      .flatMap(({ id, cron }) => {
         const match = /^maintain-(\d+)-(expireSnapshots|compaction|rewriteManifests)$/.exec(id);
-        if (!match || !scheduler.pattern) return [];
-        return [
-          {
-            ingestionId: Number(match[1]),
-            task: match[2] as MaintenanceTaskName,
-            cron: scheduler.pattern,
-          },
-        ];
+        return match ? [{ ingestionId: Number(match[1]), task: match[2] as MaintenanceTaskName, cron }] : [];
       })
       .sort((a, b) => a.ingestionId - b.ingestionId || a.task.localeCompare(b.task));
   }
 
   /**
-   * Asks for one run of `task` on the ingestion's table now; a request made while one waits is merged into it.
+   * Asks for one run of `task` on the ingestion's table now. A request made while one waits is merged into
+   * it; one made while the task runs queues exactly one more.
    * @throws InvalidInputError when `ingestionId` is not a positive integer.
    */
   async requestMaintenance(ingestionId: number, task: MaintenanceTaskName): Promise<void> {
     checkIngestionId(ingestionId);
-    await this.queue.add(
-      MAINTAIN_JOB_NAME,
-      { ingestionId, task, trigger: "manual" },
-      {
-        ...MAINTAIN_JOB_OPTIONS,
-        deduplication: { id: `manual-${SCHEDULER_ID_PREFIX}${ingestionId}-${task}` },
-      },
-    );
-  }
-
-  /** Closes the queue and its Redis connection. Schedules stay in Redis. */
-  async close(): Promise<void> {
-    await this.queue.close();
-    await this.redis.quit().catch(() => this.redis.disconnect());
-  }
-}
-
-function checkIngestionId(ingestionId: number): void {
-  if (!Number.isInteger(ingestionId) || ingestionId < 1) {
-    throw new InvalidInputError("ingestionId", `must be a positive integer, got ${ingestionId}`);
+    await this.request(`manual-${SCHEDULER_ID_PREFIX}${ingestionId}-${task}`, {
+      name: MAINTAIN_JOB_NAME,
+      data: { ingestionId, task, trigger: "manual" },
+      opts: MAINTAIN_JOB_OPTIONS,
+    });
   }
 }

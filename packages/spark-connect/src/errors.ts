@@ -529,6 +529,23 @@ export function isUnalignedOverwrite(error: unknown): boolean {
 }
 
 /**
+ * The column whose type a write could not change (Iceberg's `Cannot change column type: <column>: <from> ->
+ * <to>` when a write merging its schema into the table's brings a type Iceberg cannot promote to), with the
+ * table's type and the write's; undefined for other errors.
+ */
+export function columnTypeConflict(
+  error: unknown,
+): { column: string; table: string; file: string } | undefined {
+  const spark = sparkErrorIn(error);
+  if (spark === undefined) return undefined;
+  for (const link of linksOf(spark)) {
+    const match = /Cannot change column type: (.+): (\S+) -> (\S+)/.exec(link.message);
+    if (match) return { column: match[1] as string, table: match[2] as string, file: match[3] as string };
+  }
+  return undefined;
+}
+
+/**
  * Whether publishing a staged (write-audit-publish) snapshot failed because the table no longer has it:
  * Iceberg's `Cannot cherry-pick unknown snapshot ID: <id>` (cherrypick_snapshot) or `Cannot apply unknown
  * WAP ID '<id>'` (publish_changes), both Iceberg ValidationExceptions. The staged snapshot was expired or

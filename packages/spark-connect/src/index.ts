@@ -11,6 +11,7 @@ export {
   isTableNotFound,
   isTableAlreadyExists,
   isUnalignedOverwrite,
+  columnTypeConflict,
   isStagedSnapshotGone,
   isNotCherrypickable,
   isAlreadyPublished,

@@ -14,6 +14,7 @@ import {
   type RunErrorType,
   type RunReport,
 } from "@lakeferry/db";
+import { MAX_RECORDED_REFUSALS } from "@lakeferry/pipeline";
 import {
   clipEnd,
   errorText,
@@ -290,7 +291,9 @@ export async function reportCommand(
     printLine(`\n${run.filesRefused} path(s) not registered (refused, hidden or deferred):`);
     for (const refusal of report.refused) printLine(clipEnd(`  ${refusal.path}: ${refusal.reason}`, width));
     if (report.refused.length < run.filesRefused) {
-      printLine(`  … lakeferry report ${run.id} --limit ${run.filesRefused} lists them all`);
+      const capped =
+        run.filesRefused > MAX_RECORDED_REFUSALS ? " (a discovery pass records the first 1,000)" : "";
+      printLine(`  … lakeferry report ${run.id} --limit ${run.filesRefused} lists them all${capped}`);
     }
   }
 }

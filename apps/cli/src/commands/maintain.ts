@@ -55,6 +55,7 @@ export async function maintainCommand(
 
 function summary(report: Awaited<ReturnType<TableMaintainer["run"]>>): string {
   if (report.kind === "off") return `${report.task}: off for this ingestion`;
+  if (report.kind === "refused") return `${report.task}: not run: ${report.reason}`;
   const seconds = `${(report.ms / 1000).toFixed(1)} s`;
   switch (report.task) {
     case "expireSnapshots":
