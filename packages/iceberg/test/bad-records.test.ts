@@ -285,6 +285,34 @@ describe("bad records (IcebergWriter)", () => {
     expect(await rejectedOf(table)).toHaveLength(3);
   });
 
+  it("with schema evolution: bad records are set apart whether new columns join the table (addNewColumns) or files are read with its columns (none)", async () => {
+    const tolerant = { schema: undefined, badRecords: { onError: "continue" as const } };
+    const table = newTable();
+    const first = await file("evolve/a.json", '{"id":1,"v":"a"}\n');
+    await writer.write(batchOf(table, [first], { ...tolerant, schemaEvolution: "addNewColumns" }));
+    const second = await file("evolve/b.json", '{"id":2,"v":"b","extra":"x"}\n{"id":3,\n');
+    const added = await writer.write(
+      batchOf(table, [second], { ...tolerant, schemaEvolution: "addNewColumns" }),
+    );
+    expect(added.records.get(second)).toBe(1);
+    const columns = (await spark.sql(`DESCRIBE TABLE ${quote(table)}`)).map((row) => row.col_name);
+    expect(columns).toContain("extra");
+    expect(columns).not.toContain("_lakeferry_corrupt_record");
+    expect((await rejectedOf(table)).map((row) => [row.record_number, row.error])).toEqual([
+      [2, "malformed JSON"],
+    ]);
+
+    // Read with the table's own columns (id BIGINT, v STRING): a string id does not fit.
+    const fixed = newTable();
+    await writer.write(batchOf(fixed, [first], { ...tolerant, schemaEvolution: "none" }));
+    const third = await file("evolve/c.json", '{"id":"x","v":"c"}\n{"id":4,"v":"d"}\n');
+    const kept = await writer.write(batchOf(fixed, [third], { ...tolerant, schemaEvolution: "none" }));
+    expect(kept.records.get(third)).toBe(1);
+    expect((await rejectedOf(fixed)).map((row) => [row._source_file, row.record_number, row.error])).toEqual([
+      [third, 1, "value does not fit the schema in column(s) id"],
+    ]);
+  });
+
   it("abortFile (the default) still fails the batch at the first bad record", async () => {
     const table = newTable();
     const mixed = await file("abort/mixed.json", MIXED_JSON);
