@@ -58,7 +58,8 @@ export function badRecordLimit(policy: BadRecordsPolicy, parsed: number): number
   const max = policy.maxBadRecords;
   if (max === undefined) return policy.onError === "continue" ? Infinity : 0;
   if ("count" in max) return max.count;
-  return Math.floor((parsed * max.percent) / 100);
+  // The tolerance keeps a product such as 0.57 % of 10,000 (56.99999999999999 in floating point) at 57.
+  return Math.floor((parsed * max.percent) / 100 + 1e-9);
 }
 
 /** `100`, or `1%`: the policy's limit as the user wrote it. */

@@ -183,6 +183,11 @@ export class IcebergWriter {
   readonly #logger: Logger | undefined;
   /** Tables known to stage writes (`write.wap.enabled`) in this session's catalog. */
   readonly #stagingTables = new Set<string>();
+  /**
+   * The server's `spark.sql.files.maxPartitionBytes`, read before this writer's first census changed it
+   * (a census reads each file whole); put back before every write from then on.
+   */
+  #splitBytes: string | undefined;
   /** Serialises staging: `spark.wap.id` belongs to the session. */
   #staging: Promise<unknown> = Promise.resolve();
 
@@ -364,25 +369,27 @@ export class IcebergWriter {
       return ms;
     };
     let recordCounts: Map<string, FileRecordCounts> | undefined;
-    let splitBytes: string | undefined;
     if (policy !== undefined) {
-      splitBytes = (await this.#spark.getConfig([MAX_PARTITION_BYTES]))[MAX_PARTITION_BYTES];
-      recordCounts = await this.#census(valid, readAll(sources.readerPaths), options);
+      this.#splitBytes ??=
+        (await this.#spark.getConfig([MAX_PARTITION_BYTES]))[MAX_PARTITION_BYTES] ??
+        DEFAULT_MAX_PARTITION_BYTES;
+      recordCounts = await this.#census(valid, declared, readAll(sources.readerPaths), options);
       const refused = new Map<string, RefusedFile>();
       for (const [uri, counts] of recordCounts) {
         const refusal = refusalOf(policy, counts);
         if (refusal !== undefined) refused.set(uri, refusal);
       }
       if (refused.size > 0) {
-        await this.#spark.setConfig({ [MAX_PARTITION_BYTES]: splitBytes ?? DEFAULT_MAX_PARTITION_BYTES });
+        await this.#spark.setConfig({ [MAX_PARTITION_BYTES]: this.#splitBytes });
         throw new BadRecordsError(refused);
       }
     }
-    // Before anything lists the batch's files (creating a table plans the read too).
+    // Before anything lists the batch's files (creating a table plans the read too). Files are split as
+    // the server splits them again, whatever a census (failed or not) left the session with.
     await this.#spark.setConfig({
       "spark.sql.files.openCostInBytes": isolate ? ISOLATING_OPEN_COST : PACKING_OPEN_COST,
       "spark.sql.sources.parallelPartitionDiscovery.parallelism": LISTING_TASKS,
-      ...(policy === undefined ? {} : { [MAX_PARTITION_BYTES]: splitBytes ?? DEFAULT_MAX_PARTITION_BYTES }),
+      ...(this.#splitBytes === undefined ? {} : { [MAX_PARTITION_BYTES]: this.#splitBytes }),
     });
     // A declared schema is the same read from one file as from all: a new table is created from the
     // first file alone (planning the read of 1,000 files to create an empty table took 7 s of a 10 s write).
@@ -420,9 +427,9 @@ export class IcebergWriter {
         ? undefined
         : await this.#stageRejected(
             valid,
+            declared,
             readAll(withRejects.map((file) => file.path)),
             ingestedAt,
-            splitBytes,
             options,
           );
     return {
@@ -444,6 +451,7 @@ export class IcebergWriter {
    */
   async #census(
     valid: ValidatedBatch,
+    schema: string | undefined,
     rows: DataFrame,
     options: ExecutionOptions | undefined,
   ): Promise<Map<string, FileRecordCounts>> {
@@ -451,7 +459,7 @@ export class IcebergWriter {
     const found = await rows
       .withColumns({ [RECORD_NUMBER]: recordNumberColumn() })
       .groupBy(col("_source_file"))
-      .agg(...censusAggregates(valid.format, valid.schema))
+      .agg(...censusAggregates(valid.format, schema))
       .collect(options);
     const counts = new Map<string, FileRecordCounts>();
     for (const file of valid.files) counts.set(file, { parsed: 0, rejected: 0 });
@@ -472,9 +480,9 @@ export class IcebergWriter {
    */
   async #stageRejected(
     valid: ValidatedBatch,
+    schema: string | undefined,
     rows: DataFrame,
     ingestedAt: IngestedAt,
-    splitBytes: string | undefined,
     options: ExecutionOptions | undefined,
   ): Promise<{ table: string; stagedSnapshotId: string; visible?: boolean }> {
     const tableName = rejectedTableName(valid.tableName);
@@ -484,7 +492,7 @@ export class IcebergWriter {
       const rejected = rows
         .withColumns({ [RECORD_NUMBER]: recordNumberColumn() })
         .filter(fn("isnotnull", col(CORRUPT_RECORD_COLUMN)))
-        .select(...rejectedColumns(valid.format, valid.schema, valid.batchId, ingestedAt.micros));
+        .select(...rejectedColumns(valid.format, schema, valid.batchId, ingestedAt.micros));
       await this.#ensureStagingTable(tableName, valid.batchId, rejected, options);
       await rejected
         .writeTo(tableName.quoted)
@@ -494,7 +502,7 @@ export class IcebergWriter {
         })
         .append(options);
     } finally {
-      await this.#spark.setConfig({ [MAX_PARTITION_BYTES]: splitBytes ?? DEFAULT_MAX_PARTITION_BYTES });
+      await this.#spark.setConfig({ [MAX_PARTITION_BYTES]: this.#splitBytes ?? DEFAULT_MAX_PARTITION_BYTES });
     }
     const snapshot = await this.#findStaged(tableName, valid.batchId, ingestedAt.iso, options);
     if (snapshot === undefined) {

@@ -6,7 +6,7 @@ import { InvalidInputError } from "@lakeferry/core";
 import { SparkConnectClient } from "@lakeferry/spark-connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BadRecordsError, IcebergWriter, rejectedTableOf, type WriteBatch } from "../src/index.ts";
-import { topLevelColumns } from "../src/bad-records.ts";
+import { badRecordLimit, topLevelColumns } from "../src/bad-records.ts";
 
 const remote = process.env.SPARK_REMOTE;
 if (!remote) throw new Error('SPARK_REMOTE is not set: eval "$(bash scripts/services.sh env)" first');
@@ -260,6 +260,59 @@ describe("bad records (IcebergWriter)", () => {
     ]);
   });
 
+  it("a modified file replaces its rows; its new bad records are added to the quarantine beside the old ones", async () => {
+    const table = newTable();
+    const path = "replace/orders.json";
+    const uri = await file(path, MIXED_JSON);
+    const first = batchOf(table, [uri], { badRecords: { onError: "continue" }, isolateFiles: true });
+    await writer.write(first);
+    await file(path, '{"id":20,"v":"new"}\n{"id":"y","v":"z"}\n');
+    const second = batchOf(table, [uri], {
+      badRecords: { onError: "continue" },
+      isolateFiles: true,
+      mode: "replace",
+    });
+    const result = await writer.write(second);
+    expect(result.records.get(uri)).toBe(1);
+    expect(await rowsOf(table)).toEqual(["orders.json:20:new"]);
+    expect((await rejectedOf(table)).map((row) => [row._batch_id, row.record_number])).toEqual(
+      expect.arrayContaining([
+        [first.batchId, 3],
+        [first.batchId, 4],
+        [second.batchId, 2],
+      ]),
+    );
+    expect(await rejectedOf(table)).toHaveLength(3);
+  });
+
+  it("with schema evolution: bad records are set apart whether new columns join the table (addNewColumns) or files are read with its columns (none)", async () => {
+    const tolerant = { schema: undefined, badRecords: { onError: "continue" as const } };
+    const table = newTable();
+    const first = await file("evolve/a.json", '{"id":1,"v":"a"}\n');
+    await writer.write(batchOf(table, [first], { ...tolerant, schemaEvolution: "addNewColumns" }));
+    const second = await file("evolve/b.json", '{"id":2,"v":"b","extra":"x"}\n{"id":3,\n');
+    const added = await writer.write(
+      batchOf(table, [second], { ...tolerant, schemaEvolution: "addNewColumns" }),
+    );
+    expect(added.records.get(second)).toBe(1);
+    const columns = (await spark.sql(`DESCRIBE TABLE ${quote(table)}`)).map((row) => row.col_name);
+    expect(columns).toContain("extra");
+    expect(columns).not.toContain("_lakeferry_corrupt_record");
+    expect((await rejectedOf(table)).map((row) => [row.record_number, row.error])).toEqual([
+      [2, "malformed JSON"],
+    ]);
+
+    // Read with the table's own columns (id BIGINT, v STRING): a string id does not fit.
+    const fixed = newTable();
+    await writer.write(batchOf(fixed, [first], { ...tolerant, schemaEvolution: "none" }));
+    const third = await file("evolve/c.json", '{"id":"x","v":"c"}\n{"id":4,"v":"d"}\n');
+    const kept = await writer.write(batchOf(fixed, [third], { ...tolerant, schemaEvolution: "none" }));
+    expect(kept.records.get(third)).toBe(1);
+    expect((await rejectedOf(fixed)).map((row) => [row._source_file, row.record_number, row.error])).toEqual([
+      [third, 1, "value does not fit the schema in column(s) id"],
+    ]);
+  });
+
   it("abortFile (the default) still fails the batch at the first bad record", async () => {
     const table = newTable();
     const mixed = await file("abort/mixed.json", MIXED_JSON);
@@ -281,6 +334,14 @@ describe("bad records (IcebergWriter)", () => {
         batchOf(table, [mixed], { badRecords: { onError: "continue", maxBadRecords: { percent: 120 } } }),
       ),
     ).toThrow(InvalidInputError);
+  });
+
+  it("allows a percentage's limit exactly, whatever floating point makes of it", () => {
+    expect(badRecordLimit({ onError: "continue", maxBadRecords: { percent: 0.57 } }, 10_000)).toBe(57);
+    expect(badRecordLimit({ onError: "continue", maxBadRecords: { percent: 1 } }, 150)).toBe(1);
+    expect(badRecordLimit({ onError: "continue", maxBadRecords: { percent: 1 } }, 99)).toBe(0);
+    expect(badRecordLimit({ onError: "continue" }, 99)).toBe(Infinity);
+    expect(badRecordLimit({ onError: "skipFile" }, 99)).toBe(0);
   });
 
   it("reads top-level column names from a DDL schema", () => {

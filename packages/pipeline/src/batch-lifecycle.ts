@@ -360,10 +360,11 @@ export class BatchLifecycle {
 
     mark("decideMs");
     let published: PublishOutcome;
+    let rejectedOutcome: PublishOutcome | undefined;
     try {
       const rejected = staged.rejected;
       // The bad records first: once the rows are visible, theirs are too.
-      const rejectedOutcome =
+      rejectedOutcome =
         rejected === undefined || rejected.visible === true
           ? undefined
           : await this.#publishWithRetries(rejected.table, rejected.stagedSnapshotId, log);
@@ -391,6 +392,14 @@ export class BatchLifecycle {
         return { kind: "in-doubt", error: new BatchInDoubtError(batchId, rows) };
       }
       if (!rows) {
+        if (rejectedOutcome !== undefined && rejectedOutcome.kind !== "unpublishable") {
+          // Known limit: the quarantine cannot be taken back; the files' bad records land again with the
+          // batch that writes them next.
+          log.error(
+            { table: staged.rejected?.table },
+            "the batch's bad records were published but its rows cannot be: its quarantine rows (this _batch_id) are duplicates",
+          );
+        }
         const error = new BatchUnpublishableError(batchId, published.reason);
         const state = await abandonBatch(this.#db, {
           batchId,

@@ -558,6 +558,37 @@ describe("GroupCommitBatcher", () => {
     await batcher.close();
   });
 
+  it("settles the files a split verdict names (bad records beyond the limit) with their own errors, and writes the rest again together", async () => {
+    const refusing: Rule = (attempt) => {
+      const refused = attempt.files.filter((f) => nameOf(f.uri).startsWith("bad"));
+      if (refused.length === 0) return committed(attempt);
+      const settled = new Map<string, unknown>(
+        refused.map((f) => [
+          f.uri,
+          new LakeferryError("BAD_RECORDS", `${nameOf(f.uri)} has bad records`, { retryable: false }),
+        ]),
+      );
+      const error = new LakeferryError("BAD_RECORDS", "files refused", { retryable: false });
+      return { kind: "split", error, settled };
+    };
+    const fake = new FakeWrite(refusing);
+    const batcher = new GroupCommitBatcher({ write: fake.write, limits: { maxFiles: 5, maxWaitMs: 60_000 } });
+    const all = ["a", "bad1", "c", "bad2", "e"];
+    const results = await Promise.allSettled(all.map((name) => batcher.add(file(name))));
+    expect(results.map((result) => result.status)).toEqual([
+      "fulfilled",
+      "rejected",
+      "fulfilled",
+      "rejected",
+      "fulfilled",
+    ]);
+    expect(((results[1] as PromiseRejectedResult).reason as Error).message).toBe("bad1 has bad records");
+    expect(((results[3] as PromiseRejectedResult).reason as Error).message).toBe("bad2 has bad records");
+    // No halving: the refused files leave, the rest goes again as one batch.
+    expect(fileSets(fake.attempts)).toEqual(["a,bad1,bad2,c,e", "a,c,e"]);
+    await batcher.close();
+  });
+
   it("rejects every file of a failed batch with the verdict's error, without splitting", async () => {
     const error = new LakeferryError("SPARK_UNAVAILABLE", "spark is down", { retryable: true });
     const fake = new FakeWrite(() => ({ kind: "failed", error }));
