@@ -73,13 +73,13 @@ const PRUNABLE: Record<PrunedTable, string> = {
              WHEN fv.version < pf.version THEN true
              ELSE EXISTS (SELECT 1 FROM file_versions later
                           WHERE later.file_id = fv.file_id AND later.version > fv.version) END`,
-  // A resolved batch, unless a member still at it is unsettled, or (for a committed one) not SUCCESS: a
-  // claim of such a file settles the batch first, and must find it.
+  // A resolved batch, unless a member still at it is PENDING or PROCESSING: such a file's next claim settles
+  // the batch first (a commit whose bookkeeping was cut short), and must find it. A settled file's retry
+  // forgets a resolved batch anyway (resetFilesForRetry).
   write_batches: `wb.state IN ('COMMITTED', 'FAILED', 'ABANDONED')
     AND COALESCE(wb.resolved_at, wb.created_at) < $cutoff
     AND NOT EXISTS (SELECT 1 FROM write_batch_files m JOIN processed_files pf ON pf.id = m.file_id
-                    WHERE m.batch_id = wb.id AND pf.batch_id = wb.id
-                      AND (NOT ${SETTLED_FILE} OR (wb.state = 'COMMITTED' AND pf.status <> 'SUCCESS')))`,
+                    WHERE m.batch_id = wb.id AND pf.batch_id = wb.id AND NOT ${SETTLED_FILE})`,
   // A finished run (one still `running` is closed by the reconciler first).
   runs: `r.status <> 'running' AND COALESCE(r.finished_at, r.started_at) < $cutoff`,
 };
