@@ -73,8 +73,9 @@ const PRUNABLE: Record<PrunedTable, string> = {
              WHEN fv.version < pf.version THEN true
              ELSE EXISTS (SELECT 1 FROM file_versions later
                           WHERE later.file_id = fv.file_id AND later.version > fv.version) END`,
-  // A resolved batch, unless a member still at it is unsettled, or (for a committed one) not SUCCESS: a
-  // claim of such a file settles the batch first, and must find it. A committed batch whose source objects
+  // A resolved batch, unless a member still at it is PENDING or PROCESSING: such a file's next claim settles
+  // the batch first (a commit whose bookkeeping was cut short), and must find it. A settled file's retry
+  // forgets a resolved batch anyway (resetFilesForRetry). A committed batch whose source objects
   // its ingestion's cleanSource has yet to clean stays too: source cleanup walks the batches.
   write_batches: `wb.state IN ('COMMITTED', 'FAILED', 'ABANDONED')
     AND COALESCE(wb.resolved_at, wb.created_at) < $cutoff
@@ -82,8 +83,7 @@ const PRUNABLE: Record<PrunedTable, string> = {
              AND EXISTS (SELECT 1 FROM ingestions i WHERE i.id = wb.ingestion_id AND i.clean_source IS NOT NULL
                            AND jsonb_typeof(i.clean_source) = 'object'))
     AND NOT EXISTS (SELECT 1 FROM write_batch_files m JOIN processed_files pf ON pf.id = m.file_id
-                    WHERE m.batch_id = wb.id AND pf.batch_id = wb.id
-                      AND (NOT ${SETTLED_FILE} OR (wb.state = 'COMMITTED' AND pf.status <> 'SUCCESS')))`,
+                    WHERE m.batch_id = wb.id AND pf.batch_id = wb.id AND NOT ${SETTLED_FILE})`,
   // A finished run (one still `running` is closed by the reconciler first).
   runs: `r.status <> 'running' AND COALESCE(r.finished_at, r.started_at) < $cutoff`,
 };

@@ -9,8 +9,8 @@ import {
   beginPublish,
   claimFiles,
   deletePrunedRows,
-  openBatch,
   fileHistory,
+  openBatch,
   prunableRows,
   recordOutcomes,
   registerFiles,
@@ -144,5 +144,51 @@ describe("state retention in Postgres", () => {
     });
     // Nothing is old before its cutoff.
     expect((await prunableRows(db, { table: "runs", before: new Date(0) })).keys).toEqual([]);
+  });
+
+  it("keeps a committed batch while a member at it is unsettled (its bookkeeping cut short), then prunes it", async () => {
+    const db = await freshDatabase();
+    const { ingestion, run } = await newIngestion(db);
+    const { created } = await registerFiles(db, {
+      ingestionId: ingestion.id,
+      runId: run.id,
+      files: listing(0, 2),
+      modifiedPolicy: "ignore",
+    });
+    await claimFiles(db, { refs: created, worker: "w", leaseMs: 60_000 });
+    const batchId = randomUUID();
+    await openBatch(db, {
+      batchId,
+      ingestionId: ingestion.id,
+      table: "lake.db.orders",
+      worker: "w",
+      files: created,
+      ingestedAtMicros: 1n,
+    });
+    const records = created.map((f) => ({ fileId: f.id, records: 1 }));
+    expect(
+      await beginPublish(db, {
+        batchId,
+        worker: "w",
+        stagedSnapshotId: "7",
+        records,
+        publishLeaseMs: 60_000,
+      }),
+    ).toBe(true);
+    // Published and recorded COMMITTED, but the writer died before settling its files.
+    await recordOutcomes(db, {
+      worker: "w",
+      outcomes: [],
+      batch: { id: batchId, state: "COMMITTED", snapshotId: "7" },
+    });
+    const batches = () => prunableRows(db, { table: "write_batches", before: future() });
+    expect((await batches()).keys).toEqual([]);
+    await recordOutcomes(db, { worker: "w", outcomes: created.map((f) => ({ ...f, status: "SUCCESS" })) });
+    const window = await batches();
+    expect(window.keys).toEqual([batchId]);
+    expect(window.rows.map((row) => [row.table, row.key])).toEqual([
+      ["write_batches", batchId],
+      ...created.map((f) => ["write_batch_files", `${batchId}/${f.id}`]),
+    ]);
   });
 });

@@ -144,11 +144,8 @@ export class StatePruner {
     };
     if (!dryRun) await this.#takeLease();
     try {
-      if (archiving && spark) await ensureStateArchive(spark, this.#archiveTable, { signal });
-      const pruneId = randomUUID();
-      for (const table of PRUNED_TABLES) {
-        await this.#pruneTable(table, { before, dryRun, archiving, pruneId, signal, report });
-      }
+      const run = { before, dryRun, archiving, pruneId: randomUUID(), signal, report, archiveReady: false };
+      for (const table of PRUNED_TABLES) await this.#pruneTable(table, run);
     } finally {
       if (!dryRun) {
         await releaseMaintenanceLease(this.#db, { name: PRUNE_LEASE, holder: this.holder }).catch(
@@ -224,6 +221,8 @@ export class StatePruner {
       pruneId: string;
       signal: AbortSignal;
       report: PruneReport;
+      /** Whether the archive table is known to exist (it is created on the first append, not before). */
+      archiveReady: boolean;
     },
   ): Promise<void> {
     const scan =
@@ -236,6 +235,10 @@ export class StatePruner {
       // over) stops here.
       await this.#takeLease();
       if (run.archiving && this.#spark) {
+        if (!run.archiveReady) {
+          await ensureStateArchive(this.#spark, this.#archiveTable, { signal: run.signal });
+          run.archiveReady = true;
+        }
         await appendToStateArchive(
           this.#spark,
           this.#archiveTable,

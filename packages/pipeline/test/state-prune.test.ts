@@ -296,6 +296,11 @@ describe("StatePruner", () => {
     );
     await expect(second.prune()).rejects.toBeInstanceOf(PruneBusyError);
     expect((await first.prune({ dryRun: true })).dryRun).toBe(true);
+    // Its holder prunes; with nothing old enough, no archive table is created.
+    expect(await first.prune()).toMatchObject({ dryRun: false, archived: 0 });
+    const namespace = w.table("state_archive").split(".").slice(0, 2).join(".");
+    const tables = await w.spark.sql(`SHOW TABLES IN ${namespace}`).catch(() => []);
+    expect(tables.map((t) => t.tableName)).not.toContain("state_archive");
     expect(
       await takePeriodicTurn(w.db, { name: "state-prune:schedule", holder: "first", everyMs: DAY_MS }),
     ).toBe(true);
