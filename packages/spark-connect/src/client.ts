@@ -27,6 +27,7 @@ import {
   type RelationMessage,
   type SessionFields,
 } from "./proto.ts";
+import { schemaOf } from "./schema.ts";
 import { dialectOf, type ServerDialect } from "./server-dialect.ts";
 import { parseSparkRemote, type SparkRemote } from "./spark-remote.ts";
 import type { ExecutionOptions, Row, SqlArg } from "./types.ts";
@@ -102,6 +103,18 @@ export class SparkConnectClient {
     runCommand: (command, options) =>
       this.#run(options, async (ctx) => {
         await this.#executePlan({ command }, ctx);
+      }),
+    analyzeSchema: (relation, options) =>
+      this.#run(options, async (ctx) => {
+        const response = await this.#unary(
+          "AnalyzePlan",
+          codecs.analyzePlanRequest,
+          codecs.analyzePlanResponse,
+          { ...this.#sessionFields(ctx.sessionId), schema: { plan: { root: relation } } },
+          ctx,
+        );
+        this.#observe(ctx.sessionId, response.serverSideSessionId);
+        return schemaOf(response.schema?.schema);
       }),
   };
 

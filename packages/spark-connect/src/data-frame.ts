@@ -7,12 +7,14 @@ import {
   type CommandMessage,
   type RelationMessage,
 } from "./proto.ts";
+import type { Schema } from "./schema.ts";
 import type { ExecutionOptions, Row } from "./types.ts";
 
 /** @internal What a DataFrame needs from the client that made it. */
 export interface PlanRunner {
   collectRelation(relation: RelationMessage, options?: ExecutionOptions): Promise<Row[]>;
   runCommand(command: CommandMessage, options?: ExecutionOptions): Promise<void>;
+  analyzeSchema(relation: RelationMessage, options?: ExecutionOptions): Promise<Schema>;
 }
 
 /**
@@ -107,6 +109,14 @@ export class DataFrame {
   }
 
   /** Runs the query and returns how many rows it has. */
+  /**
+   * The columns this DataFrame would produce, as Spark's analysis finds them (nothing runs, but a read
+   * without a schema infers one: that reads the files, as a query over them would).
+   */
+  schema(options?: ExecutionOptions): Promise<Schema> {
+    return this.#runner.analyzeSchema(this.#relation, options);
+  }
+
   async count(options?: ExecutionOptions): Promise<number> {
     const rows = await this.groupBy()
       .agg(fn("count", lit(1)).alias("count"))

@@ -19,6 +19,7 @@ export {
   type SparkErrorFields,
 } from "./errors.ts";
 export { escapeGlob } from "./escape-glob.ts";
+export { quoteName, schemaDdl, type Schema, type SchemaField } from "./schema.ts";
 export { parseSparkRemote, type SparkRemote } from "./spark-remote.ts";
 export type { ExecutionOptions, Row, SqlArg } from "./types.ts";
 export type { LocalColumn, LocalValue } from "./local-rows.ts";

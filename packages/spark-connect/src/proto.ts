@@ -170,14 +170,41 @@ export interface ExecutePlanResponse {
   resultComplete?: Record<string, never>;
 }
 
-export interface AnalyzePlanRequest extends SessionFields {
-  sparkVersion: Record<string, never>;
-}
+export type AnalyzePlanRequest = SessionFields &
+  ({ sparkVersion: Record<string, never> } | { schema: { plan: PlanMessage } });
 
 export interface AnalyzePlanResponse {
   sessionId?: string;
   serverSideSessionId?: string;
   sparkVersion?: { version?: string };
+  schema?: { schema?: DataTypeMessage };
+}
+
+/** A logical type as the protocol describes it: one kind set (none for a kind we do not declare). */
+export interface DataTypeMessage {
+  null?: object;
+  binary?: object;
+  boolean?: object;
+  byte?: object;
+  short?: object;
+  integer?: object;
+  long?: object;
+  float?: object;
+  double?: object;
+  decimal?: { scale?: number; precision?: number };
+  string?: object;
+  char?: { length?: number };
+  varChar?: { length?: number };
+  date?: object;
+  timestamp?: object;
+  timestampNtz?: object;
+  calendarInterval?: object;
+  yearMonthInterval?: { startField?: number; endField?: number };
+  dayTimeInterval?: { startField?: number; endField?: number };
+  array?: { elementType?: DataTypeMessage; containsNull?: boolean };
+  struct?: { fields?: { name?: string; dataType?: DataTypeMessage; nullable?: boolean }[] };
+  map?: { keyType?: DataTypeMessage; valueType?: DataTypeMessage; valueContainsNull?: boolean };
+  variant?: object;
 }
 
 export interface KeyValueMessage {

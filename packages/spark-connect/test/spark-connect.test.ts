@@ -15,6 +15,7 @@ import {
   fn,
   isRetryableSparkError,
   lit,
+  schemaDdl,
 } from "../src/index.ts";
 
 // Against the real Spark Connect server: `bash scripts/services.sh up spark`, then
@@ -249,6 +250,44 @@ describe("DataFrames", () => {
       { c: 3, top: 9_007_199_254_740_993n },
     ]);
     expect(() => client.createDataFrame([{ n: 1.5 }], [{ name: "n", type: "long" }])).toThrow(/rows\[0\]\.n/);
+  });
+
+  it("reports a schema as Spark infers it, in DDL text that reads the files back the same", async () => {
+    const path = writeJson(
+      '{"id": 1, "price": 2.5, "name": "a", "ok": true, "tags": ["x"], "at": {"day": "2026-12-03", "n": 7}, "m w": null}',
+    );
+    const inferred = client.read({ format: "json", paths: [path] });
+    const schema = await inferred.schema();
+    expect(schema.fields.map((field) => [field.name, field.type])).toEqual([
+      ["at", "struct<`day`:string,`n`:bigint>"],
+      ["id", "bigint"],
+      ["m w", "string"],
+      ["name", "string"],
+      ["ok", "boolean"],
+      ["price", "double"],
+      ["tags", "array<string>"],
+    ]);
+    const typed = await client
+      .sqlFrame(
+        "SELECT CAST(1 AS TINYINT) AS b, CAST(1 AS DECIMAL(12,3)) AS d, DATE'2026-12-03' AS day, map('k', 1) AS m",
+      )
+      .schema();
+    expect(typed.fields.map((field) => field.type)).toEqual([
+      "tinyint",
+      "decimal(12,3)",
+      "date",
+      "map<string,int>",
+    ]);
+    // The DDL text is a schema Spark reads with: the same columns come back.
+    const again = await client
+      .read({ format: "json", schema: schemaDdl(schema.fields), paths: [path] })
+      .schema();
+    expect(again.fields.map((field) => [field.name, field.type])).toEqual(
+      schema.fields.map((field) => [field.name, field.type]),
+    );
+    await expect(client.sqlFrame("SELECT nope FROM range(1)").schema()).rejects.toBeInstanceOf(
+      SparkAnalysisError,
+    );
   });
 });
 
