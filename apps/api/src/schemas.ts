@@ -184,9 +184,14 @@ export const Ingestion = z.object({
   readerOptions: z.record(z.string(), z.string()),
   schemaDdl: z.string().nullable(),
   schemaEvolution: z
-    .enum(["addNewColumns", "none"])
+    .enum(["addNewColumns", "rescue", "failOnNewColumns", "none"])
     .nullable()
     .describe("What files' columns may do to the table; null: addNewColumns without schemaDdl, none with it"),
+  schemaHints: z.string().nullable().describe("Types for inferred columns (Spark DDL)"),
+  rescuedDataColumn: z
+    .string()
+    .nullable()
+    .describe("The rescued-data column under rescue; null: _rescued_data"),
   glob: z.string().nullable(),
   targetTable: z.string(),
   schedule: z.string().nullable(),
