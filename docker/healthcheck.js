@@ -25,6 +25,8 @@ try {
     process.exit(1);
   }
 } catch (error) {
-  console.error(`healthcheck: ${url} did not answer: ${error instanceof Error ? error.message : String(error)}`);
+  console.error(
+    `healthcheck: ${url} did not answer: ${error instanceof Error ? error.message : String(error)}`,
+  );
   process.exit(1);
 }
