@@ -3,7 +3,7 @@
  * through the image's entrypoint, its environment passes that process's own settings check, and the ports
  * it publishes or exposes are the ones it listens on.
  */
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
@@ -55,6 +55,14 @@ describe("docker-compose.yml", () => {
     expect(dockerfile).toMatch(
       /^ENTRYPOINT \["node", "--enable-source-maps", "apps\/cli\/dist\/main\.js"\]$/m,
     );
+    // The deps stage installs from the manifests alone: npm ci needs every workspace's package.json.
+    const workspaces = [
+      ...(await readdir(join(ROOT, "packages"))).map((name) => `packages/${name}`),
+      ...(await readdir(join(ROOT, "apps"))).map((name) => `apps/${name}`),
+    ];
+    for (const workspace of workspaces) {
+      expect(dockerfile, workspace).toContain(`COPY ${workspace}/package.json ${workspace}/\n`);
+    }
     const commands = new Set(createProgram({}).commands.map((command) => command.name()));
     const services = await composeServices();
     const built = Object.entries(services).filter(([, service]) => service.build === ".");
