@@ -307,6 +307,17 @@ export const IngestionSpec = z
         message: `${spec.schemaEvolution} compares the files' inferred columns with the table's; leave \`schema\` out (use schemaHints to type some columns)`,
       });
     }
+    const sampling = Object.keys(spec.options).find((key) => key.toLowerCase() === "samplingratio");
+    if (
+      sampling !== undefined &&
+      (spec.schemaEvolution === "rescue" || spec.schemaEvolution === "failOnNewColumns")
+    ) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["options", sampling],
+        message: `${spec.schemaEvolution} compares every record's columns with the table's; a sampled inference would miss some. Leave options.${sampling} out`,
+      });
+    }
     const badRecords = badRecordsRefusal(spec);
     if (badRecords) ctx.addIssue({ code: "custom", ...badRecords });
     const mode = Object.keys(spec.options).find((key) => key.toLowerCase() === "mode");
