@@ -9,6 +9,7 @@ import {
   shutdownTimeoutVar,
   sparkVars,
   stateVars,
+  checkSparkTransport,
 } from "@lakeferry/app-kit";
 
 /** The API's environment: every variable it reads, with its default. */
@@ -62,6 +63,7 @@ export interface ApiConfig {
 /** Reads the API's settings from `env`; throws InvalidInputError naming each bad variable. */
 export function parseApiConfig(env: Record<string, string | undefined>): ApiConfig {
   const e = parseEnv(ApiEnv, env);
+  checkSparkTransport(e.SPARK_REMOTE, e.LAKEFERRY_ALLOW_INSECURE_SPARK);
   return {
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,

@@ -7,6 +7,7 @@ import {
   optionalConnectionVars,
   parseEnv,
   stateRetentionVars,
+  checkSparkTransport,
 } from "@lakeferry/app-kit";
 
 /**
@@ -44,6 +45,7 @@ export interface CliConfig {
 /** Reads the CLI's settings from `env`; throws InvalidInputError naming each bad variable. */
 export function parseCliConfig(env: Record<string, string | undefined>): CliConfig {
   const e = parseEnv(CliEnv, env);
+  checkSparkTransport(e.SPARK_REMOTE, e.LAKEFERRY_ALLOW_INSECURE_SPARK);
   return {
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,

@@ -84,3 +84,38 @@ describe("lakeferry sql is read-only unless --write", () => {
     passed = true;
   });
 });
+
+describe("connections", () => {
+  it("Postgres down: each command's error is one line naming DATABASE_URL, no Prisma invocation", async () => {
+    const env = { ...process.env, DATABASE_URL: "postgresql://lakeferry:x@127.0.0.1:1/lakeferry" } as Record<
+      string,
+      string
+    >;
+    for (const args of [
+      ["migrate"],
+      ["ingestion", "list"],
+      ["files", "orders"],
+      ["history", "orders", "a.json"],
+    ]) {
+      const down = await cli(args, env);
+      expect(down.code, `${args.join(" ")}: ${down.stderr}`).toBe(2);
+      expectOneLineError(down.stderr, "DB_UNAVAILABLE", "DATABASE_URL");
+    }
+  });
+
+  it("a Spark token without TLS is refused unless LAKEFERRY_ALLOW_INSECURE_SPARK=1", async () => {
+    const remote = `${process.env.SPARK_REMOTE ?? ""}/;token=not-for-the-wire`;
+    const env = { ...process.env, SPARK_REMOTE: remote } as Record<string, string>;
+    const refused = await cli(["sql", "SELECT 1 AS one"], env);
+    expect(refused.code).toBe(1);
+    expectOneLineError(refused.stderr, "SPARK_REMOTE", "use_ssl=true", "LAKEFERRY_ALLOW_INSECURE_SPARK=1");
+    expect(refused.stderr).not.toContain("not-for-the-wire");
+    // The test server checks no token: allowed, the query runs.
+    const allowed = await cli(["sql", "--json", "SELECT 1 AS one"], {
+      ...env,
+      LAKEFERRY_ALLOW_INSECURE_SPARK: "1",
+    });
+    expect(allowed.code, allowed.stderr).toBe(0);
+    expect(JSON.parse(allowed.stdout)).toEqual([{ one: 1 }]);
+  });
+});

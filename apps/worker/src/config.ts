@@ -11,6 +11,7 @@ import {
   shutdownTimeoutVar,
   sparkVars,
   stateVars,
+  checkSparkTransport,
 } from "@lakeferry/app-kit";
 
 /** Faults a test can ask a worker to commit (LAKEFERRY_FAULT_INJECTION), never set in production. */
@@ -109,6 +110,7 @@ export interface WorkerConfig {
 /** Reads the worker's settings from `env`; throws InvalidInputError naming each bad variable. */
 export function parseWorkerConfig(env: Record<string, string | undefined>): WorkerConfig {
   const e = parseEnv(WorkerEnv, env);
+  checkSparkTransport(e.SPARK_REMOTE, e.LAKEFERRY_ALLOW_INSECURE_SPARK);
   return {
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,

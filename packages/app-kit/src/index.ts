@@ -14,6 +14,7 @@ export {
 } from "./env-fields.ts";
 export {
   CONNECTION_EXAMPLES,
+  checkSparkTransport,
   isolationVars,
   logVars,
   metricsVars,
