@@ -2,8 +2,10 @@
  * Least privilege at the CLI (issue 12): what each entry point refuses, through the real `lakeferry` process
  * against the real services, each refusal one line that says what to do.
  */
+import { mkdir, symlink, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cli, cliJson, createSandbox, removeSandbox, type Sandbox } from "./support.ts";
+import { cli, cliJson, createSandbox, ingestionYaml, removeSandbox, type Sandbox } from "./support.ts";
 
 /** A one-line error on stderr, no stack trace, no Prisma invocation. */
 function expectOneLineError(stderr: string, ...fragments: string[]): void {
@@ -117,5 +119,100 @@ describe("connections", () => {
     });
     expect(allowed.code, allowed.stderr).toBe(0);
     expect(JSON.parse(allowed.stdout)).toEqual([{ one: 1 }]);
+  });
+});
+
+describe("ingestion apply, discover and enqueue keep to the access policy", () => {
+  let box: Sandbox;
+  let passed = false;
+  beforeAll(async () => {
+    box = await createSandbox("priv-apply");
+    const migrated = await cli(["migrate"], box.env);
+    expect(migrated.code, migrated.stderr).toBe(0);
+  });
+  afterAll(async () => {
+    if (passed) await removeSandbox(box);
+  });
+
+  /** Applies `yaml` under `env` and returns the result. */
+  const apply = async (yaml: string, env: Record<string, string> = box.env) => {
+    const file = join(box.dir, `ingestion-${Math.random().toString(36).slice(2)}.yaml`);
+    await writeFile(file, yaml);
+    return cli(["ingestion", "apply", "-f", file], env);
+  };
+
+  it("refuses sources outside LAKEFERRY_LOCAL_ROOTS, forbidden credential references and Spark settings", async () => {
+    const rooted = { ...box.env, LAKEFERRY_LOCAL_ROOTS: join(box.dir, "landing") };
+    const outside = await apply(ingestionYaml(box), rooted);
+    expect(outside.code).toBe(1);
+    expectOneLineError(
+      outside.stderr,
+      "source:",
+      "outside the folders local sources may read",
+      "LAKEFERRY_LOCAL_ROOTS",
+    );
+
+    const s3 = { source: JSON.stringify("s3://landing/in/") };
+    const refusals: [Record<string, string>, string][] = [
+      [
+        {
+          ...s3,
+          credentials: "{ accessKeyId: { env: DATABASE_URL }, secretAccessKey: { env: ORDERS_SECRET } }",
+        },
+        "one of lakeferry's own settings",
+      ],
+      [
+        { ...s3, credentials: "{ accessKeyId: { env: K }, secretAccessKey: { file: /etc/shadow } }" },
+        "LAKEFERRY_SECRET_DIRS",
+      ],
+      [
+        { ...s3, credentials: "{ endpoint: 'http://collector.example:9000' }" },
+        "LAKEFERRY_ALLOWED_ENDPOINTS",
+      ],
+      [{ options: "{ spark.sql.files.maxPartitionBytes: 1 }" }, "reach the Spark server's configuration"],
+      [
+        { options: "{ fs.s3a.endpoint: 'http://collector.example' }" },
+        "Hadoop settings are not reader options",
+      ],
+    ];
+    for (const [extra, message] of refusals) {
+      const refused = await apply(ingestionYaml(box, extra));
+      expect(refused.code, JSON.stringify(extra)).toBe(1);
+      expectOneLineError(refused.stderr, message);
+    }
+    const none = await cliJson<unknown[]>(["ingestion", "list"], box.env);
+    expect(none).toEqual([]);
+    passed = true;
+  });
+
+  it("lists and enqueues no file through a link that leaves the source", async () => {
+    passed = false;
+    const secret = join(box.dir, "outside.json");
+    await writeFile(secret, '{"id": 1, "file": 1, "amount": 1}\n');
+    await writeFile(join(box.source, "inside.json"), '{"id": 2, "file": 2, "amount": 2}\n');
+    await symlink(secret, join(box.source, "leak.json"));
+    await mkdir(join(box.dir, "elsewhere"));
+    await writeFile(join(box.dir, "elsewhere", "deep.json"), '{"id": 3, "file": 3, "amount": 3}\n');
+    await symlink(join(box.dir, "elsewhere", "deep.json"), join(box.source, "deep.json"));
+    // The source's own folder is inside the roots; its links lead out.
+    const env = { ...box.env, LAKEFERRY_LOCAL_ROOTS: box.source };
+    const applied = await apply(ingestionYaml(box), env);
+    expect(applied.code, applied.stderr).toBe(0);
+
+    const discovered = await cli(["discover", box.name, "--json"], env);
+    expect(discovered.code, discovered.stderr).toBe(0);
+    const runId = (JSON.parse(discovered.stdout) as { run: number }).run;
+    const report = await cli(["report", String(runId), "--full"], env);
+    expect(report.stdout).toMatch(
+      /leak\.json: a symbolic link to .*outside\.json, outside the source folder/,
+    );
+    expect(report.stdout).toMatch(/deep\.json: a symbolic link to .*elsewhere\/deep\.json/);
+    const { files } = await cliJson<{ files: { filePath: string }[] }>(["files", box.name], env);
+    expect(files.map((f) => f.filePath.replace(/^.*\//, ""))).toEqual(["inside.json"]);
+
+    const enqueued = await cli(["enqueue", box.name, "leak.json"], env);
+    expect(enqueued.code).toBe(1);
+    expect(enqueued.stderr).toMatch(/refused leak\.json: a symbolic link to .*outside the source folder/);
+    passed = true;
   });
 });
