@@ -105,6 +105,27 @@ describe("connections", () => {
     }
   });
 
+  it("Redis down: a command that queues says so at once, in one line naming REDIS_URL, instead of waiting", async () => {
+    const box = await createSandbox("priv-redis");
+    const migrated = await cli(["migrate"], box.env);
+    expect(migrated.code, migrated.stderr).toBe(0);
+    const file = join(box.dir, "ingestion.yaml");
+    await writeFile(file, ingestionYaml(box));
+    const env = { ...box.env, REDIS_URL: "redis://127.0.0.1:1" };
+    for (const args of [
+      ["ingestion", "apply", "-f", file],
+      ["discover", box.name],
+    ]) {
+      const down = await cli(args, env, { timeoutMs: 60_000 });
+      expect(down.code, `${args.join(" ")}: ${down.stderr}`).toBe(2);
+      const error = down.stderr.split("\n").filter((line) => line.startsWith("lakeferry:"));
+      expect(error).toHaveLength(1);
+      expect(error[0]).toContain("REDIS_UNAVAILABLE: Redis at 127.0.0.1:1 did not answer");
+      expect(error[0]).toContain("REDIS_URL");
+    }
+    await removeSandbox(box);
+  });
+
   it("a Spark token without TLS is refused unless LAKEFERRY_ALLOW_INSECURE_SPARK=1", async () => {
     const remote = `${process.env.SPARK_REMOTE ?? ""}/;token=not-for-the-wire`;
     const env = { ...process.env, SPARK_REMOTE: remote } as Record<string, string>;
