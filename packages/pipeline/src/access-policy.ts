@@ -144,6 +144,33 @@ export function endpointRefusal(policy: AccessPolicy, endpoint: string): string 
 }
 
 /**
+ * Why a worker may not read the local file `fileUri` of the source `sourceUri` under `policy`: the source is
+ * outside LAKEFERRY_LOCAL_ROOTS, or the file's real path (after symbolic links) is outside the source's real
+ * folder. A file this process cannot see (the worker may not mount the source; Spark reads it) is judged by
+ * its source alone. Undefined: allowed, or not a local file.
+ */
+export async function localFileRefusal(
+  policy: AccessPolicy,
+  sourceUri: string,
+  fileUri: string,
+): Promise<string | undefined> {
+  const source = parseStorageUri(sourceUri);
+  if (source.scheme !== "file") return undefined;
+  const outside = await localSourceRefusal(policy, sourceUri);
+  if (outside !== undefined) return outside;
+  const file = parseStorageUri(fileUri).prefix;
+  let real: string;
+  try {
+    real = await realpath(file);
+  } catch {
+    return undefined;
+  }
+  const folder = await realPathOf(source.prefix);
+  if (isWithin(real, folder)) return undefined;
+  return `${fileUri} leads, through a symbolic link, to ${real}, outside the source folder ${source.prefix}: links that leave the source are not followed`;
+}
+
+/**
  * A local source lies outside LAKEFERRY_LOCAL_ROOTS of the process about to read it. Not retryable: the
  * ingestion or the process's environment must change; the discovery run or submission fails with it.
  */
