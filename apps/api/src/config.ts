@@ -10,6 +10,7 @@ import {
   sparkVars,
   stateVars,
   checkSparkTransport,
+  accessPolicyVars,
 } from "@lakeferry/app-kit";
 
 /** The API's environment: every variable it reads, with its default. */
@@ -18,6 +19,7 @@ export const ApiEnv = z.object({
   ...stateVars,
   ...sparkVars,
   ...isolationVars,
+  ...accessPolicyVars,
 
   // Listening.
   /** Address to listen on. Default 127.0.0.1 (this machine only); 0.0.0.0 for every interface. */

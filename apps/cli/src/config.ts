@@ -8,6 +8,7 @@ import {
   parseEnv,
   stateRetentionVars,
   checkSparkTransport,
+  accessPolicyVars,
 } from "@lakeferry/app-kit";
 
 /**
@@ -20,6 +21,7 @@ export const CliEnv = z.object({
   // Connections and isolation.
   ...optionalConnectionVars,
   ...isolationVars,
+  ...accessPolicyVars,
 
   // State retention (`lakeferry prune`).
   ...stateRetentionVars,

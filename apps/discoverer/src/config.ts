@@ -11,6 +11,7 @@ import {
   stateRetentionVars,
   stateVars,
   checkSparkTransport,
+  accessPolicyVars,
 } from "@lakeferry/app-kit";
 
 const HOUR_MS = 3_600_000;
@@ -21,6 +22,7 @@ export const DiscovererEnv = z.object({
   // Connections (Postgres, and Redis, which holds the discovery schedules) and isolation.
   ...stateVars,
   ...isolationVars,
+  ...accessPolicyVars,
   /**
    * Spark Connect, optional: when set, this discoverer also runs the table maintenance jobs the
    * ingestions' `maintenance:` schedules fire (one at a time). Unset: they wait for a discoverer with Spark.

@@ -12,6 +12,7 @@ import {
   sparkVars,
   stateVars,
   checkSparkTransport,
+  accessPolicyVars,
 } from "@lakeferry/app-kit";
 
 /** Faults a test can ask a worker to commit (LAKEFERRY_FAULT_INJECTION), never set in production. */
@@ -26,6 +27,7 @@ export const WorkerEnv = z.object({
   ...stateVars,
   ...sparkVars,
   ...isolationVars,
+  ...accessPolicyVars,
 
   // Throughput.
   /**

@@ -7,6 +7,7 @@ import {
   nameVar,
   optionalPortVar,
   optionalUrlVar,
+  optionalVar,
   QUEUE_PREFIX,
   SCHEMA_NAME,
   urlVar,
@@ -91,6 +92,22 @@ export const optionalConnectionVars = {
   /** Spark Connect server (for `sql`). */
   SPARK_REMOTE: optionalUrlVar(SPARK_SCHEMES, CONNECTION_EXAMPLES.SPARK_REMOTE),
   LAKEFERRY_ALLOW_INSECURE_SPARK: allowInsecureSparkVar,
+};
+
+/**
+ * What an ingestion file may reach in this process (read by @lakeferry/pipeline's `accessPolicyFrom` from
+ * the same environment, where apply, discovery, submission and the worker's reads check it). Declared here
+ * so every app names them and a deployment that sets them is known to be read.
+ */
+export const accessPolicyVars = {
+  /** Folders (absolute, comma- or colon-separated) local sources must lie in. Unset: any, with a warning. */
+  LAKEFERRY_LOCAL_ROOTS: optionalVar(),
+  /** What `{ env: NAME }` credential references must start with. Unset: any but lakeferry's own settings. */
+  LAKEFERRY_SECRET_ENV_PREFIX: optionalVar(),
+  /** Folders `{ file: PATH }` references must resolve into. Default /run/secrets and /var/run/secrets. */
+  LAKEFERRY_SECRET_DIRS: optionalVar(),
+  /** Hosts (comma-separated) an ingestion's inline `credentials.endpoint` may name. Default none. */
+  LAKEFERRY_ALLOWED_ENDPOINTS: optionalVar(),
 };
 
 /** Several deployments (or tests) sharing one Postgres and one Redis. */

@@ -13,6 +13,7 @@ export {
   LISTEN_HOST,
 } from "./env-fields.ts";
 export {
+  accessPolicyVars,
   CONNECTION_EXAMPLES,
   checkSparkTransport,
   isolationVars,
@@ -24,4 +25,4 @@ export {
   stateRetentionVars,
   stateVars,
 } from "./env-groups.ts";
-export { stopOnSignals, type Stoppable } from "./stop-on-signals.ts";
+export { EXIT_AFTER_DEADLINE_MS, stopOnSignals, type Stoppable } from "./stop-on-signals.ts";

@@ -109,3 +109,11 @@ export {
   type PrunableWindow,
   type PrunedTable,
 } from "./prune-state.ts";
+export {
+  approvedSchemaChanges,
+  listSchemaChanges,
+  markSchemaChangesApproved,
+  recordSchemaChanges,
+  type SchemaChange,
+  type SchemaChangeSeen,
+} from "./schema-changes.ts";

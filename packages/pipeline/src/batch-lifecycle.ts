@@ -4,16 +4,23 @@ import {
   beginPublish,
   openBatch,
   readBatch,
+  approvedSchemaChanges,
   recordOutcomes,
+  recordSchemaChanges,
+  resetFilesForRetry,
   type BatchRecord,
   type Database,
   type Outcome,
 } from "@lakeferry/db";
 import {
-  BadRecordsError,
   ingestedAtNow,
+  RefusedFilesError,
   rejectedTableOf,
+  SchemaChangeError,
   type FileRecordCounts,
+  type FileRefusal,
+  type RefusedFile,
+  type SchemaChangeRefusal,
   type PublishOutcome,
   type StagedWrite,
   type WriteBatch,
@@ -138,6 +145,8 @@ export class BatchUnpublishableError extends LakeferryError {
 }
 
 const PUBLISH_RETRY_DELAYS_MS = [250, 1_000, 2_000, 4_000, 8_000];
+/** Room for the clocks of a worker and Postgres to differ when their times are compared. */
+const CLOCK_ROOM_MS = 5_000;
 
 /**
  * The one owner of a write batch's life: open, stage, decide, publish, record — and resolve a batch whose
@@ -278,6 +287,8 @@ export class BatchLifecycle {
           isolateFiles: target.isolateFiles || isolatesForFree(files),
           mode: target.mode,
           schemaEvolution: target.schemaEvolution,
+          ...(target.schemaHints === undefined ? {} : { schemaHints: target.schemaHints }),
+          ...(target.rescuedDataColumn === undefined ? {} : { rescuedDataColumn: target.rescuedDataColumn }),
           ingestedAtMicros,
           ...(target.badRecords === undefined ? {} : { badRecords: target.badRecords }),
         },
@@ -298,7 +309,8 @@ export class BatchLifecycle {
         // Every file gave up on the write (shutdown, lost job locks): not the files' fault.
         return { kind: "failed", error: await this.#recordFailures(files, error, batchId, log, false) };
       }
-      if (error instanceof BadRecordsError) return this.#recordRefused(files, error, batchId, log);
+      if (error instanceof RefusedFilesError)
+        return this.#recordRefused(files, error as RefusedFilesError, batchId, log, ingestedAtMicros);
       if (files.length > 1 && outageOf(error) === undefined) {
         log.info(
           { files: files.length, errorType: fileErrorType(error), error: errorMessage(error) },
@@ -660,20 +672,48 @@ export class BatchLifecycle {
   }
 
   /**
-   * Records the files whose bad records are beyond their ingestion's limit (SKIPPED or FAILED, with their
-   * counts and first bad record; not retried: the same records are bad the next time); the batch's other
-   * files are written again together, without them.
+   * Records the files the batch refused before writing: those whose bad records are beyond their
+   * ingestion's limit (SKIPPED or FAILED, with their counts and first bad record), and under
+   * `failOnNewColumns` those with columns the table lacks (SKIPPED, the columns recorded for approval first:
+   * a file is never skipped without its change on record). Not retried: the same records are bad, the same
+   * columns new, the next time. The batch's other files are written again together, without them.
    */
   async #recordRefused(
     files: LifecycleFile[],
-    error: BadRecordsError,
+    error: RefusedFilesError,
     batchId: string,
     log: Logger,
+    writeStartedMicros: bigint,
   ): Promise<BatchVerdict> {
-    const refused = files.flatMap((file) => {
+    let refused = files.flatMap((file) => {
       const refusal = error.refused.get(file.uri);
       return refusal === undefined ? [] : [{ file, refusal }];
     });
+    let recordable = true;
+    const keysOf = (refusal: FileRefusal): string[] =>
+      "columns" in refusal
+        ? (refusal as SchemaChangeRefusal).columns.map((column) => `${column.name} ${column.type}`)
+        : [];
+    if (error instanceof SchemaChangeError) {
+      const changes = refused.flatMap(({ file, refusal }) =>
+        (refusal as SchemaChangeRefusal).columns.map((column) => ({
+          ingestionId: file.target.ingestionId,
+          column: column.name,
+          type: column.type,
+          fileUri: file.uri,
+        })),
+      );
+      // The table was read after the write started (a few seconds' room for the clocks of this worker and
+      // Postgres): an approval since then may have added the columns after the read.
+      const tableReadAt = new Date(Number(writeStartedMicros / 1000n) - CLOCK_ROOM_MS);
+      const approved = await recordSchemaChanges(this.#db, changes, tableReadAt).catch((err: unknown) => {
+        log.warn({ err: errorMessage(err) }, "could not record the new columns; the leases will expire");
+        recordable = false;
+        return new Set<string>();
+      });
+      // A file whose new columns were all approved meanwhile does not wait: it goes again with the others.
+      refused = refused.filter(({ refusal }) => !keysOf(refusal).every((key) => approved.has(key)));
+    }
     const outcomes: Outcome[] = refused.map(({ file, refusal }) => ({
       id: file.fileId,
       version: file.version,
@@ -681,25 +721,64 @@ export class BatchLifecycle {
       errorType: error.code,
       errorMessage: refusal.message,
       recordsIngested: 0,
-      ...outcomeCounts(refusal.counts),
+      ...("counts" in refusal ? outcomeCounts((refusal as RefusedFile).counts) : {}),
       batchId,
     }));
-    await this.#record(outcomes, log).catch((err: unknown) =>
-      log.warn({ err: errorMessage(err) }, "could not record the refused files; the leases will expire"),
-    );
+    if (recordable) {
+      await this.#record(outcomes, log).catch((err: unknown) =>
+        log.warn({ err: errorMessage(err) }, "could not record the refused files; the leases will expire"),
+      );
+      if (error instanceof SchemaChangeError) await this.#releaseApproved(refused, keysOf, log);
+    }
     const settled = new Map<string, unknown>();
     refused.forEach(({ file, refusal }) => {
       const fileError = new LakeferryError(error.code, refusal.message, { retryable: false });
       settled.set(file.uri, fileError);
       file.log.warn(
-        { batchId, status: refusal.status, parsed: refusal.counts.parsed, rejected: refusal.counts.rejected },
-        "file refused for its bad records",
+        { batchId, status: refusal.status, error: refusal.message },
+        "file refused before the write",
       );
-      if (this.#events !== undefined) {
+      if (this.#events !== undefined && recordable) {
         announceFile(this.#events, file, refusal.status, 0, error.code);
       }
     });
     return { kind: "split", error, settled };
+  }
+
+  /**
+   * Files just SKIPPED for new columns that an approval running at the same time approved after this
+   * worker recorded the columns but before it recorded the files (its requeue missed them, still
+   * PROCESSING): put back to PENDING, for the reconciler to queue. An approval after this check finds them
+   * SKIPPED and queues them itself.
+   */
+  async #releaseApproved(
+    refused: { file: LifecycleFile; refusal: FileRefusal }[],
+    keysOf: (refusal: FileRefusal) => string[],
+    log: Logger,
+  ): Promise<void> {
+    const first = refused[0];
+    if (first === undefined) return;
+    const ingestionId = first.file.target.ingestionId;
+    try {
+      const columns = refused.flatMap(({ refusal }) =>
+        keysOf(refusal).map((key) => {
+          const cut = key.indexOf(" ");
+          return { column: key.slice(0, cut), type: key.slice(cut + 1) };
+        }),
+      );
+      const approved = await approvedSchemaChanges(this.#db, ingestionId, columns);
+      const ready = refused.filter(({ refusal }) => keysOf(refusal).every((key) => approved.has(key)));
+      if (ready.length === 0) return;
+      const reset = await resetFilesForRetry(this.#db, ingestionId, {
+        fileIds: ready.map(({ file }) => file.fileId),
+      });
+      log.info({ files: reset.length }, "files skipped for columns approved meanwhile are PENDING again");
+    } catch (err) {
+      log.warn(
+        { err: errorMessage(err) },
+        "could not check the approval of new columns; lakeferry schema approve queues the files again",
+      );
+    }
   }
 
   /** Announces each failed file's outcome (`retry` when left PENDING). */

@@ -22,6 +22,7 @@ export {
 export { submitFiles, type Submission } from "./submit-files.ts";
 export { waitForRun, RunTimeoutError, type RunProgress, type WaitForRunOptions } from "./wait-for-run.ts";
 export { enqueueFiles, retryPolicyOf } from "./enqueue-files.ts";
+export { approveSchemaChanges, type SchemaApproval } from "./schema-approval.ts";
 export {
   GroupCommitBatcher,
   BatcherClosedError,
@@ -96,7 +97,12 @@ export {
   type MaintenanceSettings,
   type MaintenanceTask,
 } from "./maintenance-settings.ts";
-export { TableMaintainer, type MaintenanceReport, type TableMaintainerOptions } from "./table-maintenance.ts";
+export {
+  TableMaintainer,
+  type MaintenanceReport,
+  type TableMaintenanceReport,
+  type TableMaintainerOptions,
+} from "./table-maintenance.ts";
 export {
   CLEAN_SOURCE_DEFAULTS,
   CleanSourceSpec,
