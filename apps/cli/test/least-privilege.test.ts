@@ -29,7 +29,6 @@ describe("lakeferry sql is read-only unless --write", () => {
   it("runs reads, refuses writes however they are dressed up, and runs them with --write", async () => {
     const namespace = box.table.split(".").slice(0, 2).join(".");
     const writes = [
-      `CREATE TABLE ${box.table} (id BIGINT) USING iceberg`,
       `/* SELECT */ CREATE TABLE ${box.table} (id BIGINT) USING iceberg`,
       `WITH x AS (SELECT 1 AS id) INSERT INTO ${box.table} SELECT * FROM x`,
       // Spark's lexer nests bracketed comments: the EXPLAIN is inside one.
