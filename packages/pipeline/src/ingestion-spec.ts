@@ -66,6 +66,13 @@ export function readerOptionRefusal(key: string, value: string): string | undefi
   if (/^(fs|hadoop|spark\.hadoop)\./.test(name)) {
     return "Hadoop settings are not reader options; give the source's endpoint and keys in credentials";
   }
+  // Spark copies every option of a file read into the read's Hadoop configuration, and dotted names are
+  // Hadoop's and Spark's settings (spark.sql.*, parquet.crypto.factory.class, dfs.*, io.*): on a shared
+  // Spark server they would change how the server authenticates, which classes it loads or where it reads.
+  // Spark's own reader options have no dot.
+  if (name.includes(".")) {
+    return "dotted names are Spark or Hadoop settings, which reach the Spark server's configuration; reader options have no dot (header, multiLine, …)";
+  }
   return undefined;
 }
 
