@@ -115,6 +115,9 @@ export function createDatabase(options: DatabaseOptions): Database {
     // Every connection resolves unqualified table names in the chosen schema.
     ...(pooled
       ? {
+          // pg-pool awaits this hook before lending the connection (and ends it when the hook throws); the
+          // @types/pg signature says void.
+          // eslint-disable-next-line @typescript-eslint/no-misused-promises
           onConnect: async (client: pg.ClientBase) => {
             const resolved = await schemaMismatch(client, schema);
             if (resolved !== undefined) {
