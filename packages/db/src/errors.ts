@@ -150,7 +150,11 @@ export function classifyDatabaseError(error: unknown, operation: string): Lakefe
   if (error instanceof LakeferryError) return error;
   const facts = collectFacts(error);
   const detail = error instanceof Error ? error.message : String(error);
-  const message = `${operation}: ${detail}`;
+  // PgBouncer's answer to the search_path lakeferry sets at connection start (see createDatabase).
+  const hint = /unsupported startup parameter: options/.test(detail)
+    ? "; a pooler (PgBouncer) stands in front: add pgbouncer=true to the connection string"
+    : "";
+  const message = `${operation}: ${detail}${hint}`;
   const sqlState = facts.sqlState;
   const options = { sqlState, cause: error };
   if (
