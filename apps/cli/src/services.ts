@@ -9,6 +9,9 @@ import type { DiscoveryQueue, IngestQueue } from "@lakeferry/queue";
 import type { SparkConnectClient } from "@lakeferry/spark-connect";
 import { requireSetting, type CliConfig } from "./config.ts";
 
+/** How long a command waits for Redis to answer its first PING (ms). */
+const REDIS_CHECK_TIMEOUT_MS = 10_000;
+
 /**
  * The connections one CLI command uses, opened on first use and closed together when the command ends.
  * Packages are imported on first use too: `lakeferry sql` never loads Postgres or the cloud SDKs, and
@@ -21,6 +24,7 @@ export class CliServices {
   #db: Database | undefined;
   #ingestQueue: IngestQueue | undefined;
   #discoveryQueue: DiscoveryQueue | undefined;
+  #redisChecked: Promise<void> | undefined;
   #spark: Promise<SparkConnectClient> | undefined;
   /** The session the client was opened in when it is kept past this call (see `spark()`). */
   #keptSession: KeptSession | undefined;
@@ -39,17 +43,31 @@ export class CliServices {
   }
 
   async ingestQueue(): Promise<IngestQueue> {
-    const redisUrl = requireSetting(this.config, "redisUrl");
+    const redisUrl = await this.#checkedRedisUrl();
     const { IngestQueue } = await import("@lakeferry/queue");
     this.#ingestQueue ??= new IngestQueue({ redisUrl, prefix: this.config.queuePrefix });
     return this.#ingestQueue;
   }
 
   async discoveryQueue(): Promise<DiscoveryQueue> {
-    const redisUrl = requireSetting(this.config, "redisUrl");
+    const redisUrl = await this.#checkedRedisUrl();
     const { DiscoveryQueue } = await import("@lakeferry/queue");
     this.#discoveryQueue ??= new DiscoveryQueue({ redisUrl, prefix: this.config.queuePrefix });
     return this.#discoveryQueue;
+  }
+
+  /**
+   * REDIS_URL, once Redis has answered a PING: the queues' connections wait out an unreachable Redis (as
+   * workers should), which would leave a command hanging on a wrong password, a missing CA or a TLS-only
+   * server; the check says why at once instead.
+   */
+  async #checkedRedisUrl(): Promise<string> {
+    const redisUrl = requireSetting(this.config, "redisUrl");
+    this.#redisChecked ??= import("@lakeferry/queue").then(({ checkRedis }) =>
+      checkRedis(redisUrl, REDIS_CHECK_TIMEOUT_MS),
+    );
+    await this.#redisChecked;
+    return redisUrl;
   }
 
   /**
