@@ -184,9 +184,14 @@ export const Ingestion = z.object({
   readerOptions: z.record(z.string(), z.string()),
   schemaDdl: z.string().nullable(),
   schemaEvolution: z
-    .enum(["addNewColumns", "none"])
+    .enum(["addNewColumns", "rescue", "failOnNewColumns", "none"])
     .nullable()
     .describe("What files' columns may do to the table; null: addNewColumns without schemaDdl, none with it"),
+  schemaHints: z.string().nullable().describe("Types for inferred columns (Spark DDL)"),
+  rescuedDataColumn: z
+    .string()
+    .nullable()
+    .describe("The rescued-data column under rescue; null: _rescued_data"),
   glob: z.string().nullable(),
   targetTable: z.string(),
   schedule: z.string().nullable(),
@@ -206,6 +211,30 @@ responseSchemas.add(IngestionList, { id: "IngestionList" });
 
 export const IngestionDetail = Ingestion.extend({ files: StatusCounts });
 responseSchemas.add(IngestionDetail, { id: "IngestionDetail" });
+
+export const SchemaChange = z.object({
+  column: z.string(),
+  type: z.string().describe("Spark's type, as inferred (with the ingestion's schemaHints)"),
+  files: z.number().int().describe("Files skipped for it (SKIPPED, SCHEMA_CHANGE_PENDING)"),
+  exampleFile: z.string(),
+  firstSeenAt: dateTime(),
+  lastSeenAt: dateTime(),
+  approvedAt: dateTime().nullable().describe("Null while it waits for approval"),
+});
+export const SchemaChangeList = z.object({
+  table: z.string(),
+  changes: z.array(SchemaChange).describe("Pending first"),
+});
+responseSchemas.add(SchemaChangeList, { id: "SchemaChangeList" });
+export const SchemaChangeQuery = z.strictObject({
+  all: z.enum(["true", "false"]).optional().describe("Approved changes too"),
+});
+export const SchemaApproval = z.object({
+  approved: z.array(z.object({ column: z.string(), type: z.string() })),
+  added: z.array(z.string()).describe("Columns added to the table (those it had already are left)"),
+  requeued: z.number().int().describe("Files skipped for new columns, queued again"),
+});
+responseSchemas.add(SchemaApproval, { id: "SchemaApproval" });
 
 export const Run = z.object({
   id: z.number().int(),

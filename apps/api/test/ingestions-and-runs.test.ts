@@ -11,6 +11,8 @@ import {
   Readiness,
   RunDetail,
   RunReport,
+  SchemaApproval,
+  SchemaChangeList,
 } from "../src/schemas.ts";
 import { call, ingestionSpec, landFiles, serviceEnv, startApi, TOKENS, type ApiSandbox } from "./support.ts";
 // The strict parser the metrics package tests its own output with.
@@ -195,6 +197,33 @@ describe("ingestion, run and health routes", () => {
     ] as const) {
       expectProblem(await call(box, method, path, { token: TOKENS.operator }), 404);
     }
+  });
+
+  it("lists schema changes (reader) and approves them (operator only); nothing pending approves nothing", async () => {
+    const listed = await call(box, "GET", `/api/v1/ingestions/${name}/schema-changes?all=true`, {
+      token: TOKENS.reader,
+    });
+    expect(SchemaChangeList.parse(listed.body)).toEqual({ table: expect.any(String), changes: [] });
+    expectProblem(
+      await call(box, "GET", `/api/v1/ingestions/${name}/schema-changes?all=yes`, { token: TOKENS.reader }),
+      400,
+      "all",
+    );
+    expectProblem(
+      await call(box, "POST", `/api/v1/ingestions/${name}/schema-changes/approve`, {
+        token: TOKENS.producer,
+      }),
+      403,
+    );
+    const approved = await call(box, "POST", `/api/v1/ingestions/${name}/schema-changes/approve`, {
+      token: TOKENS.operator,
+    });
+    expect(approved.status).toBe(200);
+    expect(SchemaApproval.parse(approved.body)).toEqual({ approved: [], added: [], requeued: 0 });
+    expectProblem(
+      await call(box, "POST", "/api/v1/ingestions/nope/schema-changes/approve", { token: TOKENS.operator }),
+      404,
+    );
   });
 
   it("disables and enables an ingestion, removing and restoring its discovery schedule", async () => {

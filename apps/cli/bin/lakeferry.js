@@ -6,7 +6,8 @@
 //   ../dist/manifest.json lists every source file the build was made from with its modification time, and
 //   each of them still has that time (one stat per file: about 10 ms);
 // - otherwise the TypeScript sources, compiled at run time by tsx (`--help` takes about three times as
-//   long), so a source file edited, pulled or checked out since the build is never run stale.
+//   long), so a source file edited, pulled or checked out since the build is never run stale. tsx is a
+//   dev dependency: the image runs dist/main.js directly and has no tsx.
 //   LAKEFERRY_FROM_SOURCE=1 forces this.
 //
 // With LAKEFERRY_LOG_LEVEL=debug (or trace) it logs which one it runs, and why, as a JSON line on stderr.
@@ -51,7 +52,17 @@ if (build.entry) {
   await import(pathToFileURL(build.entry).href);
 } else {
   debug("running the TypeScript sources through tsx", { reason: build.reason });
-  const { register } = await import("tsx/esm/api");
-  register();
+  // tsx is a dev dependency: an install without them (npm ci --omit=dev, the image) can run only the build.
+  let tsx;
+  try {
+    tsx = await import("tsx/esm/api");
+  } catch {
+    process.stderr.write(
+      `lakeferry: cannot run: ${build.reason}, and tsx, which runs the sources instead, is not installed ` +
+        "(an install without dev dependencies). Run npm run build where they are, or npm ci.\n",
+    );
+    process.exit(1);
+  }
+  tsx.register();
   await import("../src/main.ts");
 }

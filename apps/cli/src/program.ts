@@ -12,6 +12,7 @@ const commands = {
   processes: () => import("./commands/processes.ts"),
   prune: () => import("./commands/prune.ts"),
   requeue: () => import("./commands/requeue.ts"),
+  schema: () => import("./commands/schema.ts"),
   sql: () => import("./commands/sql.ts"),
 };
 
@@ -221,6 +222,27 @@ Environment: DATABASE_URL, REDIS_URL, SPARK_REMOTE, LAKEFERRY_DB_SCHEMA, LAKEFER
     .addOption(json())
     .action((name: string, o: { task?: string; json?: boolean }) =>
       act(async (s) => (await commands.maintain()).maintainCommand(s, name, o))(),
+    );
+
+  const schema = program
+    .command("schema")
+    .description("new columns waiting for approval (schemaEvolution: failOnNewColumns)");
+  schema
+    .command("diff")
+    .description("the columns files brought that the table lacks, with the files skipped for each")
+    .argument("<name>", "ingestion name")
+    .option("--all", "approved changes too")
+    .addOption(json())
+    .action((name: string, o: { json?: boolean; all?: boolean }) =>
+      act(async (s) => (await commands.schema()).schemaDiffCommand(s, name, o))(),
+    );
+  schema
+    .command("approve")
+    .description("add the pending columns to the table and ingest the files that waited for them")
+    .argument("<name>", "ingestion name")
+    .addOption(json())
+    .action((name: string, o: { json?: boolean }) =>
+      act(async (s) => (await commands.schema()).schemaApproveCommand(s, name, o))(),
     );
 
   program

@@ -3,7 +3,7 @@
  * through the image's entrypoint, its environment passes that process's own settings check, and the ports
  * it publishes or exposes are the ones it listens on.
  */
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
@@ -29,22 +29,40 @@ async function composeServices(): Promise<Record<string, ComposeService>> {
   return (parse(text, { merge: true }) as { services: Record<string, ComposeService> }).services;
 }
 
-/** `${NAME:-default}` replaced as Compose does, from `shell`. */
+/**
+ * `${NAME:-default}` and `${NAME:?message}` replaced as Compose does, from `shell` (an unset `:?` variable
+ * fails, as `docker compose up` does).
+ */
 function interpolate(env: Record<string, string>, shell: Record<string, string>): Record<string, string> {
   return Object.fromEntries(
     Object.entries(env).map(([key, value]) => [
       key,
-      String(value).replace(/\$\{(\w+):-([^}]*)\}/g, (_, name: string, fallback: string) =>
-        shell[name] ? shell[name] : fallback,
-      ),
+      String(value).replace(/\$\{(\w+):([-?])([^}]*)\}/g, (_, name: string, kind: string, text: string) => {
+        if (shell[name]) return shell[name];
+        if (kind === "?") throw new Error(`${name}: ${text}`);
+        return text;
+      }),
     ]),
   );
 }
 
+/** What the README's walk-through exports before `docker compose up`. */
+const SHELL = { REDIS_PASSWORD: "0123456789abcdef" };
+
 describe("docker-compose.yml", () => {
-  it("runs each lakeferry service as a lakeferry command of the image (ENTRYPOINT lakeferry.js)", async () => {
+  it("runs each lakeferry service as a lakeferry command of the image (ENTRYPOINT the built CLI)", async () => {
     const dockerfile = await readFile(join(ROOT, "Dockerfile"), "utf8");
-    expect(dockerfile).toMatch(/^ENTRYPOINT \["node", "apps\/cli\/bin\/lakeferry\.js"\]$/m);
+    expect(dockerfile).toMatch(
+      /^ENTRYPOINT \["node", "--enable-source-maps", "apps\/cli\/dist\/main\.js"\]$/m,
+    );
+    // The deps stage installs from the manifests alone: npm ci needs every workspace's package.json.
+    const workspaces = [
+      ...(await readdir(join(ROOT, "packages"))).map((name) => `packages/${name}`),
+      ...(await readdir(join(ROOT, "apps"))).map((name) => `apps/${name}`),
+    ];
+    for (const workspace of workspaces) {
+      expect(dockerfile, workspace).toContain(`COPY ${workspace}/package.json ${workspace}/\n`);
+    }
     const commands = new Set(createProgram({}).commands.map((command) => command.name()));
     const services = await composeServices();
     const built = Object.entries(services).filter(([, service]) => service.build === ".");
@@ -56,10 +74,10 @@ describe("docker-compose.yml", () => {
 
   it("gives the worker and the discoverer a metrics endpoint every container can reach, on the port exposed", async () => {
     const { worker, discoverer } = await composeServices();
-    const workerConfig = parseWorkerConfig(worker!.environment!);
+    const workerConfig = parseWorkerConfig(interpolate(worker!.environment!, SHELL));
     expect(workerConfig.metrics).toEqual({ port: 9464, host: "0.0.0.0" });
     expect(worker!.expose).toEqual([String(workerConfig.metrics!.port)]);
-    const discovererConfig = parseDiscovererConfig(discoverer!.environment!);
+    const discovererConfig = parseDiscovererConfig(interpolate(discoverer!.environment!, SHELL));
     expect(discovererConfig.metrics).toEqual({ port: 9464, host: "0.0.0.0" });
     expect(discoverer!.expose).toEqual([String(discovererConfig.metrics!.port)]);
   });
@@ -68,15 +86,35 @@ describe("docker-compose.yml", () => {
     const { api, migrate, cli } = await composeServices();
     expect(api!.command).toEqual(["api"]);
     const keys = "reader:r-token,producer:p-token,operator:o-token";
-    const config = parseApiConfig(interpolate(api!.environment!, { LAKEFERRY_API_KEYS: keys }));
+    const config = parseApiConfig(interpolate(api!.environment!, { ...SHELL, LAKEFERRY_API_KEYS: keys }));
     expect(config).toMatchObject({ host: "0.0.0.0", port: 8080, keys });
     expect(api!.ports).toEqual([`${config.port}:${config.port}`]);
     expect((await loadApiKeys(config)).size).toBe(3);
     // Unset in the shell: the API refuses to start, naming the variable.
-    const unset = parseApiConfig(interpolate(api!.environment!, {}));
+    const unset = parseApiConfig(interpolate(api!.environment!, SHELL));
     await expect(loadApiKeys(unset)).rejects.toThrow(/LAKEFERRY_API_KEYS: no API key is set/);
     // The one-shot services share the connections.
-    expect(parseCliConfig(migrate!.environment!)).toMatchObject({ databaseUrl: config.databaseUrl });
-    expect(parseCliConfig(cli!.environment!)).toMatchObject({ redisUrl: config.redisUrl });
+    expect(parseCliConfig(interpolate(migrate!.environment!, SHELL))).toMatchObject({
+      databaseUrl: config.databaseUrl,
+    });
+    expect(parseCliConfig(interpolate(cli!.environment!, SHELL))).toMatchObject({
+      redisUrl: config.redisUrl,
+    });
+  });
+
+  it("runs Redis as BullMQ asks (AOF, noeviction) behind the password every lakeferry service's REDIS_URL carries", async () => {
+    const services = await composeServices();
+    const redis = services.redis as ComposeService & { command: string[] };
+    const server = redis.command.join(" ");
+    expect(server).toMatch(/--appendonly yes/);
+    expect(server).toMatch(/--maxmemory-policy noeviction/);
+    expect(server).toMatch(/--requirepass "\$\$REDIS_PASSWORD"/);
+    expect(interpolate(redis.environment!, SHELL).REDIS_PASSWORD).toBe(SHELL.REDIS_PASSWORD);
+    for (const name of ["api", "cli", "discoverer", "migrate", "worker"]) {
+      const url = new URL(interpolate(services[name]!.environment!, SHELL).REDIS_URL!);
+      expect([url.host, url.password], name).toEqual(["redis:6379", SHELL.REDIS_PASSWORD]);
+    }
+    // Without the password, Compose refuses to start rather than run an open Redis.
+    expect(() => interpolate(redis.environment!, {})).toThrow(/REDIS_PASSWORD: set REDIS_PASSWORD/);
   });
 });

@@ -23,4 +23,4 @@ export {
   stateRetentionVars,
   stateVars,
 } from "./env-groups.ts";
-export { stopOnSignals, type Stoppable } from "./stop-on-signals.ts";
+export { EXIT_AFTER_DEADLINE_MS, stopOnSignals, type Stoppable } from "./stop-on-signals.ts";

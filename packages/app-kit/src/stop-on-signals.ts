@@ -6,9 +6,17 @@ export interface Stoppable {
 }
 
 /**
+ * How long after its own deadline a stopping process exits regardless (ms): a process's whole shutdown takes
+ * at most LAKEFERRY_SHUTDOWN_TIMEOUT_MS plus this, which Kubernetes' grace period and Compose's
+ * stop_grace_period must cover.
+ */
+export const EXIT_AFTER_DEADLINE_MS = 5_000;
+
+/**
  * Resolves once `service` has been stopped by SIGTERM or SIGINT. The first signal asks the service to
- * close within `timeoutMs`; if it has not finished 5 s after that, or a second signal arrives, the process
- * exits with code 1 (Kubernetes would SIGKILL it soon anyway; exiting first keeps the log honest).
+ * close within `timeoutMs`; if it has not finished EXIT_AFTER_DEADLINE_MS (5 s) after that, or a second
+ * signal arrives, the process exits with code 1 (Kubernetes would SIGKILL it soon anyway; exiting first
+ * keeps the log honest).
  */
 export function stopOnSignals(
   service: Stoppable,
@@ -29,7 +37,7 @@ export function stopOnSignals(
         logger.error({ timeoutMs }, "did not stop within the deadline: exiting");
         logger.flush();
         process.exit(1);
-      }, timeoutMs + 5_000);
+      }, timeoutMs + EXIT_AFTER_DEADLINE_MS);
       hardStop.unref();
       service.close({ timeoutMs }).then(
         () => {

@@ -109,3 +109,10 @@ export {
   type PrunableWindow,
   type PrunedTable,
 } from "./prune-state.ts";
+export {
+  listSchemaChanges,
+  markSchemaChangesApproved,
+  recordSchemaChanges,
+  type SchemaChange,
+  type SchemaChangeSeen,
+} from "./schema-changes.ts";

@@ -14,6 +14,8 @@ interface IngestionRow {
   readerOptions: unknown;
   schemaDdl: string | null;
   schemaEvolution: string | null;
+  schemaHints: string | null;
+  rescuedDataColumn: string | null;
   glob: string | null;
   targetTable: string;
   schedule: string | null;
@@ -41,6 +43,8 @@ function toIngestion(row: IngestionRow): Ingestion {
     readerOptions: (row.readerOptions ?? {}) as Record<string, string>,
     schemaDdl: row.schemaDdl,
     schemaEvolution: row.schemaEvolution as SchemaEvolution | null,
+    schemaHints: row.schemaHints,
+    rescuedDataColumn: row.rescuedDataColumn,
     glob: row.glob,
     targetTable: row.targetTable,
     schedule: row.schedule,
@@ -61,7 +65,8 @@ function toIngestion(row: IngestionRow): Ingestion {
 }
 
 const INGESTION_COLUMNS = `id, name, source_uri AS "sourceUri", format, reader_options AS "readerOptions",
-  schema_ddl AS "schemaDdl", schema_evolution AS "schemaEvolution", glob, target_table AS "targetTable", schedule, max_attempts AS "maxAttempts",
+  schema_ddl AS "schemaDdl", schema_evolution AS "schemaEvolution",
+  schema_hints AS "schemaHints", rescued_data_column AS "rescuedDataColumn", glob, target_table AS "targetTable", schedule, max_attempts AS "maxAttempts",
   backoff_ms AS "backoffMs", modified_policy AS "modifiedPolicy", max_file_bytes AS "maxFileBytes",
   large_file_bytes AS "largeFileBytes", listing, listing_cursor AS "listingCursor",
   maintenance, clean_source AS "cleanSource", bad_records AS "badRecords", enabled, created_at AS "createdAt",
@@ -114,9 +119,10 @@ export async function upsertIngestion(
     const { rows } = await db.pool.query<IngestionRow & { created: boolean }>(
       `INSERT INTO ingestions AS i (name, source_uri, format, reader_options, schema_ddl, glob, target_table,
          schedule, max_attempts, backoff_ms, modified_policy, listing, enabled, maintenance,
-         max_file_bytes, large_file_bytes, schema_evolution, clean_source, bad_records)
+         max_file_bytes, large_file_bytes, schema_evolution, clean_source, bad_records, schema_hints,
+         rescued_data_column)
        VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11::modified_policy, $12::jsonb, $13, $14::jsonb,
-         $15, $16, $17, $18::jsonb, $19::jsonb)
+         $15, $16, $17, $18::jsonb, $19::jsonb, $20, $21)
        ON CONFLICT (name) DO UPDATE SET
          source_uri = EXCLUDED.source_uri, format = EXCLUDED.format, reader_options = EXCLUDED.reader_options,
          schema_ddl = EXCLUDED.schema_ddl, glob = EXCLUDED.glob, target_table = EXCLUDED.target_table,
@@ -125,6 +131,7 @@ export async function upsertIngestion(
          maintenance = EXCLUDED.maintenance, clean_source = EXCLUDED.clean_source,
          max_file_bytes = EXCLUDED.max_file_bytes, large_file_bytes = EXCLUDED.large_file_bytes,
          schema_evolution = EXCLUDED.schema_evolution,
+         schema_hints = EXCLUDED.schema_hints, rescued_data_column = EXCLUDED.rescued_data_column,
          bad_records = EXCLUDED.bad_records,
          listing_cursor = CASE
            WHEN i.source_uri IS DISTINCT FROM EXCLUDED.source_uri OR i.glob IS DISTINCT FROM EXCLUDED.glob
@@ -152,6 +159,8 @@ export async function upsertIngestion(
         input.schemaEvolution ?? null,
         jsonParam(input.cleanSource),
         jsonParam(input.badRecords),
+        input.schemaHints ?? null,
+        input.rescuedDataColumn ?? null,
       ],
     );
     const row = rows[0]!;

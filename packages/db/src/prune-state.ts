@@ -5,8 +5,8 @@ import { requireCount, toNumber } from "./values.ts";
 
 /**
  * The tables state retention prunes, in the order it prunes them (runs last, so that the versions that
- * name them are mostly gone first). Batches take their members (write_batch_files) along, runs their
- * refusals (run_refusals).
+ * name them are mostly gone first). Versions take their finished source cleanups (source_cleanups) along,
+ * batches their members (write_batch_files), runs their refusals (run_refusals).
  */
 export const PRUNED_TABLES = ["file_attempts", "file_versions", "write_batches", "runs"] as const;
 export type PrunedTable = (typeof PRUNED_TABLES)[number];
@@ -19,6 +19,7 @@ export const ARCHIVED_TABLES = [
   "write_batch_files",
   "runs",
   "run_refusals",
+  "source_cleanups",
 ] as const;
 export type ArchivedTable = (typeof ARCHIVED_TABLES)[number];
 
@@ -92,6 +93,9 @@ function prunable(table: PrunedTable, cutoffParam: string): string {
   return PRUNABLE[table].replaceAll("$cutoff", cutoffParam);
 }
 
+/** A source cleanup that is over (its action taken); one still failing stays for the cleaner's next pass. */
+const CLEANUP_DONE = "sc.cleaned_at IS NOT NULL";
+
 /*
  * Each window is the next `$scan` rows in key order, whatever they are, so a statement's cost is bounded;
  * `born` is when the row (or its file) came to be, which key order follows: a window whose rows were all
@@ -110,9 +114,13 @@ WITH w AS MATERIALIZED (
 )
 SELECT fv.file_id || '/' || fv.version AS key, ARRAY[fv.file_id::text, fv.version::text] AS pos,
        pf.ingestion_id::text AS ingestion_id,
-       COALESCE(fv.processed_at, fv.seen_at) AS at, pf.discovered_at AS born,
-       CASE WHEN ${prunable("file_versions", "$2")} THEN to_jsonb(fv)::text END AS row, NULL::json AS extra
+       COALESCE(fv.processed_at, fv.seen_at) AS at, pf.discovered_at AS born, p.row,
+       CASE WHEN p.row IS NOT NULL THEN
+         (SELECT json_agg(json_build_object('key', sc.file_id || '/' || sc.version, 'row', to_jsonb(sc)::text))
+          FROM source_cleanups sc
+          WHERE sc.file_id = fv.file_id AND sc.version = fv.version AND ${CLEANUP_DONE}) END AS extra
 FROM w fv JOIN processed_files pf ON pf.id = fv.file_id
+     CROSS JOIN LATERAL (SELECT CASE WHEN ${prunable("file_versions", "$2")} THEN to_jsonb(fv)::text END AS row) p
 ORDER BY fv.file_id, fv.version`,
   write_batches: `
 WITH w AS MATERIALIZED (
@@ -140,7 +148,7 @@ ORDER BY r.id`,
 /** The rows that go with a pruned table's rows, and the start of a walk over it. */
 const SHAPE: Record<PrunedTable, { extra?: ArchivedTable; start: PruneCursor }> = {
   file_attempts: { start: ["0"] },
-  file_versions: { start: ["0", "0"] },
+  file_versions: { extra: "source_cleanups", start: ["0", "0"] },
   write_batches: { extra: "write_batch_files", start: ["-infinity", "00000000-0000-0000-0000-000000000000"] },
   runs: { extra: "run_refusals", start: ["0"] },
 };
@@ -213,9 +221,14 @@ gone AS (
   DELETE FROM file_versions fv USING processed_files pf, keys
   WHERE fv.file_id = keys.file_id AND fv.version = keys.version AND pf.id = fv.file_id
     AND ${prunable("file_versions", "$2")}
-  RETURNING fv.file_id
+  RETURNING fv.file_id, fv.version
+),
+cleanups AS (
+  DELETE FROM source_cleanups sc USING gone
+  WHERE sc.file_id = gone.file_id AND sc.version = gone.version AND ${CLEANUP_DONE}
+  RETURNING 1
 )
-SELECT count(*)::int AS main, 0 AS extra FROM gone`,
+SELECT (SELECT count(*) FROM gone)::int AS main, (SELECT count(*) FROM cleanups)::int AS extra`,
   // Members go by the foreign key's cascade; counted from the statement's snapshot, which still has them.
   write_batches: `
 WITH gone AS (

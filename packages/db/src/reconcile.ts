@@ -151,26 +151,31 @@ export async function databaseNow(db: Database): Promise<Date> {
 export async function resetFilesForRetry(
   db: Database,
   ingestionId: number,
-  options: { failedOnly?: boolean; path?: string; fileIds?: readonly number[] },
+  options: { failedOnly?: boolean; path?: string; fileIds?: readonly number[]; skippedFor?: string },
 ): Promise<FileRef[]> {
   requireId("ingestionId", ingestionId);
   options.fileIds?.forEach((id, index) => requireId(`fileIds[${index}]`, id));
   if (options.fileIds !== undefined && options.path !== undefined) {
     throw new InvalidInputError("fileIds", "give either a path or file ids, not both");
   }
-  const statuses = options.failedOnly
-    ? ["FAILED"]
-    : options.fileIds !== undefined
-      ? ["FAILED", "SKIPPED"]
-      : options.path !== undefined
-        ? ["SUCCESS", "FAILED", "SKIPPED"]
-        : ["FAILED"];
+  // `skippedFor`: the files SKIPPED with this error type (their cause removed, e.g. new columns approved).
+  const statuses =
+    options.skippedFor !== undefined
+      ? ["SKIPPED"]
+      : options.failedOnly
+        ? ["FAILED"]
+        : options.fileIds !== undefined
+          ? ["FAILED", "SKIPPED"]
+          : options.path !== undefined
+            ? ["SUCCESS", "FAILED", "SKIPPED"]
+            : ["FAILED"];
   return runOperation("resetFilesForRetry", async () => {
     const { rows } = await db.pool.query<FileRefRow>(
       `WITH target AS MATERIALIZED (
          SELECT id FROM processed_files
          WHERE ingestion_id = $1 AND status = ANY($2::file_status[]) AND ($3::text IS NULL OR file_path = $3::text)
            AND ($4::bigint[] IS NULL OR id = ANY($4::bigint[]))
+           AND ($5::text IS NULL OR error_type = $5::text)
          ORDER BY id
          FOR UPDATE
        ),
@@ -189,7 +194,13 @@ export async function resetFilesForRetry(
          FROM reset r WHERE fv.file_id = r.id AND fv.version = r.version
        )
        SELECT id, version, file_path, ingestion_id FROM reset ORDER BY id`,
-      [ingestionId, statuses, options.path ?? null, options.fileIds ? [...options.fileIds] : null],
+      [
+        ingestionId,
+        statuses,
+        options.path ?? null,
+        options.fileIds ? [...options.fileIds] : null,
+        options.skippedFor ?? null,
+      ],
     );
     return rows.map((row) => {
       const { ingestionId: _ingestion, ...ref } = toRef(row);

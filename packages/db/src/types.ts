@@ -23,7 +23,7 @@ export type AttemptOutcome = "SUCCESS" | "FAILED" | "RETRY" | "LOST" | "SKIPPED"
 
 export type BatchState = "OPEN" | "PUBLISHING" | "COMMITTED" | "FAILED" | "ABANDONED";
 
-export const SCHEMA_EVOLUTIONS = ["addNewColumns", "none"] as const;
+export const SCHEMA_EVOLUTIONS = ["addNewColumns", "rescue", "failOnNewColumns", "none"] as const;
 export type SchemaEvolution = (typeof SCHEMA_EVOLUTIONS)[number];
 
 /** An ingestion's definition, as created or replaced by {@link upsertIngestion}. */
@@ -39,10 +39,16 @@ export interface IngestionInput {
   /** Spark DDL schema (`id INT, name STRING`); null = infer. */
   schemaDdl: string | null;
   /**
-   * What a file's columns may do to the table: `addNewColumns` (they are added) or `none` (the table's
-   * columns never change); absent or null: addNewColumns without `schemaDdl`, none with it.
+   * What a file's columns may do to the table: `addNewColumns` (they are added), `rescue` (the table's
+   * columns never change; what does not fit goes to the rescued-data column), `failOnNewColumns` (files with
+   * new columns wait for approval) or `none` (the table's columns never change); absent or null:
+   * addNewColumns without `schemaDdl`, none with it.
    */
   schemaEvolution?: SchemaEvolution | null;
+  /** Types for inferred columns (Spark DDL, `id BIGINT, price DOUBLE`); absent or null: none. */
+  schemaHints?: string | null;
+  /** The rescued-data column under `rescue`; absent or null: `_rescued_data`. */
+  rescuedDataColumn?: string | null;
   /** Glob matched against paths under `sourceUri`; null = every file. */
   glob: string | null;
   /** Iceberg table, e.g. `lake.db.events`. */
@@ -78,6 +84,8 @@ export interface IngestionInput {
 export interface Ingestion extends IngestionInput {
   id: number;
   schemaEvolution: SchemaEvolution | null;
+  schemaHints: string | null;
+  rescuedDataColumn: string | null;
   maxFileBytes: number | null;
   largeFileBytes: number | null;
   /** Where incremental listing resumes; opaque JSON, null until first saved. */

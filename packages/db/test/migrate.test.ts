@@ -77,6 +77,7 @@ describe("migrate", () => {
       "processed_files",
       "run_refusals",
       "runs",
+      "schema_changes",
       "source_cleanups",
       "submission_requests",
       "write_batch_files",

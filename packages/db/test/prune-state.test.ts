@@ -46,6 +46,7 @@ describe("state retention in Postgres", () => {
       await deletePrunedRows(db, { table: "file_versions", before: future(), keys: window.keys }),
     ).toEqual({
       file_versions: 2,
+      source_cleanups: 0,
     });
     // The same listing again is no change; a new change is version 4.
     expect(await register("e3", "ignore")).toEqual({ created: [], modified: [] });
@@ -72,6 +73,7 @@ describe("state retention in Postgres", () => {
       await deletePrunedRows(db, { table: "file_versions", before: future(), keys: [`${file.id}/2`] }),
     ).toEqual({
       file_versions: 1,
+      source_cleanups: 0,
     });
     expect((await fileHistory(db, file.id)).versions.map((v) => v.version)).toEqual([1]);
     expect(await register("e2")).toEqual({ created: [], modified: [] });
@@ -119,6 +121,30 @@ describe("state retention in Postgres", () => {
     // Once its sources are cleaned (or cleanup is turned off) it may go.
     await db.pool.query(`UPDATE write_batches SET sources_cleaned_at = now() WHERE id = $1`, [batchId]);
     expect(await prunable()).toEqual([batchId]);
+
+    // The version's cleanup record goes with the version once the cleanup is done; one still failing stays.
+    const recordCleanup = (cleanedAt: string | null) =>
+      db.pool.query(
+        `INSERT INTO source_cleanups (file_id, version, batch_id, action, cleaned_at, attempts)
+         VALUES ($1, 1, $2, $3, $4::timestamptz, 1)
+         ON CONFLICT (file_id, version) DO UPDATE SET action = EXCLUDED.action, cleaned_at = EXCLUDED.cleaned_at`,
+        [file.id, batchId, cleanedAt === null ? null : "moved", cleanedAt],
+      );
+    await recordCleanup(null);
+    let versions = await prunableRows(db, { table: "file_versions", before: future() });
+    expect(versions.rows.map((row) => row.table)).toEqual(["file_versions"]);
+    await recordCleanup(new Date().toISOString());
+    versions = await prunableRows(db, { table: "file_versions", before: future() });
+    expect(versions.rows.map((row) => [row.table, row.key])).toEqual([
+      ["file_versions", `${file.id}/1`],
+      ["source_cleanups", `${file.id}/1`],
+    ]);
+    expect(JSON.parse(versions.rows[1]!.row)).toMatchObject({ action: "moved", batch_id: batchId });
+    expect(
+      await deletePrunedRows(db, { table: "file_versions", before: future(), keys: versions.keys }),
+    ).toEqual({ file_versions: 1, source_cleanups: 1 });
+    const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM source_cleanups`);
+    expect(rows[0]).toEqual({ n: 0 });
   });
 
   it("keeps a row that came back into use after it was read: a retried file's attempts", async () => {

@@ -1,5 +1,5 @@
-import { LakeferryError } from "@lakeferry/core";
 import { col, expr, fn, lit, type Column } from "@lakeferry/spark-connect";
+import { RefusedFilesError, type FileRefusal } from "./refused-files.ts";
 import type { FileFormat, TableName } from "./write-batch.ts";
 
 /**
@@ -70,11 +70,10 @@ export function describeMaxBadRecords(policy: BadRecordsPolicy): string {
 }
 
 /** What becomes of a file whose bad records are beyond its limit. */
-export interface RefusedFile {
+export interface RefusedFile extends FileRefusal {
   /** SKIPPED under `skipFile`, FAILED under `continue`. */
   status: "SKIPPED" | "FAILED";
   counts: FileRecordCounts;
-  message: string;
 }
 
 /**
@@ -82,19 +81,9 @@ export interface RefusedFile {
  * named file settles as its entry says (`BAD_RECORDS`, not retried: reading it again finds the same records);
  * the batch's other files are written again without them.
  */
-export class BadRecordsError extends LakeferryError {
-  readonly refused: ReadonlyMap<string, RefusedFile>;
-
+export class BadRecordsError extends RefusedFilesError<RefusedFile> {
   constructor(refused: ReadonlyMap<string, RefusedFile>) {
-    const [first] = refused.entries();
-    super(
-      "BAD_RECORDS",
-      first === undefined
-        ? "no file refused"
-        : `${refused.size} file(s) have more bad records than allowed; ${first[0]}: ${first[1].message}`,
-      { retryable: false },
-    );
-    this.refused = refused;
+    super("BAD_RECORDS", "have more bad records than allowed", refused);
   }
 }
 

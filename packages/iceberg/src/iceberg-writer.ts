@@ -1,6 +1,7 @@
 import { errorMessage, LakeferryError, type Logger } from "@lakeferry/core";
 import {
   col,
+  expr,
   fn,
   isAlreadyPublished,
   isNotCherrypickable,
@@ -10,9 +11,12 @@ import {
   isUnalignedOverwrite,
   columnTypeConflict,
   lit,
+  quoteName,
+  schemaDdl,
   type DataFrame,
   type ExecutionOptions,
   type Row,
+  type SchemaField,
   type SparkConnectClient,
 } from "@lakeferry/spark-connect";
 import {
@@ -29,7 +33,15 @@ import {
   type RefusedFile,
 } from "./bad-records.ts";
 import { formatMicros, ingestedAtNow, parseMicros, type IngestedAt } from "./ingested-at.ts";
-import { planSourceFiles } from "./source-file-column.ts";
+import {
+  refusalForNewColumns,
+  rescueShape,
+  SchemaChangeError,
+  withHints,
+  type ReadPlan,
+  type SchemaChangeRefusal,
+} from "./schema-evolution.ts";
+import { planSourceFiles, type SourceFilePlan as SourceFiles } from "./source-file-column.ts";
 import {
   parseTableName,
   validateWriteBatch,
@@ -327,10 +339,8 @@ export class IcebergWriter {
         : { micros: valid.ingestedAtMicros, iso: formatMicros(valid.ingestedAtMicros) };
     const policy = valid.badRecords;
     const corrupt = `\`${CORRUPT_RECORD_COLUMN}\``;
-    // Under `none` without a declared schema, the files are read with the table's columns (once it exists).
-    const declared =
-      valid.schema ??
-      (valid.schemaEvolution === "none" ? await this.#tableColumnsDdl(valid.tableName, options) : undefined);
+    const plan = await this.#readPlan(valid, sources, options);
+    const declared = plan.declared;
     const schema =
       policy !== undefined && declared !== undefined ? `${declared}, ${corrupt} STRING` : declared;
     // Every row as read; in a tolerant read (PERMISSIVE) a bad record has its text in the corrupt-record column.
@@ -353,12 +363,15 @@ export class IcebergWriter {
       return frame.unionByName(none, { allowMissingColumns: true });
     };
     // The rows that go to the table.
-    const read = (paths: string[]): DataFrame =>
-      policy === undefined
-        ? readAll(paths)
-        : readAll(paths)
-            .filter(fn("isnull", col(CORRUPT_RECORD_COLUMN)))
-            .drop(CORRUPT_RECORD_COLUMN);
+    const read = (paths: string[]): DataFrame => {
+      const good =
+        policy === undefined
+          ? readAll(paths)
+          : readAll(paths)
+              .filter(fn("isnull", col(CORRUPT_RECORD_COLUMN)))
+              .drop(CORRUPT_RECORD_COLUMN);
+      return plan.shape === undefined ? good : plan.shape(good);
+    };
     const rows = read(sources.readerPaths);
     const isolate = valid.isolateFiles ?? this.#isolateSourceFiles;
     let since = performance.now();
@@ -568,29 +581,155 @@ export class IcebergWriter {
   }
 
   /**
-   * The table's own columns (not `_source_file` and `_ingested_at`) as a DDL schema to read files with, or
-   * undefined when the table does not exist yet.
+   * The table's own columns (not `_source_file` and `_ingested_at`), types as Spark names them, or undefined
+   * when the table does not exist yet.
    */
-  async #tableColumnsDdl(
+  async tableColumns(table: string, options?: ExecutionOptions): Promise<SchemaField[] | undefined> {
+    return this.#tableColumns(parseTableName(table), options);
+  }
+
+  async #tableColumns(
     table: TableName,
     options: ExecutionOptions | undefined,
-  ): Promise<string | undefined> {
+  ): Promise<SchemaField[] | undefined> {
     let rows: Row[];
     try {
+      // A catalog that caches tables per session would otherwise miss columns another writer added.
+      await this.#spark.sqlCommand(`REFRESH TABLE ${table.quoted}`, undefined, options);
       rows = await this.#spark.sql(`DESCRIBE TABLE ${table.quoted}`, undefined, options);
     } catch (error) {
       if (isTableNotFound(error)) return undefined;
       throw error;
     }
-    const columns: string[] = [];
+    const columns: SchemaField[] = [];
     for (const row of rows) {
       const name = typeof row.col_name === "string" ? row.col_name : "";
       // The column list ends where DESCRIBE's partitioning section starts.
       if (name === "" || name.startsWith("#")) break;
       if (name === "_source_file" || name === "_ingested_at") continue;
-      columns.push(`\`${name.replaceAll("`", "``")}\` ${String(row.data_type)}`);
+      columns.push({ name, type: String(row.data_type), nullable: true });
     }
-    return columns.length > 0 ? columns.join(", ") : undefined;
+    return columns;
+  }
+
+  /**
+   * Adds columns to the table (an approved schema change): those it has already are left as they are.
+   * Returns the columns added.
+   */
+  async addColumns(
+    table: string,
+    columns: readonly { name: string; type: string }[],
+    options?: ExecutionOptions,
+  ): Promise<string[]> {
+    const tableName = parseTableName(table);
+    const existing = await this.#tableColumns(tableName, options);
+    if (existing === undefined) {
+      throw new LakeferryError("ICEBERG_TABLE_NOT_FOUND", `${tableName.quoted} does not exist`, {
+        retryable: false,
+      });
+    }
+    const known = new Set(existing.map((column) => column.name.toLowerCase()));
+    const added = columns.filter((column) => !known.has(column.name.toLowerCase()));
+    if (added.length === 0) return [];
+    await this.#spark.sqlCommand(
+      `ALTER TABLE ${tableName.quoted} ADD COLUMNS (${added.map((column) => `${quoteName(column.name)} ${column.type}`).join(", ")})`,
+      undefined,
+      options,
+    );
+    return added.map((column) => column.name);
+  }
+
+  /**
+   * How the batch's files are read under its schema evolution mode: the schema they are read with (Spark
+   * infers one when undefined) and the shape given to their rows before the write.
+   */
+  async #readPlan(
+    valid: ValidatedBatch,
+    sources: SourceFiles,
+    options: ExecutionOptions | undefined,
+  ): Promise<ReadPlan> {
+    if (valid.schema !== undefined) return { declared: valid.schema };
+    const mode = valid.schemaEvolution;
+    const knowsTable = mode === "none" || mode === "rescue" || mode === "failOnNewColumns";
+    let table = knowsTable ? await this.#tableColumns(valid.tableName, options) : undefined;
+    // Under `none` the files are read with the table's columns (once it exists).
+    if (mode === "none" && table !== undefined) return { declared: schemaDdl(table) };
+    if (!knowsTable && valid.schemaHints === undefined) return { declared: undefined };
+    if (mode === "none" && valid.schemaHints === undefined) return { declared: undefined };
+    const inferred = withHints(await this.#inferSchema(valid, sources, options), valid.schemaHints);
+    const declared = schemaDdl(inferred);
+    const rescued = valid.rescuedDataColumn;
+    if (mode === "rescue") {
+      // The first batch makes the table: its files' columns and an empty rescued-data column.
+      if (table === undefined)
+        return { declared, shape: (rows) => rows.withColumns({ [rescued]: expr("CAST(NULL AS STRING)") }) };
+      if (!table.some((column) => column.name.toLowerCase() === rescued.toLowerCase())) {
+        await this.addColumns(
+          `${valid.tableName.catalog}.${valid.tableName.namespace}.${valid.tableName.table}`,
+          [{ name: rescued, type: "string" }],
+          options,
+        );
+      }
+      table = table.filter((column) => column.name.toLowerCase() !== rescued.toLowerCase());
+      const columns = table;
+      return { declared, shape: (rows) => rescueShape(rows, inferred, columns, rescued) };
+    }
+    if (mode === "failOnNewColumns" && table !== undefined) {
+      const known = new Set(table.map((column) => column.name.toLowerCase()));
+      const added = inferred.filter((column) => !known.has(column.name.toLowerCase()));
+      if (added.length > 0) await this.#refuseNewColumns(valid, sources, declared, added, options);
+      return { declared: schemaDdl(table) };
+    }
+    return { declared };
+  }
+
+  /** The columns Spark infers from the batch's files (the corrupt-record column left out). */
+  async #inferSchema(
+    valid: ValidatedBatch,
+    sources: SourceFiles,
+    options: ExecutionOptions | undefined,
+  ): Promise<SchemaField[]> {
+    const schema = await this.#spark
+      .read({
+        format: valid.format,
+        options: { ...valid.options, ...sources.readerOptions },
+        paths: sources.readerPaths,
+      })
+      .schema(options);
+    return schema.fields.filter((field) => field.name !== CORRUPT_RECORD_COLUMN);
+  }
+
+  /**
+   * Under `failOnNewColumns`: finds the files with a value in a column the table lacks, and refuses them
+   * (with the columns each one has) before anything is written. A new column no file fills is left out.
+   */
+  async #refuseNewColumns(
+    valid: ValidatedBatch,
+    sources: SourceFiles,
+    declared: string,
+    added: SchemaField[],
+    options: ExecutionOptions | undefined,
+  ): Promise<void> {
+    const counts = await this.#spark
+      .read({
+        format: valid.format,
+        schema: declared,
+        options: { ...valid.options, ...sources.readerOptions },
+        paths: sources.readerPaths,
+      })
+      .withColumns({ _source_file: sources.column })
+      .groupBy(col("_source_file"))
+      .agg(
+        ...added.map((column, index) => fn("count", expr(quoteName(column.name))).alias(`filled_${index}`)),
+      )
+      .collect(options);
+    const refused = new Map<string, SchemaChangeRefusal>();
+    for (const row of counts) {
+      const columns = added.filter((_, index) => toCount(row[`filled_${index}`]) > 0);
+      if (columns.length === 0) continue;
+      refused.set(String(row._source_file), refusalForNewColumns(valid.tableName.quoted, columns));
+    }
+    if (refused.size > 0) throw new SchemaChangeError(refused);
   }
 
   /** One Spark job, one staged snapshot: append, or overwrite the rows of the batch's files. */

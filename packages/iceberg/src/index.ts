@@ -10,10 +10,13 @@ export {
 export {
   FILE_FORMATS,
   SCHEMA_EVOLUTIONS,
+  DEFAULT_RESCUED_DATA_COLUMN,
+  parseSchemaHints,
   parseTableName,
   validateWriteBatch,
   type FileFormat,
   type SchemaEvolution,
+  type SchemaHint,
   type TableName,
   type ValidatedBatch,
   type WriteBatch,
@@ -51,3 +54,5 @@ export {
   type OnError,
   type RefusedFile,
 } from "./bad-records.ts";
+export { RefusedFilesError, type FileRefusal } from "./refused-files.ts";
+export { SCHEMA_CHANGE_PENDING, SchemaChangeError, type SchemaChangeRefusal } from "./schema-evolution.ts";

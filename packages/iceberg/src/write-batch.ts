@@ -29,8 +29,21 @@ export interface WriteBatch {
    *   fails the write with `SCHEMA_MISMATCH` naming the column and both types. Columns a file lacks are null.
    * - `none`: the table's columns never change. Without a declared `schema` the files are read with the
    *   table's own columns (once it exists): columns the table lacks are left out, those a file lacks are null.
+   * - `rescue`: the table's columns never change (the first batch creates the table with its files' columns
+   *   and the rescued-data column); a value that does not fit its column's type, and every column the table
+   *   lacks, go to the rescued-data column as JSON with the file's URI under `_file`.
+   * - `failOnNewColumns`: a file with a value in a column the table lacks is refused ({@link
+   *   SchemaChangeError}, the file is skipped with its new columns named) until the columns are approved
+   *   ({@link IcebergWriter.addColumns}); the others are read with the table's own columns, as under `none`.
    */
   schemaEvolution?: SchemaEvolution;
+  /**
+   * Types for some inferred columns (Spark DDL, `id BIGINT, price DECIMAL(10,2)`): inference decides the
+   * others; a hinted column no file has is added (null). Ignored with a declared `schema`.
+   */
+  schemaHints?: string;
+  /** The rescued-data column under `rescue` (a STRING column of the table). Default `_rescued_data`. */
+  rescuedDataColumn?: string;
   /**
    * `append` (default) adds the files' rows. `replace` removes the rows whose `_source_file` is one of
    * `files` and adds the new ones in the same commit: used when a file was modified after it was ingested.
@@ -58,7 +71,7 @@ export interface WriteBatch {
   badRecords?: BadRecordsPolicy;
 }
 
-export const SCHEMA_EVOLUTIONS = ["addNewColumns", "none"] as const;
+export const SCHEMA_EVOLUTIONS = ["addNewColumns", "rescue", "failOnNewColumns", "none"] as const;
 export type SchemaEvolution = (typeof SCHEMA_EVOLUTIONS)[number];
 
 /** A table name split into its parts, with the backtick-quoted form used in SQL and plans. */
@@ -81,6 +94,9 @@ export interface ValidatedBatch {
   files: string[];
   mode: "append" | "replace";
   schemaEvolution: SchemaEvolution | undefined;
+  /** Parsed `schemaHints` (undefined with a declared schema). */
+  schemaHints: SchemaHint[] | undefined;
+  rescuedDataColumn: string;
   readPaths: string[] | undefined;
   isolateFiles: boolean | undefined;
   ingestedAtMicros: bigint | undefined;
@@ -141,6 +157,14 @@ export function validateWriteBatch(batch: WriteBatch): ValidatedBatch {
   if (batch.schema !== undefined && (typeof batch.schema !== "string" || batch.schema.trim() === "")) {
     throw new InvalidInputError("schema", "must be a non-empty DDL string when given");
   }
+  const schemaHints =
+    batch.schemaHints === undefined || batch.schema !== undefined
+      ? undefined
+      : parseSchemaHints(batch.schemaHints);
+  const rescuedDataColumn = batch.rescuedDataColumn ?? DEFAULT_RESCUED_DATA_COLUMN;
+  if (typeof rescuedDataColumn !== "string" || !IDENTIFIER.test(rescuedDataColumn)) {
+    throw new InvalidInputError("rescuedDataColumn", "must match [A-Za-z_][A-Za-z0-9_]*");
+  }
   const options: Record<string, string> = {};
   for (const [key, value] of Object.entries(batch.options ?? {})) {
     if (!OPTION_KEY.test(key))
@@ -191,11 +215,78 @@ export function validateWriteBatch(batch: WriteBatch): ValidatedBatch {
     files: [...batch.files],
     mode,
     schemaEvolution,
+    schemaHints,
+    rescuedDataColumn,
     readPaths: batch.readPaths === undefined ? undefined : [...batch.readPaths],
     isolateFiles: batch.isolateFiles,
     ingestedAtMicros: batch.ingestedAtMicros,
     badRecords: tolerant ? badRecords : undefined,
   };
+}
+
+/** The rescued-data column's name unless the ingestion names another. */
+export const DEFAULT_RESCUED_DATA_COLUMN = "_rescued_data";
+
+/** One column of `schemaHints`: its name (unquoted) and Spark DDL type. */
+export interface SchemaHint {
+  name: string;
+  type: string;
+}
+
+// The types a hint may name: Spark's type keywords, parameterised ones and nested ones.
+const HINT_TYPE =
+  /^(boolean|tinyint|byte|smallint|short|int|integer|bigint|long|float|real|double|string|binary|date|timestamp|timestamp_ntz|timestamp_ltz|variant|(decimal|dec|numeric)(\(\s*\d+\s*(,\s*\d+\s*)?\))?|(char|varchar)\(\s*\d+\s*\)|(array|map|struct)\s*<.*>)$/i;
+
+/**
+ * Parses `schemaHints` (`id BIGINT, price DECIMAL(10,2), tags ARRAY<STRING>`): top-level commas separate
+ * columns (not those inside `<>` or `()`), a name may be backquoted.
+ * @throws InvalidInputError naming the hint that is not `name TYPE`.
+ */
+export function parseSchemaHints(text: unknown, field = "schemaHints"): SchemaHint[] {
+  if (typeof text !== "string" || text.trim() === "") {
+    throw new InvalidInputError(
+      field,
+      'must be a non-empty list of `name TYPE`, e.g. "id BIGINT, price DOUBLE"',
+    );
+  }
+  const hints: SchemaHint[] = [];
+  for (const part of splitTopLevel(text)) {
+    const match = /^\s*(?:`((?:[^`]|``)+)`|([A-Za-z_][A-Za-z0-9_]*))\s+(.+?)\s*$/s.exec(part);
+    const name = match?.[1]?.replaceAll("``", "`") ?? match?.[2];
+    const type = match?.[3];
+    if (name === undefined || type === undefined || !HINT_TYPE.test(type)) {
+      throw new InvalidInputError(
+        field,
+        `${JSON.stringify(part.trim())} is not \`name TYPE\` with a Spark type (BIGINT, DOUBLE, DECIMAL(10,2), STRING, ARRAY<STRING>, …)`,
+      );
+    }
+    if (hints.some((hint) => hint.name.toLowerCase() === name.toLowerCase())) {
+      throw new InvalidInputError(field, `column ${name} is hinted twice`);
+    }
+    hints.push({ name, type: type.toLowerCase() });
+  }
+  return hints;
+}
+
+/** The parts of a comma-separated list, commas inside `<>`, `()` or backquotes not counted. */
+function splitTopLevel(text: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let quoted = false;
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i];
+    if (char === "`") quoted = !quoted;
+    else if (quoted) continue;
+    else if (char === "<" || char === "(") depth++;
+    else if (char === ">" || char === ")") depth--;
+    else if (char === "," && depth === 0) {
+      parts.push(text.slice(start, i));
+      start = i + 1;
+    }
+  }
+  parts.push(text.slice(start));
+  return parts;
 }
 
 function validateBadRecords(policy: BadRecordsPolicy | undefined): BadRecordsPolicy | undefined {

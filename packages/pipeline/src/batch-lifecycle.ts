@@ -5,15 +5,19 @@ import {
   openBatch,
   readBatch,
   recordOutcomes,
+  recordSchemaChanges,
   type BatchRecord,
   type Database,
   type Outcome,
 } from "@lakeferry/db";
 import {
-  BadRecordsError,
   ingestedAtNow,
+  RefusedFilesError,
   rejectedTableOf,
+  SchemaChangeError,
   type FileRecordCounts,
+  type RefusedFile,
+  type SchemaChangeRefusal,
   type PublishOutcome,
   type StagedWrite,
   type WriteBatch,
@@ -278,6 +282,8 @@ export class BatchLifecycle {
           isolateFiles: target.isolateFiles || isolatesForFree(files),
           mode: target.mode,
           schemaEvolution: target.schemaEvolution,
+          ...(target.schemaHints === undefined ? {} : { schemaHints: target.schemaHints }),
+          ...(target.rescuedDataColumn === undefined ? {} : { rescuedDataColumn: target.rescuedDataColumn }),
           ingestedAtMicros,
           ...(target.badRecords === undefined ? {} : { badRecords: target.badRecords }),
         },
@@ -298,7 +304,8 @@ export class BatchLifecycle {
         // Every file gave up on the write (shutdown, lost job locks): not the files' fault.
         return { kind: "failed", error: await this.#recordFailures(files, error, batchId, log, false) };
       }
-      if (error instanceof BadRecordsError) return this.#recordRefused(files, error, batchId, log);
+      if (error instanceof RefusedFilesError)
+        return this.#recordRefused(files, error as RefusedFilesError, batchId, log);
       if (files.length > 1 && outageOf(error) === undefined) {
         log.info(
           { files: files.length, errorType: fileErrorType(error), error: errorMessage(error) },
@@ -660,13 +667,15 @@ export class BatchLifecycle {
   }
 
   /**
-   * Records the files whose bad records are beyond their ingestion's limit (SKIPPED or FAILED, with their
-   * counts and first bad record; not retried: the same records are bad the next time); the batch's other
-   * files are written again together, without them.
+   * Records the files the batch refused before writing: those whose bad records are beyond their
+   * ingestion's limit (SKIPPED or FAILED, with their counts and first bad record), and under
+   * `failOnNewColumns` those with columns the table lacks (SKIPPED, the columns recorded for approval first:
+   * a file is never skipped without its change on record). Not retried: the same records are bad, the same
+   * columns new, the next time. The batch's other files are written again together, without them.
    */
   async #recordRefused(
     files: LifecycleFile[],
-    error: BadRecordsError,
+    error: RefusedFilesError,
     batchId: string,
     log: Logger,
   ): Promise<BatchVerdict> {
@@ -674,6 +683,26 @@ export class BatchLifecycle {
       const refusal = error.refused.get(file.uri);
       return refusal === undefined ? [] : [{ file, refusal }];
     });
+    let recordable = true;
+    if (error instanceof SchemaChangeError) {
+      const changes = refused.flatMap(({ file, refusal }) =>
+        "columns" in refusal
+          ? (refusal as SchemaChangeRefusal).columns.map((column) => ({
+              ingestionId: file.target.ingestionId,
+              column: column.name,
+              type: column.type,
+              fileUri: file.uri,
+            }))
+          : [],
+      );
+      recordable = await recordSchemaChanges(this.#db, changes).then(
+        () => true,
+        (err: unknown) => {
+          log.warn({ err: errorMessage(err) }, "could not record the new columns; the leases will expire");
+          return false;
+        },
+      );
+    }
     const outcomes: Outcome[] = refused.map(({ file, refusal }) => ({
       id: file.fileId,
       version: file.version,
@@ -681,21 +710,23 @@ export class BatchLifecycle {
       errorType: error.code,
       errorMessage: refusal.message,
       recordsIngested: 0,
-      ...outcomeCounts(refusal.counts),
+      ...("counts" in refusal ? outcomeCounts((refusal as RefusedFile).counts) : {}),
       batchId,
     }));
-    await this.#record(outcomes, log).catch((err: unknown) =>
-      log.warn({ err: errorMessage(err) }, "could not record the refused files; the leases will expire"),
-    );
+    if (recordable) {
+      await this.#record(outcomes, log).catch((err: unknown) =>
+        log.warn({ err: errorMessage(err) }, "could not record the refused files; the leases will expire"),
+      );
+    }
     const settled = new Map<string, unknown>();
     refused.forEach(({ file, refusal }) => {
       const fileError = new LakeferryError(error.code, refusal.message, { retryable: false });
       settled.set(file.uri, fileError);
       file.log.warn(
-        { batchId, status: refusal.status, parsed: refusal.counts.parsed, rejected: refusal.counts.rejected },
-        "file refused for its bad records",
+        { batchId, status: refusal.status, error: refusal.message },
+        "file refused before the write",
       );
-      if (this.#events !== undefined) {
+      if (this.#events !== undefined && recordable) {
         announceFile(this.#events, file, refusal.status, 0, error.code);
       }
     });

@@ -660,6 +660,8 @@ function targetOf(ingestion: Ingestion, claim: ClaimedFile): BatchTarget {
     // Iceberg can replace a file's rows only by dropping whole data files.
     isolateFiles: ingestion.modifiedPolicy === "replace",
     schemaEvolution: ingestion.schemaEvolution ?? (ingestion.schemaDdl === null ? "addNewColumns" : "none"),
+    ...(ingestion.schemaHints === null ? {} : { schemaHints: ingestion.schemaHints }),
+    ...(ingestion.rescuedDataColumn === null ? {} : { rescuedDataColumn: ingestion.rescuedDataColumn }),
     ...withBadRecords(badRecordsOf(ingestion.badRecords)),
   };
 }

@@ -56,6 +56,10 @@ export interface BatchTarget {
   isolateFiles: boolean;
   /** What the files' columns may do to the table (see the ingestion's `schemaEvolution`). */
   schemaEvolution: SchemaEvolution;
+  /** Types for inferred columns (Spark DDL), see the ingestion's `schemaHints`. */
+  schemaHints?: string;
+  /** The rescued-data column under `rescue` (absent: `_rescued_data`). */
+  rescuedDataColumn?: string;
   /** What a malformed record does to its file; absent: abortFile. */
   badRecords?: BadRecordsPolicy;
 }
@@ -563,6 +567,8 @@ export function targetKey(target: BatchTarget): string {
     target.mode,
     target.isolateFiles,
     target.schemaEvolution,
+    target.schemaHints ?? null,
+    target.rescuedDataColumn ?? null,
     target.badRecords ?? null,
   ]);
 }

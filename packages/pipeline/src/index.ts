@@ -22,6 +22,7 @@ export {
 export { submitFiles, type Submission } from "./submit-files.ts";
 export { waitForRun, RunTimeoutError, type RunProgress, type WaitForRunOptions } from "./wait-for-run.ts";
 export { enqueueFiles, retryPolicyOf } from "./enqueue-files.ts";
+export { approveSchemaChanges, type SchemaApproval } from "./schema-approval.ts";
 export {
   GroupCommitBatcher,
   BatcherClosedError,

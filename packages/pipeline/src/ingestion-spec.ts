@@ -1,5 +1,6 @@
 import { InvalidInputError } from "@lakeferry/core";
 import { SCHEMA_EVOLUTIONS, type IngestionInput, type SchemaEvolution } from "@lakeferry/db";
+import { parseSchemaHints } from "@lakeferry/iceberg";
 import { compileGlob, parseStorageUri } from "@lakeferry/storage";
 import { CronExpressionParser } from "cron-parser";
 import { parseAllDocuments } from "yaml";
@@ -154,16 +155,37 @@ export const IngestionSpec = z
     schema: z.string().trim().min(1, "must not be empty (leave it out to infer the schema)").optional(),
     /**
      * What a file's columns may do to the table: `addNewColumns` (the default without `schema`) adds the
-     * columns the table lacks and widens types where Iceberg allows; `none` (the default with `schema`)
-     * never changes the table's columns.
+     * columns the table lacks and widens types where Iceberg allows; `rescue` never changes the table's
+     * columns and keeps what does not fit in the rescued-data column; `failOnNewColumns` skips files with
+     * new columns until they are approved; `none` (the default with `schema`) never changes the table's
+     * columns.
      */
     schemaEvolution: z
       .string()
       .refine(
         (value) => (SCHEMA_EVOLUTIONS as readonly string[]).includes(value),
-        `must be ${SCHEMA_EVOLUTIONS.join(" or ")}`,
+        `must be ${SCHEMA_EVOLUTIONS.join(", ")}`,
       )
       .transform((value) => value as SchemaEvolution)
+      .optional(),
+    /** Types for some inferred columns (`id BIGINT, price DECIMAL(10,2)`); not with `schema`. */
+    schemaHints: z
+      .string()
+      .trim()
+      .superRefine((value, ctx) => {
+        try {
+          parseSchemaHints(value);
+        } catch (error) {
+          const message =
+            error instanceof InvalidInputError ? error.message.replace(/^schemaHints: /, "") : String(error);
+          ctx.addIssue({ code: "custom", message });
+        }
+      })
+      .optional(),
+    /** The rescued-data column under `rescue` (default `_rescued_data`). */
+    rescuedDataColumn: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must match [A-Za-z_][A-Za-z0-9_]* (a top-level column name)")
       .optional(),
     /** Glob relative to the source (`**\/*.json`); every object under the source when absent. */
     pattern: z
@@ -260,6 +282,31 @@ export const IngestionSpec = z
         ctx.addIssue({ code: "custom", ...issue });
       }
     }
+    if (spec.schemaHints !== undefined && spec.schema !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["schemaHints"],
+        message:
+          "hints type some inferred columns; with a declared schema, put the types in `schema` instead",
+      });
+    }
+    if (spec.rescuedDataColumn !== undefined && spec.schemaEvolution !== "rescue") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["rescuedDataColumn"],
+        message: "names the column `schemaEvolution: rescue` fills; set that mode or leave the key out",
+      });
+    }
+    if (
+      spec.schema !== undefined &&
+      (spec.schemaEvolution === "rescue" || spec.schemaEvolution === "failOnNewColumns")
+    ) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["schemaEvolution"],
+        message: `${spec.schemaEvolution} compares the files' inferred columns with the table's; leave \`schema\` out (use schemaHints to type some columns)`,
+      });
+    }
     const badRecords = badRecordsRefusal(spec);
     if (badRecords) ctx.addIssue({ code: "custom", ...badRecords });
     const mode = Object.keys(spec.options).find((key) => key.toLowerCase() === "mode");
@@ -302,6 +349,8 @@ export const IngestionSpec = z
       readerOptions: spec.options,
       schemaDdl: spec.schema ?? null,
       schemaEvolution: spec.schemaEvolution ?? null,
+      schemaHints: spec.schemaHints ?? null,
+      rescuedDataColumn: spec.rescuedDataColumn ?? null,
       glob: spec.pattern ?? null,
       targetTable: spec.table,
       schedule: spec.schedule ?? null,

@@ -1,10 +1,11 @@
 /**
  * `schemaEvolution` with real Spark and Iceberg: the seed's scenario (files of schema A, then files with a
- * new column) under `addNewColumns` and `none`, type widening, and a type Iceberg cannot change.
+ * new column) under `addNewColumns`, `rescue`, `failOnNewColumns` (with the approval) and `none`, type
+ * widening, a type Iceberg cannot change, and schema hints.
  */
-import { listFiles } from "@lakeferry/db";
+import { listFiles, listSchemaChanges } from "@lakeferry/db";
 import { afterEach, describe, expect, it } from "vitest";
-import { discoverFiles, waitForRun } from "../src/index.ts";
+import { approveSchemaChanges, discoverFiles, waitForRun } from "../src/index.ts";
 import { createWorld, type TestWorld } from "./support.ts";
 
 let world: TestWorld | undefined;
@@ -57,6 +58,17 @@ async function statuses(w: TestWorld, ingestionId: number): Promise<Record<strin
     for (const file of page) counts[file.status] = (counts[file.status] ?? 0) + 1;
     if (page.length < 1_000) return counts;
     afterId = page[page.length - 1]!.id;
+  }
+}
+
+/** Waits until no file of the ingestion is PENDING or PROCESSING (files queued outside a run). */
+async function settled(w: TestWorld, ingestionId: number, timeoutMs = 300_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const counts = await statuses(w, ingestionId);
+    if ((counts.PENDING ?? 0) + (counts.PROCESSING ?? 0) === 0) return;
+    if (Date.now() > deadline) throw new Error(`files still open: ${JSON.stringify(counts)}`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
   }
 }
 
@@ -143,4 +155,105 @@ describe("schemaEvolution", () => {
     const [five] = await w.spark.sql(`SELECT v FROM ${w.table()} WHERE id = 5`);
     expect(five?.v).toBe("42");
   }, 600_000);
+
+  it("rescue: the seed's 500 + 500 files land; the table keeps its columns, the new column and a misfit value go to _rescued_data with their file", async () => {
+    const w = (world = await createWorld());
+    await landing(w, "a", FILES, (i) => ({ id: i, v: `a-${i}` }));
+    const ingestion = await w.ingestion({ schema: undefined, schemaEvolution: "rescue" });
+    await w.worker();
+    await ingestAll(w, ingestion.name);
+    expect(await columns(w, w.table())).toMatchObject({ id: "bigint", v: "string", _rescued_data: "string" });
+
+    await landing(w, "b", FILES, (i) => ({ id: FILES + i, v: `b-${i}`, score: i + 0.5 }));
+    // A value that does not fit its column: the row lands, id null, the value kept.
+    const misfit = await w.file("c-text-id.json", JSON.stringify({ id: "x-1", v: "c" }) + "\n");
+    await ingestAll(w, ingestion.name);
+
+    expect(await statuses(w, ingestion.id)).toEqual({ SUCCESS: 2 * FILES + 1 });
+    expect(Object.keys(await columns(w, w.table())).sort()).toEqual([
+      "_ingested_at",
+      "_rescued_data",
+      "_source_file",
+      "id",
+      "v",
+    ]);
+    const [totals] = await w.spark.sql(
+      `SELECT count(*) AS n, count(_rescued_data) AS rescued, count(id) AS with_id FROM ${w.table()}`,
+    );
+    expect([totals?.n, totals?.rescued, totals?.with_id].map(Number)).toEqual([
+      2 * FILES + 1,
+      FILES + 1,
+      2 * FILES,
+    ]);
+    const [b7] = await w.spark.sql(
+      `SELECT id, _rescued_data AS r, _source_file AS f FROM ${w.table()} WHERE v = 'b-7'`,
+    );
+    expect(Number(b7?.id)).toBe(FILES + 7);
+    expect(JSON.parse(String(b7?.r))).toEqual({ score: 7.5, _file: b7?.f });
+    const [c] = await w.spark.sql(`SELECT id, _rescued_data AS r FROM ${w.table()} WHERE v = 'c'`);
+    expect(c?.id).toBeNull();
+    expect(JSON.parse(String(c?.r))).toEqual({ id: "x-1", _file: misfit });
+  }, 600_000);
+
+  it("failOnNewColumns: files with a new column are SKIPPED with the diff recorded; approval adds the column and ingests exactly them", async () => {
+    const w = (world = await createWorld());
+    await landing(w, "a", FILES, (i) => ({ id: i, v: `a-${i}` }));
+    const ingestion = await w.ingestion({ schema: undefined, schemaEvolution: "failOnNewColumns" });
+    await w.worker();
+    await ingestAll(w, ingestion.name);
+
+    await landing(w, "b", FILES, (i) => ({ id: FILES + i, v: `b-${i}`, score: i + 0.5 }));
+    // Files of schema A in the same pass land; only the files with the new column wait.
+    await landing(w, "c", 5, (i) => ({ id: 2 * FILES + i, v: `c-${i}` }));
+    await ingestAll(w, ingestion.name);
+
+    expect(await statuses(w, ingestion.id)).toEqual({ SUCCESS: FILES + 5, SKIPPED: FILES });
+    const skipped = (await listFiles(w.db, ingestion.id, { status: "SKIPPED", limit: 1 }))[0];
+    expect(skipped).toMatchObject({ errorType: "SCHEMA_CHANGE_PENDING" });
+    expect(skipped?.errorMessage).toMatch(
+      /^new column\(s\) not in `lake`.*: score double; the file waits for approval/,
+    );
+    expect(Object.keys(await columns(w, w.table()))).not.toContain("score");
+    const [pending] = await listSchemaChanges(w.db, ingestion.id);
+    expect(pending).toMatchObject({ column: "score", type: "double", files: FILES, approvedAt: null });
+
+    const approval = await approveSchemaChanges(
+      { db: w.db, spark: w.spark, ingestQueue: w.queue },
+      ingestion,
+    );
+    expect(approval).toEqual({
+      approved: [{ column: "score", type: "double" }],
+      added: ["score"],
+      requeued: FILES,
+    });
+    await settled(w, ingestion.id);
+
+    expect(await statuses(w, ingestion.id)).toEqual({ SUCCESS: 2 * FILES + 5 });
+    expect(await columns(w, w.table())).toMatchObject({ score: "double" });
+    const [totals] = await w.spark.sql(
+      `SELECT count(*) AS n, count(score) AS scored, max(score) AS top FROM ${w.table()}`,
+    );
+    expect([totals?.n, totals?.scored, totals?.top].map(Number)).toEqual([2 * FILES + 5, FILES, FILES - 0.5]);
+    expect(await listSchemaChanges(w.db, ingestion.id, { pendingOnly: true })).toEqual([]);
+  }, 600_000);
+
+  it("schemaHints type inferred columns and add a hinted column no file has", async () => {
+    const w = (world = await createWorld());
+    await w.file("a.json", JSON.stringify({ id: 1, amount: 12.25, v: "a" }) + "\n");
+    const ingestion = await w.ingestion({
+      schema: undefined,
+      schemaHints: "id INT, amount DECIMAL(10,2), `note` STRING",
+    });
+    await w.worker();
+    await ingestAll(w, ingestion.name);
+    expect(await statuses(w, ingestion.id)).toEqual({ SUCCESS: 1 });
+    expect(await columns(w, w.table())).toMatchObject({
+      id: "int",
+      amount: "decimal(10,2)",
+      v: "string",
+      note: "string",
+    });
+    const [row] = await w.spark.sql(`SELECT CAST(amount AS STRING) AS amount, note FROM ${w.table()}`);
+    expect(row).toEqual({ amount: "12.25", note: null });
+  }, 300_000);
 });

@@ -1,14 +1,24 @@
 import {
+  listSchemaChanges,
   setIngestionEnabled,
   listIngestions,
   statusCounts,
   type Ingestion as IngestionRecord,
 } from "@lakeferry/db";
-import { applyIngestion } from "@lakeferry/pipeline";
+import { applyIngestion, approveSchemaChanges } from "@lakeferry/pipeline";
 import { defineRoute, type ApiRoute } from "../api-route.ts";
 import { ingestionNamed, type ApiContext } from "../api-context.ts";
 import { invalidRequest, notFound } from "../problem.ts";
-import { Ingestion, IngestionDetail, IngestionList, IngestionParams, IngestionSpec } from "../schemas.ts";
+import {
+  Ingestion,
+  IngestionDetail,
+  IngestionList,
+  IngestionParams,
+  IngestionSpec,
+  SchemaApproval,
+  SchemaChangeList,
+  SchemaChangeQuery,
+} from "../schemas.ts";
 
 /** List, get, apply (create or replace), enable and disable ingestions. */
 export function ingestionRoutes(ctx: ApiContext): ApiRoute[] {
@@ -118,6 +128,48 @@ export function ingestionRoutes(ctx: ApiContext): ApiRoute[] {
       problems: ["not-found"],
       responses: { 200: { description: "The ingestion, disabled", schema: Ingestion } },
       handle: async ({ params }) => ({ status: 200, body: await setEnabled(params.name, false) }),
+    }),
+    defineRoute({
+      method: "get",
+      path: "/api/v1/ingestions/{name}/schema-changes",
+      operationId: "listSchemaChanges",
+      summary: "New columns waiting for approval (schemaEvolution: failOnNewColumns)",
+      description: "What `lakeferry schema diff` shows: each column files brought that the table lacks.",
+      tag: "ingestions",
+      role: "reader",
+      params: IngestionParams,
+      query: SchemaChangeQuery,
+      problems: ["not-found"],
+      responses: { 200: { description: "The changes, pending first", schema: SchemaChangeList } },
+      handle: async ({ params, query }) => {
+        const ingestion = await ingestionNamed(ctx, params.name);
+        const changes = await listSchemaChanges(ctx.db, ingestion.id, { pendingOnly: query.all !== "true" });
+        return { status: 200, body: { table: ingestion.targetTable, changes } };
+      },
+    }),
+    defineRoute({
+      method: "post",
+      path: "/api/v1/ingestions/{name}/schema-changes/approve",
+      operationId: "approveSchemaChanges",
+      summary: "Add the pending new columns to the table and ingest the files that waited for them",
+      description:
+        "What `lakeferry schema approve` does. A column seen with two types is refused until the " +
+        "ingestion's schemaHints give its type.",
+      tag: "ingestions",
+      role: "operator",
+      redis: true,
+      params: IngestionParams,
+      problems: ["not-found", "invalid"],
+      responses: { 200: { description: "What the approval did", schema: SchemaApproval } },
+      handle: async ({ params }) => {
+        const ingestion = await ingestionNamed(ctx, params.name);
+        const approval = await approveSchemaChanges(
+          { db: ctx.db, spark: ctx.spark(), ingestQueue: ctx.ingestQueue },
+          ingestion,
+        );
+        ctx.logger.info({ ingestion: params.name, ...approval }, "schema changes approved");
+        return { status: 200, body: approval };
+      },
     }),
   ];
 }
