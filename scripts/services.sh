@@ -6,6 +6,13 @@
 #   scripts/services.sh status [postgres redis spark storage]
 #   scripts/services.sh env                                     export lines for DATABASE_URL, REDIS_URL, …
 #
+# Opt-in services (never started by a bare `up`; tests that need one start it themselves):
+#   pgbouncer      PgBouncer in transaction mode in front of postgres (LAKEFERRY_PGBOUNCER_URL)
+#   secure         a Postgres that takes only TLS + scram-sha-256, and a Redis that takes only TLS + a
+#                  password, with a self-signed CA made by openssl (LAKEFERRY_SECURE_DATABASE_URL,
+#                  LAKEFERRY_SECURE_REDIS_URL, LAKEFERRY_TLS_CA_FILE)
+#   redis-cluster  a Redis Cluster of 3 masters on loopback (LAKEFERRY_REDIS_CLUSTER_URL: one of its nodes)
+#
 # Idempotent: a service that already answers is left alone. Downloads are cached in .cache/ (git-ignored),
 # state and logs live in .services/ (git-ignored). Everything binds to 127.0.0.1.
 #
@@ -13,7 +20,11 @@
 # LAKEFERRY_SPARK_NAME (lakeferry-spark: a second Spark server needs its own name and port),
 # LAKEFERRY_SPARK_VERSION (4.0.1; 3.5.x, 4.0.x and 4.1.x are supported, and can run side by side),
 # LAKEFERRY_SPARK_MEMORY (2g), LAKEFERRY_SPARK_MASTER (local[2]), LAKEFERRY_CATALOG_IDLE_MS (300000: Postgres
-# ends Iceberg catalog connections idle this long), LAKEFERRY_SERVICES_DIR, LAKEFERRY_CACHE_DIR.
+# ends Iceberg catalog connections idle this long), LAKEFERRY_SERVICES_DIR, LAKEFERRY_CACHE_DIR;
+# for the opt-in services LAKEFERRY_PGBOUNCER_PORT (postgres port + 1), LAKEFERRY_PGBOUNCER_POOL_SIZE (5),
+# LAKEFERRY_SECURE_PG_PORT (postgres port + 2), LAKEFERRY_SECURE_REDIS_PORT (redis port + 1),
+# LAKEFERRY_REDIS_CLUSTER_PORT (redis port + 2: the cluster's 3 nodes take that port and the next two, their
+# cluster bus ports the three after those).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -167,6 +178,220 @@ redis_down() {
 }
 
 redis_status() { redis_ready && echo "redis: up on 127.0.0.1:$REDIS_PORT" || echo "redis: down"; }
+
+# ---------------------------------------------------------------- pgbouncer (opt-in)
+PGBOUNCER_PORT=${LAKEFERRY_PGBOUNCER_PORT:-$((PG_PORT + 1))}
+PGBOUNCER_POOL_SIZE=${LAKEFERRY_PGBOUNCER_POOL_SIZE:-5}
+PGBOUNCER_DIR=$SERVICES_DIR/pgbouncer
+
+pgbouncer_ready() { "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PGBOUNCER_PORT" -d lakeferry; }
+
+pgbouncer_up() {
+  postgres_up
+  command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || apt_install pgbouncer
+  # The Debian package starts its own pgbouncer on 6432 when a service manager runs; ours is separate.
+  if ! pgbouncer_ready; then
+    mkdir -p "$PGBOUNCER_DIR"
+    # Every database name maps to the same name on our postgres (tests use databases of their own), in
+    # transaction mode: a server connection serves a client for one transaction, then the next client.
+    cat >"$PGBOUNCER_DIR/pgbouncer.ini" <<INI
+[databases]
+* = host=127.0.0.1 port=$PG_PORT
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $PGBOUNCER_PORT
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $PGBOUNCER_DIR/userlist.txt
+pool_mode = transaction
+default_pool_size = $PGBOUNCER_POOL_SIZE
+max_client_conn = 500
+logfile = $PGBOUNCER_DIR/pgbouncer.log
+pidfile = $PGBOUNCER_DIR/pgbouncer.pid
+INI
+    printf '"%s" "%s"\n' "$PG_USER" "$PG_PASSWORD" >"$PGBOUNCER_DIR/userlist.txt"
+    # PgBouncer refuses to run as root.
+    [ "$(id -u)" = 0 ] && chown -R postgres "$PGBOUNCER_DIR"
+    log "starting pgbouncer (transaction mode, pool of $PGBOUNCER_POOL_SIZE) on 127.0.0.1:$PGBOUNCER_PORT"
+    as_pg "$(command -v pgbouncer || echo /usr/sbin/pgbouncer)" -d "$PGBOUNCER_DIR/pgbouncer.ini" >/dev/null ||
+      die "pgbouncer did not start; see $PGBOUNCER_DIR/pgbouncer.log"
+  fi
+  wait_for pgbouncer 30 pgbouncer_ready || die "pgbouncer does not answer on port $PGBOUNCER_PORT"
+}
+
+pgbouncer_down() {
+  local pid
+  pid=$(cat "$PGBOUNCER_DIR/pgbouncer.pid" 2>/dev/null || true)
+  if alive "$pid"; then
+    kill "$pid" 2>/dev/null || true
+    log "pgbouncer stopped"
+  fi
+}
+
+pgbouncer_status() { pgbouncer_ready && echo "pgbouncer: up on 127.0.0.1:$PGBOUNCER_PORT" || echo "pgbouncer: down"; }
+
+# ---------------------------------------------------------------- secure postgres + redis (opt-in)
+SECURE_PG_PORT=${LAKEFERRY_SECURE_PG_PORT:-$((PG_PORT + 2))}
+SECURE_REDIS_PORT=${LAKEFERRY_SECURE_REDIS_PORT:-$((REDIS_PORT + 1))}
+SECURE_PASSWORD=lakeferry-secret
+TLS_DIR=$SERVICES_DIR/tls
+SECURE_PG_DATA=$SERVICES_DIR/postgres-secure
+SECURE_REDIS_DIR=$SERVICES_DIR/redis-secure
+
+# A CA of our own and a server certificate it signs, for 127.0.0.1 and localhost (verify-full checks both
+# the chain and the name).
+tls_certificates() {
+  [ -f "$TLS_DIR/server.crt" ] && return 0
+  command -v openssl >/dev/null || apt_install openssl
+  mkdir -p "$TLS_DIR"
+  log "making a self-signed CA and server certificate in $TLS_DIR"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=lakeferry test CA" \
+    -keyout "$TLS_DIR/ca.key" -out "$TLS_DIR/ca.crt" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+    -keyout "$TLS_DIR/server.key" -out "$TLS_DIR/server.csr" 2>/dev/null
+  printf 'subjectAltName = DNS:localhost, IP:127.0.0.1\n' >"$TLS_DIR/server.ext"
+  openssl x509 -req -in "$TLS_DIR/server.csr" -CA "$TLS_DIR/ca.crt" -CAkey "$TLS_DIR/ca.key" \
+    -CAcreateserial -days 3650 -extfile "$TLS_DIR/server.ext" -out "$TLS_DIR/server.crt" 2>/dev/null
+  chmod 600 "$TLS_DIR/server.key" "$TLS_DIR/ca.key"
+}
+
+secure_pg_ready() { "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$SECURE_PG_PORT"; }
+
+secure_postgres_up() {
+  [ -x "$PG_BIN/postgres" ] || apt_install postgresql-15
+  tls_certificates
+  if ! secure_pg_ready; then
+    mkdir -p "$SECURE_PG_DATA"
+    [ "$(id -u)" = 0 ] && chown -R postgres "$SECURE_PG_DATA" && chmod 700 "$SECURE_PG_DATA"
+    if [ ! -f "$SECURE_PG_DATA/PG_VERSION" ]; then
+      log "initialising the TLS-only postgres in $SECURE_PG_DATA"
+      as_pg "$PG_BIN/initdb" -D "$SECURE_PG_DATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+      # The key must belong to the server's user and be private to it.
+      cp "$TLS_DIR/server.crt" "$TLS_DIR/server.key" "$SECURE_PG_DATA/"
+      [ "$(id -u)" = 0 ] && chown postgres "$SECURE_PG_DATA/server.crt" "$SECURE_PG_DATA/server.key"
+      # The administrator's Unix socket stays trusted (this script sets the role up through it); over TCP
+      # only TLS with a scram-sha-256 password is let in: no plaintext, no md5, no trust.
+      cat >"$SECURE_PG_DATA/pg_hba.conf" <<HBA
+local     all  postgres                 trust
+hostssl   all  all       127.0.0.1/32   scram-sha-256
+HBA
+    fi
+    log "starting the TLS-only postgres on 127.0.0.1:$SECURE_PG_PORT"
+    as_pg "$PG_BIN/pg_ctl" -D "$SECURE_PG_DATA" -l "$SECURE_PG_DATA/server.log" -w -t 60 \
+      -o "-h 127.0.0.1 -p $SECURE_PG_PORT -k $SECURE_PG_DATA -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key -c password_encryption=scram-sha-256 -c fsync=off -c max_connections=50" \
+      start >/dev/null || die "the TLS-only postgres did not start; see $SECURE_PG_DATA/server.log"
+  fi
+  wait_for "postgres (TLS only)" 60 secure_pg_ready || die "the TLS-only postgres does not answer on port $SECURE_PG_PORT"
+  local admin=("$PG_BIN/psql" -h "$SECURE_PG_DATA" -p "$SECURE_PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -qtA)
+  if [ "$(as_pg "${admin[@]}" -c "SELECT 1 FROM pg_roles WHERE rolname = '$PG_USER'")" != 1 ]; then
+    as_pg "${admin[@]}" -c "CREATE ROLE $PG_USER LOGIN PASSWORD '$SECURE_PASSWORD'"
+  fi
+  if [ "$(as_pg "${admin[@]}" -c "SELECT 1 FROM pg_database WHERE datname = 'lakeferry'")" != 1 ]; then
+    as_pg "${admin[@]}" -c "CREATE DATABASE lakeferry OWNER $PG_USER"
+  fi
+}
+
+secure_redis_ready() {
+  [ "$(REDISCLI_AUTH=$SECURE_PASSWORD redis-cli --tls --cacert "$TLS_DIR/ca.crt" -h 127.0.0.1 -p "$SECURE_REDIS_PORT" ping 2>/dev/null)" = PONG ]
+}
+
+secure_redis_up() {
+  command -v redis-server >/dev/null || apt_install redis-server
+  tls_certificates
+  if ! secure_redis_ready; then
+    mkdir -p "$SECURE_REDIS_DIR"
+    log "starting the TLS-only redis on 127.0.0.1:$SECURE_REDIS_PORT"
+    # --port 0: no plaintext port at all. Clients need no certificate of their own, only the password.
+    redis-server --bind 127.0.0.1 --port 0 --tls-port "$SECURE_REDIS_PORT" \
+      --tls-cert-file "$TLS_DIR/server.crt" --tls-key-file "$TLS_DIR/server.key" \
+      --tls-ca-cert-file "$TLS_DIR/ca.crt" --tls-auth-clients no --requirepass "$SECURE_PASSWORD" \
+      --save "" --appendonly no --dir "$SECURE_REDIS_DIR" --daemonize yes \
+      --pidfile "$SECURE_REDIS_DIR/redis.pid" --logfile "$SECURE_REDIS_DIR/redis.log" \
+      --maxmemory-policy noeviction >/dev/null
+  fi
+  wait_for "redis (TLS only)" 30 secure_redis_ready || die "the TLS-only redis does not answer on port $SECURE_REDIS_PORT"
+}
+
+secure_up() {
+  secure_postgres_up
+  secure_redis_up
+}
+
+secure_down() {
+  if [ -f "$SECURE_PG_DATA/postmaster.pid" ]; then
+    as_pg "$PG_BIN/pg_ctl" -D "$SECURE_PG_DATA" -m fast -w stop >/dev/null 2>&1 || true
+    log "the TLS-only postgres stopped"
+  fi
+  local pid
+  pid=$(cat "$SECURE_REDIS_DIR/redis.pid" 2>/dev/null || true)
+  if alive "$pid"; then
+    kill "$pid" 2>/dev/null || true
+    log "the TLS-only redis stopped"
+  fi
+  rm -f "$SECURE_REDIS_DIR/redis.pid"
+}
+
+secure_status() {
+  secure_pg_ready && echo "postgres (TLS only): up on 127.0.0.1:$SECURE_PG_PORT" || echo "postgres (TLS only): down"
+  secure_redis_ready && echo "redis (TLS only): up on 127.0.0.1:$SECURE_REDIS_PORT" || echo "redis (TLS only): down"
+}
+
+# ---------------------------------------------------------------- redis cluster (opt-in)
+CLUSTER_PORT=${LAKEFERRY_REDIS_CLUSTER_PORT:-$((REDIS_PORT + 2))}
+CLUSTER_DIR=$SERVICES_DIR/redis-cluster
+cluster_ports() { echo "$CLUSTER_PORT" $((CLUSTER_PORT + 1)) $((CLUSTER_PORT + 2)); }
+
+redis_cluster_ready() {
+  redis-cli -h 127.0.0.1 -p "$CLUSTER_PORT" cluster info 2>/dev/null | grep -q '^cluster_state:ok'
+}
+
+redis_cluster_up() {
+  command -v redis-server >/dev/null || apt_install redis-server
+  redis_cluster_ready && return 0
+  local port
+  for port in $(cluster_ports); do
+    mkdir -p "$CLUSTER_DIR/$port"
+    if [ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" != PONG ]; then
+      # A node's bus port is its port + 10000 unless told: ports above 55535 would overflow, so the bus
+      # sits 3 above the node (the three node ports are consecutive, so 3 above is clear of them).
+      redis-server --bind 127.0.0.1 --port "$port" --cluster-enabled yes --cluster-port $((port + 3)) \
+        --cluster-config-file "$CLUSTER_DIR/$port/nodes.conf" --cluster-node-timeout 5000 \
+        --save "" --appendonly no --dir "$CLUSTER_DIR/$port" --daemonize yes \
+        --pidfile "$CLUSTER_DIR/$port/redis.pid" --logfile "$CLUSTER_DIR/$port/redis.log" \
+        --maxmemory-policy noeviction >/dev/null
+    fi
+  done
+  for port in $(cluster_ports); do
+    wait_for "redis cluster node $port" 30 redis-cli -h 127.0.0.1 -p "$port" ping ||
+      die "redis cluster node $port does not answer; see $CLUSTER_DIR/$port/redis.log"
+  done
+  if [ "$(redis-cli -h 127.0.0.1 -p "$CLUSTER_PORT" cluster info | grep -c '^cluster_slots_assigned:0')" = 1 ]; then
+    log "creating a redis cluster of 3 masters on 127.0.0.1:$CLUSTER_PORT-$((CLUSTER_PORT + 2))"
+    # shellcheck disable=SC2046
+    redis-cli --cluster create $(for p in $(cluster_ports); do printf '127.0.0.1:%s ' "$p"; done) \
+      --cluster-replicas 0 --cluster-yes >"$CLUSTER_DIR/create.log" 2>&1 ||
+      die "redis-cli --cluster create failed; see $CLUSTER_DIR/create.log"
+  fi
+  wait_for "redis cluster" 30 redis_cluster_ready || die "the redis cluster is not ok; see $CLUSTER_DIR/create.log"
+}
+
+redis_cluster_down() {
+  local port pid stopped=""
+  for port in $(cluster_ports); do
+    pid=$(cat "$CLUSTER_DIR/$port/redis.pid" 2>/dev/null || true)
+    if alive "$pid"; then
+      kill "$pid" 2>/dev/null || true
+      stopped=1
+    fi
+    # A cluster's nodes remember each other; the next `up` makes a fresh one.
+    rm -f "$CLUSTER_DIR/$port/redis.pid" "$CLUSTER_DIR/$port/nodes.conf"
+  done
+  [ -z "$stopped" ] || log "redis cluster stopped"
+}
+
+redis_cluster_status() {
+  redis_cluster_ready && echo "redis cluster: up on 127.0.0.1:$CLUSTER_PORT-$((CLUSTER_PORT + 2))" || echo "redis cluster: down"
+}
 
 # ---------------------------------------------------------------- spark connect
 SPARK_DIR=$SERVICES_DIR/$SPARK_NAME
@@ -325,6 +550,11 @@ export LAKEFERRY_SPARK_VERSION='$(cat "$SPARK_DIR/spark.version" 2>/dev/null || 
 export LAKEFERRY_WAREHOUSE='${LAKEFERRY_WAREHOUSE:-$SERVICES_DIR/warehouse}'
 export LAKEFERRY_SERVICES_DIR='$SERVICES_DIR'
 export LAKEFERRY_SERVICES_SCRIPT='$ROOT/scripts/services.sh'
+export LAKEFERRY_PGBOUNCER_URL='postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PGBOUNCER_PORT/lakeferry?pgbouncer=true'
+export LAKEFERRY_SECURE_DATABASE_URL='postgresql://$PG_USER:$SECURE_PASSWORD@127.0.0.1:$SECURE_PG_PORT/lakeferry?sslmode=verify-full&sslrootcert=$TLS_DIR/ca.crt'
+export LAKEFERRY_SECURE_REDIS_URL='rediss://:$SECURE_PASSWORD@127.0.0.1:$SECURE_REDIS_PORT'
+export LAKEFERRY_TLS_CA_FILE='$TLS_DIR/ca.crt'
+export LAKEFERRY_REDIS_CLUSTER_URL='redis://127.0.0.1:$CLUSTER_PORT'
 EOF
   if [ -f "$ROOT/scripts/emulators.sh" ]; then bash "$ROOT/scripts/emulators.sh" env; fi
 }
@@ -350,18 +580,20 @@ case "$command" in
     for s in "${services[@]}"; do
       # Spark's catalog lives in Postgres.
       [ "$s" = spark ] && postgres_up
-      "${s}_up"
+      "${s//-/_}_up"
     done
     ;;
   down)
-    for s in "${services[@]}"; do "${s}_down"; done
+    # A bare `down` stops the opt-in services too, if they run.
+    [ $# -gt 0 ] || services+=(pgbouncer secure redis-cluster)
+    for s in "${services[@]}"; do "${s//-/_}_down"; done
     ;;
   status)
-    for s in "${services[@]}"; do "${s}_status"; done
+    for s in "${services[@]}"; do "${s//-/_}_status"; done
     ;;
   env) print_env ;;
   *)
-    echo "usage: scripts/services.sh up|down|status|env [postgres redis spark storage]" >&2
+    echo "usage: scripts/services.sh up|down|status|env [postgres redis spark storage pgbouncer secure redis-cluster]" >&2
     exit 2
     ;;
 esac

@@ -53,6 +53,8 @@ export interface ApiConfig {
   redisUrl: string;
   sparkRemote: string;
   dbSchema: string;
+  /** Postgres pool size (LAKEFERRY_PG_POOL_MAX). */
+  dbPoolMax: number;
   queuePrefix: string;
   host: string;
   port: number;
@@ -71,6 +73,7 @@ export function parseApiConfig(env: Record<string, string | undefined>): ApiConf
     redisUrl: e.REDIS_URL,
     sparkRemote: e.SPARK_REMOTE,
     dbSchema: e.LAKEFERRY_DB_SCHEMA,
+    dbPoolMax: e.LAKEFERRY_PG_POOL_MAX,
     queuePrefix: e.LAKEFERRY_QUEUE_PREFIX,
     host: e.LAKEFERRY_API_HOST,
     port: e.LAKEFERRY_API_PORT,

@@ -69,6 +69,7 @@ export async function runApi(options: RunApiOptions): Promise<void> {
     redisUrl: config.redisUrl,
     sparkRemote: config.sparkRemote,
     dbSchema: config.dbSchema,
+    maxConnections: config.dbPoolMax,
     queuePrefix: config.queuePrefix,
     keys,
     logger,

@@ -119,7 +119,7 @@ describe("connections", () => {
       expect(down.code, `${args.join(" ")}: ${down.stderr}`).toBe(2);
       const error = down.stderr.split("\n").filter((line) => line.startsWith("lakeferry:"));
       expect(error).toHaveLength(1);
-      expect(error[0]).toContain("REDIS_UNAVAILABLE: Redis at 127.0.0.1:1 did not answer");
+      expect(error[0]).toContain("REDIS_UNAVAILABLE: cannot use Redis at redis://127.0.0.1:1");
       expect(error[0]).toContain("REDIS_URL");
     }
     await removeSandbox(box);

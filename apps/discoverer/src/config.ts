@@ -58,6 +58,8 @@ export interface DiscovererConfig {
   /** Where table maintenance runs; undefined: this discoverer runs none. */
   sparkRemote: string | undefined;
   dbSchema: string;
+  /** Postgres pool size (LAKEFERRY_PG_POOL_MAX). */
+  dbPoolMax: number;
   queuePrefix: string;
   concurrency: number;
   /**
@@ -79,6 +81,7 @@ export function parseDiscovererConfig(env: Record<string, string | undefined>): 
     redisUrl: e.REDIS_URL,
     sparkRemote: e.SPARK_REMOTE,
     dbSchema: e.LAKEFERRY_DB_SCHEMA,
+    dbPoolMax: e.LAKEFERRY_PG_POOL_MAX,
     queuePrefix: e.LAKEFERRY_QUEUE_PREFIX,
     concurrency: e.LAKEFERRY_DISCOVERY_CONCURRENCY,
     statePrune: {

@@ -23,6 +23,7 @@ export async function runDiscoverer(options: RunDiscovererOptions): Promise<void
     databaseUrl: config.databaseUrl,
     redisUrl: config.redisUrl,
     dbSchema: config.dbSchema,
+    dbPoolMax: config.dbPoolMax,
     queuePrefix: config.queuePrefix,
     concurrency: config.concurrency,
     statePrune: config.statePrune,

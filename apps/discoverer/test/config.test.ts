@@ -14,6 +14,7 @@ describe("discoverer environment", () => {
       redisUrl: "rediss://cache:6380",
       sparkRemote: undefined,
       dbSchema: "public",
+      dbPoolMax: 10,
       queuePrefix: "lakeferry",
       concurrency: 2,
       statePrune: {
@@ -73,7 +74,7 @@ describe("discoverer environment", () => {
     expect(() =>
       parseDiscovererConfig({ DATABASE_URL: "mysql://x/y", LAKEFERRY_QUEUE_PREFIX: "a b" }),
     ).toThrow(
-      "environment: DATABASE_URL must be a postgres:// or postgresql:// URL (e.g. postgresql://user:password@host:5432/lakeferry); REDIS_URL is not set (e.g. redis://host:6379); LAKEFERRY_QUEUE_PREFIX must be letters, digits, _ . : or -",
+      "environment: DATABASE_URL must be a postgres:// or postgresql:// URL (e.g. postgresql://user:password@host:5432/lakeferry); REDIS_URL is not set (e.g. redis://host:6379); LAKEFERRY_QUEUE_PREFIX must be letters, digits, _ . : - and {hash tags} (e.g. {lakeferry} for Redis Cluster)",
     );
   });
 });

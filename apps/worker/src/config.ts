@@ -91,6 +91,8 @@ export interface WorkerConfig {
   redisUrl: string;
   sparkRemote: string;
   dbSchema: string;
+  /** Postgres pool size (LAKEFERRY_PG_POOL_MAX). */
+  dbPoolMax: number;
   queuePrefix: string;
   concurrency: number;
   batch: { maxFiles: number; maxBytes: number; maxWaitMs: number; slowWriteMs: number };
@@ -118,6 +120,7 @@ export function parseWorkerConfig(env: Record<string, string | undefined>): Work
     redisUrl: e.REDIS_URL,
     sparkRemote: e.SPARK_REMOTE,
     dbSchema: e.LAKEFERRY_DB_SCHEMA,
+    dbPoolMax: e.LAKEFERRY_PG_POOL_MAX,
     queuePrefix: e.LAKEFERRY_QUEUE_PREFIX,
     concurrency: e.LAKEFERRY_WORKER_CONCURRENCY,
     submitConcurrency: e.LAKEFERRY_SUBMIT_CONCURRENCY,

@@ -27,6 +27,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
     redisUrl: config.redisUrl,
     sparkRemote: config.sparkRemote,
     dbSchema: config.dbSchema,
+    dbPoolMax: config.dbPoolMax,
     queuePrefix: config.queuePrefix,
     concurrency,
     batch: config.batch,

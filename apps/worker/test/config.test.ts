@@ -25,6 +25,7 @@ describe("worker environment", () => {
       redisUrl: required.REDIS_URL,
       sparkRemote: required.SPARK_REMOTE,
       dbSchema: "public",
+      dbPoolMax: 10,
       queuePrefix: "lakeferry",
       concurrency: 1000,
       batch: { maxFiles: 1000, maxBytes: 1024 * 1024 * 1024, maxWaitMs: 250, slowWriteMs: 15_000 },
@@ -66,7 +67,8 @@ describe("worker environment", () => {
     const config = parseWorkerConfig({
       ...required,
       LAKEFERRY_DB_SCHEMA: "tenant_a",
-      LAKEFERRY_QUEUE_PREFIX: "tenant-a",
+      LAKEFERRY_QUEUE_PREFIX: "{tenant-a}",
+      LAKEFERRY_PG_POOL_MAX: "4",
       LAKEFERRY_WORKER_CONCURRENCY: "50",
       LAKEFERRY_BATCH_MAX_FILES: "20",
       LAKEFERRY_BATCH_MAX_BYTES: "",
@@ -85,7 +87,8 @@ describe("worker environment", () => {
     });
     expect(config).toMatchObject({
       dbSchema: "tenant_a",
-      queuePrefix: "tenant-a",
+      queuePrefix: "{tenant-a}",
+      dbPoolMax: 4,
       concurrency: 50,
       batch: { maxFiles: 20, maxBytes: 1024 * 1024 * 1024, maxWaitMs: 0, slowWriteMs: 60_000 },
       oneWriterPerTable: false,
@@ -123,6 +126,14 @@ describe("worker environment", () => {
     expect(problem({ ...required, LAKEFERRY_DB_SCHEMA: "a-b; drop" })).toContain(
       "LAKEFERRY_DB_SCHEMA must be a Postgres identifier",
     );
+    expect(problem({ ...required, LAKEFERRY_PG_POOL_MAX: "0" })).toBe(
+      "environment: LAKEFERRY_PG_POOL_MAX must be at least 1",
+    );
+    for (const prefix of ["{lakeferry", "lake}", "{}", "a b", `{${"x".repeat(63)}}`]) {
+      expect(problem({ ...required, LAKEFERRY_QUEUE_PREFIX: prefix })).toContain(
+        "LAKEFERRY_QUEUE_PREFIX must be letters, digits, _ . : - and {hash tags}",
+      );
+    }
     expect(problem({ ...required, LAKEFERRY_ONE_WRITER_PER_TABLE: "yes" })).toContain(
       "LAKEFERRY_ONE_WRITER_PER_TABLE must be true or false",
     );

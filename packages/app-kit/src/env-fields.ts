@@ -98,8 +98,11 @@ export function logLevelVar(fallback: LogLevel) {
 export const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 /** A host name or IP address to listen on (IPv6 without brackets). */
 export const LISTEN_HOST = /^[A-Za-z0-9.:%_-]{1,253}$/;
-/** A BullMQ key prefix. */
-export const QUEUE_PREFIX = /^[A-Za-z0-9_.:-]{1,64}$/;
+/**
+ * A BullMQ key prefix, at most 64 characters. Braces enclose a Redis Cluster hash tag (`{lakeferry}`): every
+ * key then hashes to one slot, which BullMQ's multi-key scripts need on a cluster.
+ */
+export const QUEUE_PREFIX = /^(?=.{1,64}$)(?:[A-Za-z0-9_.:-]|\{[A-Za-z0-9_.:-]+\})+$/;
 
 /** Parses `env` with `schema`; on failure throws one InvalidInputError naming every bad variable. */
 export function parseEnv<T extends z.ZodType>(

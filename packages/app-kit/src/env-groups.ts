@@ -36,6 +36,11 @@ export const stateVars = {
   DATABASE_URL: urlVar(POSTGRES_SCHEMES, CONNECTION_EXAMPLES.DATABASE_URL),
   /** Redis carrying the BullMQ queues (and the discoverer's schedules). */
   REDIS_URL: urlVar(REDIS_SCHEMES, CONNECTION_EXAMPLES.REDIS_URL),
+  /**
+   * Postgres connections this process opens at most (its pool); a metrics endpoint opens one more. The
+   * fleet's total must fit Postgres's `max_connections` (or PgBouncer's `max_client_conn`). Default 10.
+   */
+  LAKEFERRY_PG_POOL_MAX: intVar(10, 1),
 };
 
 /**
@@ -114,8 +119,12 @@ export const accessPolicyVars = {
 export const isolationVars = {
   /** Postgres schema of lakeferry's tables. Default `public`. */
   LAKEFERRY_DB_SCHEMA: nameVar(SCHEMA_NAME, "a Postgres identifier such as lakeferry_prod", "public"),
-  /** BullMQ key prefix. Default `lakeferry`. */
-  LAKEFERRY_QUEUE_PREFIX: nameVar(QUEUE_PREFIX, "letters, digits, _ . : or -", "lakeferry"),
+  /** BullMQ key prefix. Default `lakeferry`. On a Redis Cluster it must be a hash tag, e.g. `{lakeferry}`. */
+  LAKEFERRY_QUEUE_PREFIX: nameVar(
+    QUEUE_PREFIX,
+    "letters, digits, _ . : - and {hash tags} (e.g. {lakeferry} for Redis Cluster)",
+    "lakeferry",
+  ),
 };
 
 /** The Prometheus endpoint of a long-running process (worker, discoverer). */

@@ -142,6 +142,21 @@ function collectFacts(error: unknown): ErrorFacts {
   return facts;
 }
 
+/** What to change in the connection string, for failures that only a change there can fix. */
+function connectionHint(detail: string): string {
+  // PgBouncer's answer to the search_path lakeferry sets at connection start (see createDatabase).
+  if (/unsupported startup parameter: options/.test(detail)) {
+    return "; a pooler (PgBouncer) stands in front: add pgbouncer=true to the connection string";
+  }
+  if (/no pg_hba\.conf entry .*no encryption/.test(detail)) {
+    return "; the server takes TLS only: add sslmode=verify-full&sslrootcert=/path/to/ca.crt to the connection string";
+  }
+  if (/certificate|self-signed/i.test(detail)) {
+    return "; the server's TLS certificate is not trusted: give its CA with sslrootcert=/path/to/ca.crt in the connection string";
+  }
+  return "";
+}
+
 /**
  * Turns anything a database call threw into a {@link DatabaseError} (errors lakeferry raised on purpose
  * pass through unchanged). This is the one place Postgres failures are classified.
@@ -150,7 +165,8 @@ export function classifyDatabaseError(error: unknown, operation: string): Lakefe
   if (error instanceof LakeferryError) return error;
   const facts = collectFacts(error);
   const detail = withoutPrismaInvocation(error instanceof Error ? error.message : String(error));
-  const message = `${operation}: ${detail}`;
+  const hint = connectionHint(detail);
+  const message = `${operation}: ${detail}${hint}`;
   const sqlState = facts.sqlState;
   const options = { sqlState, cause: error };
   if (

@@ -3,7 +3,7 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type pg from "pg";
-import { quoteIdentifier, type Database } from "./database.ts";
+import { inTransaction, quoteIdentifier, type Database } from "./database.ts";
 import { MigrationError, classifyDatabaseError } from "./errors.ts";
 
 /** The repository's prisma/migrations, resolved from this file (packages/db/src). */
@@ -57,6 +57,10 @@ async function readMigrations(dir: string): Promise<MigrationFile[]> {
  * taken under Prisma's advisory lock, so `prisma migrate deploy` sees the same history. Each migration
  * runs in its own transaction; one that fails is rolled back whole and leaves no history row.
  *
+ * The lock is taken inside each transaction (`pg_advisory_xact_lock`, the same key as Prisma's session
+ * lock, so the two still exclude each other) and the search_path is set with `SET LOCAL`: nothing outlives
+ * a transaction, so migrate works through PgBouncer in transaction mode too.
+ *
  * @throws MigrationError when an applied migration's file has changed since (its checksum differs), when
  *   `_prisma_migrations` shows a migration that failed part-way under Prisma and was not resolved, or when a
  *   migration's SQL fails (the error names the migration and Postgres's message).
@@ -64,16 +68,8 @@ async function readMigrations(dir: string): Promise<MigrationFile[]> {
 export async function migrate(db: Database, options: MigrateOptions = {}): Promise<{ applied: string[] }> {
   const migrations = await readMigrations(options.migrationsDir ?? DEFAULT_MIGRATIONS_DIR);
   const table = `${quoteIdentifier(db.schema)}."_prisma_migrations"`;
-  let client: pg.PoolClient;
   try {
-    client = await db.pool.connect();
-  } catch (error) {
-    throw classifyDatabaseError(error, "migrate");
-  }
-  let broken: Error | undefined;
-  try {
-    await client.query("SELECT pg_advisory_lock($1)", [PRISMA_MIGRATE_LOCK_KEY]);
-    try {
+    await lockedTransaction(db, async (client) => {
       await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(db.schema)}`);
       await client.query(`CREATE TABLE IF NOT EXISTS ${table} (
         "id"                  VARCHAR(36) PRIMARY KEY NOT NULL,
@@ -85,20 +81,24 @@ export async function migrate(db: Database, options: MigrateOptions = {}): Promi
         "started_at"          TIMESTAMPTZ NOT NULL DEFAULT now(),
         "applied_steps_count" INTEGER NOT NULL DEFAULT 0
       )`);
-      const { rows: records } = await client.query<MigrationRecord>(
-        `SELECT migration_name, checksum, finished_at, rolled_back_at FROM ${table} ORDER BY started_at`,
-      );
-      const applied: string[] = [];
-      for (const migration of migrations) {
-        const mine = records.filter((r) => r.migration_name === migration.name && r.rolled_back_at === null);
-        if (mine.some((r) => r.finished_at === null)) {
+    });
+    const applied: string[] = [];
+    for (const migration of migrations) {
+      const ran = await lockedTransaction(db, async (client) => {
+        // Read under the lock: a concurrent migrator may have applied it since the last transaction.
+        const { rows: records } = await client.query<MigrationRecord>(
+          `SELECT migration_name, checksum, finished_at, rolled_back_at FROM ${table}
+           WHERE migration_name = $1 AND rolled_back_at IS NULL ORDER BY started_at`,
+          [migration.name],
+        );
+        if (records.some((r) => r.finished_at === null)) {
           throw new MigrationError(
             migration.name,
             `migration ${migration.name} failed earlier in schema "${db.schema}" (see _prisma_migrations.logs); ` +
               `repair the schema, then mark it rolled back (prisma migrate resolve --rolled-back ${migration.name})`,
           );
         }
-        const done = mine.find((r) => r.finished_at !== null);
+        const done = records.find((r) => r.finished_at !== null);
         if (done) {
           if (done.checksum !== migration.checksum) {
             throw new MigrationError(
@@ -108,27 +108,33 @@ export async function migrate(db: Database, options: MigrateOptions = {}): Promi
                 `the change in a new migration`,
             );
           }
-          continue;
+          return false;
         }
         await applyMigration(client, table, migration);
-        applied.push(migration.name);
-      }
-      return { applied };
-    } finally {
-      await client.query("SELECT pg_advisory_unlock($1)", [PRISMA_MIGRATE_LOCK_KEY]).catch((error: Error) => {
-        broken = error;
+        return true;
       });
+      if (ran) applied.push(migration.name);
     }
+    return { applied };
   } catch (error) {
     throw classifyDatabaseError(error, "migrate");
-  } finally {
-    client.release(broken);
   }
+}
+
+/**
+ * Runs `body` in one transaction holding Prisma Migrate's advisory lock, with `db.schema` first on the
+ * search_path (the migrations' SQL names its tables unqualified).
+ */
+async function lockedTransaction<T>(db: Database, body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  return inTransaction(db, async (client) => {
+    await client.query("SELECT pg_advisory_xact_lock($1)", [PRISMA_MIGRATE_LOCK_KEY]);
+    await client.query(`SET LOCAL search_path TO ${quoteIdentifier(db.schema)}`);
+    return body(client);
+  });
 }
 
 async function applyMigration(client: pg.PoolClient, table: string, migration: MigrationFile): Promise<void> {
   const id = randomUUID();
-  await client.query("BEGIN");
   try {
     await client.query(
       `INSERT INTO ${table} (id, checksum, migration_name, started_at, applied_steps_count)
@@ -140,11 +146,10 @@ async function applyMigration(client: pg.PoolClient, table: string, migration: M
       `UPDATE ${table} SET finished_at = clock_timestamp(), applied_steps_count = 1 WHERE id = $1`,
       [id],
     );
-    await client.query("COMMIT");
   } catch (error) {
-    // The transaction leaves neither schema changes nor a history row behind, so once the file is fixed
-    // the next migrate simply applies it (there is nothing for `prisma migrate resolve` to repair).
-    await client.query("ROLLBACK");
+    // The transaction (rolled back by inTransaction) leaves neither schema changes nor a history row behind,
+    // so once the file is fixed the next migrate simply applies it (there is nothing for `prisma migrate
+    // resolve` to repair).
     const message = error instanceof Error ? error.message : String(error);
     throw new MigrationError(
       migration.name,

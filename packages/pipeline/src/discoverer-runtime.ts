@@ -28,6 +28,8 @@ export interface DiscovererRuntimeOptions {
   queuePrefix?: string;
   /** Postgres schema of lakeferry's tables. Default `public`. */
   dbSchema?: string;
+  /** Postgres connections this process opens at most (`LAKEFERRY_PG_POOL_MAX`). Default 10. */
+  dbPoolMax?: number;
   /** Discoveries this process runs at once. Default 2. */
   concurrency?: number;
   logger: Logger;
@@ -98,6 +100,7 @@ export class DiscovererRuntime {
     this.#db = createDatabase({
       connectionString: o.databaseUrl,
       ...(o.dbSchema ? { schema: o.dbSchema } : {}),
+      maxConnections: o.dbPoolMax ?? 10,
     });
     const connection = { redisUrl: o.redisUrl, ...(o.queuePrefix ? { prefix: o.queuePrefix } : {}) };
     this.#queue = new IngestQueue(connection);

@@ -34,6 +34,8 @@ export interface WorkerRuntimeOptions {
   queuePrefix?: string;
   /** Postgres schema of lakeferry's tables. Default `public`. */
   dbSchema?: string;
+  /** Postgres connections this process opens at most (`LAKEFERRY_PG_POOL_MAX`). Default 10. */
+  dbPoolMax?: number;
   /** Jobs (files) this process works on at once. Default 1000. */
   concurrency?: number;
   /** Group-commit limits. */
@@ -98,7 +100,7 @@ export class WorkerRuntime {
     this.#db = createDatabase({
       connectionString: o.databaseUrl,
       ...(o.dbSchema ? { schema: o.dbSchema } : {}),
-      maxConnections: 10,
+      maxConnections: o.dbPoolMax ?? 10,
     });
     const connection = { redisUrl: o.redisUrl, ...(o.queuePrefix ? { prefix: o.queuePrefix } : {}) };
     this.#queue = new IngestQueue(connection);

@@ -1,8 +1,7 @@
 import { once } from "node:events";
 import { Queue } from "bullmq";
-import { Redis } from "ioredis";
 import { DEFAULT_PREFIX, QUEUE_NAMES, type QueueConnectionOptions } from "./job-catalog.ts";
-import { redisConnection } from "./redis-connection.ts";
+import { redisConnection, type RedisConnection } from "./redis-connection.ts";
 
 /**
  * Every lakeferry queue ({@link QUEUE_NAMES}) opened as plain BullMQ queues, for a dashboard (Bull Board's
@@ -12,8 +11,8 @@ import { redisConnection } from "./redis-connection.ts";
 export class AllQueues {
   /** One BullMQ queue per lakeferry queue, sharing one Redis connection. */
   readonly queues: readonly Queue[];
-  readonly #redis: Redis;
-  readonly #probe: Redis;
+  readonly #redis: RedisConnection;
+  readonly #probe: RedisConnection;
 
   constructor(options: QueueConnectionOptions) {
     this.#redis = redisConnection(options.redisUrl);
@@ -26,7 +25,7 @@ export class AllQueues {
     });
     // Its own connection that fails at once while Redis is unreachable, where the queues' connection waits
     // for Redis to come back (maxRetriesPerRequest: null): a health check must answer, not wait.
-    this.#probe = new Redis(options.redisUrl, {
+    this.#probe = redisConnection(options.redisUrl, {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       lazyConnect: true,

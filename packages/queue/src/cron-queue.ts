@@ -1,6 +1,6 @@
 import { InvalidInputError, errorMessage } from "@lakeferry/core";
 import { Queue, type JobsOptions } from "bullmq";
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "./redis-connection.ts";
 import { DEFAULT_PREFIX, type QueueConnectionOptions } from "./job-catalog.ts";
 import { redisConnection } from "./redis-connection.ts";
 
@@ -21,7 +21,7 @@ export interface StoredScheduler {
  * BullMQ job scheduler per id, however many processes write it, and requests to run now.
  */
 export class CronQueue<Data> {
-  protected readonly redis: Redis;
+  protected readonly redis: RedisConnection;
   protected readonly queue: Queue<Data>;
 
   constructor(name: string, options: QueueConnectionOptions) {

@@ -23,7 +23,7 @@ export { DiscoveryQueue, type DiscoverySchedule } from "./discovery-queue.ts";
 export { DiscoveryWorker, type DiscoverJobContext, type DiscoveryWorkerOptions } from "./discovery-worker.ts";
 export { SubmitWorker, type SubmitWorkerOptions } from "./submit-worker.ts";
 export type { CloseOptions } from "./job-runner.ts";
-export { redisConnection } from "./redis-connection.ts";
+export { checkRedis, redisConnection, type RedisConnection } from "./redis-connection.ts";
 export { AllQueues } from "./all-queues.ts";
 export { queueStats, type QueueStats } from "./queue-stats.ts";
 export { MaintenanceQueue, type MaintenanceSchedule, type MaintenanceTaskName } from "./maintenance-queue.ts";

@@ -1,7 +1,7 @@
 import { InvalidInputError } from "@lakeferry/core";
 import { Queue } from "bullmq";
 import { randomBytes } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "./redis-connection.ts";
 import {
   DEFAULT_PREFIX,
   INGEST_JOB_NAME,
@@ -24,7 +24,7 @@ const COUNTED_STATES = ["waiting", "active", "delayed", "completed", "failed"] a
 
 /** Producer side of the ingest queue: one BullMQ job per file version. */
 export class IngestQueue {
-  private readonly redis: Redis;
+  private readonly redis: RedisConnection;
   private readonly queue: Queue<IngestJobData>;
   private readonly keys: QueueKeyLayout;
   private readonly epochKey: string;

@@ -8,11 +8,10 @@ import {
   outageOf,
 } from "@lakeferry/core";
 import { UnrecoverableError, WaitingError, Worker, type Job } from "bullmq";
-import type { Redis } from "ioredis";
 import type { z } from "zod";
 import { DEFAULT_PREFIX, KEEP_COMPLETED, KEEP_FAILED, type QueueConnectionOptions } from "./job-catalog.ts";
 import { JobLockLostError, WorkerClosingError } from "./job-errors.ts";
-import { redisConnection } from "./redis-connection.ts";
+import { redisConnection, type RedisConnection } from "./redis-connection.ts";
 
 /** What a processor is told about the job it runs. */
 export interface JobContext<T> {
@@ -102,7 +101,7 @@ export class JobRunner<T> {
   private readonly options: JobRunnerOptions<T>;
   private readonly onError: (err: unknown) => void;
   private readonly running = new Map<string, RunningJob>();
-  private redis: Redis | undefined;
+  private redis: RedisConnection | undefined;
   private worker: Worker | undefined;
   private closing: Promise<void> | undefined;
   /** Consecutive outage pauses; the breaker's next pause doubles with each. */

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "./redis-connection.ts";
 
 /**
  * The Lua lakeferry runs on BullMQ's keys, in one place. Both scripts read BullMQ's layout: a job is the
@@ -67,9 +67,9 @@ interface ScriptCommands {
   lakeferryLiveJobs(completed: string, failed: string, base: string, ...ids: string[]): Promise<number[]>;
 }
 
-const defined = new WeakSet<Redis>();
+const defined = new WeakSet<RedisConnection>();
 
-function commands(redis: Redis): ScriptCommands {
+function commands(redis: RedisConnection): ScriptCommands {
   if (!defined.has(redis)) {
     redis.defineCommand("lakeferryClearFinishedJobs", { numberOfKeys: 2, lua: CLEAR_FINISHED_JOBS });
     redis.defineCommand("lakeferryLiveJobs", { numberOfKeys: 2, lua: LIVE_JOBS, readOnly: true });
@@ -83,7 +83,7 @@ function commands(redis: Redis): ScriptCommands {
  * creates new jobs (BullMQ ignores an add whose id exists, even a finished one). Live jobs are left alone.
  */
 export async function clearFinishedJobs(
-  redis: Redis,
+  redis: RedisConnection,
   keys: QueueKeyLayout,
   ids: string[],
 ): Promise<IdState[]> {
@@ -98,7 +98,11 @@ export async function clearFinishedJobs(
 }
 
 /** For each id, whether a job holds it that is not finished yet. */
-export async function liveJobs(redis: Redis, keys: QueueKeyLayout, ids: string[]): Promise<boolean[]> {
+export async function liveJobs(
+  redis: RedisConnection,
+  keys: QueueKeyLayout,
+  ids: string[],
+): Promise<boolean[]> {
   if (ids.length === 0) return [];
   const live = await commands(redis).lakeferryLiveJobs(keys.completed, keys.failed, keys.jobKeyBase, ...ids);
   return live.map((flag) => flag === 1);
