@@ -255,11 +255,14 @@ spark_ready() {
 
 spark_up() {
   spark_install
+  local codec_jar
+  codec_jar=$(zstd_codec_jar)
   if spark_ready; then
-    local running
+    local running running_codec
     running=$(cat "$SPARK_DIR/spark.version" 2>/dev/null || echo unknown)
-    [ "$running" = "$SPARK_VERSION" ] && return 0
-    log "$SPARK_NAME runs Spark $running; restarting it with $SPARK_VERSION"
+    running_codec=$(cat "$SPARK_DIR/spark.codec" 2>/dev/null || echo none)
+    [ "$running" = "$SPARK_VERSION" ] && [ "$running_codec" = "$(basename "$codec_jar")" ] && return 0
+    log "$SPARK_NAME runs Spark $running with zstd codec $running_codec; restarting it with $SPARK_VERSION and $(basename "$codec_jar")"
     spark_down
   fi
   local old
@@ -267,8 +270,7 @@ spark_up() {
   if alive "$old"; then kill "$old" 2>/dev/null || true; fi
   mkdir -p "$SPARK_DIR/tmp" "${LAKEFERRY_WAREHOUSE:-$SERVICES_DIR/warehouse}"
   local warehouse=${LAKEFERRY_WAREHOUSE:-$SERVICES_DIR/warehouse}
-  local jars codec_jar
-  codec_jar=$(zstd_codec_jar)
+  local jars
   jars=$(printf '%s,' "$JARS_DIR"/*.jar "$codec_jar")
   # Each Spark session opens its own Iceberg JDBC catalog, which holds a Postgres connection, and Spark 4.0
   # does not close a session's catalogs when the session ends (SPARK-54367): released and expired sessions
@@ -320,6 +322,7 @@ spark_up() {
       >"$SPARK_DIR/spark.log" 2>&1 &
     echo $! >"$SPARK_DIR/spark.pid"
     echo "$SPARK_VERSION" >"$SPARK_DIR/spark.version"
+    basename "$codec_jar" >"$SPARK_DIR/spark.codec"
   )
   wait_for "spark connect ($SPARK_NAME)" 240 spark_ready || {
     tail -30 "$SPARK_DIR/spark.log" >&2 || true
