@@ -35,6 +35,8 @@ export LAKEFERRY_DB_SCHEMA=demo LAKEFERRY_QUEUE_PREFIX=demo LAKEFERRY_LOG_LEVEL=
 lakeferry() { node apps/cli/bin/lakeferry.js "$@"; }
 
 landing=$LAKEFERRY_SERVICES_DIR/demo/landing
+# Local sources confined to the demo's landing folder, in the CLI, the API and the worker alike.
+export LAKEFERRY_LOCAL_ROOTS=$landing
 stamp=$(date +%Y%m%dT%H%M%S)
 mkdir -p "$landing/$stamp"
 for n in $(seq 1 20); do

@@ -9,6 +9,8 @@ import {
   shutdownTimeoutVar,
   sparkVars,
   stateVars,
+  checkSparkTransport,
+  accessPolicyVars,
 } from "@lakeferry/app-kit";
 
 /** The API's environment: every variable it reads, with its default. */
@@ -17,6 +19,7 @@ export const ApiEnv = z.object({
   ...stateVars,
   ...sparkVars,
   ...isolationVars,
+  ...accessPolicyVars,
 
   // Listening.
   /** Address to listen on. Default 127.0.0.1 (this machine only); 0.0.0.0 for every interface. */
@@ -62,6 +65,7 @@ export interface ApiConfig {
 /** Reads the API's settings from `env`; throws InvalidInputError naming each bad variable. */
 export function parseApiConfig(env: Record<string, string | undefined>): ApiConfig {
   const e = parseEnv(ApiEnv, env);
+  checkSparkTransport(e.SPARK_REMOTE, e.LAKEFERRY_ALLOW_INSECURE_SPARK);
   return {
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,

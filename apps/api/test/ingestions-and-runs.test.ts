@@ -203,7 +203,9 @@ describe("ingestion, run and health routes", () => {
     const listed = await call(box, "GET", `/api/v1/ingestions/${name}/schema-changes?all=true`, {
       token: TOKENS.reader,
     });
-    expect(SchemaChangeList.parse(listed.body)).toEqual({ table: expect.any(String), changes: [] });
+    const changes = SchemaChangeList.parse(listed.body);
+    expect(changes.table).toMatch(/^lake\./);
+    expect(changes.changes).toEqual([]);
     expectProblem(
       await call(box, "GET", `/api/v1/ingestions/${name}/schema-changes?all=yes`, { token: TOKENS.reader }),
       400,

@@ -48,7 +48,14 @@ export interface ApiSandbox {
 /** Starts an API on a fresh, migrated schema and its own queue prefix, keys for every role. */
 export async function startApi(
   label: string,
-  options: { sparkRemote?: string; redisUrl?: string; readyTimeoutMs?: number; redisTimeoutMs?: number } = {},
+  options: {
+    sparkRemote?: string;
+    redisUrl?: string;
+    readyTimeoutMs?: number;
+    redisTimeoutMs?: number;
+    /** The API's environment (its storage settings and access policy). Default: this process's. */
+    env?: Record<string, string | undefined>;
+  } = {},
 ): Promise<ApiSandbox> {
   const id = randomBytes(4).toString("hex");
   const schema = `api_${label.replace(/[^a-z0-9]/g, "_")}_${id}`;
@@ -70,7 +77,7 @@ export async function startApi(
         .join(","),
     }),
     logger: createLogger({ name: "api-test", level: "silent" }),
-    env: process.env,
+    env: options.env ?? process.env,
     maxConnections: 4,
     ...(options.readyTimeoutMs !== undefined ? { readyTimeoutMs: options.readyTimeoutMs } : {}),
     ...(options.redisTimeoutMs !== undefined ? { redisTimeoutMs: options.redisTimeoutMs } : {}),

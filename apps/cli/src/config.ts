@@ -7,6 +7,8 @@ import {
   optionalConnectionVars,
   parseEnv,
   stateRetentionVars,
+  checkSparkTransport,
+  accessPolicyVars,
 } from "@lakeferry/app-kit";
 
 /**
@@ -19,6 +21,7 @@ export const CliEnv = z.object({
   // Connections and isolation.
   ...optionalConnectionVars,
   ...isolationVars,
+  ...accessPolicyVars,
 
   // State retention (`lakeferry prune`).
   ...stateRetentionVars,
@@ -44,6 +47,7 @@ export interface CliConfig {
 /** Reads the CLI's settings from `env`; throws InvalidInputError naming each bad variable. */
 export function parseCliConfig(env: Record<string, string | undefined>): CliConfig {
   const e = parseEnv(CliEnv, env);
+  checkSparkTransport(e.SPARK_REMOTE, e.LAKEFERRY_ALLOW_INSECURE_SPARK);
   return {
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,

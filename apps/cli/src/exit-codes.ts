@@ -1,4 +1,4 @@
-import { errorMessage, errorType, InvalidInputError, LakeferryError } from "@lakeferry/core";
+import { errorMessage, errorType, InvalidInputError, LakeferryError, outageOf } from "@lakeferry/core";
 
 /** The command did what was asked. */
 export const EXIT_OK = 0;
@@ -21,8 +21,16 @@ export function describeError(error: unknown): string {
     .replace(/\s*\n\s*/g, " ")
     .trim();
   const clipped = message.length > 2_000 ? `${message.slice(0, 2_000)}…` : message;
-  return error instanceof InvalidInputError ? clipped : `${errorType(error)}: ${clipped}`;
+  const hint = OUTAGE_HINTS[outageOf(error) ?? ""] ?? "";
+  return error instanceof InvalidInputError ? clipped : `${errorType(error)}: ${clipped}${hint}`;
 }
+
+/** What to check when a service is down, by the outage an error reports. */
+const OUTAGE_HINTS: Record<string, string> = {
+  postgres: " (check that Postgres is up and reachable at DATABASE_URL, then run the command again)",
+  redis: " (check that Redis is up and reachable at REDIS_URL, then run the command again)",
+  spark: " (check that Spark Connect is up and reachable at SPARK_REMOTE, then run the command again)",
+};
 
 export function exitCodeFor(error: unknown): number {
   return isBadInput(error) ? EXIT_INVALID : EXIT_FAILED;

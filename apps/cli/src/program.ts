@@ -270,9 +270,10 @@ Environment: DATABASE_URL, REDIS_URL, SPARK_REMOTE, LAKEFERRY_DB_SCHEMA, LAKEFER
     .description("run a query through Spark Connect")
     .argument("<query>", "Spark SQL")
     .option("--timeout <seconds>", "deadline of the query", positiveInt, 600)
+    .option("--write", "allow a statement that changes something (DDL, DML, SET, CALL, …); default read-only")
     .addOption(full())
     .addOption(json())
-    .action((query: string, o: { json?: boolean; full?: boolean; timeout: number }) =>
+    .action((query: string, o: { json?: boolean; full?: boolean; write?: boolean; timeout: number }) =>
       act(async (s) => (await commands.sql()).sqlCommand(s, query, o))(),
     );
 

@@ -2,12 +2,15 @@ import { createHash, randomUUID } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
-import { createLogger, errorMessage, InvalidInputError, type Logger } from "@lakeferry/core";
+import { createLogger, errorMessage, InvalidInputError, LakeferryError, type Logger } from "@lakeferry/core";
 import type { Database, Ingestion } from "@lakeferry/db";
 import type { PipelineContext } from "@lakeferry/pipeline";
 import type { DiscoveryQueue, IngestQueue } from "@lakeferry/queue";
 import type { SparkConnectClient } from "@lakeferry/spark-connect";
 import { requireSetting, type CliConfig } from "./config.ts";
+
+/** How long a command waits for Redis to answer before saying it is unreachable (ms). */
+const REDIS_PING_TIMEOUT_MS = 5_000;
 
 /**
  * The connections one CLI command uses, opened on first use and closed together when the command ends.
@@ -24,6 +27,7 @@ export class CliServices {
   #spark: Promise<SparkConnectClient> | undefined;
   /** The session the client was opened in when it is kept past this call (see `spark()`). */
   #keptSession: KeptSession | undefined;
+  #redisPing: Promise<void> | undefined;
 
   constructor(config: CliConfig, env: Record<string, string | undefined>) {
     this.config = config;
@@ -40,6 +44,7 @@ export class CliServices {
 
   async ingestQueue(): Promise<IngestQueue> {
     const redisUrl = requireSetting(this.config, "redisUrl");
+    await this.#redisAnswers(redisUrl);
     const { IngestQueue } = await import("@lakeferry/queue");
     this.#ingestQueue ??= new IngestQueue({ redisUrl, prefix: this.config.queuePrefix });
     return this.#ingestQueue;
@@ -47,9 +52,36 @@ export class CliServices {
 
   async discoveryQueue(): Promise<DiscoveryQueue> {
     const redisUrl = requireSetting(this.config, "redisUrl");
+    await this.#redisAnswers(redisUrl);
     const { DiscoveryQueue } = await import("@lakeferry/queue");
     this.#discoveryQueue ??= new DiscoveryQueue({ redisUrl, prefix: this.config.queuePrefix });
     return this.#discoveryQueue;
+  }
+
+  /**
+   * Resolves once Redis answers a PING (asked once per command). The queues' own connection waits for an
+   * unreachable Redis to come back, as workers need; a command would hang for the outage's length instead
+   * of saying that Redis is down.
+   * @throws LakeferryError with outage `redis` when Redis does not answer within REDIS_PING_TIMEOUT_MS.
+   */
+  #redisAnswers(redisUrl: string): Promise<void> {
+    this.#redisPing ??= (async () => {
+      const { AllQueues } = await import("@lakeferry/queue");
+      const probe = new AllQueues({ redisUrl, prefix: this.config.queuePrefix });
+      try {
+        await probe.ping(REDIS_PING_TIMEOUT_MS);
+      } catch (error) {
+        const at = URL.canParse(redisUrl) ? ` at ${new URL(redisUrl).host}` : "";
+        throw new LakeferryError("REDIS_UNAVAILABLE", `Redis${at} did not answer (${errorMessage(error)})`, {
+          retryable: true,
+          outage: "redis",
+          cause: error,
+        });
+      } finally {
+        await probe.close();
+      }
+    })();
+    return this.#redisPing;
   }
 
   /**

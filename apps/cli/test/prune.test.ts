@@ -55,7 +55,7 @@ describe("lakeferry prune", () => {
 
   afterAll(async () => {
     if (passed === 3) {
-      await cli(["sql", `DROP TABLE IF EXISTS ${archive} PURGE`], box.env);
+      await cli(["sql", "--write", `DROP TABLE IF EXISTS ${archive} PURGE`], box.env);
       await removeSandbox(box);
     }
   });

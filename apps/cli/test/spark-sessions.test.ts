@@ -89,15 +89,15 @@ describe("Spark sessions of the CLI", () => {
       `CREATE TABLE ${table} (id BIGINT) USING iceberg`,
       `INSERT INTO ${table} VALUES (1), (2), (3)`,
     ]) {
-      const result = await cli(["sql", statement], env);
+      const result = await cli(["sql", "--write", statement], env);
       expect(result.code, result.stderr).toBe(0);
     }
   }, 320_000);
 
   afterAll(async () => {
     if (passed === 3) {
-      await cli(["sql", `DROP TABLE IF EXISTS ${table} PURGE`], env);
-      await cli(["sql", `DROP NAMESPACE IF EXISTS lake.e2e_sessions_${id}`], env);
+      await cli(["sql", "--write", `DROP TABLE IF EXISTS ${table} PURGE`], env);
+      await cli(["sql", "--write", `DROP NAMESPACE IF EXISTS lake.e2e_sessions_${id}`], env);
       await rm(stateHome, { recursive: true, force: true });
     }
     await spark("down");

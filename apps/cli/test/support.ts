@@ -86,7 +86,7 @@ export async function removeSandbox(box: Sandbox, spark?: boolean): Promise<void
   await box.db.close();
   await deleteQueueKeys(box);
   await rm(box.dir, { recursive: true, force: true });
-  if (spark) await cli(["sql", `DROP TABLE IF EXISTS ${box.table} PURGE`], box.env);
+  if (spark) await cli(["sql", "--write", `DROP TABLE IF EXISTS ${box.table} PURGE`], box.env);
 }
 
 export interface CliResult {

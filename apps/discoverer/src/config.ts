@@ -10,6 +10,8 @@ import {
   shutdownTimeoutVar,
   stateRetentionVars,
   stateVars,
+  checkSparkTransport,
+  accessPolicyVars,
 } from "@lakeferry/app-kit";
 
 const HOUR_MS = 3_600_000;
@@ -20,11 +22,13 @@ export const DiscovererEnv = z.object({
   // Connections (Postgres, and Redis, which holds the discovery schedules) and isolation.
   ...stateVars,
   ...isolationVars,
+  ...accessPolicyVars,
   /**
    * Spark Connect, optional: when set, this discoverer also runs the table maintenance jobs the
    * ingestions' `maintenance:` schedules fire (one at a time). Unset: they wait for a discoverer with Spark.
    */
   SPARK_REMOTE: optionalConnectionVars.SPARK_REMOTE,
+  LAKEFERRY_ALLOW_INSECURE_SPARK: optionalConnectionVars.LAKEFERRY_ALLOW_INSECURE_SPARK,
 
   // Work.
   /** Discovery passes this process runs at once. Default 2. */
@@ -69,6 +73,7 @@ export interface DiscovererConfig {
 /** Reads the discoverer's settings from `env`; throws InvalidInputError naming each bad variable. */
 export function parseDiscovererConfig(env: Record<string, string | undefined>): DiscovererConfig {
   const e = parseEnv(DiscovererEnv, env);
+  checkSparkTransport(e.SPARK_REMOTE, e.LAKEFERRY_ALLOW_INSECURE_SPARK);
   return {
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,

@@ -11,6 +11,8 @@ import {
   shutdownTimeoutVar,
   sparkVars,
   stateVars,
+  checkSparkTransport,
+  accessPolicyVars,
 } from "@lakeferry/app-kit";
 
 /** Faults a test can ask a worker to commit (LAKEFERRY_FAULT_INJECTION), never set in production. */
@@ -25,6 +27,7 @@ export const WorkerEnv = z.object({
   ...stateVars,
   ...sparkVars,
   ...isolationVars,
+  ...accessPolicyVars,
 
   // Throughput.
   /**
@@ -109,6 +112,7 @@ export interface WorkerConfig {
 /** Reads the worker's settings from `env`; throws InvalidInputError naming each bad variable. */
 export function parseWorkerConfig(env: Record<string, string | undefined>): WorkerConfig {
   const e = parseEnv(WorkerEnv, env);
+  checkSparkTransport(e.SPARK_REMOTE, e.LAKEFERRY_ALLOW_INSECURE_SPARK);
   return {
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,

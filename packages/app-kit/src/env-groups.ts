@@ -1,4 +1,5 @@
-import type { LogLevel } from "@lakeferry/core";
+import { z } from "zod";
+import { InvalidInputError, type LogLevel } from "@lakeferry/core";
 import {
   intVar,
   LISTEN_HOST,
@@ -6,6 +7,7 @@ import {
   nameVar,
   optionalPortVar,
   optionalUrlVar,
+  optionalVar,
   QUEUE_PREFIX,
   SCHEMA_NAME,
   urlVar,
@@ -36,11 +38,47 @@ export const stateVars = {
   REDIS_URL: urlVar(REDIS_SCHEMES, CONNECTION_EXAMPLES.REDIS_URL),
 };
 
+/**
+ * `1` lets a SPARK_REMOTE with a token go without TLS (`use_ssl=true`): the token would cross the network in
+ * clear. Unset or `0`: such a SPARK_REMOTE is refused at start-up.
+ */
+const allowInsecureSparkVar = z.preprocess(
+  (value) => (typeof value === "string" && value.trim() === "" ? undefined : value),
+  z
+    .enum(["0", "1"], { error: "must be 1 (allow a Spark token without TLS) or 0" })
+    .transform((value) => value === "1")
+    .default(false),
+);
+
 /** Spark Connect, required: the worker's reads and Iceberg commits, the API's `/readyz`. */
 export const sparkVars = {
   /** Spark Connect server. */
   SPARK_REMOTE: urlVar(SPARK_SCHEMES, CONNECTION_EXAMPLES.SPARK_REMOTE),
+  LAKEFERRY_ALLOW_INSECURE_SPARK: allowInsecureSparkVar,
 };
+
+/**
+ * Refuses a SPARK_REMOTE that carries a token without `use_ssl=true`, unless `allowInsecure`
+ * (LAKEFERRY_ALLOW_INSECURE_SPARK=1): Spark Connect sends the token as a bearer header on every call, so
+ * without TLS anyone on the path can read it and use the server as this deployment. Loopback hosts are
+ * not exempt: a port-forward or a sidecar makes "local" a matter of configuration, and the variable is the
+ * one explicit way out. The message never echoes the token.
+ * @throws InvalidInputError naming SPARK_REMOTE.
+ */
+export function checkSparkTransport(remote: string | undefined, allowInsecure: boolean): void {
+  if (remote === undefined || allowInsecure) return;
+  const params = new Map<string, string>();
+  for (const part of (remote.split("/;")[1] ?? "").split(";")) {
+    const eq = part.indexOf("=");
+    if (eq > 0) params.set(part.slice(0, eq), part.slice(eq + 1));
+  }
+  if (params.has("token") && params.get("use_ssl") !== "true") {
+    throw new InvalidInputError(
+      "SPARK_REMOTE",
+      "carries a token but not use_ssl=true, so the token would travel in clear; add ;use_ssl=true (TLS), or set LAKEFERRY_ALLOW_INSECURE_SPARK=1 to accept that",
+    );
+  }
+}
 
 /**
  * The three connections, each optional but checked when set: for the CLI, whose commands need only some
@@ -53,6 +91,23 @@ export const optionalConnectionVars = {
   REDIS_URL: optionalUrlVar(REDIS_SCHEMES, CONNECTION_EXAMPLES.REDIS_URL),
   /** Spark Connect server (for `sql`). */
   SPARK_REMOTE: optionalUrlVar(SPARK_SCHEMES, CONNECTION_EXAMPLES.SPARK_REMOTE),
+  LAKEFERRY_ALLOW_INSECURE_SPARK: allowInsecureSparkVar,
+};
+
+/**
+ * What an ingestion file may reach in this process (read by @lakeferry/pipeline's `accessPolicyFrom` from
+ * the same environment, where apply, discovery, submission and the worker's reads check it). Declared here
+ * so every app names them and a deployment that sets them is known to be read.
+ */
+export const accessPolicyVars = {
+  /** Folders (absolute, comma- or colon-separated) local sources must lie in. Unset: any, with a warning. */
+  LAKEFERRY_LOCAL_ROOTS: optionalVar(),
+  /** What `{ env: NAME }` credential references must start with. Unset: any but lakeferry's own settings. */
+  LAKEFERRY_SECRET_ENV_PREFIX: optionalVar(),
+  /** Folders `{ file: PATH }` references must resolve into. Default /run/secrets and /var/run/secrets. */
+  LAKEFERRY_SECRET_DIRS: optionalVar(),
+  /** Hosts (comma-separated) an ingestion's inline `credentials.endpoint` may name. Default none. */
+  LAKEFERRY_ALLOWED_ENDPOINTS: optionalVar(),
 };
 
 /** Several deployments (or tests) sharing one Postgres and one Redis. */

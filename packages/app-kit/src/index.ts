@@ -13,7 +13,9 @@ export {
   LISTEN_HOST,
 } from "./env-fields.ts";
 export {
+  accessPolicyVars,
   CONNECTION_EXAMPLES,
+  checkSparkTransport,
   isolationVars,
   logVars,
   metricsVars,

@@ -149,7 +149,7 @@ function collectFacts(error: unknown): ErrorFacts {
 export function classifyDatabaseError(error: unknown, operation: string): LakeferryError {
   if (error instanceof LakeferryError) return error;
   const facts = collectFacts(error);
-  const detail = error instanceof Error ? error.message : String(error);
+  const detail = withoutPrismaInvocation(error instanceof Error ? error.message : String(error));
   const message = `${operation}: ${detail}`;
   const sqlState = facts.sqlState;
   const options = { sqlState, cause: error };
@@ -169,6 +169,27 @@ export function classifyDatabaseError(error: unknown, operation: string): Lakefe
     return new DatabaseError("DB_UNAVAILABLE", message, options);
   }
   return new DatabaseError("DB_ERROR", message, options);
+}
+
+/**
+ * Prisma's message without its "Invalid `db.prisma.x.findMany()` invocation in <file>" preamble and the
+ * excerpt of our source it quotes: what reaches a user is the reason alone ("Can't reach database server
+ * at host:port"), not lakeferry's code.
+ */
+function withoutPrismaInvocation(message: string): string {
+  if (!/Invalid `[^`]*` invocation/.test(message)) return message;
+  const reason = message
+    .split("\n")
+    .filter(
+      (line) =>
+        line.trim() !== "" &&
+        !/^\s*Invalid `[^`]*` invocation/.test(line) &&
+        !/^\S+\.[cm]?[jt]s:\d+:\d+$/.test(line.trim()) &&
+        !/^\s*(→\s*)?\d+\s/.test(line),
+    )
+    .map((line) => line.trim())
+    .join(" ");
+  return reason === "" ? "Prisma reported no reason" : reason;
 }
 
 /** Whether a failure was a deadlock or serialization failure, after which an atomic operation may rerun. */

@@ -110,6 +110,7 @@ export {
   type PrunedTable,
 } from "./prune-state.ts";
 export {
+  approvedSchemaChanges,
   listSchemaChanges,
   markSchemaChangesApproved,
   recordSchemaChanges,

@@ -93,8 +93,18 @@ function prunable(table: PrunedTable, cutoffParam: string): string {
   return PRUNABLE[table].replaceAll("$cutoff", cutoffParam);
 }
 
-/** A source cleanup that is over (its action taken); one still failing stays for the cleaner's next pass. */
-const CLEANUP_DONE = "sc.cleaned_at IS NOT NULL";
+/**
+ * A source cleanup that is over: its action taken, and its batch's cleanup finished (or the batch pruned),
+ * both before the cutoff, so that the read and the delete agree and the cleaner, which walks a batch until
+ * it is marked cleaned, never looks for the row again. One still failing stays for the cleaner.
+ */
+const CLEANUP_DONE = `sc.cleaned_at < $cutoff
+  AND NOT EXISTS (SELECT 1 FROM write_batches wb
+                  WHERE wb.id = sc.batch_id AND (wb.sources_cleaned_at IS NULL OR wb.sources_cleaned_at >= $cutoff))`;
+
+function cleanupDone(cutoffParam: string): string {
+  return CLEANUP_DONE.replaceAll("$cutoff", cutoffParam);
+}
 
 /*
  * Each window is the next `$scan` rows in key order, whatever they are, so a statement's cost is bounded;
@@ -118,7 +128,7 @@ SELECT fv.file_id || '/' || fv.version AS key, ARRAY[fv.file_id::text, fv.versio
        CASE WHEN p.row IS NOT NULL THEN
          (SELECT json_agg(json_build_object('key', sc.file_id || '/' || sc.version, 'row', to_jsonb(sc)::text))
           FROM source_cleanups sc
-          WHERE sc.file_id = fv.file_id AND sc.version = fv.version AND ${CLEANUP_DONE}) END AS extra
+          WHERE sc.file_id = fv.file_id AND sc.version = fv.version AND ${cleanupDone("$2")}) END AS extra
 FROM w fv JOIN processed_files pf ON pf.id = fv.file_id
      CROSS JOIN LATERAL (SELECT CASE WHEN ${prunable("file_versions", "$2")} THEN to_jsonb(fv)::text END AS row) p
 ORDER BY fv.file_id, fv.version`,
@@ -225,7 +235,7 @@ gone AS (
 ),
 cleanups AS (
   DELETE FROM source_cleanups sc USING gone
-  WHERE sc.file_id = gone.file_id AND sc.version = gone.version AND ${CLEANUP_DONE}
+  WHERE sc.file_id = gone.file_id AND sc.version = gone.version AND ${cleanupDone("$2")}
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM gone)::int AS main, (SELECT count(*) FROM cleanups)::int AS extra`,

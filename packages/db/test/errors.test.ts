@@ -114,9 +114,13 @@ describe("from the real server", () => {
       for (const attempt of [
         () => down.pool.query("SELECT 1"),
         () => down.prisma.$queryRawUnsafe("SELECT 1"),
+        () => down.prisma.processedFile.findMany({ where: { ingestionId: 1n } }),
       ]) {
         const error = classifyDatabaseError(await attempt().catch((e: unknown) => e), "statusCounts");
         expect(error).toMatchObject({ code: "DB_UNAVAILABLE", retryable: true, outage: "postgres" });
+        // What a user reads is the reason, not Prisma's "invocation in <file>" and an excerpt of our code.
+        expect(error.message).not.toMatch(/invocation|\.ts:\d+|\n/);
+        expect(error.message).toMatch(/^statusCounts: .*(127\.0\.0\.1:1|ECONNREFUSED)/);
       }
     } finally {
       await down.close();

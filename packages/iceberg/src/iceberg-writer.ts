@@ -34,6 +34,8 @@ import {
 } from "./bad-records.ts";
 import { formatMicros, ingestedAtNow, parseMicros, type IngestedAt } from "./ingested-at.ts";
 import {
+  columnMismatchError,
+  compareColumns,
   refusalForNewColumns,
   rescueShape,
   SchemaChangeError,
@@ -592,24 +594,18 @@ export class IcebergWriter {
     table: TableName,
     options: ExecutionOptions | undefined,
   ): Promise<SchemaField[] | undefined> {
-    let rows: Row[];
+    let schema: SchemaField[];
     try {
       // A catalog that caches tables per session would otherwise miss columns another writer added.
       await this.#spark.sqlCommand(`REFRESH TABLE ${table.quoted}`, undefined, options);
-      rows = await this.#spark.sql(`DESCRIBE TABLE ${table.quoted}`, undefined, options);
+      // Spark's analysis, not DESCRIBE: DESCRIBE prints nested field names unquoted and cuts wide structs
+      // short, which is no DDL to read or cast with.
+      schema = (await this.#spark.table(table.quoted).schema(options)).fields;
     } catch (error) {
       if (isTableNotFound(error)) return undefined;
       throw error;
     }
-    const columns: SchemaField[] = [];
-    for (const row of rows) {
-      const name = typeof row.col_name === "string" ? row.col_name : "";
-      // The column list ends where DESCRIBE's partitioning section starts.
-      if (name === "" || name.startsWith("#")) break;
-      if (name === "_source_file" || name === "_ingested_at") continue;
-      columns.push({ name, type: String(row.data_type), nullable: true });
-    }
-    return columns;
+    return schema.filter((column) => column.name !== "_source_file" && column.name !== "_ingested_at");
   }
 
   /**
@@ -656,7 +652,21 @@ export class IcebergWriter {
     if (mode === "none" && table !== undefined) return { declared: schemaDdl(table) };
     if (!knowsTable && valid.schemaHints === undefined) return { declared: undefined };
     if (mode === "none" && valid.schemaHints === undefined) return { declared: undefined };
-    const inferred = withHints(await this.#inferSchema(valid, sources, options), valid.schemaHints);
+    let inferred = await this.#inferSchema(valid, sources, options);
+    if (valid.schemaHints !== undefined) {
+      // The hinted types as Spark spells them (they go into expressions below): Spark parses the hints once.
+      const hinted = schemaDdl(withHints(inferred, valid.schemaHints));
+      inferred = (
+        await this.#spark
+          .read({
+            format: valid.format,
+            schema: hinted,
+            options: { ...valid.options, ...sources.readerOptions },
+            paths: sources.readerPaths,
+          })
+          .schema(options)
+      ).fields;
+    }
     const declared = schemaDdl(inferred);
     const rescued = valid.rescuedDataColumn;
     if (mode === "rescue") {
@@ -675,8 +685,9 @@ export class IcebergWriter {
       return { declared, shape: (rows) => rescueShape(rows, inferred, columns, rescued) };
     }
     if (mode === "failOnNewColumns" && table !== undefined) {
-      const known = new Set(table.map((column) => column.name.toLowerCase()));
-      const added = inferred.filter((column) => !known.has(column.name.toLowerCase()));
+      const { added, mismatch } = compareColumns(inferred, table);
+      // Read with the table's columns, such a file would lose values without a word: it fails instead.
+      if (mismatch !== undefined) throw columnMismatchError(valid.tableName.quoted, mismatch);
       if (added.length > 0) await this.#refuseNewColumns(valid, sources, declared, added, options);
       return { declared: schemaDdl(table) };
     }
@@ -689,10 +700,13 @@ export class IcebergWriter {
     sources: SourceFiles,
     options: ExecutionOptions | undefined,
   ): Promise<SchemaField[]> {
+    // Parquet and ORC take their schema from one file unless told to merge every file's.
+    const merge: Record<string, string> =
+      valid.format === "parquet" || valid.format === "orc" ? { mergeSchema: "true" } : {};
     const schema = await this.#spark
       .read({
         format: valid.format,
-        options: { ...valid.options, ...sources.readerOptions },
+        options: { ...valid.options, ...merge, ...sources.readerOptions },
         paths: sources.readerPaths,
       })
       .schema(options);

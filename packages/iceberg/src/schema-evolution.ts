@@ -1,3 +1,4 @@
+import { LakeferryError } from "@lakeferry/core";
 import { expr, quoteName, type DataFrame, type SchemaField } from "@lakeferry/spark-connect";
 import { RefusedFilesError, type FileRefusal } from "./refused-files.ts";
 import type { SchemaHint } from "./write-batch.ts";
@@ -36,6 +37,63 @@ export function refusalForNewColumns(table: string, columns: SchemaField[]): Sch
       `new column(s) not in ${table}: ${listed}; the file waits for approval: ` +
       "lakeferry schema diff NAME shows the change, lakeferry schema approve NAME adds the columns and ingests it",
   };
+}
+
+/** A column of the files that the table's own columns would read wrongly. */
+export interface ColumnMismatch {
+  column: string;
+  fileType: string;
+  tableColumn: string;
+  tableType: string;
+}
+
+/**
+ * The files' columns against the table's, by exact name (Spark matches JSON keys case-sensitively):
+ * `added`, the columns the table lacks; `mismatch`, the first column the table's columns would read wrongly
+ * (a name differing from a table column only in case, whose values would read as null; a nested type
+ * differing from the table's, whose new fields would be dropped). Other type differences are left to the
+ * read, which casts or refuses values as it does under `none`.
+ */
+export function compareColumns(
+  inferred: readonly SchemaField[],
+  table: readonly SchemaField[],
+): { added: SchemaField[]; mismatch: ColumnMismatch | undefined } {
+  const exact = new Map(table.map((column) => [column.name, column]));
+  const folded = new Map(table.map((column) => [column.name.toLowerCase(), column]));
+  const added: SchemaField[] = [];
+  let mismatch: ColumnMismatch | undefined;
+  for (const field of inferred) {
+    const same = exact.get(field.name);
+    const other = same ?? folded.get(field.name.toLowerCase());
+    if (other === undefined) {
+      added.push(field);
+      continue;
+    }
+    const nestedChange = (isNested(field.type) || isNested(other.type)) && !sameType(field.type, other.type);
+    if (same === undefined || nestedChange) {
+      mismatch ??= {
+        column: field.name,
+        fileType: field.type,
+        tableColumn: other.name,
+        tableType: other.type,
+      };
+    }
+  }
+  return { added, mismatch };
+}
+
+export function columnMismatchError(table: string, mismatch: ColumnMismatch): LakeferryError {
+  const reason =
+    mismatch.column === mismatch.tableColumn
+      ? `is ${mismatch.fileType} in the file and ${mismatch.tableType} in ${table}: read with the table's type, ` +
+        "its fields the table lacks would be lost"
+      : `differs only in case from ${table}'s ${mismatch.tableColumn}: Spark matches JSON keys by exact name, so ` +
+        "its values would be lost";
+  return new LakeferryError(
+    "SCHEMA_MISMATCH",
+    `column ${mismatch.column} ${reason}. Fix the file, or ingest it with schemaEvolution: rescue`,
+    { retryable: false },
+  );
 }
 
 /** The inferred columns with the hinted types put in; a hinted column no file has is added (nullable). */
@@ -100,13 +158,19 @@ export function rescueShape(
     // Nested types are not cast (a struct cast matches fields by position): such a value is rescued whole.
     const cast =
       isNested(field.type) || isNested(column.type) ? undefined : `try_cast(${ref} AS ${column.type})`;
-    const misfit = cast === undefined ? `${ref} IS NOT NULL` : `(${ref} IS NOT NULL AND ${cast} IS NULL)`;
+    // A cast that succeeds may still change the value (1.5 into a bigint is 1, a timestamp into a date
+    // loses its time): unless the file's value is text, the value must survive the cast back.
+    const lossless =
+      cast === undefined || field.type === "string" ? "" : ` OR try_cast(${cast} AS ${field.type}) <> ${ref}`;
+    const misfit =
+      cast === undefined ? `${ref} IS NOT NULL` : `(${ref} IS NOT NULL AND (${cast} IS NULL${lossless}))`;
     values.push(cast ?? `CAST(NULL AS ${column.type})`);
     misfits.push(misfit);
     kept.push(`${sqlString(field.name)}, CASE WHEN ${misfit} THEN ${ref} END`);
   }
   for (const field of file) {
-    if (inTable.has(field.name.toLowerCase()) || field.name.toLowerCase() === rescued.toLowerCase()) continue;
+    // A file column named like the rescued-data column is not the table's: it is rescued like any other.
+    if (inTable.has(field.name.toLowerCase())) continue;
     const ref = quoteName(field.name);
     misfits.push(`${ref} IS NOT NULL`);
     kept.push(`${sqlString(field.name)}, ${ref}`);

@@ -1,21 +1,27 @@
 import { InvalidInputError } from "@lakeferry/core";
 import { listIngestions, upsertIngestion, type Ingestion, type IngestionInput } from "@lakeferry/db";
 import type { DiscoveryQueue } from "@lakeferry/queue";
+import { parseStorageUri } from "@lakeferry/storage";
+import { accessPolicyFrom, localSourceRefusal } from "./access-policy.ts";
 import { moveToOverlaps, storedCleanSource } from "./clean-source-settings.ts";
 import { storedMaintenance } from "./maintenance-settings.ts";
 import type { PipelineContext } from "./pipeline-context.ts";
+import { credentialAccessProblems, credentialRefsOf } from "./store-credentials.ts";
 
 /**
  * Creates or updates an ingestion by name and, given the discovery queue, brings its discovery schedule in
  * line (a disabled ingestion or one without `schedule` has none).
  * @throws InvalidInputError when it would share its table with another ingestion in a way that breaks one
  *   of them (see {@link compactionConflict}); when its `cleanSource.moveTo` overlaps another ingestion's
- *   source, or its source overlaps where another ingestion moves cleaned files (they would be ingested again).
+ *   source, or its source overlaps where another ingestion moves cleaned files (they would be ingested again);
+ *   when the access policy of this process (see {@link accessPolicyFrom}) forbids its local source or a
+ *   credential reference.
  */
 export async function applyIngestion(
   ctx: PipelineContext & { discovery?: DiscoveryQueue },
   input: IngestionInput,
 ): Promise<{ ingestion: Ingestion; created: boolean }> {
+  await refuseWhatThePolicyForbids(ctx, input);
   const others = await listIngestions(ctx.db);
   const conflict = compactionConflict(input, others);
   if (conflict) throw new InvalidInputError("maintenance.compaction", conflict);
@@ -90,4 +96,24 @@ function refuseMovesIntoSources(input: IngestionInput, others: readonly Ingestio
       );
     }
   }
+}
+
+/**
+ * Refuses an ingestion that reaches past the access policy of the applying process (read from the
+ * environment its storage options carry): a local source outside LAKEFERRY_LOCAL_ROOTS, a credential
+ * reference to a protected variable or a file outside LAKEFERRY_SECRET_DIRS, an inline endpoint not in
+ * LAKEFERRY_ALLOWED_ENDPOINTS. A local source with no roots configured is allowed, with a warning.
+ */
+async function refuseWhatThePolicyForbids(ctx: PipelineContext, input: IngestionInput): Promise<void> {
+  const policy = accessPolicyFrom(ctx.storeOptions?.(input.sourceUri).env ?? {});
+  const outside = await localSourceRefusal(policy, input.sourceUri);
+  if (outside !== undefined) throw new InvalidInputError("source", outside);
+  if (policy.localRoots === undefined && parseStorageUri(input.sourceUri).scheme === "file") {
+    ctx.logger.warn(
+      { ingestion: input.name, source: input.sourceUri },
+      "local source applied with LAKEFERRY_LOCAL_ROOTS unset: any folder this process and the workers can read may be named; set LAKEFERRY_LOCAL_ROOTS to confine local sources",
+    );
+  }
+  const [problem] = await credentialAccessProblems(policy, credentialRefsOf(input.listing));
+  if (problem !== undefined) throw new InvalidInputError(`credentials.${problem[0]}`, problem[1]);
 }

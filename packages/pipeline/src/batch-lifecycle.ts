@@ -4,8 +4,10 @@ import {
   beginPublish,
   openBatch,
   readBatch,
+  approvedSchemaChanges,
   recordOutcomes,
   recordSchemaChanges,
+  resetFilesForRetry,
   type BatchRecord,
   type Database,
   type Outcome,
@@ -16,6 +18,7 @@ import {
   rejectedTableOf,
   SchemaChangeError,
   type FileRecordCounts,
+  type FileRefusal,
   type RefusedFile,
   type SchemaChangeRefusal,
   type PublishOutcome,
@@ -142,6 +145,8 @@ export class BatchUnpublishableError extends LakeferryError {
 }
 
 const PUBLISH_RETRY_DELAYS_MS = [250, 1_000, 2_000, 4_000, 8_000];
+/** Room for the clocks of a worker and Postgres to differ when their times are compared. */
+const CLOCK_ROOM_MS = 5_000;
 
 /**
  * The one owner of a write batch's life: open, stage, decide, publish, record — and resolve a batch whose
@@ -305,7 +310,7 @@ export class BatchLifecycle {
         return { kind: "failed", error: await this.#recordFailures(files, error, batchId, log, false) };
       }
       if (error instanceof RefusedFilesError)
-        return this.#recordRefused(files, error as RefusedFilesError, batchId, log);
+        return this.#recordRefused(files, error as RefusedFilesError, batchId, log, ingestedAtMicros);
       if (files.length > 1 && outageOf(error) === undefined) {
         log.info(
           { files: files.length, errorType: fileErrorType(error), error: errorMessage(error) },
@@ -678,30 +683,36 @@ export class BatchLifecycle {
     error: RefusedFilesError,
     batchId: string,
     log: Logger,
+    writeStartedMicros: bigint,
   ): Promise<BatchVerdict> {
-    const refused = files.flatMap((file) => {
+    let refused = files.flatMap((file) => {
       const refusal = error.refused.get(file.uri);
       return refusal === undefined ? [] : [{ file, refusal }];
     });
     let recordable = true;
+    const keysOf = (refusal: FileRefusal): string[] =>
+      "columns" in refusal
+        ? (refusal as SchemaChangeRefusal).columns.map((column) => `${column.name} ${column.type}`)
+        : [];
     if (error instanceof SchemaChangeError) {
       const changes = refused.flatMap(({ file, refusal }) =>
-        "columns" in refusal
-          ? (refusal as SchemaChangeRefusal).columns.map((column) => ({
-              ingestionId: file.target.ingestionId,
-              column: column.name,
-              type: column.type,
-              fileUri: file.uri,
-            }))
-          : [],
+        (refusal as SchemaChangeRefusal).columns.map((column) => ({
+          ingestionId: file.target.ingestionId,
+          column: column.name,
+          type: column.type,
+          fileUri: file.uri,
+        })),
       );
-      recordable = await recordSchemaChanges(this.#db, changes).then(
-        () => true,
-        (err: unknown) => {
-          log.warn({ err: errorMessage(err) }, "could not record the new columns; the leases will expire");
-          return false;
-        },
-      );
+      // The table was read after the write started (a few seconds' room for the clocks of this worker and
+      // Postgres): an approval since then may have added the columns after the read.
+      const tableReadAt = new Date(Number(writeStartedMicros / 1000n) - CLOCK_ROOM_MS);
+      const approved = await recordSchemaChanges(this.#db, changes, tableReadAt).catch((err: unknown) => {
+        log.warn({ err: errorMessage(err) }, "could not record the new columns; the leases will expire");
+        recordable = false;
+        return new Set<string>();
+      });
+      // A file whose new columns were all approved meanwhile does not wait: it goes again with the others.
+      refused = refused.filter(({ refusal }) => !keysOf(refusal).every((key) => approved.has(key)));
     }
     const outcomes: Outcome[] = refused.map(({ file, refusal }) => ({
       id: file.fileId,
@@ -717,6 +728,7 @@ export class BatchLifecycle {
       await this.#record(outcomes, log).catch((err: unknown) =>
         log.warn({ err: errorMessage(err) }, "could not record the refused files; the leases will expire"),
       );
+      if (error instanceof SchemaChangeError) await this.#releaseApproved(refused, keysOf, log);
     }
     const settled = new Map<string, unknown>();
     refused.forEach(({ file, refusal }) => {
@@ -731,6 +743,42 @@ export class BatchLifecycle {
       }
     });
     return { kind: "split", error, settled };
+  }
+
+  /**
+   * Files just SKIPPED for new columns that an approval running at the same time approved after this
+   * worker recorded the columns but before it recorded the files (its requeue missed them, still
+   * PROCESSING): put back to PENDING, for the reconciler to queue. An approval after this check finds them
+   * SKIPPED and queues them itself.
+   */
+  async #releaseApproved(
+    refused: { file: LifecycleFile; refusal: FileRefusal }[],
+    keysOf: (refusal: FileRefusal) => string[],
+    log: Logger,
+  ): Promise<void> {
+    const first = refused[0];
+    if (first === undefined) return;
+    const ingestionId = first.file.target.ingestionId;
+    try {
+      const columns = refused.flatMap(({ refusal }) =>
+        keysOf(refusal).map((key) => {
+          const cut = key.indexOf(" ");
+          return { column: key.slice(0, cut), type: key.slice(cut + 1) };
+        }),
+      );
+      const approved = await approvedSchemaChanges(this.#db, ingestionId, columns);
+      const ready = refused.filter(({ refusal }) => keysOf(refusal).every((key) => approved.has(key)));
+      if (ready.length === 0) return;
+      const reset = await resetFilesForRetry(this.#db, ingestionId, {
+        fileIds: ready.map(({ file }) => file.fileId),
+      });
+      log.info({ files: reset.length }, "files skipped for columns approved meanwhile are PENDING again");
+    } catch (err) {
+      log.warn(
+        { err: errorMessage(err) },
+        "could not check the approval of new columns; lakeferry schema approve queues the files again",
+      );
+    }
   }
 
   /** Announces each failed file's outcome (`retry` when left PENDING). */

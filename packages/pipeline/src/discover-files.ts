@@ -51,7 +51,8 @@ export interface DiscoveryResult {
   enqueued: number;
   /**
    * Matching objects with a hidden name (a segment starting with `_` or `.`) not registered because
-   * `listing.includeHidden` is off; each is on the run's refusals with the reason.
+   * `listing.includeHidden` is off, and local symbolic links that lead out of the source; each is on the
+   * run's refusals with the reason.
    */
   hidden: number;
   /**
@@ -251,8 +252,9 @@ interface Choice {
 
 /**
  * How a pass treats each listed object: objects outside the source or not matching the pattern are passed
- * over silently; a hidden name (unless `listing.includeHidden`) and a file modified less than
- * `listing.minAgeMs` ago are not registered, with the reason; the rest are registered.
+ * over silently; a hidden name (unless `listing.includeHidden`), a file the store refuses (a local link
+ * out of the source) and a file modified less than `listing.minAgeMs` ago are not registered, with the
+ * reason; the rest are registered.
  */
 function chooser(
   ingestion: Ingestion,
@@ -269,6 +271,7 @@ function chooser(
     if (!matches(relative)) return { take: false };
     if (isCopyInProgress(relative)) return { take: false, refused: COPY_IN_PROGRESS_REASON };
     if (!includeHidden && isHiddenKey(relative)) return { take: false, refused: HIDDEN_NAME_REASON };
+    if (object.refusal !== undefined) return { take: false, refused: object.refusal };
     const ageMs = now - object.modifiedAt.getTime();
     if (minAgeMs > 0 && ageMs < minAgeMs) {
       return { take: false, refused: deferredReason(ageMs, minAgeMs), deferred: true };

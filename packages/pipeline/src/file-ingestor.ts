@@ -51,6 +51,7 @@ import { LeaseKeeper } from "./lease-keeper.ts";
 import type { PipelineEvents } from "./pipeline-events.ts";
 import { readSourceSettings } from "./source-settings.ts";
 import { badRecordsOf } from "./bad-record-settings.ts";
+import { localFileRefusal, type AccessPolicy } from "./access-policy.ts";
 
 /**
  * Crash points for fault tests: the process kills itself with SIGKILL (no cleanup, no signal handlers) at
@@ -104,6 +105,12 @@ export interface FileIngestorOptions {
   /** Where `file:settled`, `batch:finished` and `spark:error` are announced. Default: nowhere. */
   events?: PipelineEvents;
   faults?: FaultInjection;
+  /**
+   * The access policy of this worker's environment (see {@link accessPolicyFrom}): a local file is read only
+   * if its source lies in LAKEFERRY_LOCAL_ROOTS and, after symbolic links, the file lies in its source
+   * (a link swapped in after discovery). Such a file FAILS as `SOURCE_ACCESS_REFUSED`. Default: no check.
+   */
+  accessPolicy?: AccessPolicy;
 }
 
 /** This worker's lease on a file ran out and could not be renewed; another worker may hold the file now. */
@@ -175,6 +182,7 @@ export class FileIngestor {
   readonly #workerId: string;
   readonly #logger: Logger;
   readonly #faults: FaultInjection;
+  readonly #accessPolicy: AccessPolicy | undefined;
   readonly #events: PipelineEvents | undefined;
   readonly #codecs: SparkCodecs;
   readonly #ingestions: IngestionCache;
@@ -204,6 +212,7 @@ export class FileIngestor {
     this.#workerId = options.workerId;
     this.#logger = options.logger;
     this.#faults = options.faults ?? {};
+    this.#accessPolicy = options.accessPolicy;
     this.#events = options.events;
     this.#codecs = options.codecs ?? DISTRIBUTION_CODECS;
     this.#ingestions = new IngestionCache(options.db);
@@ -294,6 +303,20 @@ export class FileIngestor {
     return this.#gate.enter(ingestion.targetTable, job.signal);
   }
 
+  /** Why this worker's access policy forbids reading a claimed local file, as its FAILED outcome. */
+  async #accessRefusal(ingestion: Ingestion, claim: ClaimedFile): Promise<Outcome | undefined> {
+    if (this.#accessPolicy === undefined) return undefined;
+    const refusal = await localFileRefusal(this.#accessPolicy, ingestion.sourceUri, claim.path);
+    if (refusal === undefined) return undefined;
+    return {
+      id: claim.id,
+      version: claim.version,
+      status: "FAILED",
+      errorType: "SOURCE_ACCESS_REFUSED",
+      errorMessage: refusal,
+    };
+  }
+
   async #process(job: IngestJobContext): Promise<void> {
     const { fileId, version, ingestionId } = job.data;
     const claim = await this.#claims.claim({ id: fileId, version, ingestionId });
@@ -336,11 +359,9 @@ export class FileIngestor {
     try {
       if (this.#faults.crashAfterClaim) crash(log.child({ batchId: null }), "after-claim");
       if (claim.previousBatchId !== null && (await this.#settleEarlierBatch(file, job))) return;
-      const refusal = refusalOf(
-        ingestion,
-        claim,
-        await this.#sparkReadsZstd(ingestion, [claim], log.child({ batchId: null })),
-      );
+      const sparkReadsZstd = await this.#sparkReadsZstd(ingestion, [claim], log.child({ batchId: null }));
+      const refusal =
+        refusalOf(ingestion, claim, sparkReadsZstd) ?? (await this.#accessRefusal(ingestion, claim));
       if (refusal !== undefined) {
         await this.#refuse(file, refusal);
         if (refusal.status === "FAILED") {
@@ -534,7 +555,7 @@ export class FileIngestor {
     const sparkPathRules = readSourceSettings(ingestion.listing).sparkPathRules;
     const files: IngestFile[] = [];
     const strays: IngestFile[] = [];
-    const refused: IngestFile[] = [];
+    const refused: [IngestFile, Outcome][] = [];
     const sparkReadsZstd = await this.#sparkReadsZstd(
       ingestion,
       claims,
@@ -564,8 +585,12 @@ export class FileIngestor {
         };
         // Not expected (the query asks for files with no earlier batch, of the batch's kind), but a file
         // that cannot go in this batch is given back rather than written wrongly.
+        const refusal =
+          claim.previousBatchId !== null || targetKey(file.target) !== key
+            ? undefined
+            : (refusalOf(ingestion, claim, sparkReadsZstd) ?? (await this.#accessRefusal(ingestion, claim)));
         if (claim.previousBatchId !== null || targetKey(file.target) !== key) strays.push(file);
-        else if (refusalOf(ingestion, claim, sparkReadsZstd) !== undefined) refused.push(file);
+        else if (refusal !== undefined) refused.push([file, refusal]);
         else files.push(file);
       }
     } catch (error) {
@@ -577,10 +602,7 @@ export class FileIngestor {
       throw error;
     }
     if (strays.length > 0) await this.#handBackAll(strays, new Error("claimed for a batch it cannot join"));
-    for (const file of refused) {
-      const refusal = refusalOf(ingestion, file.claim, sparkReadsZstd);
-      if (refusal !== undefined) await this.#refuse(file, refusal);
-    }
+    for (const [file, refusal] of refused) await this.#refuse(file, refusal);
     for (const file of files) this.#leases.hold(file.fileId);
     if (files.length > 0) {
       this.#logger.debug(

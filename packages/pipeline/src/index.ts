@@ -97,7 +97,12 @@ export {
   type MaintenanceSettings,
   type MaintenanceTask,
 } from "./maintenance-settings.ts";
-export { TableMaintainer, type MaintenanceReport, type TableMaintainerOptions } from "./table-maintenance.ts";
+export {
+  TableMaintainer,
+  type MaintenanceReport,
+  type TableMaintenanceReport,
+  type TableMaintainerOptions,
+} from "./table-maintenance.ts";
 export {
   CLEAN_SOURCE_DEFAULTS,
   CleanSourceSpec,

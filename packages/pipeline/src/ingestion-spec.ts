@@ -66,6 +66,13 @@ export function readerOptionRefusal(key: string, value: string): string | undefi
   if (/^(fs|hadoop|spark\.hadoop)\./.test(name)) {
     return "Hadoop settings are not reader options; give the source's endpoint and keys in credentials";
   }
+  // Spark copies every option of a file read into the read's Hadoop configuration, and dotted names are
+  // Hadoop's and Spark's settings (spark.sql.*, parquet.crypto.factory.class, dfs.*, io.*): on a shared
+  // Spark server they would change how the server authenticates, which classes it loads or where it reads.
+  // Spark's own reader options have no dot.
+  if (name.includes(".")) {
+    return "dotted names are Spark or Hadoop settings, which reach the Spark server's configuration; reader options have no dot (header, multiLine, …)";
+  }
   return undefined;
 }
 
@@ -305,6 +312,17 @@ export const IngestionSpec = z
         code: "custom",
         path: ["schemaEvolution"],
         message: `${spec.schemaEvolution} compares the files' inferred columns with the table's; leave \`schema\` out (use schemaHints to type some columns)`,
+      });
+    }
+    const sampling = Object.keys(spec.options).find((key) => key.toLowerCase() === "samplingratio");
+    if (
+      sampling !== undefined &&
+      (spec.schemaEvolution === "rescue" || spec.schemaEvolution === "failOnNewColumns")
+    ) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["options", sampling],
+        message: `${spec.schemaEvolution} compares every record's columns with the table's; a sampled inference would miss some. Leave options.${sampling} out`,
       });
     }
     const badRecords = badRecordsRefusal(spec);

@@ -2,6 +2,15 @@ import { readFile } from "node:fs/promises";
 import { LakeferryError } from "@lakeferry/core";
 import type { Ingestion } from "@lakeferry/db";
 import { parseStorageUri, type StorageScheme, type StoreOptions } from "@lakeferry/storage";
+import {
+  accessPolicyFrom,
+  endpointRefusal,
+  envRefRefusal,
+  fileRefRefusal,
+  localSourceRefusal,
+  SourceOutsideRootsError,
+  type AccessPolicy,
+} from "./access-policy.ts";
 import { z } from "zod";
 
 /**
@@ -213,6 +222,32 @@ export interface ResolveOptions {
   readFile?: (path: string) => Promise<string>;
 }
 
+/**
+ * The problems of a `credentials` block under the access policy of the process that applies or resolves it,
+ * each as `[field, message]`: an `env` reference to a variable it may not read, a `file` reference outside
+ * LAKEFERRY_SECRET_DIRS, an inline `endpoint` whose host LAKEFERRY_ALLOWED_ENDPOINTS does not list.
+ */
+export async function credentialAccessProblems(
+  policy: AccessPolicy,
+  refs: StoreCredentialRefs,
+): Promise<[field: string, message: string][]> {
+  const problems: [string, string][] = [];
+  for (const field of [...SECRET_FIELDS, ...SETTING_FIELDS]) {
+    const ref = refs[field];
+    if (ref === undefined) continue;
+    const refusal =
+      "env" in ref
+        ? envRefRefusal(policy, ref.env)
+        : "file" in ref
+          ? await fileRefRefusal(policy, ref.file)
+          : field === "endpoint"
+            ? endpointRefusal(policy, ref.value)
+            : undefined;
+    if (refusal !== undefined) problems.push([field, refusal]);
+  }
+  return problems;
+}
+
 async function resolveRef(
   field: string,
   ref: SecretRef | SettingRef,
@@ -270,7 +305,9 @@ export function credentialRefsOf(listing: unknown): StoreCredentialRefs {
  * The storage client options for an ingestion's source: `base` (the app's environment and defaults)
  * with the ingestion's own settings resolved from `base.env` and files on top. Explicit credentials
  * replace the environment's; without any, each SDK's standard chain applies with `base.env`.
- * @throws StoreCredentialsError when a reference names an unset variable or an unreadable or empty file.
+ * @throws StoreCredentialsError when a reference names an unset variable or an unreadable or empty file, or
+ *   one the access policy of `base.env` forbids (see {@link credentialAccessProblems}).
+ * @throws SourceOutsideRootsError when the source is a local folder outside LAKEFERRY_LOCAL_ROOTS.
  */
 export async function storeOptionsFor(
   ingestion: Pick<Ingestion, "sourceUri" | "listing">,
@@ -283,6 +320,14 @@ export async function storeOptionsFor(
   const scheme = parseStorageUri(ingestion.sourceUri).scheme;
   const allowed = FIELDS_OF[scheme];
 
+  // Checked again where the references are resolved: the environment of a worker or discoverer may allow
+  // less than the one the ingestion was applied in.
+  const policy = accessPolicyFrom(env);
+  const outside = await localSourceRefusal(policy, ingestion.sourceUri);
+  if (outside !== undefined) throw new SourceOutsideRootsError(outside);
+  const refused = await credentialAccessProblems(policy, refs);
+  const [field, message] = refused[0] ?? [];
+  if (field !== undefined && message !== undefined) throw new StoreCredentialsError(field, message);
   const resolved: Partial<Record<Field, string>> = {};
   for (const field of [...SECRET_FIELDS, ...SETTING_FIELDS]) {
     const ref = refs[field];

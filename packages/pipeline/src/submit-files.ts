@@ -249,7 +249,8 @@ async function statWanted(
       const [uri, { path, key }] = entries[next++] as [string, Wanted];
       try {
         const info = await store.stat(key);
-        if (info)
+        if (info?.refusal !== undefined) refused.push({ path, reason: info.refusal });
+        else if (info)
           listed.push({ uri: info.uri, size: info.size, etag: info.etag, modifiedAt: info.modifiedAt });
         else refused.push({ path, reason: `no such object: ${uri}` });
       } catch (err) {

@@ -5,12 +5,13 @@ import {
   expireSnapshots,
   rewriteDataFiles,
   rewriteManifests,
+  rejectedTableOf,
   type CompactionResult,
   type DataFileStats,
   type ExpiryResult,
   type ManifestRewriteResult,
 } from "@lakeferry/iceberg";
-import type { SparkConnectClient } from "@lakeferry/spark-connect";
+import { isTableNotFound, type SparkConnectClient } from "@lakeferry/spark-connect";
 import { compactionConflict } from "./apply-ingestion.ts";
 import { storedMaintenance, type MaintenanceSettings, type MaintenanceTask } from "./maintenance-settings.ts";
 import type { TableWriteLeases } from "./table-write-lease.ts";
@@ -34,8 +35,14 @@ export interface TableMaintainerOptions {
   deadlineMs?: number;
 }
 
-/** What one maintenance run did. */
-export type MaintenanceReport =
+/**
+ * What one maintenance run did: on the ingestion's table, and (`rejected`) on its bad-record quarantine
+ * table `<table>__rejected` when there is one, which the same batches write and the same task keeps.
+ */
+export type MaintenanceReport = TableMaintenanceReport & { rejected?: TableMaintenanceReport };
+
+/** What one maintenance task did to one table. */
+export type TableMaintenanceReport =
   /** The task is off for this ingestion (its schedule is null). */
   | { task: MaintenanceTask; table: string; kind: "off" }
   /** The task would break another ingestion of the table (a compaction where another replaces files). */
@@ -113,8 +120,24 @@ export class TableMaintainer {
     const release = await this.#leases.acquire(table, signal, { holdMs: this.#deadlineMs });
     const started = performance.now();
     try {
-      const report = await this.#runHolding(table, task, settings, signal, started);
+      const report: MaintenanceReport = await this.#runHolding(table, table, task, settings, signal, started);
       log.info({ ...report, task: undefined, table: undefined, kind: undefined }, "table maintenance done");
+      // The quarantine table's batches are the table's (staged and published with its rows, under its
+      // lease): the same task, with the same expiry horizon, while the lease is held.
+      const quarantine = rejectedTableOf(table);
+      try {
+        report.rejected = await this.#runHolding(
+          quarantine,
+          table,
+          task,
+          settings,
+          signal,
+          performance.now(),
+        );
+        log.info({ ...report.rejected, task: undefined, kind: undefined }, "table maintenance done");
+      } catch (error) {
+        if (!isTableNotFound(error)) throw error;
+      }
       return report;
     } catch (error) {
       log.warn({ err: errorMessage(error) }, "table maintenance failed");
@@ -124,19 +147,21 @@ export class TableMaintainer {
     }
   }
 
+  /** Runs `task` on `table`; `leased` is the ingestion's table, whose pending batches bound expiry. */
   async #runHolding(
     table: string,
+    leased: string,
     task: MaintenanceTask,
     settings: MaintenanceSettings,
     signal: AbortSignal,
     started: number,
-  ): Promise<MaintenanceReport> {
+  ): Promise<TableMaintenanceReport> {
     const execution = { signal, deadlineMs: this.#deadlineMs };
     const ms = (): number => Math.round(performance.now() - started);
     switch (task) {
       case "expireSnapshots": {
         const { olderThan, heldBack } = await this.expiryCutoff(
-          table,
+          leased,
           settings.expireSnapshots.olderThanDays,
         );
         const result = await expireSnapshots(

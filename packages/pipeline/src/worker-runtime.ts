@@ -13,6 +13,7 @@ import { SparkConnectClient } from "@lakeferry/spark-connect";
 import type { StoreOptions } from "@lakeferry/storage";
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
+import { accessPolicyFrom } from "./access-policy.ts";
 import { FileIngestor, type FaultInjection } from "./file-ingestor.ts";
 import { DEFAULT_BATCH_LIMITS, type BatchLimits } from "./group-commit-batcher.ts";
 import type { PipelineEvents } from "./pipeline-events.ts";
@@ -118,6 +119,8 @@ export class WorkerRuntime {
       ...(o.oneWriterPerTable === undefined ? {} : { oneWriterPerTable: o.oneWriterPerTable }),
       ...(o.events ? { events: o.events } : {}),
       ...(o.faults ? { faults: o.faults } : {}),
+      // Checked again where files are read: this worker's environment may allow less than the applier's.
+      accessPolicy: accessPolicyFrom(o.storeOptions?.("file:///").env ?? {}),
     });
     this.#ingestor = ingestor;
     this.#worker = new IngestWorker({

@@ -14,6 +14,8 @@ import {
   parseIngestionFile,
   parseIngestionSpec,
   resolveBatch,
+  TableMaintainer,
+  TableWriteLeases,
   waitForRun,
 } from "../src/index.ts";
 import { createWorld, jsonRows, rowsPerFile, type TestWorld } from "./support.ts";
@@ -147,6 +149,21 @@ describe("bad records through the pipeline", () => {
       )
     ).rows;
     expect(version).toEqual({ records_parsed: "5", records_rejected: "2" });
+
+    // Table maintenance keeps the quarantine table too, under the table's lease.
+    const maintainer = new TableMaintainer({
+      db: w.db,
+      spark: w.spark,
+      leases: new TableWriteLeases({ db: w.db, holder: "test", logger: w.logger, ttlMs: 60_000 }),
+      logger: w.logger,
+    });
+    const report = await maintainer.run(ingestion, "rewriteManifests", new AbortController().signal);
+    expect(report).toMatchObject({ table: w.table(), kind: "done" });
+    expect(report.rejected).toMatchObject({
+      task: "rewriteManifests",
+      table: `${w.table()}__rejected`,
+      kind: "done",
+    });
   });
 
   it("skipFile and maxBadRecords: files beyond the limit are SKIPPED or FAILED alone, their neighbours land in one batch", async () => {

@@ -299,11 +299,15 @@ describe.each(CASES)("$fixture.scheme source", ({ fixture, bulk, malformed }) =>
           secretAccessKey: { file: join(secretDir, "aws-secret") },
           endpoint: { env: "ORDERS_S3_ENDPOINT" },
         };
-        appEnv = { ORDERS_AWS_KEY: env.AWS_ACCESS_KEY_ID, ORDERS_S3_ENDPOINT: env.AWS_ENDPOINT_URL_S3 };
+        appEnv = {
+          ORDERS_AWS_KEY: env.AWS_ACCESS_KEY_ID,
+          ORDERS_S3_ENDPOINT: env.AWS_ENDPOINT_URL_S3,
+          LAKEFERRY_SECRET_DIRS: secretDir,
+        };
       } else if (scheme === "az") {
         await writeFile(join(secretDir, "az-conn"), env.AZURE_STORAGE_CONNECTION_STRING ?? "");
         credentials = { connectionString: { file: join(secretDir, "az-conn") } };
-        appEnv = {};
+        appEnv = { LAKEFERRY_SECRET_DIRS: secretDir };
       } else {
         credentials = { endpoint: { env: "ORDERS_GCS_ENDPOINT" }, projectId: "lakeferry-test" };
         appEnv = { ORDERS_GCS_ENDPOINT: env.STORAGE_EMULATOR_HOST };
@@ -329,17 +333,17 @@ describe.each(CASES)("$fixture.scheme source", ({ fixture, bulk, malformed }) =>
         table: w.table("u"),
         credentials:
           scheme === "gs"
-            ? { endpoint: { env: "LAKEFERRY_TEST_UNSET_VARIABLE" } }
+            ? { endpoint: { env: "ORDERS_TEST_UNSET_VARIABLE" } }
             : scheme === "s3"
               ? {
-                  accessKeyId: { env: "LAKEFERRY_TEST_UNSET_VARIABLE" },
-                  secretAccessKey: { env: "LAKEFERRY_TEST_UNSET_VARIABLE" },
+                  accessKeyId: { env: "ORDERS_TEST_UNSET_VARIABLE" },
+                  secretAccessKey: { env: "ORDERS_TEST_UNSET_VARIABLE" },
                 }
-              : { accountKey: { env: "LAKEFERRY_TEST_UNSET_VARIABLE" } },
+              : { accountKey: { env: "ORDERS_TEST_UNSET_VARIABLE" } },
       });
       const failed = await discoverFiles(contextOf(w, appEnv), unresolved);
       expect(failed.error?.type).toBe("STORAGE_CREDENTIALS_UNRESOLVED");
-      expect(failed.error?.message).toMatch(/LAKEFERRY_TEST_UNSET_VARIABLE.*not set/);
+      expect(failed.error?.message).toMatch(/ORDERS_TEST_UNSET_VARIABLE.*not set/);
       expect(failed.run).toMatchObject({ status: "failed", errorType: "STORAGE_CREDENTIALS_UNRESOLVED" });
       passed = true;
     },
@@ -364,12 +368,19 @@ describe.each(CASES)("$fixture.scheme source", ({ fixture, bulk, malformed }) =>
             secretAccessKey: { env: "ORDERS_AWS_SECRET" },
             endpoint: moto.endpoint,
           };
-          appEnv = { ORDERS_AWS_KEY: "AKIAWRONGWRONGWRONG1", ORDERS_AWS_SECRET: "wrong" };
+          appEnv = {
+            ORDERS_AWS_KEY: "AKIAWRONGWRONGWRONG1",
+            ORDERS_AWS_SECRET: "wrong",
+            LAKEFERRY_ALLOWED_ENDPOINTS: new URL(moto.endpoint).hostname,
+          };
         } else {
           const blobEndpoint = /BlobEndpoint=([^;]+)/.exec(process.env.AZURE_STORAGE_CONNECTION_STRING ?? "");
           source = uriOf("parts/");
           credentials = { accountKey: { env: "ORDERS_AZ_KEY" }, endpoint: blobEndpoint?.[1] };
-          appEnv = { ORDERS_AZ_KEY: Buffer.from("not-the-key-".repeat(5)).toString("base64") };
+          appEnv = {
+            ORDERS_AZ_KEY: Buffer.from("not-the-key-".repeat(5)).toString("base64"),
+            LAKEFERRY_ALLOWED_ENDPOINTS: new URL(blobEndpoint?.[1] ?? "http://127.0.0.1").hostname,
+          };
         }
         const ingestion = await w.ingestion({ source, credentials });
         const result = await discoverFiles(contextOf(w, appEnv), ingestion);

@@ -85,7 +85,12 @@ describe("submitFiles (upstream enqueueing)", () => {
         endpoint: "http://127.0.0.1:9",
       },
     });
-    const ctx = { ...w, storeOptions: () => ({ env: { DOWN_KEY: "k", DOWN_SECRET: "s" } }) };
+    const ctx = {
+      ...w,
+      storeOptions: () => ({
+        env: { DOWN_KEY: "k", DOWN_SECRET: "s", LAKEFERRY_ALLOWED_ENDPOINTS: "127.0.0.1" },
+      }),
+    };
     const failure = await submitFiles(ctx, ingestion.name, ["a.json", "b.json"]).catch((err: unknown) => err);
     expect(failure).toMatchObject({ code: "STORAGE_UNAVAILABLE", retryable: true, outage: "storage" });
     const [run] = await listRuns(w.db, ingestion.id);

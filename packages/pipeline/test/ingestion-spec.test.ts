@@ -112,6 +112,11 @@ describe("parseIngestionSpec", () => {
       /rescue compares the files' inferred columns with the table's; leave `schema` out/,
     ],
     [
+      { ...valid, schemaEvolution: "failOnNewColumns", options: { samplingRatio: "0.1" } },
+      "options.samplingRatio",
+      /a sampled inference would miss some/,
+    ],
+    [
       { ...valid, rescuedDataColumn: "_extra" },
       "rescuedDataColumn",
       /names the column `schemaEvolution: rescue` fills/,

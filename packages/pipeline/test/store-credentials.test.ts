@@ -1,4 +1,4 @@
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { InvalidInputError } from "@lakeferry/core";
@@ -136,7 +136,12 @@ describe("storeOptionsFor", () => {
       secretAccessKey: { file: join(dir, "secret") },
       endpoint: { env: "ORDERS_ENDPOINT" },
     });
-    const env = { ORDERS_KEY: "AKIA1", ORDERS_ENDPOINT: "http://minio:9000", AWS_REGION: "eu-west-1" };
+    const env = {
+      ORDERS_KEY: "AKIA1",
+      ORDERS_ENDPOINT: "http://minio:9000",
+      AWS_REGION: "eu-west-1",
+      LAKEFERRY_SECRET_DIRS: dir,
+    };
     const options = await storeOptionsFor(ingestion, {
       env,
       maxRetries: 2,
@@ -185,7 +190,9 @@ describe("storeOptionsFor", () => {
     );
     await expect(edited).rejects.toThrow(/credentials.secretAccessKey: the stored credentials are not valid/);
     for (const [credentials, env, message] of cases) {
-      const attempt = storeOptionsFor(ingestionOf("az://acct1/cont1/in/", credentials), { env });
+      const attempt = storeOptionsFor(ingestionOf("az://acct1/cont1/in/", credentials), {
+        env: { ...env, LAKEFERRY_SECRET_DIRS: dir },
+      });
       await expect(attempt).rejects.toBeInstanceOf(StoreCredentialsError);
       await expect(attempt).rejects.toMatchObject({
         code: "STORAGE_CREDENTIALS_UNRESOLVED",
@@ -193,5 +200,100 @@ describe("storeOptionsFor", () => {
       });
       await expect(attempt).rejects.toThrow(message);
     }
+  });
+});
+
+describe("what a credential reference may reach (the access policy of the resolving process)", () => {
+  const ingestionOf = (source: string, credentials?: unknown) => {
+    const input = parseIngestionSpec(spec(source, credentials));
+    return { sourceUri: input.sourceUri, listing: input.listing };
+  };
+  const refusedWith = async (
+    credentials: unknown,
+    env: Record<string, string>,
+    message: RegExp,
+    source = "s3://landing/in/",
+  ): Promise<void> => {
+    const attempt = storeOptionsFor(ingestionOf(source, credentials), { env });
+    await expect(attempt).rejects.toBeInstanceOf(StoreCredentialsError);
+    await expect(attempt).rejects.toThrow(message);
+  };
+
+  it("refuses lakeferry's own variables while no prefix is set, and anything but the prefix once it is", async () => {
+    const env = {
+      DATABASE_URL: "postgresql://u:p@db/x",
+      ORDERS_KEY: "k",
+      ORDERS_SECRET: "s",
+      SPARK_REMOTE: "sc://x",
+    };
+    for (const name of ["DATABASE_URL", "REDIS_URL", "LAKEFERRY_API_KEYS", "SPARK_REMOTE", "PGPASSWORD"]) {
+      await refusedWith(
+        { accessKeyId: { env: name }, secretAccessKey: { env: "ORDERS_SECRET" } },
+        env,
+        new RegExp(
+          `accessKeyId: refers to the environment variable ${name}, one of lakeferry's own settings`,
+        ),
+      );
+    }
+    const allowed = await storeOptionsFor(
+      ingestionOf("s3://landing/in/", {
+        accessKeyId: { env: "ORDERS_KEY" },
+        secretAccessKey: { env: "ORDERS_SECRET" },
+      }),
+      { env },
+    );
+    expect(allowed.credentials).toEqual({ accessKeyId: "k", secretAccessKey: "s" });
+    await refusedWith(
+      { accessKeyId: { env: "ORDERS_KEY" }, secretAccessKey: { env: "ORDERS_SECRET" } },
+      { ...env, LAKEFERRY_SECRET_ENV_PREFIX: "LF_SECRET_" },
+      /does not start with LAKEFERRY_SECRET_ENV_PREFIX \(LF_SECRET_\)/,
+    );
+  });
+
+  it("reads secret files only inside LAKEFERRY_SECRET_DIRS, after symbolic links", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "lakeferry-cred-"));
+    await mkdir(join(dir, "secrets"));
+    await writeFile(join(dir, "secrets", "key"), "from-the-secret-dir\n");
+    await writeFile(join(dir, "elsewhere"), "not-a-secret\n");
+    await symlink(join(dir, "elsewhere"), join(dir, "secrets", "link"));
+    const env = { LAKEFERRY_SECRET_DIRS: join(dir, "secrets") };
+    const read = await storeOptionsFor(
+      ingestionOf("az://acct1/cont1/in/", { accountKey: { file: join(dir, "secrets", "key") } }),
+      { env },
+    );
+    expect(read.credentials).toEqual({ accountKey: "from-the-secret-dir" });
+    await refusedWith(
+      { accountKey: { file: join(dir, "secrets", "link") } },
+      env,
+      /accountKey: refers to the file .*secrets\/link \(really .*elsewhere\), outside the folders secrets may be read from/,
+      "az://acct1/cont1/in/",
+    );
+    // Unset: Docker's and Kubernetes' secret folders only.
+    await refusedWith(
+      { accountKey: { file: join(dir, "secrets", "key") } },
+      {},
+      /LAKEFERRY_SECRET_DIRS=\/run\/secrets,\/var\/run\/secrets/,
+      "az://acct1/cont1/in/",
+    );
+  });
+
+  it("sends no credential to an endpoint the ingestion names inline unless LAKEFERRY_ALLOWED_ENDPOINTS lists its host", async () => {
+    const credentials = {
+      accessKeyId: { env: "ORDERS_KEY" },
+      secretAccessKey: { env: "ORDERS_SECRET" },
+      endpoint: "http://collector.example:9000",
+    };
+    const env = { ORDERS_KEY: "k", ORDERS_SECRET: "s" };
+    await refusedWith(
+      credentials,
+      env,
+      /endpoint: names the host collector\.example, which LAKEFERRY_ALLOWED_ENDPOINTS does not list/,
+    );
+    // No credentials of its own: the app's would go there through the SDK's chain, so the same rule.
+    await refusedWith({ endpoint: "http://collector.example:9000" }, {}, /LAKEFERRY_ALLOWED_ENDPOINTS/);
+    const allowed = await storeOptionsFor(ingestionOf("s3://landing/in/", credentials), {
+      env: { ...env, LAKEFERRY_ALLOWED_ENDPOINTS: "minio.internal, collector.example" },
+    });
+    expect(allowed.endpoint).toBe("http://collector.example:9000");
   });
 });

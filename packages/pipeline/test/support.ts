@@ -87,7 +87,15 @@ export async function createWorld(): Promise<TestWorld> {
         retry: { attempts: 3, backoffMs: 200 },
         ...spec,
       });
-      return (await applyIngestion(ctx, input)).ingestion;
+      // Applied under a policy that lets the tests' secrets (temp folders) and emulators (loopback) through:
+      // the policy each test's own context gives is checked where the references are resolved.
+      const applying = {
+        ...ctx,
+        storeOptions: () => ({
+          env: { LAKEFERRY_SECRET_DIRS: tmpdir(), LAKEFERRY_ALLOWED_ENDPOINTS: "127.0.0.1" },
+        }),
+      };
+      return (await applyIngestion(applying, input)).ingestion;
     },
     async reload(name) {
       const ingestion = await getIngestion(db, name);

@@ -21,5 +21,6 @@ export {
 export { escapeGlob } from "./escape-glob.ts";
 export { quoteName, schemaDdl, type Schema, type SchemaField } from "./schema.ts";
 export { parseSparkRemote, type SparkRemote } from "./spark-remote.ts";
+export { readOnlyVerdict, readOnlyStatementText, type ReadOnlyVerdict } from "./read-only-statement.ts";
 export type { ExecutionOptions, Row, SqlArg } from "./types.ts";
 export type { LocalColumn, LocalValue } from "./local-rows.ts";

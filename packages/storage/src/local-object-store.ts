@@ -1,4 +1,4 @@
-import { copyFile, mkdir, opendir, rename, stat, unlink } from "node:fs/promises";
+import { copyFile, lstat, mkdir, opendir, realpath, rename, stat, unlink } from "node:fs/promises";
 import type { BigIntStats } from "node:fs";
 import { InvalidInputError } from "@lakeferry/core";
 import { compareKeys } from "./compare-keys.ts";
@@ -133,20 +133,44 @@ export class LocalObjectStore implements ObjectStore {
 
   async #info(key: string): Promise<ObjectInfo | undefined> {
     let stats: BigIntStats;
+    let real: string;
     try {
       stats = await stat(key, { bigint: true });
+      real = await realpath(key);
     } catch (error) {
       if (errnoOf(error) === "ENOENT" || errnoOf(error) === "ENOTDIR") return undefined;
       throw classify(error, key, "stat");
     }
     if (!stats.isFile()) return undefined;
-    return {
+    const info: ObjectInfo = {
       uri: formatStorageUri({ scheme: "file", container: "", prefix: key }),
       key,
       size: Number(stats.size),
       etag: etagOf(stats),
       modifiedAt: new Date(Number(stats.mtimeMs)),
     };
+    // A link anywhere on the way (the file, or a folder above it below the root) may lead out of the
+    // source: what counts is where the bytes really are.
+    if (real !== key) {
+      const root = await this.#realRoot();
+      if (!real.startsWith(root)) {
+        const link = (await lstat(key).catch(() => undefined))?.isSymbolicLink()
+          ? "a symbolic link"
+          : "behind a symbolic link";
+        info.refusal = `${link} to ${real}, outside the source folder ${this.#root}: links that leave the source are not followed`;
+      }
+    }
+    return info;
+  }
+
+  /** The real path of the root, with a trailing slash (asked once; the root itself may be a link). */
+  #realRootPath: Promise<string> | undefined;
+  #realRoot(): Promise<string> {
+    this.#realRootPath ??= realpath(this.#root).then(
+      (path) => (path.endsWith("/") ? path : `${path}/`),
+      () => this.#root,
+    );
+    return this.#realRootPath;
   }
 
   async #page(keys: string[]): Promise<ListPage> {

@@ -17,6 +17,11 @@ export interface ObjectInfo {
   etag: string;
   /** Last modification time as the service records it. */
   modifiedAt: Date;
+  /**
+   * Set when the store lists the object but will not have it read, saying why: a local symbolic link whose
+   * target lies outside the store's folder (a link may not carry a source out of its folder).
+   */
+  refusal?: string;
 }
 
 /** One page of a listing, as the service returned it. */

@@ -5,6 +5,7 @@ import {
   TableMaintainer,
   TableWriteLeases,
   type MaintenanceReport,
+  type TableMaintenanceReport,
   type MaintenanceTask,
   type SourceCleanupReport,
 } from "@lakeferry/pipeline";
@@ -55,7 +56,10 @@ export async function maintainCommand(
     for (const task of tableTasks) {
       const report = await maintainer.run(ingestion, task, new AbortController().signal);
       reports.push(report);
-      if (!options.json) printLine(summary(report));
+      if (!options.json) {
+        printLine(summary(report));
+        if (report.rejected) printLine(`  ${report.rejected.table}: ${summary(report.rejected)}`);
+      }
     }
   }
   if (tasks.includes("cleanSource")) {
@@ -87,7 +91,7 @@ function cleanupSummary(report: SourceCleanupReport): string {
   );
 }
 
-function summary(report: MaintenanceReport): string {
+function summary(report: TableMaintenanceReport): string {
   if (report.kind === "off") return `${report.task}: off for this ingestion`;
   if (report.kind === "refused") return `${report.task}: not run: ${report.reason}`;
   const seconds = `${(report.ms / 1000).toFixed(1)} s`;
