@@ -4,13 +4,16 @@
  * the rate, or the reason the file was not ingested (its status and error) before anything broke.
  *
  *   eval "$(bash scripts/services.sh env)"
- *   npx tsx bench/large-file.ts [gigabytes=1] [gzip]
+ *   npx tsx bench/large-file.ts [gigabytes=1] [gzip|zstd]
  *
- * `gzip` compresses the file (`.json.gz`): Hadoop cannot split it, so one Spark task reads it whole.
+ * `gzip` compresses the file (`.json.gz`, level 1), `zstd` with the zstd command (`.json.zst`, level 3,
+ * read by lakeferry's zstd codec on the Spark server): neither can be split, so one Spark task reads it whole.
  * The ingestion leaves maxFileBytes unset and largeFileBytes at its default: the file is written alone,
  * with a write deadline that grows with its size.
  */
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { once } from "node:events";
 import { createWriteStream } from "node:fs";
 import { mkdir, mkdtemp, rm, stat, utimes } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -33,7 +36,11 @@ import { SparkConnectClient } from "@lakeferry/spark-connect";
 import { need } from "./service-env.ts";
 
 const gigabytes = Number(process.argv[2] ?? 1);
-const gzip = process.argv[3] === "gzip";
+const compression = process.argv[3];
+if (compression !== undefined && compression !== "gzip" && compression !== "zstd") {
+  throw new Error(`bench/large-file.ts: compression "${compression}" is not gzip or zstd`);
+}
+const extension = compression === "gzip" ? ".gz" : compression === "zstd" ? ".zst" : "";
 const databaseUrl = need("DATABASE_URL");
 const redisUrl = need("REDIS_URL");
 const sparkRemote = need("SPARK_REMOTE");
@@ -59,7 +66,8 @@ function* jsonLines(bytes: number): Generator<string> {
 
 async function generate(path: string): Promise<number> {
   const source = Readable.from(jsonLines(gigabytes * 1e9));
-  if (gzip) await pipeline(source, createGzip({ level: 1 }), createWriteStream(path));
+  if (compression === "gzip") await pipeline(source, createGzip({ level: 1 }), createWriteStream(path));
+  else if (compression === "zstd") await zstdInto(source, path);
   else await pipeline(source, createWriteStream(path));
   // Old enough that a listing does not take it for a file still being written.
   const then = new Date(Date.now() - 60_000);
@@ -67,16 +75,25 @@ async function generate(path: string): Promise<number> {
   return (await stat(path)).size;
 }
 
+/** Compresses `source` into `path` with the zstd command (Node has no zstd of its own). */
+async function zstdInto(source: Readable, path: string): Promise<void> {
+  const zstd = spawn("zstd", ["-3", "-q", "-c"], { stdio: ["pipe", "pipe", "inherit"] });
+  const exited = once(zstd, "close");
+  await Promise.all([pipeline(source, zstd.stdin), pipeline(zstd.stdout, createWriteStream(path))]);
+  const [code] = (await exited) as [number | null];
+  if (code !== 0) throw new Error(`zstd exited with ${String(code)} while compressing ${path}`);
+}
+
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "lakeferry-large-file-"));
   const source = join(dir, "landing");
   await mkdir(source);
-  const path = join(source, gzip ? "large.json.gz" : "large.json");
+  const path = join(source, `large.json${extension}`);
   let started = performance.now();
   const bytes = await generate(path);
   const seconds = (ms: number): string => (ms / 1000).toFixed(1);
   console.log(
-    `generated ${path}: ${(bytes / 1e9).toFixed(2)} GB${gzip ? " gzip" : ""} in ${seconds(performance.now() - started)} s`,
+    `generated ${path}: ${(bytes / 1e6).toFixed(1)} MB${compression ? ` ${compression}` : ""} in ${seconds(performance.now() - started)} s`,
   );
 
   const schema = `bench_${id}`;

@@ -431,8 +431,45 @@ spark_install() {
         >"$CACHE_DIR/mvn.log" 2>&1 || die "could not fetch $coordinate; see $CACHE_DIR/mvn.log"
     fi
   done
+  # Tests write .zst files with the zstd command.
+  command -v zstd >/dev/null || apt_install zstd
   compgen -G "$SPARK_HOME_DIR/jars/spark-connect_*.jar" >/dev/null || compgen -G "$JARS_DIR/spark-connect_*.jar" >/dev/null ||
     die "Spark $SPARK_VERSION has no connect server jar"
+}
+
+# Hadoop's ZStandardCodec needs libhadoop built with zstd, which Spark distributions lack; our codec
+# (spark-ext/zstd-codec) reads .zst through zstd-jni, which every Spark ships with its native library. Built
+# with the JDK against this Spark's own jars, once per source version (its hash names the jar). --release 17
+# runs on every supported Spark.
+ZSTD_CODEC_SRC=$ROOT/spark-ext/zstd-codec/src
+ZSTD_CODEC_CLASS=dev.lakeferry.hadoop.ZstdJniCodec
+# Hadoop's default codecs (core-default.xml) with ours for .zst: the codec factory keys codecs by extension
+# and a later one replaces an earlier one, so ours wins over ZStandardCodec found by the service loader.
+ZSTD_CODEC_LIST=org.apache.hadoop.io.compress.DefaultCodec,org.apache.hadoop.io.compress.GzipCodec,org.apache.hadoop.io.compress.BZip2Codec,org.apache.hadoop.io.compress.Lz4Codec,org.apache.hadoop.io.compress.SnappyCodec,$ZSTD_CODEC_CLASS
+
+# Prints the path of the codec jar for this Spark, building it when missing.
+zstd_codec_jar() {
+  local hash dir jar
+  hash=$(cd "$ZSTD_CODEC_SRC" && find . -name '*.java' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-12)
+  dir=$CACHE_DIR/zstd-codec/spark-$SPARK_VERSION
+  jar=$dir/lakeferry-zstd-codec-$hash.jar
+  if [ ! -f "$jar" ]; then
+    command -v javac >/dev/null || apt_install openjdk-17-jdk-headless
+    log "building the zstd codec jar for Spark $SPARK_VERSION"
+    local build
+    mkdir -p "$dir"
+    build=$(mktemp -d "$dir/build.XXXXXX")
+    local classpath
+    classpath=$(printf '%s:' "$SPARK_HOME_DIR"/jars/hadoop-client-api-*.jar "$SPARK_HOME_DIR"/jars/zstd-jni-*.jar)
+    find "$ZSTD_CODEC_SRC" -name '*.java' -print0 |
+      xargs -0 javac --release 17 -nowarn -cp "${classpath%:}" -d "$build/classes" >"$build/javac.log" 2>&1 ||
+      die "could not compile the zstd codec; see $build/javac.log"
+    jar --create --file "$build/codec.jar" -C "$build/classes" . || die "could not package the zstd codec"
+    # Renamed into place whole: another checkout sharing the cache may build the same jar at once.
+    mv "$build/codec.jar" "$jar"
+    rm -rf "$build"
+  fi
+  echo "$jar"
 }
 
 spark_ready() {
@@ -443,11 +480,14 @@ spark_ready() {
 
 spark_up() {
   spark_install
+  local codec_jar
+  codec_jar=$(zstd_codec_jar)
   if spark_ready; then
-    local running
+    local running running_codec
     running=$(cat "$SPARK_DIR/spark.version" 2>/dev/null || echo unknown)
-    [ "$running" = "$SPARK_VERSION" ] && return 0
-    log "$SPARK_NAME runs Spark $running; restarting it with $SPARK_VERSION"
+    running_codec=$(cat "$SPARK_DIR/spark.codec" 2>/dev/null || echo none)
+    [ "$running" = "$SPARK_VERSION" ] && [ "$running_codec" = "$(basename "$codec_jar")" ] && return 0
+    log "$SPARK_NAME runs Spark $running with zstd codec $running_codec; restarting it with $SPARK_VERSION and $(basename "$codec_jar")"
     spark_down
   fi
   local old
@@ -456,7 +496,7 @@ spark_up() {
   mkdir -p "$SPARK_DIR/tmp" "${LAKEFERRY_WAREHOUSE:-$SERVICES_DIR/warehouse}"
   local warehouse=${LAKEFERRY_WAREHOUSE:-$SERVICES_DIR/warehouse}
   local jars
-  jars=$(printf '%s,' "$JARS_DIR"/*.jar)
+  jars=$(printf '%s,' "$JARS_DIR"/*.jar "$codec_jar")
   # Each Spark session opens its own Iceberg JDBC catalog, which holds a Postgres connection, and Spark 4.0
   # does not close a session's catalogs when the session ends (SPARK-54367): released and expired sessions
   # keep theirs open (so a shorter spark.connect.session.manager.defaultSessionTimeout frees nothing). So Postgres ends catalog
@@ -495,6 +535,7 @@ spark_up() {
       --conf spark.sql.catalog.lake.jdbc.schema-version=V1 \
       --conf spark.sql.catalog.lake.warehouse="file://$warehouse" \
       --conf spark.sql.catalog.lake.cache-enabled=false \
+      --conf spark.hadoop.io.compression.codecs="$ZSTD_CODEC_LIST" \
       --conf spark.hadoop.fs.s3a.endpoint="${LAKEFERRY_S3A_ENDPOINT:-http://127.0.0.1:${LAKEFERRY_S3_PORT:-19000}}" \
       --conf spark.hadoop.fs.s3a.path.style.access=true \
       --conf spark.hadoop.fs.s3a.connection.ssl.enabled=false \
@@ -506,6 +547,7 @@ spark_up() {
       >"$SPARK_DIR/spark.log" 2>&1 &
     echo $! >"$SPARK_DIR/spark.pid"
     echo "$SPARK_VERSION" >"$SPARK_DIR/spark.version"
+    basename "$codec_jar" >"$SPARK_DIR/spark.codec"
   )
   wait_for "spark connect ($SPARK_NAME)" 240 spark_ready || {
     tail -30 "$SPARK_DIR/spark.log" >&2 || true

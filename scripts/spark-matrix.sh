@@ -14,7 +14,8 @@ versions=("$@")
 
 # The suites that talk to Spark: the client, the writer and its bad records (PERMISSIVE reads, the quarantine
 # table), ingestion end to end with a corrupt file, recovery and the commit fence, bad records through the
-# pipeline, the acceptance run with real worker processes (one killed after a commit), and
+# pipeline, .zst files through lakeferry's zstd codec (built against each version's own jars) and the
+# per-session check of it, the acceptance run with real worker processes (one killed after a commit), and
 # objects read from the S3 emulator through the version's S3A jars.
 SUITES=(
   packages/spark-connect/test/spark-connect.test.ts
@@ -24,6 +25,7 @@ SUITES=(
   packages/pipeline/test/pipeline-flow.test.ts
   packages/pipeline/test/recovery.test.ts
   packages/pipeline/test/bad-records.test.ts
+  packages/pipeline/test/zstd-files.test.ts
   apps/cli/test/spark-versions.test.ts
   apps/cli/test/s3-end-to-end.test.ts
 )

@@ -10,8 +10,8 @@
  * - `spark_unavailable`: Spark failed or timed out on every attempt (transient, but the attempts ran out);
  * - `storage_unavailable`: the object store failed or throttled on every attempt;
  * - `file_too_large`: the file is larger than the ingestion's `maxFileBytes` and was SKIPPED unread;
- * - `unsupported_compression`: Spark here cannot decompress the file (zstd JSON or CSV without Hadoop's
- *   native zstd);
+ * - `unsupported_compression`: Spark here cannot decompress the file (zstd JSON, CSV or text on a server
+ *   without lakeferry's zstd codec);
  * - `bad_records`: the file has more bad records than its ingestion's `maxBadRecords` (onError continue:
  *   FAILED; skipFile: SKIPPED);
  * - `other`: anything else.
@@ -98,7 +98,7 @@ export function failureAction(kind: FailureKind, ingestion: string): string {
     case "file_too_large":
       return `the file is larger than the ingestion's \`maxFileBytes\` and was skipped unread: to ingest it, raise \`maxFileBytes\` (\`lakeferry ingestion apply\`), giving Spark more memory first (spark.executor.memory, spark.driver.memory on a local server) if the file is read whole (gzip, bzip2, multiLine JSON), then \`lakeferry retry ${ingestion} --file PATH\`; or leave it SKIPPED`;
     case "unsupported_compression":
-      return `Spark cannot decompress the file (zstd JSON or CSV needs Hadoop's native zstd library on the Spark server): recompress it as .gz or .bz2 at the source, or give the Spark server libhadoop with zstd and ${retry}`;
+      return `Spark cannot decompress the file (zstd JSON, CSV or text needs lakeferry's zstd codec on the Spark server): install the codec jar on the Spark server as the README's "Compressed files" says (workers ask again once Spark restarts), then ${retry}; or recompress it as .gz or .bz2 at the source`;
     case "bad_records":
       return `the file has more bad records than the ingestion's \`maxBadRecords\` (its first bad record and counts are on the file: \`lakeferry history ${ingestion} PATH\`): fix the file at the source, or raise \`maxBadRecords\` (\`lakeferry ingestion apply\`), then \`lakeferry retry ${ingestion} --file PATH\``;
     case "other":

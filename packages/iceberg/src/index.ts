@@ -24,7 +24,16 @@ export {
 export { sourceFileKey, verbatimSparkPath } from "./source-file-column.ts";
 export { IcebergWriterPool } from "./iceberg-writer-pool.ts";
 export { ingestedAtNow, formatMicros } from "./ingested-at.ts";
-export { unreadableCompression } from "./unreadable-compression.ts";
+export {
+  COMPRESSION_CODECS_CONFIG,
+  DISTRIBUTION_CODECS,
+  listsZstdCodec,
+  needsZstdCodec,
+  SparkSessionCodecs,
+  unreadableCompression,
+  ZSTD_CODEC_CLASS,
+  type SparkCodecs,
+} from "./unreadable-compression.ts";
 export {
   dataFileStats,
   expireSnapshots,

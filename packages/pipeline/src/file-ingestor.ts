@@ -13,7 +13,14 @@ import {
   type Ingestion,
   type Outcome,
 } from "@lakeferry/db";
-import { unreadableCompression, type BadRecordsPolicy, type FileFormat } from "@lakeferry/iceberg";
+import {
+  DISTRIBUTION_CODECS,
+  needsZstdCodec,
+  unreadableCompression,
+  type BadRecordsPolicy,
+  type FileFormat,
+  type SparkCodecs,
+} from "@lakeferry/iceberg";
 import type { IngestJobContext } from "@lakeferry/queue";
 import { toSparkUri } from "@lakeferry/storage";
 import {
@@ -89,6 +96,12 @@ export interface FileIngestorOptions {
   /** How long a job waits for another worker's write of its table before claiming anyway, in ms. Default 10 000. */
   claimDeferMaxMs?: number;
   logger: Logger;
+  /**
+   * Which optional codecs the Spark server reads (`.zst` text needs lakeferry's zstd codec there); asked
+   * only when a claimed file needs one. Default: none, so `.zst` JSON, CSV and text are refused
+   * (UNSUPPORTED_COMPRESSION).
+   */
+  codecs?: SparkCodecs;
   /** Where `file:settled`, `batch:finished` and `spark:error` are announced. Default: nowhere. */
   events?: PipelineEvents;
   faults?: FaultInjection;
@@ -171,6 +184,7 @@ export class FileIngestor {
   readonly #faults: FaultInjection;
   readonly #accessPolicy: AccessPolicy | undefined;
   readonly #events: PipelineEvents | undefined;
+  readonly #codecs: SparkCodecs;
   readonly #ingestions: IngestionCache;
   readonly #claims: ClaimCoalescer;
   /** Why a job could not claim its file, for many jobs in one query (a backlog's jobs after their files
@@ -200,6 +214,7 @@ export class FileIngestor {
     this.#faults = options.faults ?? {};
     this.#accessPolicy = options.accessPolicy;
     this.#events = options.events;
+    this.#codecs = options.codecs ?? DISTRIBUTION_CODECS;
     this.#ingestions = new IngestionCache(options.db);
     this.#identities = new Coalescer(async (ids) => {
       const found = await fileIdentities(this.#db, ids);
@@ -344,7 +359,9 @@ export class FileIngestor {
     try {
       if (this.#faults.crashAfterClaim) crash(log.child({ batchId: null }), "after-claim");
       if (claim.previousBatchId !== null && (await this.#settleEarlierBatch(file, job))) return;
-      const refusal = refusalOf(ingestion, claim) ?? (await this.#accessRefusal(ingestion, claim));
+      const sparkReadsZstd = await this.#sparkReadsZstd(ingestion, [claim], log.child({ batchId: null }));
+      const refusal =
+        refusalOf(ingestion, claim, sparkReadsZstd) ?? (await this.#accessRefusal(ingestion, claim));
       if (refusal !== undefined) {
         await this.#refuse(file, refusal);
         if (refusal.status === "FAILED") {
@@ -378,6 +395,24 @@ export class FileIngestor {
     } finally {
       this.#held.delete(fileId);
       this.#leases.release(fileId);
+    }
+  }
+
+  /**
+   * Whether Spark reads zstd, asked of the server only when one of the claimed files is `.zst` text. A
+   * server that cannot be asked counts as reading it: the write then meets the same outage and is retried
+   * as one, rather than the files failing for good.
+   */
+  async #sparkReadsZstd(ingestion: Ingestion, claims: readonly ClaimedFile[], log: Logger): Promise<boolean> {
+    if (!claims.some((claim) => needsZstdCodec(ingestion.format as FileFormat, claim.path))) return false;
+    try {
+      return await this.#codecs.readsZstd();
+    } catch (error) {
+      log.warn(
+        { err: errorMessage(error) },
+        "could not ask Spark whether it reads .zst; writing the file as if it did",
+      );
+      return true;
     }
   }
 
@@ -521,6 +556,11 @@ export class FileIngestor {
     const files: IngestFile[] = [];
     const strays: IngestFile[] = [];
     const refused: [IngestFile, Outcome][] = [];
+    const sparkReadsZstd = await this.#sparkReadsZstd(
+      ingestion,
+      claims,
+      this.#logger.child({ ingestion: ingestion.name, batchId: attempt.batchId }),
+    );
     try {
       for (const claim of claims) {
         const file: IngestFile = {
@@ -548,7 +588,7 @@ export class FileIngestor {
         const refusal =
           claim.previousBatchId !== null || targetKey(file.target) !== key
             ? undefined
-            : (refusalOf(ingestion, claim) ?? (await this.#accessRefusal(ingestion, claim)));
+            : (refusalOf(ingestion, claim, sparkReadsZstd) ?? (await this.#accessRefusal(ingestion, claim)));
         if (claim.previousBatchId !== null || targetKey(file.target) !== key) strays.push(file);
         else if (refusal !== undefined) refused.push([file, refusal]);
         else files.push(file);
@@ -644,7 +684,7 @@ function largeFileBytesOf(ingestion: Ingestion): number {
  * A file above the ingestion's `maxFileBytes` is SKIPPED (raising the limit and `lakeferry retry` takes it
  * again); a file Spark cannot decompress ({@link unreadableCompression}) FAILED, before it fails a batch.
  */
-function refusalOf(ingestion: Ingestion, claim: ClaimedFile): Outcome | undefined {
+function refusalOf(ingestion: Ingestion, claim: ClaimedFile, sparkReadsZstd: boolean): Outcome | undefined {
   if (ingestion.maxFileBytes !== null && claim.size > ingestion.maxFileBytes) {
     return {
       id: claim.id,
@@ -658,7 +698,7 @@ function refusalOf(ingestion: Ingestion, claim: ClaimedFile): Outcome | undefine
       counted: false,
     };
   }
-  const unreadable = unreadableCompression(ingestion.format as FileFormat, claim.path);
+  const unreadable = unreadableCompression(ingestion.format as FileFormat, claim.path, sparkReadsZstd);
   if (unreadable !== undefined) {
     return {
       id: claim.id,

@@ -1,6 +1,6 @@
 import { errorMessage, type Logger } from "@lakeferry/core";
 import { createDatabase, type Database } from "@lakeferry/db";
-import { IcebergWriter, IcebergWriterPool } from "@lakeferry/iceberg";
+import { IcebergWriter, IcebergWriterPool, SparkSessionCodecs } from "@lakeferry/iceberg";
 import {
   INGEST_QUEUE,
   IngestQueue,
@@ -114,6 +114,8 @@ export class WorkerRuntime {
       workerId: this.workerId,
       logger,
       concurrency,
+      // Every session talks to the same server: the first one answers for its codecs.
+      codecs: new SparkSessionCodecs(this.#sessions[0]!),
       ...(o.leaseMs ? { leaseMs: o.leaseMs } : {}),
       ...(o.batch ? { batch: o.batch } : {}),
       ...(o.oneWriterPerTable === undefined ? {} : { oneWriterPerTable: o.oneWriterPerTable }),
