@@ -35,7 +35,9 @@ describe("shared environment groups", () => {
       DATABASE_URL: "postgres://u@db/x",
       REDIS_URL: "redis://r:6379",
       SPARK_REMOTE: "sc://s:15002",
+      LAKEFERRY_ALLOW_INSECURE_SPARK: false,
       LAKEFERRY_DB_SCHEMA: "public",
+      LAKEFERRY_PG_POOL_MAX: 10,
       LAKEFERRY_QUEUE_PREFIX: "lakeferry",
       LAKEFERRY_METRICS_PORT: undefined,
       LAKEFERRY_METRICS_HOST: "127.0.0.1",
@@ -67,6 +69,7 @@ describe("shared environment groups", () => {
       DATABASE_URL: undefined,
       REDIS_URL: undefined,
       SPARK_REMOTE: undefined,
+      LAKEFERRY_ALLOW_INSECURE_SPARK: false,
       LAKEFERRY_LOG_LEVEL: "warn",
     });
     expect(() => parseEnv(CliLike, { SPARK_REMOTE: "http://s:15002" })).toThrow(
