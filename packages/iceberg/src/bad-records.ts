@@ -1,4 +1,5 @@
 import { col, expr, fn, lit, type Column } from "@lakeferry/spark-connect";
+import { splitTopLevel } from "./ddl-list.ts";
 import { RefusedFilesError, type FileRefusal } from "./refused-files.ts";
 import type { FileFormat, TableName } from "./write-batch.ts";
 
@@ -104,29 +105,11 @@ export function refusalOf(policy: BadRecordsPolicy, counts: FileRecordCounts): R
  * backticks removed; commas inside `<>` or `()` do not separate columns.
  */
 export function topLevelColumns(ddl: string): string[] {
-  const columns: string[] = [];
-  let depth = 0;
-  let quoted = false;
-  let start = 0;
-  const take = (end: number): void => {
-    const part = ddl.slice(start, end).trim();
-    const match = /^`((?:[^`]|``)+)`|^([^\s:]+)/.exec(part);
+  return splitTopLevel(ddl).flatMap((column) => {
+    const match = /^`((?:[^`]|``)+)`|^([^\s:]+)/.exec(column.trim());
     const name = match?.[1]?.replaceAll("``", "`") ?? match?.[2];
-    if (name !== undefined && name !== "") columns.push(name);
-  };
-  for (let i = 0; i < ddl.length; i++) {
-    const char = ddl[i];
-    if (char === "`") quoted = !quoted;
-    else if (quoted) continue;
-    else if (char === "<" || char === "(") depth++;
-    else if (char === ">" || char === ")") depth--;
-    else if (char === "," && depth === 0) {
-      take(i);
-      start = i + 1;
-    }
-  }
-  take(ddl.length);
-  return columns;
+    return name === undefined || name === "" ? [] : [name];
+  });
 }
 
 /** A column reference for a top-level name, quoted for Spark's parser. */

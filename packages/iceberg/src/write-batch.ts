@@ -1,4 +1,5 @@
 import { InvalidInputError } from "@lakeferry/core";
+import { splitTopLevel } from "./ddl-list.ts";
 import { CORRUPT_RECORD_COLUMN, isTolerant, ON_ERROR_VALUES, type BadRecordsPolicy } from "./bad-records.ts";
 
 /** The file formats Spark reads for a batch (Spark DataSource names). */
@@ -266,27 +267,6 @@ export function parseSchemaHints(text: unknown, field = "schemaHints"): SchemaHi
     hints.push({ name, type: type.toLowerCase() });
   }
   return hints;
-}
-
-/** The parts of a comma-separated list, commas inside `<>`, `()` or backquotes not counted. */
-function splitTopLevel(text: string): string[] {
-  const parts: string[] = [];
-  let depth = 0;
-  let quoted = false;
-  let start = 0;
-  for (let i = 0; i < text.length; i++) {
-    const char = text[i];
-    if (char === "`") quoted = !quoted;
-    else if (quoted) continue;
-    else if (char === "<" || char === "(") depth++;
-    else if (char === ">" || char === ")") depth--;
-    else if (char === "," && depth === 0) {
-      parts.push(text.slice(start, i));
-      start = i + 1;
-    }
-  }
-  parts.push(text.slice(start));
-  return parts;
 }
 
 function validateBadRecords(policy: BadRecordsPolicy | undefined): BadRecordsPolicy | undefined {
