@@ -103,15 +103,7 @@ export async function listSchemaChanges(
 ): Promise<SchemaChange[]> {
   requireId("ingestionId", ingestionId);
   return runOperation("listSchemaChanges", async () => {
-    const { rows } = await db.pool.query<{
-      column: string;
-      type: string;
-      files: number;
-      exampleFile: string;
-      firstSeenAt: Date;
-      lastSeenAt: Date;
-      approvedAt: Date | null;
-    }>(
+    const { rows } = await db.pool.query<SchemaChange>(
       `SELECT column_name AS "column", data_type AS "type", files, example_file AS "exampleFile",
               first_seen_at AS "firstSeenAt", last_seen_at AS "lastSeenAt", approved_at AS "approvedAt"
          FROM schema_changes
