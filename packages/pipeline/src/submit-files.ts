@@ -16,9 +16,9 @@ import {
   createObjectStore,
   isCopyInProgress,
   isHiddenKey,
-  parseStorageUri,
-  resolveWithinSource,
+  withinSource,
   type ObjectStore,
+  type ResolvedPath,
 } from "@lakeferry/storage";
 import { enqueueFiles } from "./enqueue-files.ts";
 import type { PipelineContext } from "./pipeline-context.ts";
@@ -193,19 +193,17 @@ function checkPaths(
   const wanted = new Map<string, Wanted>();
   const matches = ingestion.glob ? compileGlob(ingestion.glob) : undefined;
   const includeHidden = readSourceSettings(ingestion.listing).includeHidden === true;
-  const source = parseStorageUri(ingestion.sourceUri);
-  const base = source.prefix === "" || source.prefix.endsWith("/") ? source.prefix : `${source.prefix}/`;
+  const resolve = withinSource(ingestion.sourceUri);
   for (const path of paths) {
-    let uri: string;
+    let resolved: ResolvedPath;
     try {
-      uri = resolveWithinSource(ingestion.sourceUri, path);
+      resolved = resolve(path);
     } catch (err) {
       refused.push({ path, reason: reasonOf(err) });
       continue;
     }
+    const { uri, key, relative } = resolved;
     uris.set(path, uri);
-    const key = parseStorageUri(uri).prefix;
-    const relative = key.slice(base.length);
     if (matches && !matches(relative)) {
       refused.push({
         path,

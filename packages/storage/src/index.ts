@@ -2,6 +2,8 @@ export {
   parseStorageUri,
   formatStorageUri,
   resolveWithinSource,
+  withinSource,
+  type ResolvedPath,
   toSparkUri,
   type StorageScheme,
   type StorageLocation,

@@ -23,6 +23,10 @@ import { formatStorageUri } from "./storage-uri.ts";
 const LOCAL_PAGE = 1000;
 /** Files stat()ed at once while building a page. */
 const STAT_BATCH = 64;
+/** How long a folder's resolved path is kept (see LocalObjectStore.#realFolder). */
+const FOLDER_TTL_MS = 1_000;
+/** Folders' resolved paths kept at most (a listing of many small folders). */
+const FOLDERS_KEPT = 1_024;
 
 function errnoOf(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;
@@ -70,6 +74,7 @@ export class LocalObjectStore implements ObjectStore {
   readonly scheme = "file" as const;
   #listCalls = 0;
   readonly #root: string;
+  readonly #realFolders = new Map<string, { at: number; real: Promise<string> }>();
 
   constructor(path: string) {
     this.#root = dirnameOf(path) || "/";
@@ -131,12 +136,39 @@ export class LocalObjectStore implements ObjectStore {
     }
   }
 
+  /**
+   * Where folder `dir` (ending in "/") really is, ending in "/". Kept for {@link FOLDER_TTL_MS}: a
+   * burst of lookups in one folder resolves it once, and a folder swapped for a link is seen a moment
+   * later (the file is read later still, so a longer window buys nothing).
+   */
+  #realFolder(dir: string): Promise<string> {
+    const now = performance.now();
+    const known = this.#realFolders.get(dir);
+    if (known && now - known.at < FOLDER_TTL_MS) return known.real;
+    if (this.#realFolders.size >= FOLDERS_KEPT) this.#realFolders.clear();
+    const entry = { at: now, real: realpath(dir).then((path) => (path.endsWith("/") ? path : `${path}/`)) };
+    this.#realFolders.set(dir, entry);
+    // A folder that cannot be resolved now is asked again next time.
+    entry.real.catch(() => {
+      if (this.#realFolders.get(dir) === entry) this.#realFolders.delete(dir);
+    });
+    return entry.real;
+  }
+
   async #info(key: string): Promise<ObjectInfo | undefined> {
     let stats: BigIntStats;
     let real: string;
     try {
-      stats = await stat(key, { bigint: true });
-      real = await realpath(key);
+      stats = await lstat(key, { bigint: true });
+      if (stats.isSymbolicLink()) {
+        stats = await stat(key, { bigint: true });
+        real = await realpath(key);
+      } else {
+        // Not a link itself: the file is where its folder really is. One system call a file instead of
+        // two (and of realpath's walk up the path) when a submission looks up 500 files of one folder.
+        const dir = dirnameOf(key);
+        real = (await this.#realFolder(dir)) + key.slice(dir.length);
+      }
     } catch (error) {
       if (errnoOf(error) === "ENOENT" || errnoOf(error) === "ENOTDIR") return undefined;
       throw classify(error, key, "stat");

@@ -165,9 +165,32 @@ function asDirectory(prefix: string): string {
  *   container or scheme, a sibling prefix), names the source itself, or is malformed.
  */
 export function resolveWithinSource(sourceUri: string, path: string): string {
+  return withinSource(sourceUri)(path).uri;
+}
+
+/** A path resolved inside a source: its canonical URI and its key in the store. */
+export interface ResolvedPath {
+  uri: string;
+  /** The object's key (for `file`, its absolute path). */
+  key: string;
+  /** The key below the source's prefix. */
+  relative: string;
+}
+
+/**
+ * {@link resolveWithinSource} for many paths of one source: the source is parsed once (a submission
+ * resolves up to thousands of paths).
+ * @throws InvalidInputError (field `uri`) when `sourceUri` is malformed; the returned function throws as
+ *   resolveWithinSource does.
+ */
+export function withinSource(sourceUri: string): (path: string) => ResolvedPath {
   const source = parseStorageUri(sourceUri);
   const base = asDirectory(source.prefix);
   const sourceText = formatStorageUri(source);
+  return (path) => resolveIn(source, base, sourceText, path);
+}
+
+function resolveIn(source: StorageLocation, base: string, sourceText: string, path: string): ResolvedPath {
   if (typeof path !== "string" || path.trim() === "") throw new InvalidInputError("path", "empty path");
 
   let target: StorageLocation;
@@ -215,7 +238,7 @@ export function resolveWithinSource(sourceUri: string, path: string): string {
         : `"${path}" is outside the source ${sourceText}: give a path inside it or relative to it`,
     );
   }
-  return formatStorageUri(target);
+  return { uri: formatStorageUri(target), key: target.prefix, relative: target.prefix.slice(base.length) };
 }
 
 /** A rewrite applied before the defaults of {@link toSparkUri}. */

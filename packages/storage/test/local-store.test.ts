@@ -1,4 +1,5 @@
-import { chmod } from "node:fs/promises";
+import { chmod, mkdir, rename, symlink, writeFile } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
 import { expect, it } from "vitest";
 import { StorageAccessDeniedError, createObjectStore } from "../src/index.ts";
 import { localFixture, putAll } from "./fixtures.ts";
@@ -58,4 +59,29 @@ it("file: an aborted listing stops with the abort reason, not a storage error", 
   })();
   await expect(listing).rejects.toThrow("stopped by the test");
   expect(pages).toEqual([1]);
+});
+
+it("file: a file behind a folder link is refused where the link leaves the source, also once the folder is swapped for one", async () => {
+  const container = await localFixture.createContainer("links");
+  const outside = await localFixture.createContainer("links-outside");
+  await putAll(container, ["in/a.json", "kept/b.json"], () => "{}");
+  await putAll(outside, ["secret/a.json"], () => "{}");
+  await symlink(`${container.base}kept`, `${container.base}alias`);
+  await symlink(`${outside.base}secret`, `${container.base}leak`);
+  const store = createObjectStore(container.rootUri);
+
+  // A link that stays inside the source is followed; one that leaves it is refused, naming where it leads.
+  expect((await store.stat(`${container.base}alias/b.json`))?.refusal).toBeUndefined();
+  expect((await store.stat(`${container.base}leak/a.json`))?.refusal).toMatch(
+    /^behind a symbolic link to .*links-outside.*secret\/a\.json, outside the source folder/,
+  );
+  expect((await store.stat(`${container.base}in/a.json`))?.refusal).toBeUndefined();
+
+  // The folder looked up a moment ago becomes a link out of the source: seen once its resolution expires.
+  await rename(`${container.base}in`, `${container.base}in-old`);
+  await mkdir(`${outside.base}in`);
+  await writeFile(`${outside.base}in/a.json`, "{}");
+  await symlink(`${outside.base}in`, `${container.base}in`);
+  await sleep(1_100);
+  expect((await store.stat(`${container.base}in/a.json`))?.refusal).toMatch(/^behind a symbolic link/);
 });
