@@ -1,8 +1,8 @@
 import { createHash } from "node:crypto";
 import { InvalidInputError } from "@lakeferry/core";
 import { formatStorageUri, parseStorageUri, type StorageLocation } from "@lakeferry/storage";
-import { CronExpressionParser } from "cron-parser";
 import { z } from "zod";
+import { CronExpression } from "./cron-expression.ts";
 
 /** What happens to a source object once its file's batch committed and the retention passed. */
 export const CLEAN_SOURCE_MODES = ["off", "move", "delete"] as const;
@@ -41,25 +41,6 @@ const Retention = z.union([z.number(), z.string()]).transform((value, ctx) => {
   return z.NEVER;
 });
 
-const Schedule = z
-  .string()
-  .trim()
-  .superRefine((value, ctx) => {
-    const fields = value.split(/\s+/).length;
-    let problem = fields === 5 || fields === 6 ? undefined : `has ${fields} fields, not 5 or 6`;
-    try {
-      if (!problem) CronExpressionParser.parse(value);
-    } catch (err) {
-      problem = (err as Error).message;
-    }
-    if (problem) {
-      ctx.addIssue({
-        code: "custom",
-        message: `${JSON.stringify(value)} is not a cron expression (${problem})`,
-      });
-    }
-  });
-
 /**
  * `cleanSource:` as an ingestion file writes it: a mode alone (`off`, the default, or `delete`), or
  * `{ mode, moveTo, retention, schedule }`. Checked against the source by {@link cleanSourceRefusals}.
@@ -72,7 +53,7 @@ export const CleanSourceSpec = z.preprocess(
     /** Where moved objects go: a directory on the source's service, outside the source. */
     moveTo: z.string().min(1, "must not be empty").optional(),
     retention: Retention.optional(),
-    schedule: Schedule.optional(),
+    schedule: CronExpression.optional(),
   }),
 );
 export type CleanSourceSpec = z.infer<typeof CleanSourceSpec>;

@@ -2,7 +2,6 @@ import { InvalidInputError } from "@lakeferry/core";
 import { SCHEMA_EVOLUTIONS, type IngestionInput, type SchemaEvolution } from "@lakeferry/db";
 import { parseSchemaHints } from "@lakeferry/iceberg";
 import { compileGlob, parseStorageUri } from "@lakeferry/storage";
-import { CronExpressionParser } from "cron-parser";
 import { parseAllDocuments } from "yaml";
 import { z } from "zod";
 import {
@@ -21,6 +20,7 @@ import {
 import { MaintenanceSpec, maintenanceRefusal, resolveMaintenance } from "./maintenance-settings.ts";
 import { defaultMinAgeMs, type SourceSettings } from "./source-settings.ts";
 import { checkCredentialsFor, StoreCredentials } from "./store-credentials.ts";
+import { CronExpression } from "./cron-expression.ts";
 
 const NAME = /^[a-z0-9][a-z0-9_-]*$/;
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -75,28 +75,6 @@ export function readerOptionRefusal(key: string, value: string): string | undefi
   }
   return undefined;
 }
-
-const Cron = z
-  .string()
-  .trim()
-  .superRefine((value, ctx) => {
-    const fields = value.split(/\s+/).length;
-    if (fields !== 5 && fields !== 6) {
-      ctx.addIssue({
-        code: "custom",
-        message: `${JSON.stringify(value)} has ${fields} fields; a cron expression has 5 (minute hour day month weekday) or 6 (with seconds first)`,
-      });
-      return;
-    }
-    try {
-      CronExpressionParser.parse(value);
-    } catch (err) {
-      ctx.addIssue({
-        code: "custom",
-        message: `${JSON.stringify(value)} is not a valid cron expression (${(err as Error).message})`,
-      });
-    }
-  });
 
 const BYTE_UNITS: Readonly<Record<string, number>> = {
   B: 1,
@@ -212,7 +190,7 @@ export const IngestionSpec = z
       return parts.length === 3 && parts.every((part) => IDENTIFIER.test(part));
     }, "must be catalog.namespace.table with each part matching [A-Za-z_][A-Za-z0-9_]* (e.g. lake.sales.orders)"),
     /** Cron expression for scheduled discovery; none means discovery only on demand. */
-    schedule: Cron.optional(),
+    schedule: CronExpression.optional(),
     /** Attempts per file version (including the first) and the first backoff; each retry waits twice as long. */
     retry: z
       .strictObject({

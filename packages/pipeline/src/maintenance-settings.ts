@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
-import { CronExpressionParser } from "cron-parser";
 import { z } from "zod";
+import { CronExpression } from "./cron-expression.ts";
 
 /** The maintenance tasks an ingestion's table gets, each on a schedule of its own. */
 export const MAINTENANCE_TASKS = ["expireSnapshots", "compaction", "rewriteManifests"] as const;
@@ -23,26 +23,6 @@ export const MAINTENANCE_DEFAULTS = {
   minInputFiles: 5,
 } as const;
 
-/** A cron expression (UTC), five fields or six with seconds first. */
-const Schedule = z
-  .string()
-  .trim()
-  .superRefine((value, ctx) => {
-    const fields = value.split(/\s+/).length;
-    let problem = fields === 5 || fields === 6 ? undefined : `has ${fields} fields, not 5 or 6`;
-    try {
-      if (!problem) CronExpressionParser.parse(value);
-    } catch (err) {
-      problem = (err as Error).message;
-    }
-    if (problem) {
-      ctx.addIssue({
-        code: "custom",
-        message: `${JSON.stringify(value)} is not a cron expression (${problem})`,
-      });
-    }
-  });
-
 /**
  * `maintenance:` as an ingestion file writes it. Every task is on by default; `false` turns one off (or all,
  * for `maintenance: false`). Compaction is off by default under `modified: replace` and refused there:
@@ -55,7 +35,7 @@ export const MaintenanceSpec = z.union([
       .union([
         z.literal(false),
         z.strictObject({
-          schedule: Schedule.optional(),
+          schedule: CronExpression.optional(),
           olderThanDays: z.number().positive().max(3_650, "must be at most 3650 days").optional(),
           retainLast: z.number().int().min(1, "must be at least 1").optional(),
         }),
@@ -65,14 +45,14 @@ export const MaintenanceSpec = z.union([
       .union([
         z.literal(false),
         z.strictObject({
-          schedule: Schedule.optional(),
+          schedule: CronExpression.optional(),
           targetFileSizeMb: z.number().int().min(1).max(8_192, "must be at most 8192 (8 GiB)").optional(),
           minInputFiles: z.number().int().min(2, "must be at least 2").optional(),
         }),
       ])
       .optional(),
     rewriteManifests: z
-      .union([z.literal(false), z.strictObject({ schedule: Schedule.optional() })])
+      .union([z.literal(false), z.strictObject({ schedule: CronExpression.optional() })])
       .optional(),
   }),
 ]);

@@ -136,7 +136,7 @@ cleanSource:
       'cleanSource: unknown key "moveDestination"',
     );
     expect(refusal({ ...valid, cleanSource: { mode: "delete", schedule: "hourly" } })).toMatch(
-      /^cleanSource\.schedule: "hourly" is not a cron expression/,
+      /^cleanSource\.schedule: "hourly" is not a valid cron expression/,
     );
   });
 

@@ -73,7 +73,7 @@ describe("maintenance settings", () => {
 
   it("refuses a bad schedule, a misspelt key and out-of-range thresholds, naming the field", () => {
     expect(refusal({ ...valid, maintenance: { compaction: { schedule: "every day" } } })).toMatch(
-      /^maintenance\.compaction\.schedule: "every day" is not a cron expression/,
+      /^maintenance\.compaction\.schedule: "every day" is not a valid cron expression \(it has 2 fields/,
     );
     expect(refusal({ ...valid, maintenance: { expire: {} } })).toBe('maintenance: unknown key "expire"');
     expect(refusal({ ...valid, maintenance: { expireSnapshots: { retainLast: 0 } } })).toBe(
