@@ -126,12 +126,15 @@ export async function submitFiles(
   try {
     signal?.throwIfAborted();
     if (listed.length > 0) {
-      ({ created, modified } = await registerFiles(ctx.db, {
+      const registered = await registerFiles(ctx.db, {
         ingestionId: ingestion.id,
         runId: run.id,
         files: listed,
         modifiedPolicy: ingestion.modifiedPolicy,
-      }));
+      });
+      ({ created, modified } = registered);
+      // A path whose key another path holds is refused, with the run's other refusals.
+      refused.push(...registered.refused);
     }
     accepted.push(...created, ...modified);
     const fresh = new Set(accepted.map((file) => file.path));
