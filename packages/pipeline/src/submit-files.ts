@@ -133,8 +133,10 @@ export async function submitFiles(
         modifiedPolicy: ingestion.modifiedPolicy,
       });
       ({ created, modified } = registered);
-      // A path whose key another path holds is refused, with the run's other refusals.
-      refused.push(...registered.refused);
+      // A path whose key another path holds is refused like the others: as it was given.
+      for (const refusal of registered.refused) {
+        refused.push({ path: wanted.get(refusal.path)?.path ?? refusal.path, reason: refusal.reason });
+      }
     }
     accepted.push(...created, ...modified);
     const fresh = new Set(accepted.map((file) => file.path));
