@@ -124,12 +124,11 @@ export async function listFiles(
   const filters = `ingestion_id = $1 AND id > $2
     AND ($4::bigint IS NULL OR run_id = $4) AND ($5::timestamptz IS NULL OR updated_at >= $5)
     AND ($6::text IS NULL OR starts_with(file_path, $6))`;
-  const sql = `${statuses
-    .map(
-      (status) =>
-        `(SELECT ${FILE_COLUMNS} FROM processed_files WHERE status = '${status}' AND ${filters} ORDER BY id LIMIT $3)`,
-    )
-    .join("\nUNION ALL\n")}\nORDER BY id LIMIT $3`;
+  const ranges = statuses.map(
+    (status) =>
+      `(SELECT ${FILE_COLUMNS} FROM processed_files WHERE status = '${status}' AND ${filters} ORDER BY id LIMIT $3)`,
+  );
+  const sql = `SELECT * FROM (${ranges.join("\nUNION ALL\n")}) AS files ORDER BY id LIMIT $3`;
   return runOperation("listFiles", async () => {
     const { rows } = await db.pool.query<FileRow>(sql, [
       ingestionId,
