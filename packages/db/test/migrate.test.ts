@@ -176,7 +176,15 @@ describe("migrate", () => {
       "processed_files_ingestion_id_status_id_idx",
     ]);
     expect(await getFile(db, ingestion.id, files[500]!.uri)).toMatchObject({ filePath: files[500]!.uri });
-    expect((await getFilesByPaths(db, ingestion.id, files.map((f) => f.uri))).size).toBe(1_000);
+    expect(
+      (
+        await getFilesByPaths(
+          db,
+          ingestion.id,
+          files.map((f) => f.uri),
+        )
+      ).size,
+    ).toBe(1_000);
     // Registering a tracked path again finds its row by key: nothing new, nothing refused.
     const again = await registerFiles(db, {
       ingestionId: ingestion.id,
