@@ -117,27 +117,29 @@ export async function listFiles(
   if (options.updatedSince !== undefined && Number.isNaN(options.updatedSince.getTime())) {
     throw new InvalidInputError("updatedSince", "must be a valid date");
   }
+  // The ingestion's (ingestion_id, status, id) range of each status wanted, each read in id order as far
+  // as the filters let it, merged by id (a Merge Append that stops at `limit`): no index of its own serves
+  // "an ingestion's files by id" (issue 11 dropped it to keep a file's row small).
+  const statuses = options.status === undefined ? FILE_STATUSES : [options.status];
+  const filters = `ingestion_id = $1 AND id > $2
+    AND ($4::bigint IS NULL OR run_id = $4) AND ($5::timestamptz IS NULL OR updated_at >= $5)
+    AND ($6::text IS NULL OR starts_with(file_path, $6))`;
+  const ranges = statuses.map(
+    (status) =>
+      `(SELECT ${FILE_COLUMNS} FROM processed_files WHERE status = '${status}' AND ${filters} ORDER BY id LIMIT $3)`,
+  );
+  const sql = `SELECT * FROM (${ranges.join("\nUNION ALL\n")}) AS files ORDER BY id LIMIT $3`;
   return runOperation("listFiles", async () => {
-    const rows = await db.prisma.processedFile.findMany({
-      where: {
-        ingestionId: BigInt(ingestionId),
-        ...(options.status === undefined ? {} : { status: options.status }),
-        ...(options.afterId === undefined ? {} : { id: { gt: BigInt(options.afterId) } }),
-        ...(options.runId === undefined ? {} : { runId: BigInt(options.runId) }),
-        ...(options.updatedSince === undefined ? {} : { updatedAt: { gte: options.updatedSince } }),
-        // Prisma's startsWith is a LIKE that leaves % and _ in the value as wildcards.
-        ...(options.pathPrefix ? { filePath: { startsWith: escapeLike(options.pathPrefix) } } : {}),
-      },
-      orderBy: { id: "asc" },
-      take: limit,
-    });
+    const { rows } = await db.pool.query<FileRow>(sql, [
+      ingestionId,
+      options.afterId ?? 0,
+      limit,
+      options.runId ?? null,
+      options.updatedSince ?? null,
+      options.pathPrefix || null,
+    ]);
     return rows.map(toFileRecord);
   });
-}
-
-/** `text` matched literally by LIKE (whose default escape character is the backslash). */
-function escapeLike(text: string): string {
-  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
 /** The file with this id, if any. */
@@ -165,6 +167,17 @@ export async function getFilesByIds(
   });
 }
 
+/**
+ * One probe of the unique (ingestion_id, file_path_key(file_path)) index per wanted path, then the path
+ * itself compared: another path with the same key (a collision, refused when registered) is not this file.
+ * Probed one by one: as `= ANY(…)`, a table not yet analyzed was read whole through the ingestion's index.
+ */
+const FILES_BY_PATHS_SQL = `SELECT f.* FROM unnest($2::text[]) AS wanted(path)
+  CROSS JOIN LATERAL (SELECT ${FILE_COLUMNS} FROM processed_files
+                      WHERE ingestion_id = $1 AND file_path_key(file_path) = file_path_key(wanted.path)
+                        AND file_path = wanted.path
+                      LIMIT 1) f`;
+
 /** The files tracked at these paths (full URIs, as listed) for this ingestion, by path; one query. */
 export async function getFilesByPaths(
   db: Database,
@@ -174,14 +187,7 @@ export async function getFilesByPaths(
   requireId("ingestionId", ingestionId);
   if (paths.length === 0) return new Map();
   return runOperation("getFilesByPaths", async () => {
-    const { rows } = await db.pool.query<FileRow>(
-      // One probe of the (ingestion_id, file_path) index per path: as `file_path = ANY(…)`, a table not yet
-      // analyzed was read whole through the ingestion's index for each call.
-      `SELECT f.* FROM unnest($2::text[]) AS wanted(path)
-       CROSS JOIN LATERAL (SELECT ${FILE_COLUMNS} FROM processed_files
-                           WHERE ingestion_id = $1 AND file_path = wanted.path LIMIT 1) f`,
-      [ingestionId, [...new Set(paths)]],
-    );
+    const { rows } = await db.pool.query<FileRow>(FILES_BY_PATHS_SQL, [ingestionId, [...new Set(paths)]]);
     return new Map(rows.map((row) => [row.filePath, toFileRecord(row)]));
   });
 }
@@ -194,10 +200,8 @@ export async function getFile(
 ): Promise<FileRecord | undefined> {
   requireId("ingestionId", ingestionId);
   return runOperation("getFile", async () => {
-    const row = await db.prisma.processedFile.findUnique({
-      where: { ingestionId_filePath: { ingestionId: BigInt(ingestionId), filePath: path } },
-    });
-    return row ? toFileRecord(row) : undefined;
+    const { rows } = await db.pool.query<FileRow>(FILES_BY_PATHS_SQL, [ingestionId, [path]]);
+    return rows[0] ? toFileRecord(rows[0]) : undefined;
   });
 }
 

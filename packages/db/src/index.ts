@@ -43,7 +43,7 @@ export {
   UNSUPPORTED_COMPRESSION,
   type FailureKind,
 } from "./failure-kind.ts";
-export { registerFiles, IGNORED_CHANGE, SUPERSEDED } from "./register-files.ts";
+export { registerFiles, pathKeyCollision, IGNORED_CHANGE, SUPERSEDED } from "./register-files.ts";
 export { claimFiles, firstAttemptFiles, renewLeases, LEASE_EXPIRED } from "./claim-files.ts";
 export {
   abandonBatch,

@@ -1,6 +1,7 @@
 import { InvalidInputError } from "@lakeferry/core";
 import type { Database } from "./database.ts";
 import { runOperation } from "./errors.ts";
+import type { Refusal } from "./runs.ts";
 import type { FileRef, ListedFile, ModifiedPolicy } from "./types.ts";
 import { MODIFIED_POLICIES } from "./types.ts";
 import { requireCount, requireId, requireOneOf, requireText, toNumber } from "./values.ts";
@@ -23,39 +24,62 @@ export const SUPERSEDED = "SUPERSEDED";
  * current version is read from processed_files, never from its history row: pruning archives and deletes
  * settled history rows (the current version's too), and a file must not look changed, and be ingested
  * again, because its history is gone. New version numbers continue after the highest ever kept.
+ *
+ * Paths are found by their 128-bit key (`file_path_key`, the unique index) and then compared: a path whose
+ * key another path holds is neither created nor taken for that path's file, but returned as collided. One
+ * case goes unseen until the path is registered again: a colliding path inserted by a concurrent caller
+ * after this statement's snapshot (its insert skips this path's row, its probe does not see it).
  */
 const REGISTER_FILES_SQL = `
 WITH listed AS (
-  SELECT * FROM unnest($3::text[], $4::bigint[], $5::text[], $6::timestamptz[])
-    AS l(file_path, file_size, etag, modified_at)
+  SELECT l.*, file_path_key(l.file_path) AS path_key
+  FROM unnest($3::text[], $4::bigint[], $5::text[], $6::timestamptz[]) AS l(file_path, file_size, etag, modified_at)
 ),
 inserted AS (
   INSERT INTO processed_files (ingestion_id, file_path, file_size, etag, modified_at, run_id)
   SELECT $1, file_path, file_size, etag, modified_at, $2 FROM listed ORDER BY file_path
-  ON CONFLICT (ingestion_id, file_path) DO NOTHING
+  ON CONFLICT (ingestion_id, (file_path_key(file_path))) DO NOTHING
   RETURNING id, file_path, file_size, etag, modified_at
 ),
 inserted_versions AS (
   INSERT INTO file_versions (file_id, version, etag, file_size, modified_at, run_id)
   SELECT id, 1, etag, file_size, modified_at, $2 FROM inserted
 ),
-changed AS MATERIALIZED (
-  SELECT pf.id, pf.version AS current_version, GREATEST(latest.version, pf.version) AS latest_version,
-         l.file_path, l.file_size, l.etag, l.modified_at
+-- The row holding each listed path's key, if any: the same path, or (a key collision) another one.
+known AS MATERIALIZED (
+  SELECT l.file_path, l.file_size, l.etag, l.modified_at, pf.id, pf.version, pf.etag AS known_etag,
+         pf.file_size AS known_size, pf.file_path AS known_path
   FROM listed l
   -- A probe of the unique index per listed path, whatever the statistics say: joined as a set, a table
   -- not yet analyzed (the first minutes of a bulk load) was hashed whole for each page of 500 paths.
   CROSS JOIN LATERAL (
-    SELECT p.id, p.version, p.etag, p.file_size FROM processed_files p
-    WHERE p.ingestion_id = $1 AND p.file_path = l.file_path LIMIT 1
+    SELECT p.id, p.version, p.etag, p.file_size, p.file_path FROM processed_files p
+    WHERE p.ingestion_id = $1 AND file_path_key(p.file_path) = l.path_key LIMIT 1
   ) pf
+),
+-- Paths whose key another path holds: tracked already, or earlier in this page (then inserted, or not,
+-- before this one, which the conflict skipped).
+collided AS (
+  SELECT file_path, known_path AS holder FROM known WHERE known_path <> file_path
+  UNION ALL
+  SELECT d.file_path, d.holder FROM (
+    SELECT file_path, first_value(file_path) OVER (PARTITION BY path_key ORDER BY file_path) AS holder
+    FROM listed
+  ) d
+  WHERE d.holder <> d.file_path AND NOT EXISTS (SELECT 1 FROM known k WHERE k.file_path = d.file_path)
+),
+changed AS MATERIALIZED (
+  SELECT k.id, k.version AS current_version, GREATEST(latest.version, k.version) AS latest_version,
+         k.file_path, k.file_size, k.etag, k.modified_at
+  FROM known k
   LEFT JOIN LATERAL (
     SELECT fv.version, fv.etag, fv.file_size FROM file_versions fv
-    WHERE fv.file_id = pf.id ORDER BY fv.version DESC LIMIT 1
+    WHERE fv.file_id = k.id ORDER BY fv.version DESC LIMIT 1
   ) latest ON true
-  WHERE CASE WHEN latest.version > pf.version THEN latest.etag ELSE pf.etag END IS DISTINCT FROM l.etag
-     OR CASE WHEN latest.version > pf.version THEN latest.file_size ELSE pf.file_size END
-        IS DISTINCT FROM l.file_size
+  WHERE k.known_path = k.file_path
+    AND (CASE WHEN latest.version > k.version THEN latest.etag ELSE k.known_etag END IS DISTINCT FROM k.etag
+         OR CASE WHEN latest.version > k.version THEN latest.file_size ELSE k.known_size END
+            IS DISTINCT FROM k.file_size)
 ),
 ignored AS (
   INSERT INTO file_versions (file_id, version, etag, file_size, modified_at, run_id, status, error_type, error_message)
@@ -103,24 +127,28 @@ cut_short AS (
   FROM bumped b
   WHERE fa.file_id = b.id AND fa.version = b.previous_version AND fa.finished_at IS NULL
 )
-SELECT 'created' AS kind, id, 1 AS version, file_path FROM inserted
+SELECT 'created' AS kind, id, 1 AS version, file_path, NULL AS holder FROM inserted
 UNION ALL
-SELECT 'modified' AS kind, id, version, file_path FROM bumped
-ORDER BY id`;
+SELECT 'modified' AS kind, id, version, file_path, NULL AS holder FROM bumped
+UNION ALL
+SELECT 'collided' AS kind, NULL, NULL, file_path, holder FROM collided
+ORDER BY id, file_path`;
 
 /**
  * Registers one page of a listing: new paths become PENDING version 1; paths whose etag or size changed
  * follow `modifiedPolicy` (`ignore`: a SKIPPED history row only; `append`/`replace`: the next version,
  * PENDING, its counters reset; a version still PENDING or PROCESSING is superseded and an in-flight attempt's
  * outcome will be ignored). Returns the file versions to enqueue. Identical re-listing registers nothing;
- * safe under concurrent callers (each new path or version is returned to exactly one of them).
+ * safe under concurrent callers (each new path or version is returned to exactly one of them). A path whose
+ * 128-bit key another, different path of the ingestion holds (a SHA-256 prefix collision, or one forced in
+ * a test) is registered under no file and returned in `refused` with the reason.
  *
  * @throws InvalidInputError on a malformed listing entry.
  */
 export async function registerFiles(
   db: Database,
   input: { ingestionId: number; runId: number; files: ListedFile[]; modifiedPolicy: ModifiedPolicy },
-): Promise<{ created: FileRef[]; modified: FileRef[] }> {
+): Promise<{ created: FileRef[]; modified: FileRef[]; refused: Refusal[] }> {
   requireId("ingestionId", input.ingestionId);
   requireId("runId", input.runId);
   requireOneOf("modifiedPolicy", input.modifiedPolicy, MODIFIED_POLICIES);
@@ -135,15 +163,13 @@ export async function registerFiles(
     }
     byPath.set(file.uri, file);
   });
-  if (byPath.size === 0) return { created: [], modified: [] };
+  if (byPath.size === 0) return { created: [], modified: [], refused: [] };
   const files = [...byPath.values()].sort((a, b) => (a.uri < b.uri ? -1 : a.uri > b.uri ? 1 : 0));
   return runOperation("registerFiles", async () => {
-    const { rows } = await db.pool.query<{
-      kind: "created" | "modified";
-      id: string;
-      version: number;
-      file_path: string;
-    }>(REGISTER_FILES_SQL, [
+    const { rows } = await db.pool.query<
+      | { kind: "created" | "modified"; id: string; version: number; file_path: string; holder: null }
+      | { kind: "collided"; id: null; version: null; file_path: string; holder: string }
+    >(REGISTER_FILES_SQL, [
       input.ingestionId,
       input.runId,
       files.map((f) => f.uri),
@@ -154,13 +180,26 @@ export async function registerFiles(
     ]);
     const created: FileRef[] = [];
     const modified: FileRef[] = [];
+    const refused: Refusal[] = [];
     for (const row of rows) {
+      if (row.kind === "collided") {
+        refused.push({ path: row.file_path, reason: pathKeyCollision(row.holder) });
+        continue;
+      }
       (row.kind === "created" ? created : modified).push({
         id: toNumber(row.id),
         version: row.version,
         path: row.file_path,
       });
     }
-    return { created, modified };
+    return { created, modified, refused };
   });
+}
+
+/** Why a path whose key `holder` holds is refused (see `file_path_key` in the migrations). */
+export function pathKeyCollision(holder: string): string {
+  return (
+    `its 128-bit path key (SHA-256 prefix) equals that of ${holder}, a different path this ingestion ` +
+    "tracks, so the two cannot be told apart; rename the object and submit it again"
+  );
 }

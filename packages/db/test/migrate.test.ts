@@ -1,11 +1,11 @@
 import { createHash } from "node:crypto";
-import { cp, mkdir, mkdtemp, readFile, readdir, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { MigrationError, migrate } from "../src/index.ts";
-import { freshDatabase, secondConnection } from "./helpers.ts";
+import { MigrationError, getFile, getFilesByPaths, migrate, registerFiles } from "../src/index.ts";
+import { freshDatabase, listing, newIngestion, secondConnection } from "./helpers.ts";
 
 const repoMigrations = fileURLToPath(new URL("../../../prisma/migrations", import.meta.url));
 
@@ -150,5 +150,49 @@ describe("migrate", () => {
        VALUES ('3f0c7c56-0000-4000-8000-000000000000', 'x', '20261129000000_init', 'boom', now(), 0)`,
     );
     await expect(migrate(db)).rejects.toThrow(/failed earlier .*prisma migrate resolve --rolled-back/);
+  });
+
+  it("keys the files already tracked when the path key arrives, and finds each by path after", async () => {
+    const db = await freshDatabase({ migrateIt: false });
+    const dir = await copyOfMigrations();
+    await rm(join(dir, "20261207000000_file_path_key"), { recursive: true });
+    await migrate(db, { migrationsDir: dir });
+    const { ingestion, run } = await newIngestion(db);
+    const files = listing(0, 1_000);
+    await db.pool.query(
+      `INSERT INTO processed_files (ingestion_id, file_path, file_size, etag, modified_at, run_id)
+       SELECT $1, p, 1, 'e', now(), $2 FROM unnest($3::text[]) AS p`,
+      [ingestion.id, run.id, files.map((f) => f.uri)],
+    );
+
+    expect((await migrate(db)).applied).toEqual(["20261207000000_file_path_key"]);
+    const { rows } = await db.pool.query<{ name: string }>(
+      `SELECT indexname AS name FROM pg_indexes WHERE schemaname = $1 AND tablename = 'processed_files'
+       AND indexname LIKE 'processed_files_ingestion_id_%' ORDER BY 1`,
+      [db.schema],
+    );
+    expect(rows.map((row) => row.name)).toEqual([
+      "processed_files_ingestion_id_file_path_key_key",
+      "processed_files_ingestion_id_status_id_idx",
+    ]);
+    expect(await getFile(db, ingestion.id, files[500]!.uri)).toMatchObject({ filePath: files[500]!.uri });
+    expect(
+      (
+        await getFilesByPaths(
+          db,
+          ingestion.id,
+          files.map((f) => f.uri),
+        )
+      ).size,
+    ).toBe(1_000);
+    // Registering a tracked path again finds its row by key: nothing new, nothing refused.
+    const again = await registerFiles(db, {
+      ingestionId: ingestion.id,
+      runId: run.id,
+      files: files.slice(0, 10).map((f) => ({ ...f, size: 1, etag: "e" })),
+      modifiedPolicy: "append",
+    });
+    expect(again.created).toEqual([]);
+    expect(again.refused).toEqual([]);
   });
 });

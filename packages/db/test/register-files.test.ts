@@ -1,12 +1,17 @@
+import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import {
   claimFiles,
   fileHistory,
   getFile,
+  getFilesByPaths,
+  pathKeyCollision,
   recordOutcomes,
   registerFiles,
   renewLeases,
+  resetFilesForRetry,
   startRun,
+  type Database,
   type FileRef,
   type ListedFile,
 } from "../src/index.ts";
@@ -49,7 +54,7 @@ describe("registerFiles", () => {
       files: [...page].reverse(),
       modifiedPolicy: "ignore",
     });
-    expect(again).toEqual({ created: [], modified: [] });
+    expect(again).toEqual({ created: [], modified: [], refused: [] });
     expect((await fileHistory(db, file!.id)).versions).toHaveLength(1);
   });
 
@@ -103,7 +108,7 @@ describe("registerFiles", () => {
         files: [changed],
         modifiedPolicy: "ignore",
       });
-      expect(result).toEqual({ created: [], modified: [] });
+      expect(result).toEqual({ created: [], modified: [], refused: [] });
     }
     const file = await getFile(db, ingestion.id, original.uri);
     expect(file).toMatchObject({
@@ -167,6 +172,7 @@ describe("registerFiles", () => {
       ).toEqual({
         created: [],
         modified: [],
+        refused: [],
       });
 
       expect(await getFile(db, ingestion.id, done.uri)).toMatchObject({
@@ -282,4 +288,80 @@ describe("registerFiles", () => {
       registerFiles(db, { ingestionId: ingestion.id, runId: run.id, files: [bad], modifiedPolicy: "ignore" }),
     ).rejects.toThrow(/files\[0\]\.size: must be an integer ≥ 0/);
   });
+
+  it("keys a path by the first 16 bytes of the SHA-256 of its UTF-8 bytes, backslashes and all", async () => {
+    const db = await freshDatabase();
+    const paths = ["s3://b/a.json", "s3://b/ü\\x41\\\\\\101€😀.json", "file:///C:\\landing\\a b.csv", ""];
+    const { rows } = await db.pool.query<{ key: string }>(
+      "SELECT file_path_key(p)::text AS key FROM unnest($1::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n",
+      [paths],
+    );
+    const expected = paths.map((path) => {
+      const hex = createHash("sha256").update(path, "utf8").digest("hex").slice(0, 32);
+      return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+    });
+    expect(rows.map((row) => row.key)).toEqual(expected);
+  });
+
+  it("refuses a path whose key a different path holds, and never takes one for the other", async () => {
+    const db = await freshDatabase();
+    const { ingestion, run } = await newIngestion(db);
+    await forceKeyCollisions(db);
+    // f00001.csv, f00002.csv and f00003.csv share one key now.
+    const [a, b, c] = listing(1, 4) as [ListedFile, ListedFile, ListedFile];
+    const register = (files: ListedFile[]) =>
+      registerFiles(db, { ingestionId: ingestion.id, runId: run.id, files, modifiedPolicy: "append" });
+
+    const first = await register([a]);
+    expect(first.created.map((file) => file.path)).toEqual([a.uri]);
+    // Tracked already (a), or with a's etag and size: refused all the same, a's file untouched.
+    const second = await register([b, { ...c, etag: a.etag, size: a.size }]);
+    expect(second).toEqual({
+      created: [],
+      modified: [],
+      refused: [
+        { path: b.uri, reason: pathKeyCollision(a.uri) },
+        { path: c.uri, reason: pathKeyCollision(a.uri) },
+      ],
+    });
+    const fileA = await getFile(db, ingestion.id, a.uri);
+    expect(fileA).toMatchObject({ filePath: a.uri, version: 1, etag: a.etag, fileSize: a.size });
+    expect((await fileHistory(db, fileA!.id)).versions).toHaveLength(1);
+
+    // Readers by path find a's file for a only.
+    expect(await getFile(db, ingestion.id, b.uri)).toBeUndefined();
+    expect([...(await getFilesByPaths(db, ingestion.id, [b.uri, a.uri, c.uri])).keys()]).toEqual([a.uri]);
+    await db.pool.query("UPDATE processed_files SET status = 'FAILED' WHERE id = $1", [fileA!.id]);
+    expect(await resetFilesForRetry(db, ingestion.id, { path: b.uri })).toEqual([]);
+    expect(await resetFilesForRetry(db, ingestion.id, { path: a.uri })).toEqual([
+      { id: fileA!.id, version: 1, path: a.uri },
+    ]);
+  });
+
+  it("refuses the later of two new paths of one page that share a key", async () => {
+    const db = await freshDatabase();
+    const { ingestion, run } = await newIngestion(db);
+    await forceKeyCollisions(db);
+    const [b, c] = listing(2, 4) as [ListedFile, ListedFile];
+    const result = await registerFiles(db, {
+      ingestionId: ingestion.id,
+      runId: run.id,
+      files: [c, b],
+      modifiedPolicy: "ignore",
+    });
+    expect(result.created.map((file) => file.path)).toEqual([b.uri]);
+    expect(result.refused).toEqual([{ path: c.uri, reason: pathKeyCollision(b.uri) }]);
+    expect(await getFile(db, ingestion.id, c.uri)).toBeUndefined();
+  });
 });
+
+/**
+ * Makes every path that differs only in its digits share a key in this test's schema (a SHA-256 prefix
+ * collision cannot be found), so that the path comparisons behind the key are exercised. The index is
+ * rebuilt (empty) so that every connection reads the new definition.
+ */
+async function forceKeyCollisions(db: Database): Promise<void> {
+  await db.pool.query(`CREATE OR REPLACE FUNCTION file_path_key(path TEXT) RETURNS UUID
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN pg_catalog.md5(pg_catalog.regexp_replace(path, '[0-9]', '', 'g'))::uuid`);
+  await db.pool.query("REINDEX INDEX processed_files_ingestion_id_file_path_key_key");
+}

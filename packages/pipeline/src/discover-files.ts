@@ -144,12 +144,18 @@ export async function discoverFiles(
       }
       if (files.length === 0) continue;
       counts.found += files.length;
-      const { created, modified } = await registerFiles(ctx.db, {
+      const registered = await registerFiles(ctx.db, {
         ingestionId: ingestion.id,
         runId: run.id,
         files,
         modifiedPolicy: ingestion.modifiedPolicy,
       });
+      const { created, modified } = registered;
+      for (const refusal of registered.refused) {
+        log.warn({ path: refusal.path, reason: refusal.reason }, "file refused");
+        if (refused.length < MAX_RECORDED_REFUSALS) refused.push(refusal);
+        else unrecorded += 1;
+      }
       counts.created += created.length;
       counts.modified += modified.length;
       // New files' first versions cannot have had a job: no look for finished ones.

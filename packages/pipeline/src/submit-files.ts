@@ -126,12 +126,17 @@ export async function submitFiles(
   try {
     signal?.throwIfAborted();
     if (listed.length > 0) {
-      ({ created, modified } = await registerFiles(ctx.db, {
+      const registered = await registerFiles(ctx.db, {
         ingestionId: ingestion.id,
         runId: run.id,
         files: listed,
         modifiedPolicy: ingestion.modifiedPolicy,
-      }));
+      });
+      ({ created, modified } = registered);
+      // A path whose key another path holds is refused like the others: as it was given.
+      for (const refusal of registered.refused) {
+        refused.push({ path: wanted.get(refusal.path)?.path ?? refusal.path, reason: refusal.reason });
+      }
     }
     accepted.push(...created, ...modified);
     const fresh = new Set(accepted.map((file) => file.path));

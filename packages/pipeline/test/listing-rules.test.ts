@@ -5,7 +5,7 @@
  */
 import { appendFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { getIngestion, listFiles, listRefusals } from "@lakeferry/db";
+import { getIngestion, listFiles, listRefusals, pathKeyCollision } from "@lakeferry/db";
 import { afterEach, describe, expect, it } from "vitest";
 import { discoverFiles, MAX_RECORDED_REFUSALS, submitFiles, waitForRun } from "../src/index.ts";
 
@@ -170,5 +170,29 @@ describe("listing.minAgeMs", () => {
     expect(result).toMatchObject({ found: 1, created: 1, hidden: MAX_RECORDED_REFUSALS + 5 });
     expect(result.run.filesRefused).toBe(MAX_RECORDED_REFUSALS + 5);
     expect(await listRefusals(w.db, result.run.id, 5_000)).toHaveLength(MAX_RECORDED_REFUSALS);
+  });
+});
+
+describe("path keys", () => {
+  it("a path whose key a different path holds is refused with the reason, by discovery and by submission", async () => {
+    const w = (world = await createWorld());
+    // Paths that differ only in digits share a key in this schema (no SHA-256 prefix collision is known).
+    await w.db.pool.query(`CREATE OR REPLACE FUNCTION file_path_key(path TEXT) RETURNS UUID
+      LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN pg_catalog.md5(pg_catalog.regexp_replace(path, '[0-9]', '', 'g'))::uuid`);
+    await w.db.pool.query("REINDEX INDEX processed_files_ingestion_id_file_path_key_key");
+    const first = await w.file("day1.json", jsonRows(0, 1));
+    const second = await w.file("day2.json", jsonRows(1, 1));
+    const ingestion = await w.ingestion();
+
+    const result = await discoverFiles(w, ingestion);
+    expect(result).toMatchObject({ found: 2, created: 1 });
+    expect(await listRefusals(w.db, result.run.id)).toEqual([
+      { path: second, reason: pathKeyCollision(first) },
+    ]);
+    expect((await listFiles(w.db, ingestion.id)).map((f) => f.filePath)).toEqual([first]);
+
+    const submission = await submitFiles(w, ingestion.name, ["day2.json", "day1.json"]);
+    expect(submission.refused).toEqual([{ path: "day2.json", reason: pathKeyCollision(first) }]);
+    expect(submission.accepted.map((file) => file.path)).toEqual([first]);
   });
 });
