@@ -17,7 +17,7 @@ const commands = {
 };
 
 /** The states a file can be in (kept here too so building the program loads no package). */
-const FILE_STATUSES: readonly FileStatus[] = ["PENDING", "PROCESSING", "SUCCESS", "FAILED", "SKIPPED"];
+export const FILE_STATUSES: readonly FileStatus[] = ["PENDING", "PROCESSING", "SUCCESS", "FAILED", "SKIPPED"];
 
 function positiveInt(value: string): number {
   const n = Number(value);
