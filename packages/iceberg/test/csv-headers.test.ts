@@ -63,8 +63,9 @@ describe("CSV batches read by each file's header", () => {
     const a = await file("order/a.csv", "id,name,price\n1,ada,1.5\n2,bob,2.5\n");
     const b = await file("order/b.csv", "id,price,name\n3,3.5,cy\n");
     const c = await file("order/c.csv.gz", gzipSync("name,id,price\ndi,4,4.5\n"));
-    const d = await file("order/d.csv", "id,name,price\n5,ed,5.5\n");
-    const result = await writer.write(csvBatch(table, [a, b, c, d]));
+    const d = await file("order/d.csv", "# exported 2026-12-01\nid,name,price\n5,ed,5.5\n");
+    const options = { header: "true", inferSchema: "true", comment: "#" };
+    const result = await writer.write(csvBatch(table, [a, b, c, d], { options }));
     expect(Object.fromEntries(result.records)).toEqual({ [a]: 2, [b]: 1, [c]: 1, [d]: 1 });
     expect(await rowsOf(table, ["id", "name", "price"])).toEqual([
       { id: 1, name: "ada", price: 1.5, file: "a.csv" },
