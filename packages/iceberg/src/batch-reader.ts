@@ -69,6 +69,8 @@ export class BatchReader {
   #headers: Map<string, HeaderLine> | undefined;
   /** Column names Spark gives a header, per header key (or per path of a file read alone). */
   readonly #names = new Map<string, Promise<string[]>>();
+  /** Time spent learning headers (the header check and reads of header names), in ms. */
+  #headerMs = 0;
 
   constructor(options: BatchReaderOptions) {
     this.#spark = options.spark;
@@ -85,6 +87,24 @@ export class BatchReader {
   /** The batch's reader paths, in the order of its files. */
   get paths(): string[] {
     return [...this.#readerPaths];
+  }
+
+  /**
+   * Time spent learning the files' headers so far (ms): the batch's header check and any read of a
+   * header's column names. Undefined when the batch is not CSV read with a header.
+   */
+  get headerMs(): number | undefined {
+    return this.#byHeader ? Math.round(this.#headerMs) : undefined;
+  }
+
+  /** Runs `work`, adding its time to {@link headerMs}. */
+  async #timed<T>(work: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      return await work();
+    } finally {
+      this.#headerMs += performance.now() - started;
+    }
   }
 
   /**
@@ -126,7 +146,7 @@ export class BatchReader {
     const frames: DataFrame[] = [];
     let reordered = false;
     for (const group of groups) {
-      const names = await this.#headerNames(group.key, group.paths, declared, options);
+      const names = await this.#timed(() => this.#headerNames(group.key, group.paths, declared, options));
       const plan = headerOrderedSchema(declared, names);
       if (plan === undefined) {
         // The header names none of the declared columns: the schema names the header's columns by position,
@@ -150,7 +170,7 @@ export class BatchReader {
     paths: readonly string[],
     options: ExecutionOptions | undefined,
   ): Promise<{ key: string; paths: string[] }[]> {
-    this.#headers ??= await this.#learnHeaders(options);
+    this.#headers ??= await this.#timed(() => this.#learnHeaders(options));
     const headers = this.#headers;
     const groups = new Map<string, string[]>();
     let first: string | undefined;

@@ -89,9 +89,17 @@ export interface StagedWrite {
   /**
    * Where the staging time went, in ms: `prepare` (settings, a tolerant read's census, table creation),
    * `write` (Spark's read of the files and write of the data files), `lookup` (finding the staged
-   * snapshot), `count` (rows per file), `rejected` (staging the bad records).
+   * snapshot), `count` (rows per file), `rejected` (staging the bad records); `headers` (CSV read with a
+   * header: learning each file's header, before the rest).
    */
-  timings?: { prepareMs: number; writeMs: number; lookupMs: number; countMs: number; rejectedMs?: number };
+  timings?: {
+    headersMs?: number;
+    prepareMs: number;
+    writeMs: number;
+    lookupMs: number;
+    countMs: number;
+    rejectedMs?: number;
+  };
 }
 
 /** How publishing a staged snapshot ended. */
@@ -461,7 +469,14 @@ export class IcebergWriter {
       ...(snapshot.current ? { visible: true } : {}),
       ...(recordCounts === undefined ? {} : { recordCounts }),
       ...(rejected === undefined ? {} : { rejected }),
-      timings: { prepareMs, writeMs, lookupMs, countMs, ...(rejected ? { rejectedMs: lap() } : {}) },
+      timings: {
+        ...(files.headerMs === undefined ? {} : { headersMs: files.headerMs }),
+        prepareMs,
+        writeMs,
+        lookupMs,
+        countMs,
+        ...(rejected ? { rejectedMs: lap() } : {}),
+      },
     };
   }
 
