@@ -26,6 +26,11 @@ export interface BatchReaderOptions {
   files: readonly string[];
   /** `_source_file` of a row read from any of `readerPaths` (the caller's URI). */
   sourceColumn: Column;
+  /**
+   * Session settings for the header check, set before its query (the session's own are left otherwise: the
+   * caller sets its own before its next job). Default: none.
+   */
+  headerCheckSettings?: Record<string, string>;
 }
 
 /** A header line as the header check saw it: its text, and a hash of its bytes (which is what files share). */
@@ -65,6 +70,7 @@ export class BatchReader {
   /** The caller's URI → reader path: the header check reports files by `_source_file`. */
   readonly #pathOf: Map<string, string>;
   readonly #byHeader: boolean;
+  readonly #headerCheckSettings: Record<string, string>;
   /** Each reader path's header line (absent: the file has none, e.g. it is empty); learnt once per batch. */
   #headers: Map<string, HeaderLine> | undefined;
   /** Column names Spark gives a header, per header key (or per path of a file read alone). */
@@ -79,6 +85,7 @@ export class BatchReader {
     this.#readerOptions = options.readerOptions;
     this.#readerPaths = options.readerPaths;
     this.#sourceColumn = options.sourceColumn;
+    this.#headerCheckSettings = options.headerCheckSettings ?? {};
     this.#pathOf = new Map(options.files.map((uri, index) => [uri, options.readerPaths[index] as string]));
     this.#byHeader =
       options.format === "csv" && optionOf(options.options, "header")?.toLowerCase() === "true";
@@ -210,15 +217,18 @@ export class BatchReader {
     if (comment !== undefined && comment !== "") {
       kept = fn("and", kept, fn("not", fn("startswith", col("value"), lit(comment))));
     }
+    if (Object.keys(this.#headerCheckSettings).length > 0)
+      await this.#spark.setConfig(this.#headerCheckSettings);
     const rows = await this.#spark
       .read({
         format: "text",
         options: { ...(lineSep === undefined ? {} : { lineSep }), ...this.#readerOptions },
         paths: [...this.#readerPaths],
       })
-      .withColumns({ _source_file: this.#sourceColumn })
       .filter(kept)
-      // Within a partition the ids follow the file's lines; a file's first split is read by one task.
+      .withColumns({ _source_file: this.#sourceColumn })
+      // Within a partition the ids follow the lines of its files, one file after another (a file's first
+      // split is read by one task, whether or not small files are packed together).
       .withColumns({ [LINE_ORDER]: fn("monotonically_increasing_id") })
       .groupBy(col("_source_file"))
       .agg(fn("min_by", col("value"), col(LINE_ORDER)).alias("header"))
