@@ -150,22 +150,20 @@ export class BatchReader {
       paths.length === 1
         ? [{ key: `path ${paths[0]}`, paths: [...paths] }]
         : await this.#groups(paths, options);
-    const frames: DataFrame[] = [];
-    let reordered = false;
+    const reads: { paths: string[]; plan: HeaderOrderedSchema | undefined }[] = [];
     for (const group of groups) {
       const names = await this.#timed(() => this.#headerNames(group.key, group.paths, declared, options));
-      const plan = headerOrderedSchema(declared, names);
-      if (plan === undefined) {
-        // The header names none of the declared columns: the schema names the header's columns by position,
-        // as Spark reads it (a declared schema that renames a file's columns keeps working).
-        frames.push(scan(group.paths, schema));
-        continue;
-      }
-      if (plan.schema !== schema) reordered = true;
-      frames.push(scan(group.paths, plan.schema).drop(...plan.unnamed.map(quoteName)));
+      reads.push({ paths: group.paths, plan: headerOrderedSchema(declared, names) });
     }
-    const [only] = frames;
-    if (frames.length === 1 && only !== undefined && !reordered) return only;
+    // Headers that name the declared columns in their order (or none of them: then the schema names the
+    // header's columns by position, as Spark reads it, so a schema that renames a file's columns keeps
+    // working) need no more than the plain read.
+    if (reads.every((read) => read.plan === undefined || read.plan.asDeclared)) return scan(paths, schema);
+    const frames = reads.map((read) =>
+      read.plan === undefined
+        ? scan(read.paths, schema)
+        : scan(read.paths, read.plan.schema).drop(...read.plan.unnamed.map(quoteName)),
+    );
     // An empty read with the declared columns first: the union takes its column order and types, and a
     // declared column a group's header lacks comes out null.
     const shape = scan([paths[0] as string], schema).limit(0);
@@ -280,34 +278,50 @@ export class BatchReader {
   }
 }
 
+/** How files with a given header are read under a declared schema. */
+export interface HeaderOrderedSchema {
+  /** Spark DDL in the header's order. */
+  schema: string;
+  /** Header columns the declared schema does not name (read as STRING, dropped after the read). */
+  unnamed: string[];
+  /** The header names exactly the declared columns, in their order: the declared schema reads it as is. */
+  asDeclared: boolean;
+}
+
 /**
  * The read schema for files whose header has `names`: the header's columns in its order, each with its
- * declared definition, a header column the schema does not name as STRING (dropped after the read), and
- * the corrupt-record column (not a header column) last. Undefined when the header names none of the
- * declared columns. Names match without regard to case, as Spark resolves them.
+ * declared definition, a header column the schema does not name as STRING, and the corrupt-record column
+ * (not a header column) last. Undefined when the header names none of the declared columns. Names match
+ * without regard to case, as Spark resolves them, and a byte order mark before the first name is ignored.
  */
 export function headerOrderedSchema(
   declared: readonly DdlColumn[],
   names: readonly string[],
-): { schema: string; unnamed: string[] } | undefined {
+): HeaderOrderedSchema | undefined {
   const byName = new Map(declared.map((column) => [column.name.toLowerCase(), column]));
   const parts: string[] = [];
   const unnamed: string[] = [];
-  let matched = 0;
-  for (const name of names) {
-    const column = byName.get(name.toLowerCase());
+  const matched: DdlColumn[] = [];
+  names.forEach((name, index) => {
+    const key = (index === 0 ? name.replace(/^\uFEFF/, "") : name).toLowerCase();
+    const column = byName.get(key);
     if (column === undefined || column.name === CORRUPT_RECORD_COLUMN) {
       parts.push(`${quoteName(name)} STRING`);
       unnamed.push(name);
     } else {
       parts.push(column.definition);
-      matched++;
+      matched.push(column);
     }
-  }
-  if (matched === 0) return undefined;
+  });
+  if (matched.length === 0) return undefined;
   const corrupt = declared.find((column) => column.name === CORRUPT_RECORD_COLUMN);
   if (corrupt !== undefined) parts.push(corrupt.definition);
-  return { schema: parts.map((part) => part.trim()).join(", "), unnamed };
+  const columns = declared.filter((column) => column !== corrupt);
+  const asDeclared =
+    unnamed.length === 0 &&
+    matched.length === columns.length &&
+    matched.every((column, index) => column === columns[index]);
+  return { schema: parts.join(", "), unnamed, asDeclared };
 }
 
 /** The top-level columns of a DDL column list, each with its definition as written. */

@@ -163,7 +163,11 @@ describe("header-ordered schema (no Spark)", () => {
     expect(headerOrderedSchema(declared, ["PRICE", "extra", "id"])).toEqual({
       schema: "price DECIMAL(10, 2), `extra` STRING, id BIGINT, _lakeferry_corrupt_record STRING",
       unnamed: ["extra"],
+      asDeclared: false,
     });
+    // The declared order (a byte order mark before the first name ignored) is read with the schema as is.
+    expect(headerOrderedSchema(declared, ["\uFEFFid", "The Name", "price"])?.asDeclared).toBe(true);
+    expect(headerOrderedSchema(declared, ["id", "price"])?.asDeclared).toBe(false);
     // A header naming none of the declared columns is read by position.
     expect(headerOrderedSchema(declared, ["a", "b"])).toBeUndefined();
   });
