@@ -1,15 +1,16 @@
 /**
- * What reading CSV files by their own header costs: 100-file batches of small CSV files (10 rows each)
+ * What reading CSV files by their own header costs: 100-file batches of small CSV files (10 rows each; both
+ * numbers are arguments)
  * staged and published through IcebergWriter, median wall time and median header check (the `headersMs`
  * of the staged write's timings) of each case:
  * - no header line (`header` off, declared schema): no header check, the baseline;
  * - one header, declared schema in the header's order: the check only (its names need no Spark call);
  * - one header, inferred columns: the check only;
- * - two header orders (50 files each), declared schema / inferred columns: the check, then two groups read
+ * - two header orders (half the files each), declared schema / inferred columns: the check, then two groups read
  *   and combined by name.
  *
  *   eval "$(bash scripts/services.sh env)"
- *   npx tsx bench/csv-headers.ts [runs=3]
+ *   npx tsx bench/csv-headers.ts [runs=3] [files=100] [rows=10]
  */
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -19,6 +20,8 @@ import { IcebergWriter, type WriteBatch } from "@lakeferry/iceberg";
 import { SparkConnectClient } from "@lakeferry/spark-connect";
 
 const runs = Number(process.argv[2] ?? 3);
+const filesPerBatch = Number(process.argv[3] ?? 100);
+const rowsPerFile = Number(process.argv[4] ?? 10);
 const remote = process.env.SPARK_REMOTE;
 if (!remote) throw new Error('SPARK_REMOTE is not set; run: eval "$(bash scripts/services.sh env)"');
 
@@ -29,7 +32,7 @@ const namespace = `lake.bench_${randomUUID().replaceAll("-", "").slice(0, 12)}`;
 const SCHEMA = "id BIGINT, name STRING, price DOUBLE";
 
 let fileCount = 0;
-/** `n` new CSV files of 10 rows; `swapped` files name their columns id,price,name. */
+/** `n` new CSV files of `rowsPerFile` rows; with two layouts every second file names its columns id,price,name. */
 async function newFiles(n: number, layout: "none" | "same" | "two"): Promise<string[]> {
   return Promise.all(
     Array.from({ length: n }, async (_, index) => {
@@ -37,8 +40,8 @@ async function newFiles(n: number, layout: "none" | "same" | "two"): Promise<str
       const path = join(dir, `f-${number}.csv`);
       const swapped = layout === "two" && index % 2 === 1;
       const header = layout === "none" ? [] : [swapped ? "id,price,name" : "id,name,price"];
-      const rows = Array.from({ length: 10 }, (_, i) =>
-        swapped ? `${number * 100 + i},${i}.5,n${i}` : `${number * 100 + i},n${i},${i}.5`,
+      const rows = Array.from({ length: rowsPerFile }, (_, i) =>
+        swapped ? `${number * rowsPerFile + i},${i}.5,n${i}` : `${number * rowsPerFile + i},n${i},${i}.5`,
       );
       await writeFile(path, [...header, ...rows].join("\n") + "\n");
       return `file://${path}`;
@@ -67,11 +70,13 @@ const median = (values: number[]): number => {
 
 try {
   await spark.sql("SELECT 1");
-  console.log(`median of ${runs} runs, 100 files of 10 rows a batch, Spark ${await spark.version()}`);
+  console.log(
+    `median of ${runs} runs, ${filesPerBatch} files of ${rowsPerFile} rows a batch, Spark ${await spark.version()}`,
+  );
   for (const [index, each] of cases.entries()) {
     const table = `${namespace}.t${index}`;
     const write = async (): Promise<{ ms: number; headersMs: number }> => {
-      const files = await newFiles(100, each.layout);
+      const files = await newFiles(filesPerBatch, each.layout);
       const started = performance.now();
       const batch = { batchId: randomUUID(), table, format: "csv", files, ...each.batch };
       const staged = await writer.stage(batch);

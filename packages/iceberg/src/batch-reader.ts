@@ -24,8 +24,8 @@ export interface BatchReaderOptions {
   readerPaths: readonly string[];
   /** The caller's URIs of the batch's files, in the order of `readerPaths`. */
   files: readonly string[];
-  /** `_source_file` of a row read from any of `readerPaths` (the caller's URI). */
-  sourceColumn: Column;
+  /** `_source_file` from a column holding a row's `_metadata.file_path`. */
+  sourceColumnOf: (filePath: Column) => Column;
   /**
    * Session settings for the header check, set before its query (the session's own are left otherwise: the
    * caller sets its own before its next job). Default: none.
@@ -56,9 +56,10 @@ const LINE_ORDER = "_lakeferry_line_order";
  * groups are combined by column name (`unionByName`). Other formats, and CSV without `header`, are one
  * plain read, as before.
  *
- * The header check costs one Spark job per batch (a text read of each file's first split). A batch whose
- * files all share one header (and, with a declared schema, name its columns in its order) is then read
- * exactly as before; other batches pay one analysis of a file per distinct header and a union per group.
+ * The header check costs one Spark job per batch (a text read of its files keeping each one's first line:
+ * every line is read, none parsed). A batch whose files all share one header (and, with a declared schema,
+ * name its columns in its order) is then read exactly as before; other batches pay at most one analysis of
+ * a file per distinct header and a union of one read per header.
  */
 export class BatchReader {
   readonly #spark: SparkConnectClient;
@@ -66,7 +67,7 @@ export class BatchReader {
   readonly #options: Record<string, string>;
   readonly #readerOptions: Record<string, string>;
   readonly #readerPaths: readonly string[];
-  readonly #sourceColumn: Column;
+  readonly #sourceColumnOf: (filePath: Column) => Column;
   /** The caller's URI → reader path: the header check reports files by `_source_file`. */
   readonly #pathOf: Map<string, string>;
   readonly #byHeader: boolean;
@@ -84,7 +85,7 @@ export class BatchReader {
     this.#options = options.options;
     this.#readerOptions = options.readerOptions;
     this.#readerPaths = options.readerPaths;
-    this.#sourceColumn = options.sourceColumn;
+    this.#sourceColumnOf = options.sourceColumnOf;
     this.#headerCheckSettings = options.headerCheckSettings ?? {};
     this.#pathOf = new Map(options.files.map((uri, index) => [uri, options.readerPaths[index] as string]));
     this.#byHeader =
@@ -141,6 +142,7 @@ export class BatchReader {
       // One file, or files that share a header: Spark infers the columns of the header they all have.
       if (paths.length === 1) return scan(paths, undefined);
       const groups = await this.#groups(paths, options);
+      if (groups.length === 1) return scan(paths, undefined);
       return groups
         .map((group) => scan(group.paths, undefined))
         .reduce((all, group) => all.unionByName(group, { allowMissingColumns: true }));
@@ -206,7 +208,7 @@ export class BatchReader {
   async #learnHeaders(options: ExecutionOptions | undefined): Promise<Map<string, HeaderLine>> {
     const lineSep = optionOf(this.#options, "lineSep");
     const comment = optionOf(this.#options, "comment");
-    // Java's String.trim: anything up to U+0020 is blank.
+    // Blank as Java's String.trim sees it (Spark's CSV reader skips such lines): nothing above U+0020.
     let kept = fn(
       "and",
       fn("==", col("_metadata.file_block_start"), lit(0)),
@@ -224,13 +226,17 @@ export class BatchReader {
         paths: [...this.#readerPaths],
       })
       .filter(kept)
-      .withColumns({ _source_file: this.#sourceColumn })
       // Within a partition the ids follow the lines of its files, one file after another (a file's first
       // split is read by one task, whether or not small files are packed together).
       .withColumns({ [LINE_ORDER]: fn("monotonically_increasing_id") })
-      .groupBy(col("_source_file"))
+      // Grouped by Spark's path, looked up once per file after the aggregation rather than once per line.
+      .groupBy(col("_metadata.file_path").alias("path"))
       .agg(fn("min_by", col("value"), col(LINE_ORDER)).alias("header"))
-      .select(col("_source_file"), col("header"), fn("sha2", col("header"), lit(256)).alias("key"))
+      .select(
+        this.#sourceColumnOf(col("path")).alias("_source_file"),
+        col("header"),
+        fn("sha2", col("header"), lit(256)).alias("key"),
+      )
       .collect(options);
     const headers = new Map<string, HeaderLine>();
     for (const row of rows) {

@@ -357,7 +357,7 @@ export class IcebergWriter {
       readerOptions: sources.readerOptions,
       readerPaths: sources.readerPaths,
       files: valid.files,
-      sourceColumn: sources.column,
+      sourceColumnOf: sources.columnOf,
       // One task per file (as a batch written with isolated files leaves the session) made the check of 100
       // small files take 3-4 s; packed, they are read by a few tasks.
       headerCheckSettings: { "spark.sql.files.openCostInBytes": PACKING_OPEN_COST },
