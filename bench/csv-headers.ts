@@ -78,7 +78,7 @@ try {
     const write = async (): Promise<{ ms: number; headersMs: number }> => {
       const files = await newFiles(filesPerBatch, each.layout);
       const started = performance.now();
-      const batch = { batchId: randomUUID(), table, format: "csv", files, ...each.batch };
+      const batch: WriteBatch = { batchId: randomUUID(), table, format: "csv", files, ...each.batch };
       const staged = await writer.stage(batch);
       await writer.publish(table, staged.stagedSnapshotId);
       return { ms: performance.now() - started, headersMs: staged.timings?.headersMs ?? 0 };
