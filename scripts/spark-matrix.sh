@@ -13,15 +13,17 @@ versions=("$@")
 [ ${#versions[@]} -gt 0 ] || versions=(3.5.7 4.0.1 4.1.4)
 
 # The suites that talk to Spark: the client, the writer and its bad records (PERMISSIVE reads, the quarantine
-# table), ingestion end to end with a corrupt file, recovery and the commit fence, bad records through the
-# pipeline, .zst files through lakeferry's zstd codec (built against each version's own jars) and the
-# per-session check of it, the acceptance run with real worker processes (one killed after a commit), and
-# objects read from the S3 emulator through the version's S3A jars.
+# table), CSV files read by their own headers (a text read keyed on `_metadata` fields), ingestion end to end
+# with a corrupt file, recovery and the commit fence, bad records through the pipeline, .zst files through
+# lakeferry's zstd codec (built against each version's own jars) and the per-session check of it, the
+# acceptance run with real worker processes (one killed after a commit), and objects read from the S3
+# emulator through the version's S3A jars.
 SUITES=(
   packages/spark-connect/test/spark-connect.test.ts
   packages/spark-connect/test/error-facts.test.ts
   packages/iceberg/test/iceberg-writer.test.ts
   packages/iceberg/test/bad-records.test.ts
+  packages/iceberg/test/csv-headers.test.ts
   packages/pipeline/test/pipeline-flow.test.ts
   packages/pipeline/test/recovery.test.ts
   packages/pipeline/test/bad-records.test.ts

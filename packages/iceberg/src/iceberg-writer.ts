@@ -32,6 +32,7 @@ import {
   type FileRecordCounts,
   type RefusedFile,
 } from "./bad-records.ts";
+import { BatchReader } from "./batch-reader.ts";
 import { formatMicros, ingestedAtNow, parseMicros, type IngestedAt } from "./ingested-at.ts";
 import {
   columnMismatchError,
@@ -88,9 +89,17 @@ export interface StagedWrite {
   /**
    * Where the staging time went, in ms: `prepare` (settings, a tolerant read's census, table creation),
    * `write` (Spark's read of the files and write of the data files), `lookup` (finding the staged
-   * snapshot), `count` (rows per file), `rejected` (staging the bad records).
+   * snapshot), `count` (rows per file), `rejected` (staging the bad records); `headers` (CSV read with a
+   * header: learning each file's header, before the rest).
    */
-  timings?: { prepareMs: number; writeMs: number; lookupMs: number; countMs: number; rejectedMs?: number };
+  timings?: {
+    headersMs?: number;
+    prepareMs: number;
+    writeMs: number;
+    lookupMs: number;
+    countMs: number;
+    rejectedMs?: number;
+  };
 }
 
 /** How publishing a staged snapshot ended. */
@@ -341,23 +350,33 @@ export class IcebergWriter {
         : { micros: valid.ingestedAtMicros, iso: formatMicros(valid.ingestedAtMicros) };
     const policy = valid.badRecords;
     const corrupt = `\`${CORRUPT_RECORD_COLUMN}\``;
-    const plan = await this.#readPlan(valid, sources, options);
+    const files = new BatchReader({
+      spark: this.#spark,
+      format: valid.format,
+      options: valid.options,
+      readerOptions: sources.readerOptions,
+      readerPaths: sources.readerPaths,
+      files: valid.files,
+      sourceColumnOf: sources.columnOf,
+      // One task per file (as a batch written with isolated files leaves the session) made the check of 100
+      // small files take 3-4 s; packed, they are read by a few tasks.
+      headerCheckSettings: { "spark.sql.files.openCostInBytes": PACKING_OPEN_COST },
+    });
+    const plan = await this.#readPlan(valid, sources, files, options);
     const declared = plan.declared;
     const schema =
       policy !== undefined && declared !== undefined ? `${declared}, ${corrupt} STRING` : declared;
     // Every row as read; in a tolerant read (PERMISSIVE) a bad record has its text in the corrupt-record column.
-    const readAll = (paths: string[]): DataFrame => {
-      const frame = this.#spark
-        .read({
-          format: valid.format,
-          schema,
-          options: { ...valid.options, ...sources.readerOptions },
-          paths,
-        })
-        .withColumns({
+    const readAll = async (paths: string[]): Promise<DataFrame> => {
+      const frame = await files.read(
+        paths,
+        schema,
+        {
           _source_file: sources.column,
           _ingested_at: fn("timestamp_micros", lit(ingestedAt.micros)),
-        });
+        },
+        options,
+      );
       if (policy === undefined || declared !== undefined) return frame;
       // An inferred schema has the corrupt-record column only when Spark met a bad record: add it (null)
       // when it does not.
@@ -365,16 +384,15 @@ export class IcebergWriter {
       return frame.unionByName(none, { allowMissingColumns: true });
     };
     // The rows that go to the table.
-    const read = (paths: string[]): DataFrame => {
+    const read = async (paths: string[]): Promise<DataFrame> => {
+      const all = await readAll(paths);
       const good =
         policy === undefined
-          ? readAll(paths)
-          : readAll(paths)
-              .filter(fn("isnull", col(CORRUPT_RECORD_COLUMN)))
-              .drop(CORRUPT_RECORD_COLUMN);
+          ? all
+          : all.filter(fn("isnull", col(CORRUPT_RECORD_COLUMN))).drop(CORRUPT_RECORD_COLUMN);
       return plan.shape === undefined ? good : plan.shape(good);
     };
-    const rows = read(sources.readerPaths);
+    const rows = await read(sources.readerPaths);
     const isolate = valid.isolateFiles ?? this.#isolateSourceFiles;
     let since = performance.now();
     const lap = (): number => {
@@ -388,7 +406,7 @@ export class IcebergWriter {
       this.#splitBytes ??=
         (await this.#spark.getConfig([MAX_PARTITION_BYTES]))[MAX_PARTITION_BYTES] ??
         DEFAULT_MAX_PARTITION_BYTES;
-      recordCounts = await this.#census(valid, declared, readAll(sources.readerPaths), options);
+      recordCounts = await this.#census(valid, declared, await readAll(sources.readerPaths), options);
       const refused = new Map<string, RefusedFile>();
       for (const [uri, counts] of recordCounts) {
         const refusal = refusalOf(policy, counts);
@@ -409,7 +427,7 @@ export class IcebergWriter {
     // A declared schema is the same read from one file as from all: a new table is created from the
     // first file alone (planning the read of 1,000 files to create an empty table took 7 s of a 10 s write).
     const [first] = sources.readerPaths;
-    const shape = declared !== undefined && first !== undefined ? read([first]) : rows;
+    const shape = declared !== undefined && first !== undefined ? await read([first]) : rows;
     await this.#ensureStagingTable(valid.tableName, valid.batchId, shape, options, {
       evolving: valid.schemaEvolution === "addNewColumns",
     });
@@ -443,7 +461,7 @@ export class IcebergWriter {
         : await this.#stageRejected(
             valid,
             declared,
-            readAll(withRejects.map((file) => file.path)),
+            await readAll(withRejects.map((file) => file.path)),
             ingestedAt,
             options,
           );
@@ -454,7 +472,14 @@ export class IcebergWriter {
       ...(snapshot.current ? { visible: true } : {}),
       ...(recordCounts === undefined ? {} : { recordCounts }),
       ...(rejected === undefined ? {} : { rejected }),
-      timings: { prepareMs, writeMs, lookupMs, countMs, ...(rejected ? { rejectedMs: lap() } : {}) },
+      timings: {
+        ...(files.headerMs === undefined ? {} : { headersMs: files.headerMs }),
+        prepareMs,
+        writeMs,
+        lookupMs,
+        countMs,
+        ...(rejected ? { rejectedMs: lap() } : {}),
+      },
     };
   }
 
@@ -642,6 +667,7 @@ export class IcebergWriter {
   async #readPlan(
     valid: ValidatedBatch,
     sources: SourceFiles,
+    files: BatchReader,
     options: ExecutionOptions | undefined,
   ): Promise<ReadPlan> {
     if (valid.schema !== undefined) return { declared: valid.schema };
@@ -652,7 +678,7 @@ export class IcebergWriter {
     if (mode === "none" && table !== undefined) return { declared: schemaDdl(table) };
     if (!knowsTable && valid.schemaHints === undefined) return { declared: undefined };
     if (mode === "none" && valid.schemaHints === undefined) return { declared: undefined };
-    let inferred = await this.#inferSchema(valid, sources, options);
+    let inferred = await this.#inferSchema(valid, files, options);
     if (valid.schemaHints !== undefined) {
       // The hinted types as Spark spells them (they go into expressions below): Spark parses the hints once.
       const hinted = schemaDdl(withHints(inferred, valid.schemaHints));
@@ -688,7 +714,7 @@ export class IcebergWriter {
       const { added, mismatch } = compareColumns(inferred, table);
       // Read with the table's columns, such a file would lose values without a word: it fails instead.
       if (mismatch !== undefined) throw columnMismatchError(valid.tableName.quoted, mismatch);
-      if (added.length > 0) await this.#refuseNewColumns(valid, sources, declared, added, options);
+      if (added.length > 0) await this.#refuseNewColumns(valid, sources, files, declared, added, options);
       return { declared: schemaDdl(table) };
     }
     return { declared };
@@ -697,19 +723,14 @@ export class IcebergWriter {
   /** The columns Spark infers from the batch's files (the corrupt-record column left out). */
   async #inferSchema(
     valid: ValidatedBatch,
-    sources: SourceFiles,
+    files: BatchReader,
     options: ExecutionOptions | undefined,
   ): Promise<SchemaField[]> {
     // Parquet and ORC take their schema from one file unless told to merge every file's.
     const merge: Record<string, string> =
       valid.format === "parquet" || valid.format === "orc" ? { mergeSchema: "true" } : {};
-    const schema = await this.#spark
-      .read({
-        format: valid.format,
-        options: { ...valid.options, ...merge, ...sources.readerOptions },
-        paths: sources.readerPaths,
-      })
-      .schema(options);
+    const read = await files.read(files.paths, undefined, {}, options, merge);
+    const schema = await read.schema(options);
     return schema.fields.filter((field) => field.name !== CORRUPT_RECORD_COLUMN);
   }
 
@@ -720,18 +741,13 @@ export class IcebergWriter {
   async #refuseNewColumns(
     valid: ValidatedBatch,
     sources: SourceFiles,
+    files: BatchReader,
     declared: string,
     added: SchemaField[],
     options: ExecutionOptions | undefined,
   ): Promise<void> {
-    const counts = await this.#spark
-      .read({
-        format: valid.format,
-        schema: declared,
-        options: { ...valid.options, ...sources.readerOptions },
-        paths: sources.readerPaths,
-      })
-      .withColumns({ _source_file: sources.column })
+    const read = await files.read(sources.readerPaths, declared, { _source_file: sources.column }, options);
+    const counts = await read
       .groupBy(col("_source_file"))
       .agg(
         ...added.map((column, index) => fn("count", expr(quoteName(column.name))).alias(`filled_${index}`)),

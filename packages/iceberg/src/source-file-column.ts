@@ -17,6 +17,11 @@ export interface SourceFilePlan {
    * matches no batch file fails the job (`raise_error`) rather than carry a wrong value.
    */
   column: Column;
+  /**
+   * The same lookup of any column holding `_metadata.file_path` (e.g. after an aggregation grouped by it,
+   * where the scan's `_metadata` is no longer in reach).
+   */
+  columnOf: (filePath: Column) => Column;
 }
 
 const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:/;
@@ -121,12 +126,15 @@ export function planSourceFiles(
     const printed = verbatimSparkPath(read);
     if (printed !== undefined) verbatim.set(printed, uri);
   });
-  const filePath = col("_metadata.file_path");
-  const column = fn(
-    "coalesce",
-    ...(verbatim.size > 0 ? [lookupVerbatim(verbatim, filePath)] : []),
-    fn("element_at", fn("map", ...mapEntries), sparkSideKey(filePath)),
-    fn("raise_error", fn("concat", lit("lakeferry: Spark read a file that is not in the batch: "), filePath)),
-  );
-  return { readerPaths, readerOptions, column };
+  const columnOf = (filePath: Column): Column =>
+    fn(
+      "coalesce",
+      ...(verbatim.size > 0 ? [lookupVerbatim(verbatim, filePath)] : []),
+      fn("element_at", fn("map", ...mapEntries), sparkSideKey(filePath)),
+      fn(
+        "raise_error",
+        fn("concat", lit("lakeferry: Spark read a file that is not in the batch: "), filePath),
+      ),
+    );
+  return { readerPaths, readerOptions, column: columnOf(col("_metadata.file_path")), columnOf };
 }
