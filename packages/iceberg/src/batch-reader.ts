@@ -3,13 +3,16 @@ import {
   fn,
   lit,
   quoteName,
+  schemaDdl,
   type Column,
   type DataFrame,
   type ExecutionOptions,
+  type SchemaField,
   type SparkConnectClient,
 } from "@lakeferry/spark-connect";
 import { CORRUPT_RECORD_COLUMN } from "./bad-records.ts";
 import { splitTopLevel } from "./ddl-list.ts";
+import { RefusedFilesError, type FileRefusal } from "./refused-files.ts";
 import type { FileFormat } from "./write-batch.ts";
 
 /** What a batch's reads share: how Spark reads its files and how a row names the file it came from. */
@@ -70,6 +73,8 @@ export class BatchReader {
   readonly #sourceColumnOf: (filePath: Column) => Column;
   /** The caller's URI → reader path: the header check reports files by `_source_file`. */
   readonly #pathOf: Map<string, string>;
+  /** Reader path → the caller's URI (refusals name files by URI). */
+  readonly #uriOf: Map<string, string>;
   readonly #byHeader: boolean;
   readonly #headerCheckSettings: Record<string, string>;
   /** Each reader path's header line (absent: the file has none, e.g. it is empty); learnt once per batch. */
@@ -88,6 +93,7 @@ export class BatchReader {
     this.#sourceColumnOf = options.sourceColumnOf;
     this.#headerCheckSettings = options.headerCheckSettings ?? {};
     this.#pathOf = new Map(options.files.map((uri, index) => [uri, options.readerPaths[index] as string]));
+    this.#uriOf = new Map(options.files.map((uri, index) => [options.readerPaths[index] as string, uri]));
     this.#byHeader =
       options.format === "csv" && optionOf(options.options, "header")?.toLowerCase() === "true";
   }
@@ -128,21 +134,33 @@ export class BatchReader {
     options: ExecutionOptions | undefined,
     readerOptions: Record<string, string> = {},
   ): Promise<DataFrame> {
-    const scan = (group: readonly string[], groupSchema: string | undefined): DataFrame =>
-      this.#spark
-        .read({
-          format: this.#format,
-          ...(groupSchema === undefined ? {} : { schema: groupSchema }),
-          options: { ...this.#options, ...readerOptions, ...this.#readerOptions },
-          paths: [...group],
-        })
-        .withColumns(columns);
+    // Header columns the schema leaves out are dropped before lakeferry's columns are added: a header column
+    // named like one of them (`_source_file` in a file exported from a table) must not replace it.
+    const scan = (
+      group: readonly string[],
+      groupSchema: string | undefined,
+      drop: string[] = [],
+    ): DataFrame => {
+      const read = this.#spark.read({
+        format: this.#format,
+        ...(groupSchema === undefined ? {} : { schema: groupSchema }),
+        options: { ...this.#options, ...readerOptions, ...this.#readerOptions },
+        paths: [...group],
+      });
+      return (drop.length > 0 ? read.drop(...drop.map(quoteName)) : read).withColumns(columns);
+    };
     if (!this.#byHeader) return scan(paths, schema);
     if (schema === undefined) {
       // One file, or files that share a header: Spark infers the columns of the header they all have.
       if (paths.length === 1) return scan(paths, undefined);
       const groups = await this.#groups(paths, options);
       if (groups.length === 1) return scan(paths, undefined);
+      const merged = await this.#timed(() =>
+        this.#mergedColumns(groups, scan, Object.keys(columns), options),
+      );
+      // Types inferred per group differ: every group is read with the types one read of all the files
+      // would infer (a union would cast one group's values: "02134" → 2134 → "2134").
+      if (merged.retype) return this.read(paths, schemaDdl(merged.fields), columns, options, readerOptions);
       return groups
         .map((group) => scan(group.paths, undefined))
         .reduce((all, group) => all.unionByName(group, { allowMissingColumns: true }));
@@ -164,12 +182,70 @@ export class BatchReader {
     const frames = reads.map((read) =>
       read.plan === undefined
         ? scan(read.paths, schema)
-        : scan(read.paths, read.plan.schema).drop(...read.plan.unnamed.map(quoteName)),
+        : scan(read.paths, read.plan.schema, read.plan.unnamed),
     );
     // An empty read with the declared columns first: the union takes its column order and types, and a
     // declared column a group's header lacks comes out null.
     const shape = scan([paths[0] as string], schema).limit(0);
     return frames.reduce((all, group) => all.unionByName(group, { allowMissingColumns: true }), shape);
+  }
+
+  /**
+   * The columns of a batch read without a schema whose files have several headers: each group's inferred
+   * columns, merged by name (without regard to case) in order of first appearance, each with the type one
+   * CSV read of all the files would infer ({@link widerCsvType}); `retype` when two groups inferred different
+   * types for a column. A group whose header shares no column with the largest group's is refused before
+   * anything is read (a file whose first line is data, under `header`, would add its values as columns).
+   */
+  async #mergedColumns(
+    groups: readonly { key: string; paths: string[] }[],
+    scan: (group: readonly string[], schema: string | undefined) => DataFrame,
+    added: readonly string[],
+    options: ExecutionOptions | undefined,
+  ): Promise<{ fields: SchemaField[]; retype: boolean }> {
+    // The files' own columns: the ones lakeferry adds to every read are no part of them.
+    const ours = new Set(added.map((name) => name.toLowerCase()));
+    const schemas: SchemaField[][] = [];
+    for (const group of groups) {
+      const { fields } = await scan(group.paths, undefined).schema(options);
+      schemas.push(fields.filter((field) => !ours.has(field.name.toLowerCase())));
+    }
+    const names = (fields: readonly SchemaField[]): Set<string> =>
+      new Set(fields.map((field) => field.name.toLowerCase()));
+    let largest = 0;
+    groups.forEach((group, index) => {
+      if (group.paths.length > (groups[largest]?.paths.length ?? 0)) largest = index;
+    });
+    const reference = names(schemas[largest] ?? []);
+    const refused = new Map<string, FileRefusal>();
+    groups.forEach((group, index) => {
+      if ([...names(schemas[index] ?? [])].some((name) => reference.has(name))) return;
+      const header = this.#headers?.get(group.paths[0] as string)?.text ?? "";
+      for (const path of group.paths) {
+        refused.set(this.#uriOf.get(path) ?? path, {
+          status: "FAILED",
+          message:
+            `its header line ${JSON.stringify(header.slice(0, 200))} names none of the columns the batch's other ` +
+            `files have (${[...reference].slice(0, 10).join(", ")}): a file without a header line under ` +
+            `header: true? Add the header, or read such files with their own ingestion`,
+        });
+      }
+    });
+    if (refused.size > 0) throw new RefusedFilesError("SCHEMA_MISMATCH", "have an unrelated header", refused);
+    const fields = new Map<string, SchemaField>();
+    let retype = false;
+    for (const schema of schemas) {
+      for (const field of schema) {
+        const key = field.name.toLowerCase();
+        const seen = fields.get(key);
+        if (seen === undefined) fields.set(key, field);
+        else if (seen.type !== field.type) {
+          retype = true;
+          fields.set(key, { ...seen, type: widerCsvType(seen.type, field.type) });
+        }
+      }
+    }
+    return { fields: [...fields.values()], retype };
   }
 
   /** `paths` grouped by the header line their files share, groups and files in batch order. */
@@ -309,7 +385,8 @@ export function headerOrderedSchema(
   const unnamed: string[] = [];
   const matched: DdlColumn[] = [];
   names.forEach((name, index) => {
-    const key = (index === 0 ? name.replace(/^\uFEFF/, "") : name).toLowerCase();
+    // Spark keeps the spaces around a header's names (`id, name`): they match the declared ` name` as `name`.
+    const key = (index === 0 ? name.replace(/^\uFEFF/, "") : name).trim().toLowerCase();
     const column = byName.get(key);
     if (column === undefined || column.name === CORRUPT_RECORD_COLUMN) {
       parts.push(`${quoteName(name)} STRING`);
@@ -319,10 +396,21 @@ export function headerOrderedSchema(
       matched.push(column);
     }
   });
-  if (matched.length === 0) return undefined;
   const corrupt = declared.find((column) => column.name === CORRUPT_RECORD_COLUMN);
-  if (corrupt !== undefined) parts.push(corrupt.definition);
   const columns = declared.filter((column) => column !== corrupt);
+  // None of the declared names; or as many names as declared columns where each the schema lacks is one
+  // Spark made up (an empty name reads as `_c3`, a repeated one as `id0`, `ID1`): the schema names the
+  // header's columns by position, as Spark reads them (a schema that renames a file's columns keeps working).
+  // Otherwise names decide: a declared column the header lacks is null, a header column it lacks is left out.
+  const madeUp = (name: string): boolean =>
+    /^_c\d+$/.test(name) ||
+    columns.some((column) => new RegExp(`^${escapeRegExp(column.name)}\\d+$`, "i").test(name));
+  if (
+    matched.length === 0 ||
+    (unnamed.length > 0 && names.length === columns.length && unnamed.every(madeUp))
+  )
+    return undefined;
+  if (corrupt !== undefined) parts.push(corrupt.definition);
   const asDeclared =
     unnamed.length === 0 &&
     matched.length === columns.length &&
@@ -371,4 +459,46 @@ function optionOf(options: Record<string, string>, key: string): string | undefi
 function withoutOptions(options: Record<string, string>, keys: readonly string[]): Record<string, string> {
   const dropped = new Set(keys.map((key) => key.toLowerCase()));
   return Object.fromEntries(Object.entries(options).filter(([key]) => !dropped.has(key.toLowerCase())));
+}
+
+/** Spark's numeric CSV types, narrowest first (a wider one holds every value of a narrower one). */
+const NUMERIC_ORDER = ["int", "bigint", "decimal", "double"];
+
+/**
+ * The type one CSV read infers for a column whose values two groups inferred as `a` and `b`, as Spark's CSV
+ * inference merges types: a numeric type widens (int → bigint → decimal → double), a date with a timestamp
+ * is a timestamp, anything else is a string.
+ */
+export function widerCsvType(a: string, b: string): string {
+  if (a === b) return a;
+  const rank = (type: string): number => NUMERIC_ORDER.indexOf(type.replace(/\(.*$/, ""));
+  if (rank(a) >= 0 && rank(b) >= 0) {
+    if (a.startsWith("decimal") && b.startsWith("decimal")) return widerDecimal(a, b);
+    const wider = rank(a) >= rank(b) ? a : b;
+    const other = wider === a ? b : a;
+    // An integral with a decimal: the decimal widened to hold the integral's digits.
+    if (wider.startsWith("decimal"))
+      return widerDecimal(wider, other === "int" ? "decimal(10,0)" : "decimal(20,0)");
+    return wider;
+  }
+  const temporal = new Set([a.replace(/_ntz$/, ""), b.replace(/_ntz$/, "")]);
+  if (temporal.size === 2 && temporal.has("date") && temporal.has("timestamp"))
+    return a.startsWith("timestamp") ? a : b;
+  return "string";
+}
+
+function widerDecimal(a: string, b: string): string {
+  const digits = (type: string): [number, number] => {
+    const [precision = 10, scale = 0] = (/\((\d+),\s*(\d+)\)/.exec(type)?.slice(1) ?? []).map(Number);
+    return [precision, scale];
+  };
+  const [pa, sa] = digits(a);
+  const [pb, sb] = digits(b);
+  const scale = Math.max(sa, sb);
+  const precision = Math.max(pa - sa, pb - sb) + scale;
+  return precision > 38 ? "double" : `decimal(${precision},${scale})`;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }

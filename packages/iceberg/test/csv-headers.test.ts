@@ -9,8 +9,8 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { SparkConnectClient } from "@lakeferry/spark-connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ddlColumns, headerOrderedSchema, plainHeaderNames } from "../src/batch-reader.ts";
-import { IcebergWriter, SchemaChangeError, type WriteBatch } from "../src/index.ts";
+import { ddlColumns, headerOrderedSchema, plainHeaderNames, widerCsvType } from "../src/batch-reader.ts";
+import { IcebergWriter, RefusedFilesError, SchemaChangeError, type WriteBatch } from "../src/index.ts";
 
 const remote = process.env.SPARK_REMOTE;
 if (!remote) throw new Error('SPARK_REMOTE is not set: eval "$(bash scripts/services.sh env)" first');
@@ -154,6 +154,50 @@ describe("CSV batches read by each file's header", () => {
   });
 });
 
+describe("CSV headers that only look alike (a maintainer review's cases)", () => {
+  it("spaced names, a header column named like lakeferry's, types inferred apart, a file without a header", async () => {
+    const table = newTable();
+    const schema = "id BIGINT, name STRING, price DOUBLE";
+    // Spark keeps ` name`: it is `name`, not a column the schema lacks (which would leave name null).
+    const spaced = await file("alike/spaced.csv", "id, price, name\n1, 1.5,ada\n");
+    // A file exported from a table: its `_source_file` column must not replace the file's own.
+    const exported = await file(
+      "alike/exported.csv",
+      "name,_source_file,id,price\nbob,s3://old/x.csv,2,2.5\n",
+    );
+    await writer.write(csvBatch(table, [spaced, exported], { schema, options: { header: "true" } }));
+    const rows = await rowsOf(table, ["id", "name", "price"]);
+    expect(rows.map((row) => [row.id, String(row.name).trim(), row.price, row.file])).toEqual([
+      [1, "ada", 1.5, "spaced.csv"],
+      [2, "bob", 2.5, "exported.csv"],
+    ]);
+
+    // Inferred apart, `zip` is an int in one group and a string in the other: one read of both would infer
+    // a string, and "02134" must stay "02134" (a union would cast it through 2134).
+    const typed = newTable();
+    const numbers = await file("alike/numbers.csv", "id,zip\n1,2134\n");
+    const codes = await file("alike/codes.csv", "zip,id\n02134,2\nK1A 0B1,3\n");
+    await writer.write(csvBatch(typed, [numbers, codes]));
+    expect((await rowsOf(typed, ["id", "zip"])).map((row) => [row.id, row.zip])).toEqual([
+      [1, "2134"],
+      [2, "02134"],
+      [3, "K1A 0B1"],
+    ]);
+
+    // A file whose first line is data, under `header`: refused, not made into columns `3`, `cy`.
+    const headless = await file("alike/headless.csv", "3,cy\n4,di\n");
+    const named = await file("alike/named.csv", "id,name\n1,ada\n");
+    const also = await file("alike/also.csv", "name,id\nbob,2\n");
+    const error = await writer.write(csvBatch(newTable(), [named, headless, also])).then(
+      () => undefined,
+      (caught: unknown) => caught,
+    );
+    expect(error).toBeInstanceOf(RefusedFilesError);
+    expect([...(error as RefusedFilesError).refused.keys()]).toEqual([headless]);
+    expect((error as RefusedFilesError).code).toBe("SCHEMA_MISMATCH");
+  });
+});
+
 describe("header-ordered schema (no Spark)", () => {
   const declared = ddlColumns(
     "id BIGINT, `the name` STRING, price DECIMAL(10, 2), _lakeferry_corrupt_record STRING",
@@ -170,6 +214,24 @@ describe("header-ordered schema (no Spark)", () => {
     expect(headerOrderedSchema(declared, ["id", "price"])?.asDeclared).toBe(false);
     // A header naming none of the declared columns is read by position.
     expect(headerOrderedSchema(declared, ["a", "b"])).toBeUndefined();
+    // Spaces around a name (Spark keeps them) do not hide it.
+    expect(headerOrderedSchema(declared, [" price", " id"])?.unnamed).toEqual([]);
+    // Names Spark made up (an empty name, a repeated one) with as many names as columns: by position.
+    expect(headerOrderedSchema(declared, ["id", "_c1", "price"])).toBeUndefined();
+    expect(headerOrderedSchema(declared, ["id0", "the name", "ID2"])).toBeUndefined();
+    // A real column the schema lacks beside a missing one: by name (price null, color left out).
+    expect(headerOrderedSchema(declared, ["id", "color", "the name"])?.unnamed).toEqual(["color"]);
+  });
+
+  it("merges types inferred apart as one CSV read would", () => {
+    expect(widerCsvType("int", "bigint")).toBe("bigint");
+    expect(widerCsvType("int", "double")).toBe("double");
+    expect(widerCsvType("int", "decimal(5,2)")).toBe("decimal(12,2)");
+    expect(widerCsvType("decimal(5,2)", "decimal(10,0)")).toBe("decimal(12,2)");
+    expect(widerCsvType("decimal(38,0)", "decimal(10,5)")).toBe("double");
+    expect(widerCsvType("date", "timestamp")).toBe("timestamp");
+    expect(widerCsvType("int", "string")).toBe("string");
+    expect(widerCsvType("boolean", "int")).toBe("string");
   });
 
   it("takes a plain header's names itself and leaves any other to Spark", () => {
