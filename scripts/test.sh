@@ -39,12 +39,22 @@ else
 fi
 node -e '
 let passed = 0, failed = 0, skipped = 0;
+const failures = [];
 for (const file of process.argv.slice(1)) {
   try {
     const r = JSON.parse(require("fs").readFileSync(file, "utf8"));
     passed += r.numPassedTests; failed += r.numFailedTests; skipped += r.numPendingTests + r.numTodoTests;
+    for (const suite of r.testResults ?? []) {
+      const where = require("path").relative(process.cwd(), suite.name);
+      const tests = (suite.assertionResults ?? []).filter((t) => t.status === "failed");
+      if (tests.length === 0 && suite.status === "failed") failures.push(`${where}: ${firstLine(suite.message)}`);
+      for (const t of tests) failures.push(`${where} > ${t.fullName}: ${firstLine(t.failureMessages?.[0])}`);
+    }
   } catch {}
 }
+function firstLine(text) { return String(text ?? "").split("\n")[0].slice(0, 300); }
+// The failures again at the very end, where a CI log cut to its tail still shows them.
+for (const failure of failures) console.log(`FAILED ${failure}`);
 console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
 ' "${reports[@]}" || true
 rm -f "${reports[@]}"
