@@ -44,6 +44,7 @@ export {
   type FailureKind,
 } from "./failure-kind.ts";
 export { registerFiles, pathKeyCollision, IGNORED_CHANGE, SUPERSEDED } from "./register-files.ts";
+export type { KnownFile, RegisteredFiles } from "./register-files.ts";
 export { claimFiles, firstAttemptFiles, renewLeases, LEASE_EXPIRED } from "./claim-files.ts";
 export {
   abandonBatch,

@@ -2,7 +2,7 @@ import { InvalidInputError } from "@lakeferry/core";
 import type { Database } from "./database.ts";
 import { runOperation } from "./errors.ts";
 import type { Refusal } from "./runs.ts";
-import type { FileRef, ListedFile, ModifiedPolicy } from "./types.ts";
+import type { FileRef, FileStatus, ListedFile, ModifiedPolicy } from "./types.ts";
 import { MODIFIED_POLICIES } from "./types.ts";
 import { requireCount, requireId, requireOneOf, requireText, toNumber } from "./values.ts";
 
@@ -47,13 +47,13 @@ inserted_versions AS (
 ),
 -- The row holding each listed path's key, if any: the same path, or (a key collision) another one.
 known AS MATERIALIZED (
-  SELECT l.file_path, l.file_size, l.etag, l.modified_at, pf.id, pf.version, pf.etag AS known_etag,
+  SELECT l.file_path, l.file_size, l.etag, l.modified_at, pf.id, pf.version, pf.status, pf.etag AS known_etag,
          pf.file_size AS known_size, pf.file_path AS known_path
   FROM listed l
   -- A probe of the unique index per listed path, whatever the statistics say: joined as a set, a table
   -- not yet analyzed (the first minutes of a bulk load) was hashed whole for each page of 500 paths.
   CROSS JOIN LATERAL (
-    SELECT p.id, p.version, p.etag, p.file_size, p.file_path FROM processed_files p
+    SELECT p.id, p.version, p.status, p.etag, p.file_size, p.file_path FROM processed_files p
     WHERE p.ingestion_id = $1 AND file_path_key(p.file_path) = l.path_key LIMIT 1
   ) pf
 ),
@@ -127,11 +127,18 @@ cut_short AS (
   FROM bumped b
   WHERE fa.file_id = b.id AND fa.version = b.previous_version AND fa.finished_at IS NULL
 )
-SELECT 'created' AS kind, id, 1 AS version, file_path, NULL AS holder FROM inserted
+SELECT 'created' AS kind, id, 1 AS version, file_path, NULL AS holder, NULL::file_status AS status FROM inserted
 UNION ALL
-SELECT 'modified' AS kind, id, version, file_path, NULL AS holder FROM bumped
+SELECT 'modified' AS kind, id, version, file_path, NULL AS holder, NULL::file_status AS status FROM bumped
 UNION ALL
-SELECT 'collided' AS kind, NULL, NULL, file_path, holder FROM collided
+SELECT 'collided' AS kind, NULL, NULL, file_path, holder, NULL::file_status AS status FROM collided
+UNION ALL
+-- Asked for ($8): the paths tracked already and left as they were, with their state as this statement saw
+-- it. A change this statement acted on is not one of them (bumped: returned as modified; not bumped because
+-- a concurrent caller moved the file on first: its state is unknown here).
+SELECT 'known' AS kind, k.id, k.version, k.file_path, NULL AS holder, k.status FROM known k
+WHERE $8 AND k.known_path = k.file_path
+  AND NOT EXISTS (SELECT 1 FROM changed c WHERE c.id = k.id AND $7 <> 'ignore')
 ORDER BY id, file_path`;
 
 /**
@@ -143,12 +150,22 @@ ORDER BY id, file_path`;
  * 128-bit key another, different path of the ingestion holds (a SHA-256 prefix collision, or one forced in
  * a test) is registered under no file and returned in `refused` with the reason.
  *
+ * With `reportKnown`, `known` also lists the paths tracked already that this call left as they were, with
+ * their version and status as it saw them; a path in none of the four lists was registered by a concurrent
+ * caller meanwhile (look it up). Without it, `known` is empty.
+ *
  * @throws InvalidInputError on a malformed listing entry.
  */
 export async function registerFiles(
   db: Database,
-  input: { ingestionId: number; runId: number; files: ListedFile[]; modifiedPolicy: ModifiedPolicy },
-): Promise<{ created: FileRef[]; modified: FileRef[]; refused: Refusal[] }> {
+  input: {
+    ingestionId: number;
+    runId: number;
+    files: ListedFile[];
+    modifiedPolicy: ModifiedPolicy;
+    reportKnown?: boolean;
+  },
+): Promise<RegisteredFiles> {
   requireId("ingestionId", input.ingestionId);
   requireId("runId", input.runId);
   requireOneOf("modifiedPolicy", input.modifiedPolicy, MODIFIED_POLICIES);
@@ -163,12 +180,20 @@ export async function registerFiles(
     }
     byPath.set(file.uri, file);
   });
-  if (byPath.size === 0) return { created: [], modified: [], refused: [] };
+  if (byPath.size === 0) return { created: [], modified: [], refused: [], known: [] };
   const files = [...byPath.values()].sort((a, b) => (a.uri < b.uri ? -1 : a.uri > b.uri ? 1 : 0));
   return runOperation("registerFiles", async () => {
     const { rows } = await db.pool.query<
-      | { kind: "created" | "modified"; id: string; version: number; file_path: string; holder: null }
-      | { kind: "collided"; id: null; version: null; file_path: string; holder: string }
+      | {
+          kind: "created" | "modified";
+          id: string;
+          version: number;
+          file_path: string;
+          holder: null;
+          status: null;
+        }
+      | { kind: "known"; id: string; version: number; file_path: string; holder: null; status: FileStatus }
+      | { kind: "collided"; id: null; version: null; file_path: string; holder: string; status: null }
     >(REGISTER_FILES_SQL, [
       input.ingestionId,
       input.runId,
@@ -177,23 +202,36 @@ export async function registerFiles(
       files.map((f) => f.etag),
       files.map((f) => f.modifiedAt),
       input.modifiedPolicy,
+      input.reportKnown === true,
     ]);
     const created: FileRef[] = [];
     const modified: FileRef[] = [];
     const refused: Refusal[] = [];
+    const known: KnownFile[] = [];
     for (const row of rows) {
       if (row.kind === "collided") {
         refused.push({ path: row.file_path, reason: pathKeyCollision(row.holder) });
         continue;
       }
-      (row.kind === "created" ? created : modified).push({
-        id: toNumber(row.id),
-        version: row.version,
-        path: row.file_path,
-      });
+      const ref = { id: toNumber(row.id), version: row.version, path: row.file_path };
+      if (row.kind === "known") known.push({ ...ref, status: row.status });
+      else (row.kind === "created" ? created : modified).push(ref);
     }
-    return { created, modified, refused };
+    return { created, modified, refused, known };
   });
+}
+
+/** What one call registered; see `registerFiles`. */
+export interface RegisteredFiles {
+  created: FileRef[];
+  modified: FileRef[];
+  refused: Refusal[];
+  known: KnownFile[];
+}
+
+/** A file tracked before the call and left as it was, in the state the call saw. */
+export interface KnownFile extends FileRef {
+  status: FileStatus;
 }
 
 /** Why a path whose key `holder` holds is refused (see `file_path_key` in the migrations). */

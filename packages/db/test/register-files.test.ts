@@ -54,7 +54,7 @@ describe("registerFiles", () => {
       files: [...page].reverse(),
       modifiedPolicy: "ignore",
     });
-    expect(again).toEqual({ created: [], modified: [], refused: [] });
+    expect(again).toEqual({ created: [], modified: [], refused: [], known: [] });
     expect((await fileHistory(db, file!.id)).versions).toHaveLength(1);
   });
 
@@ -108,7 +108,7 @@ describe("registerFiles", () => {
         files: [changed],
         modifiedPolicy: "ignore",
       });
-      expect(result).toEqual({ created: [], modified: [], refused: [] });
+      expect(result).toEqual({ created: [], modified: [], refused: [], known: [] });
     }
     const file = await getFile(db, ingestion.id, original.uri);
     expect(file).toMatchObject({
@@ -173,6 +173,7 @@ describe("registerFiles", () => {
         created: [],
         modified: [],
         refused: [],
+        known: [],
       });
 
       expect(await getFile(db, ingestion.id, done.uri)).toMatchObject({
@@ -244,6 +245,49 @@ describe("registerFiles", () => {
     ).toMatchObject([{ id: ref.id, version: 2, attempt: 1, previousBatchId: null }]);
   });
 
+  it("reports the paths it left as they were, with their state, when asked", async () => {
+    const db = await freshDatabase();
+    const { ingestion, run } = await newIngestion(db, { modifiedPolicy: "append" });
+    const page = listing(0, 4);
+    const first = await registerFiles(db, {
+      ingestionId: ingestion.id,
+      runId: run.id,
+      files: page,
+      modifiedPolicy: "append",
+    });
+    const [kept, changed, ignored, done] = first.created.sort(byId);
+    await claimFiles(db, { refs: [{ id: done!.id, version: 1 }], worker: "w1", leaseMs: 60_000 });
+
+    const second = await registerFiles(db, {
+      ingestionId: ingestion.id,
+      runId: run.id,
+      files: [page[0]!, { ...page[1]!, etag: "changed" }, page[3]!, ...listing(4, 5)],
+      modifiedPolicy: "append",
+      reportKnown: true,
+    });
+    expect(second.created.map((f) => f.path)).toEqual([listing(4, 5)[0]!.uri]);
+    expect(second.modified).toEqual([{ ...changed!, version: 2 }]);
+    expect(second.known).toEqual([
+      { ...kept!, status: "PENDING" },
+      { ...done!, status: "PROCESSING" },
+    ]);
+
+    // A change the `ignore` policy leaves alone leaves the file as it was: known.
+    const third = await registerFiles(db, {
+      ingestionId: ingestion.id,
+      runId: run.id,
+      files: [{ ...page[2]!, etag: "changed" }],
+      modifiedPolicy: "ignore",
+      reportKnown: true,
+    });
+    expect(third).toEqual({
+      created: [],
+      modified: [],
+      refused: [],
+      known: [{ ...ignored!, status: "PENDING" }],
+    });
+  });
+
   it("creates one new version when concurrent callers see the same change", async () => {
     const db = await freshDatabase();
     const other = secondConnection(db);
@@ -268,11 +312,14 @@ describe("registerFiles", () => {
             runId: run.id,
             files: changed,
             modifiedPolicy: "replace",
+            reportKnown: true,
           }),
         ),
       3,
     );
     const modified = results.flatMap((r) => r.modified);
+    // A caller that lost the race saw version 1 and does not pass it off as the file's state.
+    expect(results.flatMap((r) => r.known)).toEqual([]);
     expect(modified).toHaveLength(50);
     expect(new Set(modified.map((r) => r.id)).size).toBe(50);
     expect(modified.every((r) => r.version === 2)).toBe(true);
@@ -310,7 +357,13 @@ describe("registerFiles", () => {
     // f00001.csv, f00002.csv and f00003.csv share one key now.
     const [a, b, c] = listing(1, 4) as [ListedFile, ListedFile, ListedFile];
     const register = (files: ListedFile[]) =>
-      registerFiles(db, { ingestionId: ingestion.id, runId: run.id, files, modifiedPolicy: "append" });
+      registerFiles(db, {
+        ingestionId: ingestion.id,
+        runId: run.id,
+        files,
+        modifiedPolicy: "append",
+        reportKnown: true,
+      });
 
     const first = await register([a]);
     expect(first.created.map((file) => file.path)).toEqual([a.uri]);
@@ -323,6 +376,8 @@ describe("registerFiles", () => {
         { path: b.uri, reason: pathKeyCollision(a.uri) },
         { path: c.uri, reason: pathKeyCollision(a.uri) },
       ],
+      // Another path's file is not theirs to report.
+      known: [],
     });
     const fileA = await getFile(db, ingestion.id, a.uri);
     expect(fileA).toMatchObject({ filePath: a.uri, version: 1, etag: a.etag, fileSize: a.size });

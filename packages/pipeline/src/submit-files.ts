@@ -8,6 +8,7 @@ import {
   type FileRef,
   type FileStatus,
   type Ingestion,
+  type KnownFile,
   type ListedFile,
   type Run,
 } from "@lakeferry/db";
@@ -125,33 +126,39 @@ export async function submitFiles(
   let modified: FileRef[] = [];
   try {
     signal?.throwIfAborted();
+    // Files already known and unchanged keep their state; one still PENDING may have lost its job, and
+    // enqueueing it again is harmless (same job id).
+    const again: FileRef[] = [];
+    const keep = (file: KnownFile) => {
+      const ref = { id: file.id, version: file.version, path: file.path };
+      accepted.push({ ...ref, knownStatus: file.status });
+      if (file.status === "PENDING") again.push(ref);
+    };
     if (listed.length > 0) {
       const registered = await registerFiles(ctx.db, {
         ingestionId: ingestion.id,
         runId: run.id,
         files: listed,
         modifiedPolicy: ingestion.modifiedPolicy,
+        reportKnown: true,
       });
       ({ created, modified } = registered);
+      accepted.push(...created, ...modified);
+      registered.known.forEach(keep);
+      const answered = new Set(accepted.map((file) => file.path));
       // A path whose key another path holds is refused like the others: as it was given.
       for (const refusal of registered.refused) {
+        answered.add(refusal.path);
         refused.push({ path: wanted.get(refusal.path)?.path ?? refusal.path, reason: refusal.reason });
       }
-    }
-    accepted.push(...created, ...modified);
-    const fresh = new Set(accepted.map((file) => file.path));
-    // Files already known and unchanged keep their state; one still PENDING may have lost its job, and
-    // enqueueing it again is harmless (same job id).
-    const again: FileRef[] = [];
-    const known = await getFilesByPaths(
-      ctx.db,
-      ingestion.id,
-      listed.filter((file) => !fresh.has(file.uri)).map((file) => file.uri),
-    );
-    for (const file of known.values()) {
-      const ref = { id: file.id, version: file.version, path: file.filePath };
-      accepted.push({ ...ref, knownStatus: file.status });
-      if (file.status === "PENDING") again.push(ref);
+      // Paths a concurrent submission registered after this one's snapshot, or moved on while this one
+      // looked: read as they are now.
+      const unanswered = listed.filter((file) => !answered.has(file.uri)).map((file) => file.uri);
+      if (unanswered.length > 0) {
+        for (const file of (await getFilesByPaths(ctx.db, ingestion.id, unanswered)).values()) {
+          keep({ id: file.id, version: file.version, path: file.filePath, status: file.status });
+        }
+      }
     }
     lap("register");
     // Registered files are enqueued even when the process is stopping: a job is cheaper than the
