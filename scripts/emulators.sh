@@ -111,7 +111,10 @@ s3_url() { echo "http://127.0.0.1:$S3_PORT"; }
 s3_ready() { answers "$(s3_url)/moto-api/"; }
 
 s3_install() {
-  [ -f "$MOTO_VENV/.moto-$MOTO_VERSION" ] && return 0
+  # A virtualenv copied or moved from elsewhere (a cache restored into another clone) keeps the old
+  # location in its scripts' #! lines, and cannot start: made again.
+  [ -f "$MOTO_VENV/.moto-$MOTO_VERSION" ] &&
+    head -1 "$MOTO_VENV/bin/moto_server" 2>/dev/null | grep -qF "#!$MOTO_VENV/bin/" && return 0
   log "installing moto[server] $MOTO_VERSION from PyPI into $MOTO_VENV"
   rm -rf "$MOTO_VENV"
   python3 -m venv "$MOTO_VENV"
