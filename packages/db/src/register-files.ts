@@ -38,7 +38,7 @@ WITH listed AS (
 inserted AS (
   INSERT INTO processed_files (ingestion_id, file_path, file_size, etag, modified_at, run_id)
   SELECT $1, file_path, file_size, etag, modified_at, $2 FROM listed ORDER BY file_path
-  ON CONFLICT (ingestion_id, (file_path_key(file_path))) DO NOTHING
+  ON CONFLICT ((file_path_key(file_path)), ingestion_id) DO NOTHING
   RETURNING id, file_path, file_size, etag, modified_at
 ),
 inserted_versions AS (
@@ -51,10 +51,11 @@ known AS MATERIALIZED (
          pf.file_size AS known_size, pf.file_path AS known_path
   FROM listed l
   -- A probe of the unique index per listed path, whatever the statistics say: joined as a set, a table
-  -- not yet analyzed (the first minutes of a bulk load) was hashed whole for each page of 500 paths.
+  -- not yet analyzed (the first minutes of a bulk load) was hashed whole for each page of 500 paths. By the
+  -- key alone: \`ingestion_id + 0\` keeps the ingestion's status index out of it (see files.ts).
   CROSS JOIN LATERAL (
     SELECT p.id, p.version, p.status, p.etag, p.file_size, p.file_path FROM processed_files p
-    WHERE p.ingestion_id = $1 AND file_path_key(p.file_path) = l.path_key LIMIT 1
+    WHERE file_path_key(p.file_path) = l.path_key AND p.ingestion_id + 0 = $1 LIMIT 1
   ) pf
 ),
 -- Paths whose key another path holds: tracked already, or earlier in this page (then inserted, or not,

@@ -156,6 +156,7 @@ describe("migrate", () => {
     const db = await freshDatabase({ migrateIt: false });
     const dir = await copyOfMigrations();
     await rm(join(dir, "20261207000000_file_path_key"), { recursive: true });
+    await rm(join(dir, "20261208000000_path_key_first"), { recursive: true });
     await migrate(db, { migrationsDir: dir });
     const { ingestion, run } = await newIngestion(db);
     const files = listing(0, 1_000);
@@ -165,14 +166,17 @@ describe("migrate", () => {
       [ingestion.id, run.id, files.map((f) => f.uri)],
     );
 
-    expect((await migrate(db)).applied).toEqual(["20261207000000_file_path_key"]);
+    expect((await migrate(db)).applied).toEqual([
+      "20261207000000_file_path_key",
+      "20261208000000_path_key_first",
+    ]);
     const { rows } = await db.pool.query<{ name: string }>(
       `SELECT indexname AS name FROM pg_indexes WHERE schemaname = $1 AND tablename = 'processed_files'
-       AND indexname LIKE 'processed_files_ingestion_id_%' ORDER BY 1`,
+       AND (indexname LIKE 'processed_files_ingestion_id_%' OR indexname LIKE '%path_key%') ORDER BY 1`,
       [db.schema],
     );
     expect(rows.map((row) => row.name)).toEqual([
-      "processed_files_ingestion_id_file_path_key_key",
+      "processed_files_file_path_key_ingestion_id_key",
       "processed_files_ingestion_id_status_id_idx",
     ]);
     expect(await getFile(db, ingestion.id, files[500]!.uri)).toMatchObject({ filePath: files[500]!.uri });

@@ -49,7 +49,7 @@ describe("state retention in Postgres", () => {
       source_cleanups: 0,
     });
     // The same listing again is no change; a new change is version 4.
-    expect(await register("e3", "ignore")).toEqual({ created: [], modified: [], refused: [] });
+    expect(await register("e3", "ignore")).toEqual({ created: [], modified: [], refused: [], known: [] });
     expect(await register("e4", "append")).toMatchObject({ modified: [{ id: file.id, version: 4 }] });
   });
 
@@ -76,7 +76,7 @@ describe("state retention in Postgres", () => {
       source_cleanups: 0,
     });
     expect((await fileHistory(db, file.id)).versions.map((v) => v.version)).toEqual([1]);
-    expect(await register("e2")).toEqual({ created: [], modified: [], refused: [] });
+    expect(await register("e2")).toEqual({ created: [], modified: [], refused: [], known: [] });
   });
 
   it("keeps a committed batch whose source objects the ingestion's cleanSource has yet to clean", async () => {

@@ -418,5 +418,5 @@ describe("registerFiles", () => {
 async function forceKeyCollisions(db: Database): Promise<void> {
   await db.pool.query(`CREATE OR REPLACE FUNCTION file_path_key(path TEXT) RETURNS UUID
     LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN pg_catalog.md5(pg_catalog.regexp_replace(path, '[0-9]', '', 'g'))::uuid`);
-  await db.pool.query("REINDEX INDEX processed_files_ingestion_id_file_path_key_key");
+  await db.pool.query("REINDEX INDEX processed_files_file_path_key_ingestion_id_key");
 }
