@@ -176,7 +176,7 @@ export async function getFilesByIds(
  * planner answer from the ingestion's (ingestion_id, status, id) range instead, hashing every path of it,
  * whenever its statistics say the ingestion is small: a new one, until the table is analyzed again (0.4-2 s
  * a look-up in a bulk submission, against 0.5 ms). Every look-up by path does the same
- * (register-files.ts, reconcile.ts; migration 20261208000000_path_key_first).
+ * (register-files.ts, reconcile.ts; migration 20261207000000_file_path_key).
  */
 const FILES_BY_PATHS_SQL = `SELECT f.* FROM unnest($2::text[]) AS wanted(path)
   CROSS JOIN LATERAL (SELECT ${FILE_COLUMNS} FROM processed_files

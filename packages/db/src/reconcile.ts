@@ -169,11 +169,18 @@ export async function resetFilesForRetry(
           : options.path !== undefined
             ? ["SUCCESS", "FAILED", "SKIPPED"]
             : ["FAILED"];
+  // Files named by path or id are reached by the key or primary key index alone: with the ingestion named
+  // plainly, stale statistics (a new ingestion) let the planner walk its whole (ingestion_id, status, id)
+  // range instead (see files.ts). All of an ingestion's FAILED files are that range.
+  const ofIngestion =
+    options.path !== undefined || options.fileIds !== undefined
+      ? "ingestion_id + 0 = $1"
+      : "ingestion_id = $1";
   return runOperation("resetFilesForRetry", async () => {
     const { rows } = await db.pool.query<FileRefRow>(
       `WITH target AS MATERIALIZED (
          SELECT id FROM processed_files
-         WHERE ingestion_id = $1 AND status = ANY($2::file_status[])
+         WHERE ${ofIngestion} AND status = ANY($2::file_status[])
            -- A path is found by its key alone (the unique index; \`ingestion_id + 0\`: see files.ts), then
            -- compared: a colliding path is not this file.
            AND ($3::text IS NULL OR id = (SELECT p.id FROM processed_files p

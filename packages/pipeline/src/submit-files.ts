@@ -32,8 +32,8 @@ const STAT_CONCURRENCY = 16;
 /** A file a submission accepted: registered by it, or known before. */
 export interface AcceptedFile extends FileRef {
   /**
-   * The file's status when it was known before this submission (unchanged since); undefined when this
-   * submission registered it (a new file or a new version).
+   * The file's status when it was known before this submission (unchanged by it), as of its registration
+   * step; undefined when this submission registered it (a new file or a new version).
    */
   knownStatus?: FileStatus;
 }
@@ -155,8 +155,16 @@ export async function submitFiles(
       // looked: read as they are now.
       const unanswered = listed.filter((file) => !answered.has(file.uri)).map((file) => file.uri);
       if (unanswered.length > 0) {
-        for (const file of (await getFilesByPaths(ctx.db, ingestion.id, unanswered)).values()) {
-          keep({ id: file.id, version: file.version, path: file.filePath, status: file.status });
+        const now = await getFilesByPaths(ctx.db, ingestion.id, unanswered);
+        for (const uri of unanswered) {
+          const file = now.get(uri);
+          if (file !== undefined) {
+            keep({ id: file.id, version: file.version, path: file.filePath, status: file.status });
+          } else {
+            // Its key was taken meanwhile by another path a concurrent caller registered (a collision):
+            // said, never left out of the answer.
+            refused.push({ path: wanted.get(uri)?.path ?? uri, reason: CONCURRENT_KEY_REASON });
+          }
         }
       }
     }
@@ -184,6 +192,11 @@ export async function submitFiles(
   );
   return { run: finished, accepted, refused, uris };
 }
+
+/** Why a path whose 128-bit key a different path took at the same moment is refused. */
+const CONCURRENT_KEY_REASON =
+  "its 128-bit path key (SHA-256 prefix) was taken at the same moment by a different path another caller " +
+  "registered, so the two cannot be told apart; rename the object and submit it again";
 
 /** An object to look up: the path as first given, and its key in the store (parsed once). */
 interface Wanted {
