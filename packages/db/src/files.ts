@@ -168,9 +168,9 @@ export async function getFilesByIds(
 }
 
 /**
- * One probe of the unique (file_path_key(file_path), ingestion_id) index per wanted path, by the key alone,
- * then the ingestion and the path compared: another path with the same key (a collision, refused when
- * registered) is not this file. Probed one by one: as `= ANY(…)`, a table not yet analyzed was read whole.
+ * One probe of the unique file_path_key(ingestion_id, file_path) index per wanted path, then the ingestion
+ * and the path compared: another path with the same key (a collision, refused when registered) is not this
+ * file. Probed one by one: as `= ANY(…)`, a table not yet analyzed was read whole.
  *
  * `ingestion_id + 0` keeps the ingestion out of the planner's choice of index. Named plainly, it lets the
  * planner answer from the ingestion's (ingestion_id, status, id) range instead, hashing every path of it,
@@ -180,7 +180,7 @@ export async function getFilesByIds(
  */
 const FILES_BY_PATHS_SQL = `SELECT f.* FROM unnest($2::text[]) AS wanted(path)
   CROSS JOIN LATERAL (SELECT ${FILE_COLUMNS} FROM processed_files
-                      WHERE file_path_key(file_path) = file_path_key(wanted.path)
+                      WHERE file_path_key(ingestion_id, file_path) = file_path_key($1::bigint, wanted.path)
                         AND ingestion_id + 0 = $1 AND file_path = wanted.path
                       LIMIT 1) f`;
 

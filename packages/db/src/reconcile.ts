@@ -184,7 +184,8 @@ export async function resetFilesForRetry(
            -- A path is found by its key alone (the unique index; \`ingestion_id + 0\`: see files.ts), then
            -- compared: a colliding path is not this file.
            AND ($3::text IS NULL OR id = (SELECT p.id FROM processed_files p
-                                          WHERE file_path_key(p.file_path) = file_path_key($3::text)
+                                          WHERE file_path_key(p.ingestion_id, p.file_path)
+                                                = file_path_key($1::bigint, $3::text)
                                             AND p.ingestion_id + 0 = $1 AND p.file_path = $3::text))
            AND ($4::bigint[] IS NULL OR id = ANY($4::bigint[]))
            AND ($5::text IS NULL OR error_type = $5::text)

@@ -32,36 +32,39 @@ export const SUPERSEDED = "SUPERSEDED";
  */
 const REGISTER_FILES_SQL = `
 WITH listed AS (
-  SELECT l.*, file_path_key(l.file_path) AS path_key
+  SELECT l.*, file_path_key($1::bigint, l.file_path) AS path_key
   FROM unnest($3::text[], $4::bigint[], $5::text[], $6::timestamptz[]) AS l(file_path, file_size, etag, modified_at)
 ),
 inserted AS (
   INSERT INTO processed_files (ingestion_id, file_path, file_size, etag, modified_at, run_id)
   SELECT $1, file_path, file_size, etag, modified_at, $2 FROM listed ORDER BY file_path
-  ON CONFLICT ((file_path_key(file_path)), ingestion_id) DO NOTHING
+  ON CONFLICT ((file_path_key(ingestion_id, file_path))) DO NOTHING
   RETURNING id, file_path, file_size, etag, modified_at
 ),
 inserted_versions AS (
   INSERT INTO file_versions (file_id, version, etag, file_size, modified_at, run_id)
   SELECT id, 1, etag, file_size, modified_at, $2 FROM inserted
 ),
--- The row holding each listed path's key, if any: the same path, or (a key collision) another one.
+-- The row holding each listed path's key, if any: the same path, or (a key collision) another one, of this
+-- ingestion or (as unlikely) another.
 known AS MATERIALIZED (
   SELECT l.file_path, l.file_size, l.etag, l.modified_at, pf.id, pf.version, pf.status, pf.etag AS known_etag,
-         pf.file_size AS known_size, pf.file_path AS known_path
+         pf.file_size AS known_size,
+         CASE WHEN pf.ingestion_id = $1 THEN pf.file_path ELSE NULL END AS known_path
   FROM listed l
   -- A probe of the unique index per listed path, whatever the statistics say: joined as a set, a table
-  -- not yet analyzed (the first minutes of a bulk load) was hashed whole for each page of 500 paths. By the
-  -- key alone: \`ingestion_id + 0\` keeps the ingestion's status index out of it (see files.ts).
+  -- not yet analyzed (the first minutes of a bulk load) was hashed whole for each page of 500 paths. The
+  -- ingestion is compared after (in known_path), not named to the planner (see files.ts).
   CROSS JOIN LATERAL (
-    SELECT p.id, p.version, p.status, p.etag, p.file_size, p.file_path FROM processed_files p
-    WHERE file_path_key(p.file_path) = l.path_key AND p.ingestion_id + 0 = $1 LIMIT 1
+    SELECT p.id, p.version, p.status, p.etag, p.file_size, p.file_path, p.ingestion_id FROM processed_files p
+    WHERE file_path_key(p.ingestion_id, p.file_path) = l.path_key LIMIT 1
   ) pf
 ),
 -- Paths whose key another path holds: tracked already, or earlier in this page (then inserted, or not,
 -- before this one, which the conflict skipped).
 collided AS (
-  SELECT file_path, known_path AS holder FROM known WHERE known_path <> file_path
+  -- (holder NULL: a path of another ingestion)
+  SELECT file_path, known_path AS holder FROM known WHERE known_path IS DISTINCT FROM file_path
   UNION ALL
   SELECT d.file_path, d.holder FROM (
     SELECT file_path, first_value(file_path) OVER (PARTITION BY path_key ORDER BY file_path) AS holder
@@ -194,7 +197,7 @@ export async function registerFiles(
           status: null;
         }
       | { kind: "known"; id: string; version: number; file_path: string; holder: null; status: FileStatus }
-      | { kind: "collided"; id: null; version: null; file_path: string; holder: string; status: null }
+      | { kind: "collided"; id: null; version: null; file_path: string; holder: string | null; status: null }
     >(REGISTER_FILES_SQL, [
       input.ingestionId,
       input.runId,
@@ -235,10 +238,15 @@ export interface KnownFile extends FileRef {
   status: FileStatus;
 }
 
-/** Why a path whose key `holder` holds is refused (see `file_path_key` in the migrations). */
-export function pathKeyCollision(holder: string): string {
+/**
+ * Why a path whose key `holder` holds is refused (see `file_path_key` in the migrations); null: a path of
+ * another ingestion holds it.
+ */
+export function pathKeyCollision(holder: string | null): string {
+  const whose =
+    holder === null ? "a path another ingestion tracks" : `${holder}, a different path this ingestion tracks`;
   return (
-    `its 128-bit path key (SHA-256 prefix) equals that of ${holder}, a different path this ingestion ` +
-    "tracks, so the two cannot be told apart; rename the object and submit it again"
+    `its 128-bit path key (SHA-256 prefix) equals that of ${whose}, so the two cannot be told apart; ` +
+    "rename the object and submit it again"
   );
 }

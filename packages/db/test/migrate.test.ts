@@ -172,7 +172,7 @@ describe("migrate", () => {
       [db.schema],
     );
     expect(rows.map((row) => row.name)).toEqual([
-      "processed_files_file_path_key_ingestion_id_key",
+      "processed_files_file_path_key_key",
       "processed_files_ingestion_id_status_id_idx",
     ]);
     expect(await getFile(db, ingestion.id, files[500]!.uri)).toMatchObject({ filePath: files[500]!.uri });

@@ -88,7 +88,7 @@ describe("look-ups by path", () => {
   });
 });
 
-const KEY_INDEX = "processed_files_file_path_key_ingestion_id_key";
+const KEY_INDEX = "processed_files_file_path_key_key";
 
 interface PlanNode {
   "Node Type": string;

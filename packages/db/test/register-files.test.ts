@@ -336,15 +336,15 @@ describe("registerFiles", () => {
     ).rejects.toThrow(/files\[0\]\.size: must be an integer ≥ 0/);
   });
 
-  it("keys a path by the first 16 bytes of the SHA-256 of its UTF-8 bytes, backslashes and all", async () => {
+  it("keys a path by the first 16 bytes of the SHA-256 of its ingestion and its UTF-8 bytes, backslashes and all", async () => {
     const db = await freshDatabase();
     const paths = ["s3://b/a.json", "s3://b/ü\\x41\\\\\\101€😀.json", "file:///C:\\landing\\a b.csv", ""];
     const { rows } = await db.pool.query<{ key: string }>(
-      "SELECT file_path_key(p)::text AS key FROM unnest($1::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n",
+      "SELECT file_path_key(42, p)::text AS key FROM unnest($1::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n",
       [paths],
     );
     const expected = paths.map((path) => {
-      const hex = createHash("sha256").update(path, "utf8").digest("hex").slice(0, 32);
+      const hex = createHash("sha256").update(`42/${path}`, "utf8").digest("hex").slice(0, 32);
       return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
     });
     expect(rows.map((row) => row.key)).toEqual(expected);
@@ -408,15 +408,46 @@ describe("registerFiles", () => {
     expect(result.refused).toEqual([{ path: c.uri, reason: pathKeyCollision(b.uri) }]);
     expect(await getFile(db, ingestion.id, c.uri)).toBeUndefined();
   });
+
+  it("refuses a path whose key a path of another ingestion holds, and finds neither as the other's", async () => {
+    const db = await freshDatabase();
+    const first = await newIngestion(db, { name: "first" });
+    const second = await newIngestion(db, { name: "second" });
+    await forceKeyCollisions(db, true);
+    const [a, b] = listing(1, 3) as [ListedFile, ListedFile];
+    const register = (owner: typeof first, files: ListedFile[]) =>
+      registerFiles(db, {
+        ingestionId: owner.ingestion.id,
+        runId: owner.run.id,
+        files,
+        modifiedPolicy: "append",
+        reportKnown: true,
+      });
+
+    expect((await register(first, [a])).created.map((file) => file.path)).toEqual([a.uri]);
+    // The same path, and another sharing its key: the first ingestion's file is neither's.
+    for (const path of [a, b]) {
+      expect(await register(second, [path])).toEqual({
+        created: [],
+        modified: [],
+        refused: [{ path: path.uri, reason: pathKeyCollision(null) }],
+        known: [],
+      });
+      expect(await getFile(db, second.ingestion.id, path.uri)).toBeUndefined();
+    }
+    expect(await getFile(db, first.ingestion.id, a.uri)).toMatchObject({ filePath: a.uri, version: 1 });
+  });
 });
 
 /**
  * Makes every path that differs only in its digits share a key in this test's schema (a SHA-256 prefix
- * collision cannot be found), so that the path comparisons behind the key are exercised. The index is
- * rebuilt (empty) so that every connection reads the new definition.
+ * collision cannot be found), so that the path comparisons behind the key are exercised; `acrossIngestions`:
+ * whatever their ingestion. The index is rebuilt (empty) so that every connection reads the new definition.
  */
-async function forceKeyCollisions(db: Database): Promise<void> {
-  await db.pool.query(`CREATE OR REPLACE FUNCTION file_path_key(path TEXT) RETURNS UUID
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN pg_catalog.md5(pg_catalog.regexp_replace(path, '[0-9]', '', 'g'))::uuid`);
-  await db.pool.query("REINDEX INDEX processed_files_file_path_key_ingestion_id_key");
+async function forceKeyCollisions(db: Database, acrossIngestions = false): Promise<void> {
+  const ingestion = acrossIngestions ? "" : "ingestion_id::text || '/' || ";
+  await db.pool.query(`CREATE OR REPLACE FUNCTION file_path_key(ingestion_id BIGINT, path TEXT) RETURNS UUID
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN pg_catalog.md5(${ingestion}pg_catalog.regexp_replace(path, '[0-9]', '', 'g'))::uuid`);
+  await db.pool.query("REINDEX INDEX processed_files_file_path_key_key");
 }

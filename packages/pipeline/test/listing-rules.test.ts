@@ -177,9 +177,11 @@ describe("path keys", () => {
   it("a path whose key a different path holds is refused with the reason, by discovery and by submission", async () => {
     const w = (world = await createWorld());
     // Paths that differ only in digits share a key in this schema (no SHA-256 prefix collision is known).
-    await w.db.pool.query(`CREATE OR REPLACE FUNCTION file_path_key(path TEXT) RETURNS UUID
-      LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN pg_catalog.md5(pg_catalog.regexp_replace(path, '[0-9]', '', 'g'))::uuid`);
-    await w.db.pool.query("REINDEX INDEX processed_files_file_path_key_ingestion_id_key");
+    await w.db.pool
+      .query(`CREATE OR REPLACE FUNCTION file_path_key(ingestion_id BIGINT, path TEXT) RETURNS UUID
+      LANGUAGE sql IMMUTABLE PARALLEL SAFE
+      RETURN pg_catalog.md5(ingestion_id::text || '/' || pg_catalog.regexp_replace(path, '[0-9]', '', 'g'))::uuid`);
+    await w.db.pool.query("REINDEX INDEX processed_files_file_path_key_key");
     const first = await w.file("day1.json", jsonRows(0, 1));
     const second = await w.file("day2.json", jsonRows(1, 1));
     const ingestion = await w.ingestion();
