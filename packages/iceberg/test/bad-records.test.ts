@@ -1,38 +1,11 @@
 import { randomUUID } from "node:crypto";
-import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { InvalidInputError } from "@lakeferry/core";
-import { SparkConnectClient } from "@lakeferry/spark-connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BadRecordsError, IcebergWriter, rejectedTableOf, type WriteBatch } from "../src/index.ts";
+import { describe, expect, it } from "vitest";
+import { BadRecordsError, rejectedTableOf, type WriteBatch } from "../src/index.ts";
 import { badRecordLimit, topLevelColumns } from "../src/bad-records.ts";
+import { file, newTable, spark, useSpark, writer } from "./helpers.ts";
 
-const remote = process.env.SPARK_REMOTE;
-if (!remote) throw new Error('SPARK_REMOTE is not set: eval "$(bash scripts/services.sh env)" first');
-
-let spark: SparkConnectClient;
-let writer: IcebergWriter;
-let dir: string;
-
-beforeAll(async () => {
-  spark = new SparkConnectClient({ remote });
-  writer = new IcebergWriter({ spark });
-  dir = await mkdtemp(join(tmpdir(), "lakeferry-bad-records-"));
-});
-
-afterAll(async () => {
-  await spark?.close();
-});
-
-const newTable = (): string => `lake.b_${randomUUID().replaceAll("-", "").slice(0, 16)}.events`;
-
-async function file(name: string, content: string): Promise<string> {
-  const path = join(dir, name);
-  await mkdir(join(path, ".."), { recursive: true });
-  await writeFile(path, content);
-  return `file://${path}`;
-}
+useSpark("bad-records", { tablePrefix: "b" });
 
 const batchOf = (table: string, files: string[], extra: Partial<WriteBatch> = {}): WriteBatch => ({
   batchId: randomUUID(),

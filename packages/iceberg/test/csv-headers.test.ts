@@ -3,40 +3,13 @@
  * each file's own header, in one write (real Spark).
  */
 import { randomUUID } from "node:crypto";
-import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { SparkConnectClient } from "@lakeferry/spark-connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ddlColumns, headerOrderedSchema, plainHeaderNames, widerCsvType } from "../src/batch-reader.ts";
-import { IcebergWriter, RefusedFilesError, SchemaChangeError, type WriteBatch } from "../src/index.ts";
+import { RefusedFilesError, SchemaChangeError, type WriteBatch } from "../src/index.ts";
+import { file, newTable, spark, useSpark, writer } from "./helpers.ts";
 
-const remote = process.env.SPARK_REMOTE;
-if (!remote) throw new Error('SPARK_REMOTE is not set: eval "$(bash scripts/services.sh env)" first');
-
-let spark: SparkConnectClient;
-let writer: IcebergWriter;
-let dir: string;
-
-beforeAll(async () => {
-  spark = new SparkConnectClient({ remote });
-  writer = new IcebergWriter({ spark });
-  dir = await mkdtemp(join(tmpdir(), "lakeferry-csv-headers-"));
-});
-
-afterAll(async () => {
-  await spark?.close();
-});
-
-const newTable = (): string => `lake.t_${randomUUID().replaceAll("-", "").slice(0, 16)}.events`;
-
-async function file(name: string, content: string | Buffer): Promise<string> {
-  const path = join(dir, name);
-  await mkdir(join(path, ".."), { recursive: true });
-  await writeFile(path, content);
-  return `file://${path}`;
-}
+useSpark("csv-headers");
 
 const csvBatch = (table: string, files: string[], extra: Partial<WriteBatch> = {}): WriteBatch => ({
   batchId: randomUUID(),

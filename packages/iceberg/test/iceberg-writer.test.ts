@@ -1,42 +1,16 @@
 import { randomUUID } from "node:crypto";
-import { mkdir, mkdtemp, readdir, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { InvalidInputError } from "@lakeferry/core";
 import { col, SparkConnectClient, SparkConnectError, type Row } from "@lakeferry/spark-connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { s3Fixture } from "../../storage/test/fixtures.ts";
 import { IcebergWriter, verbatimSparkPath, type WriteBatch } from "../src/index.ts";
 import { lookupVerbatim } from "../src/source-file-column.ts";
+import { dir, file, newTable, remote, spark, useSpark, writer } from "./helpers.ts";
 
-const remote = process.env.SPARK_REMOTE;
-if (!remote) throw new Error('SPARK_REMOTE is not set: eval "$(bash scripts/services.sh env)" first');
-
-let spark: SparkConnectClient;
-let writer: IcebergWriter;
-let dir: string;
-
-beforeAll(async () => {
-  spark = new SparkConnectClient({ remote });
-  writer = new IcebergWriter({ spark });
-  dir = await mkdtemp(join(tmpdir(), "lakeferry-iceberg-"));
-});
-
-afterAll(async () => {
-  await spark?.close();
-});
-
-/** A table of its own in a namespace of its own. */
-const newTable = (): string => `lake.t_${randomUUID().replaceAll("-", "").slice(0, 16)}.events`;
-
-/** Writes a file under this run's temp dir; returns its URI as a caller would have it (unencoded). */
-async function file(name: string, content: string): Promise<string> {
-  const path = join(dir, name);
-  await mkdir(join(path, ".."), { recursive: true });
-  await writeFile(path, content);
-  return `file://${path}`;
-}
+useSpark("iceberg");
 
 const jsonLines = (rows: object[]): string => rows.map((row) => JSON.stringify(row) + "\n").join("");
 
