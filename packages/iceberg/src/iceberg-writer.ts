@@ -367,7 +367,16 @@ export class IcebergWriter {
     const schema =
       policy !== undefined && declared !== undefined ? `${declared}, ${corrupt} STRING` : declared;
     // Every row as read; in a tolerant read (PERMISSIVE) a bad record has its text in the corrupt-record column.
-    const readAll = async (paths: string[]): Promise<DataFrame> => {
+    // Built once per set of paths: the rows and the census read the batch's files alike, and a CSV batch of
+    // several headers with inferred columns analyzes each header's files while it builds the read.
+    const reads = new Map<string, Promise<DataFrame>>();
+    const readAll = (paths: string[]): Promise<DataFrame> => {
+      const key = paths.join("\n");
+      let frame = reads.get(key);
+      if (frame === undefined) reads.set(key, (frame = buildReadAll(paths)));
+      return frame;
+    };
+    const buildReadAll = async (paths: string[]): Promise<DataFrame> => {
       const frame = await files.read(
         paths,
         schema,
