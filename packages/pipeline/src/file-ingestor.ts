@@ -304,6 +304,24 @@ export class FileIngestor {
   }
 
   /** Why this worker's access policy forbids reading a claimed local file, as its FAILED outcome. */
+  /**
+   * Why a claimed file is not written, if it is not. A refusal by the ingestion's settings is settled for
+   * good, so it is decided on settings read now rather than on the few seconds old cached ones: a limit
+   * raised right before `lakeferry retry` counts.
+   */
+  async #refusal(
+    ingestion: Ingestion,
+    claim: ClaimedFile,
+    sparkReadsZstd: boolean,
+  ): Promise<Outcome | undefined> {
+    if (refusalOf(ingestion, claim, sparkReadsZstd) !== undefined) {
+      const current = (await this.#ingestions.fresh(ingestion.id)) ?? ingestion;
+      const refusal = refusalOf(current, claim, sparkReadsZstd);
+      if (refusal !== undefined) return refusal;
+    }
+    return this.#accessRefusal(ingestion, claim);
+  }
+
   async #accessRefusal(ingestion: Ingestion, claim: ClaimedFile): Promise<Outcome | undefined> {
     if (this.#accessPolicy === undefined) return undefined;
     const refusal = await localFileRefusal(this.#accessPolicy, ingestion.sourceUri, claim.path);
@@ -360,8 +378,7 @@ export class FileIngestor {
       if (this.#faults.crashAfterClaim) crash(log.child({ batchId: null }), "after-claim");
       if (claim.previousBatchId !== null && (await this.#settleEarlierBatch(file, job))) return;
       const sparkReadsZstd = await this.#sparkReadsZstd(ingestion, [claim], log.child({ batchId: null }));
-      const refusal =
-        refusalOf(ingestion, claim, sparkReadsZstd) ?? (await this.#accessRefusal(ingestion, claim));
+      const refusal = await this.#refusal(ingestion, claim, sparkReadsZstd);
       if (refusal !== undefined) {
         await this.#refuse(file, refusal);
         if (refusal.status === "FAILED") {
@@ -588,7 +605,7 @@ export class FileIngestor {
         const refusal =
           claim.previousBatchId !== null || targetKey(file.target) !== key
             ? undefined
-            : (refusalOf(ingestion, claim, sparkReadsZstd) ?? (await this.#accessRefusal(ingestion, claim)));
+            : await this.#refusal(ingestion, claim, sparkReadsZstd);
         if (claim.previousBatchId !== null || targetKey(file.target) !== key) strays.push(file);
         else if (refusal !== undefined) refused.push([file, refusal]);
         else files.push(file);

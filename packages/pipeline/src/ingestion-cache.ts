@@ -16,9 +16,14 @@ export class IngestionCache {
 
   /** The ingestion, or undefined when it does not exist (any more). */
   get(id: number): Promise<Ingestion | undefined> {
-    const now = Date.now();
     const entry = this.#entries.get(id);
-    if (entry && now - entry.at < this.#ttlMs) return entry.value;
+    if (entry && Date.now() - entry.at < this.#ttlMs) return entry.value;
+    return this.fresh(id);
+  }
+
+  /** The ingestion read now (and kept for the next `get`s), for a decision that must not use old settings. */
+  fresh(id: number): Promise<Ingestion | undefined> {
+    const now = Date.now();
     const value = getIngestionById(this.#db, id);
     this.#entries.set(id, { at: now, value });
     // A failed read is not remembered.
